@@ -1,0 +1,425 @@
+"""Incremental VE.Direct text-protocol decoder.
+
+Feed it byte chunks of any size; it returns events (:class:`Block`,
+:class:`HexMessage`, :class:`Rejected`). The results do not depend on how the
+stream is chunked, and no byte sequence can make it raise.
+
+How it follows PROTOCOL.md:
+
+* A block is every text byte from the byte after the previous checksum byte up
+  to and including its own checksum byte; it is valid when they sum to 0 mod 256.
+* After ``Checksum\\t`` exactly one byte is taken, whatever its value.
+* A ``:`` anywhere else starts a HEX line, read up to ``\\n`` and left out of the
+  text checksum; the text state resumes after it.
+* On a framing or size error the rest of the block is skipped up to the next
+  ``Checksum\\t`` + byte (the only safe boundary) and reported once.
+* After a pause longer than ``gap_timeout`` inside a block, the partial block is
+  reported and the next byte is taken as the start of a new block.
+* A partial block at the very end of a stream is reported by :meth:`Decoder.finish`
+  as ``truncated`` (a reason of its own, not a protocol error).
+
+Two paths, one behaviour: clean blocks that sit whole in a chunk are matched by a
+single regular expression (the fast path); everything else goes through a
+token-level state machine. The fast path only accepts what the state machine
+would accept the same way; tests check both give identical events.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from vemonitor.vedirect.events import Block, Event, HexMessage, Rejected
+from vemonitor.vedirect.fields import VALUE_PATTERNS
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size caps; PROTOCOL.md documents label <= 8, value <= 32, 22 records, ~200 bytes.
+
+    The caps are set about twice the documented sizes so new firmware labels pass,
+    while noise is still cut off quickly.
+    """
+
+    label: int = 16
+    value: int = 48
+    records: int = 40
+    block: int = 1024
+    hex_line: int = 100
+    discard_run: int = 4096
+
+
+# Text states of the state machine.
+_CR, _LF, _LABEL, _VALUE, _CHECKSUM, _DISCARD, _DISCARD_CS = range(7)
+
+_CHECKSUM_LABEL = b"Checksum"
+_CHECKSUM_TAG = b"Checksum\t"
+_LABEL_RUN = re.compile(rb"[^\t:\r\n]*")
+_VALUE_RUN = re.compile(rb"[^\r\n:]*")
+_HEX_RUN = re.compile(rb"[^\n]*")
+_LABEL_OK = re.compile(rb"[A-Za-z0-9_#]+")
+_VALUE_OK = re.compile(rb"[\x20-\x7e]*")
+_HEX_OK = re.compile(rb"[0-9A-Fa-f](?:[0-9A-Fa-f]{2})+")
+
+
+def _fast_block_re(limits: Limits) -> re.Pattern[bytes]:
+    """Return the regex matching one clean block (records, then the checksum byte)."""
+    record = (
+        rb"\r\n(?!Checksum\t)[A-Za-z0-9_#]{1,%d}\t[\x20-\x39\x3b-\x7e]{0,%d}"
+        % (limits.label, limits.value)
+    )
+    return re.compile(rb"(?:%s)+\r\nChecksum\t." % record, re.DOTALL)
+
+
+_RECORDS_RE = re.compile(rb"\r\n([^\t]*)\t([^\r]*)")
+
+
+class Decoder:
+    """Turn a VE.Direct byte stream into Block / HexMessage / Rejected events."""
+
+    def __init__(self, *, gap_timeout: float = 0.5, limits: Limits | None = None,
+                 fast_path: bool = True) -> None:
+        self.limits = limits or Limits()
+        self.gap_timeout = gap_timeout
+        self._fast = _fast_block_re(self.limits) if fast_path else None
+        self._offset = 0  # absolute offset of the next byte to consume
+        self._last_time: float | None = None
+        self._hex: bytearray | None = None  # HEX line in progress
+        self._hex_start = 0
+        self._hex_return = _CR
+        self._tail = b""  # last text bytes while discarding, to find 'Checksum\t' across chunks
+        self._reset_block(_CR)
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def offset(self) -> int:
+        """Return the number of bytes fed so far."""
+        return self._offset
+
+    @property
+    def pending(self) -> int:
+        """Return how many bytes of an unfinished block or HEX line are held."""
+        held = self._offset - self._block_start if self._in_block() else 0
+        return held
+
+    def feed(self, data: bytes, now: float | None = None) -> list[Event]:
+        """Consume ``data`` (received at time ``now``, if known) and return the events it completes."""
+        events: list[Event] = []
+        if now is not None:
+            if (self._last_time is not None and now - self._last_time > self.gap_timeout
+                    and self._in_block()):
+                self._reject_partial(events, self._error_reason or "gap_timeout")
+            self._last_time = now
+        if data:
+            self._consume(bytes(data), events)
+        return events
+
+    def finish(self) -> list[Event]:
+        """Report a trailing partial block as ``truncated`` and reset (end of a file)."""
+        events: list[Event] = []
+        if self._in_block():
+            self._reject_partial(events, "truncated")
+        return events
+
+    # ------------------------------------------------------------------ internals
+    def _reset_block(self, state: int) -> None:
+        """Start a new block at the current offset in ``state``."""
+        self._state = state
+        self._block_start = self._offset
+        self._sum = 0
+        self._size = 0
+        self._label = b""
+        self._value = b""
+        self._records: list[tuple[bytes, bytes]] = []
+        self._error_reason: str | None = None
+        self._error_detail = ""
+        self._tail = b""
+
+    def _in_block(self) -> bool:
+        """Return True when bytes of an unfinished block or HEX line are held."""
+        return self._hex is not None or self._offset > self._block_start
+
+    def _reject_partial(self, events: list[Event], reason: str) -> None:
+        """Report the unfinished block (and HEX line) and restart at a block boundary."""
+        detail = self._error_detail if reason == self._error_reason else ""
+        events.append(Rejected(reason, self._block_start, self._offset, detail))
+        self._hex = None
+        self._reset_block(_CR)
+
+    def _fail(self, reason: str, detail: str) -> None:
+        """Record the block's first error and skip to its checksum."""
+        if self._error_reason is None:
+            self._error_reason = reason
+            self._error_detail = detail
+        self._state = _DISCARD
+
+    def _consume(self, data: bytes, events: list[Event]) -> None:
+        """Run the state machine over ``data``."""
+        base = self._offset
+        i = 0
+        n = len(data)
+        while i < n:
+            self._offset = base + i
+            if self._hex is not None:
+                i = self._on_hex(data, i, events)
+            elif self._state == _CR and self._size == 0 and self._fast is not None:
+                i = self._on_block_start(data, i, events)
+            else:
+                i = _HANDLERS[self._state](self, data, i, events)
+        self._offset = base + n
+
+    def _text(self, data: bytes, i: int, j: int) -> None:
+        """Account text bytes data[i:j] to the block checksum and size."""
+        self._sum += sum(data[i:j])
+        self._size += j - i
+
+    def _start_hex(self, i: int) -> int:
+        """Begin a HEX line at data[i] == ':'."""
+        self._hex = bytearray()
+        self._hex_start = self._offset
+        self._hex_return = self._state
+        return i + 1
+
+    def _on_hex(self, data: bytes, i: int, events: list[Event]) -> int:
+        """Collect a HEX line up to '\\n' (or the size cap)."""
+        assert self._hex is not None
+        # Never take more than cap + 1 bytes, so the cut falls at the same byte
+        # whatever the chunking.
+        limit = min(len(data), i + self.limits.hex_line + 1 - len(self._hex))
+        m = _HEX_RUN.match(data, i, limit)
+        j = m.end() if m else i
+        self._hex += data[i:j]
+        if len(self._hex) > self.limits.hex_line:
+            self._offset += j - i
+            events.append(Rejected("hex_oversize", self._hex_start, self._offset,
+                                   "no newline within %d bytes" % self.limits.hex_line))
+            self._hex = None
+            # The ':' was noise, not HEX: we are out of sync until the next checksum.
+            self._state = self._hex_return
+            if self._state == _CR and self._size == 0:
+                self._block_start = self._offset
+            self._fail("framing", "unterminated HEX line at offset %d" % self._hex_start)
+            return j
+        if j >= limit:
+            return j
+        if j >= len(data):
+            return j
+        raw = bytes(self._hex)
+        self._hex = None
+        events.append(HexMessage(raw, _hex_valid(raw), self._hex_start, self._offset + (j - i) + 1))
+        self._state = self._hex_return
+        if self._state == _CR and self._size == 0:
+            # A HEX line between blocks belongs to neither: the next block starts after it.
+            self._block_start = self._offset + (j - i) + 1
+        return j + 1
+
+    def _on_block_start(self, data: bytes, i: int, events: list[Event]) -> int:
+        """Try the fast path on a whole clean block; else fall back to the state machine."""
+        assert self._fast is not None
+        m = self._fast.match(data, i)
+        if m is not None:
+            end = m.end()
+            # The records end where '\r\nChecksum\t' + byte (12 bytes) begins.
+            records = _RECORDS_RE.findall(data, i, end - 12)
+            if end - i <= self.limits.block and len(records) <= self.limits.records:
+                self._sum = sum(data[i:end])
+                self._size = end - i
+                self._records = records
+                self._offset = self._offset + (end - i)
+                self._complete(events)
+                return end
+        return _on_cr(self, data, i, events)
+
+    def _complete(self, events: list[Event]) -> None:
+        """Judge the finished block (offset is just past its checksum byte) and emit it."""
+        reason, detail = self._error_reason, self._error_detail
+        if reason is None:
+            reason, detail = _judge(self._records, self._sum)
+        if reason is None:
+            fields = {label.decode("ascii"): value.decode("ascii") for label, value in self._records}
+            events.append(Block(fields, self._block_start, self._offset))
+        else:
+            events.append(Rejected(reason, self._block_start, self._offset, detail))
+        self._reset_block(_CR)
+
+
+def _judge(records: list[tuple[bytes, bytes]], total: int) -> tuple[str | None, str]:
+    """Return the reason a structurally complete block is invalid, or (None, '')."""
+    if not records:
+        return "empty", ""
+    if total & 0xFF:
+        return "checksum", "sum is 0x%02X" % (total & 0xFF)
+    seen: set[bytes] = set()
+    for label, value in records:
+        if _LABEL_OK.fullmatch(label) is None:
+            return "label_chars", "label %r" % label
+        if label in seen:
+            return "framing", "label %s twice" % label.decode("ascii")
+        seen.add(label)
+        if _VALUE_OK.fullmatch(value) is None:
+            return "value_chars", "value of %s: %r" % (label.decode("ascii"), value)
+        pattern = VALUE_PATTERNS.get(label)
+        if pattern is not None and pattern.fullmatch(value) is None:
+            return "bad_value", "%s=%s" % (label.decode("ascii"), value.decode("ascii"))
+    return None, ""
+
+
+def _hex_valid(raw: bytes) -> bool:
+    """Return True when a HEX line body is well formed and sums to 0x55."""
+    if _HEX_OK.fullmatch(raw) is None:
+        return False
+    total = int(raw[:1], 16) + sum(bytes.fromhex(raw[1:].decode("ascii")))
+    return total & 0xFF == 0x55
+
+
+# ----------------------------------------------------------------- state handlers
+# Each handler consumes bytes from data[i:] in state ``self._state`` and returns the
+# index of the first byte it did not consume. ``self._offset`` is base + i on entry.
+
+def _on_cr(self: Decoder, data: bytes, i: int, events: list[Event]) -> int:
+    """Expect the '\\r' that starts a record."""
+    byte = data[i]
+    if byte == 0x3A:  # ':'
+        return self._start_hex(i)
+    self._text(data, i, i + 1)
+    if byte == 0x0D:
+        self._state = _LF
+    else:
+        self._fail("framing", "expected '\\r' at offset %d, got 0x%02X" % (self._offset, byte))
+    return i + 1
+
+
+def _on_lf(self: Decoder, data: bytes, i: int, events: list[Event]) -> int:
+    """Expect the '\\n' after '\\r'."""
+    byte = data[i]
+    if byte == 0x3A:
+        return self._start_hex(i)
+    self._text(data, i, i + 1)
+    if byte == 0x0A:
+        self._state = _LABEL
+        self._label = b""
+    else:
+        self._fail("framing", "expected '\\n' at offset %d, got 0x%02X" % (self._offset, byte))
+    return i + 1
+
+
+def _on_label(self: Decoder, data: bytes, i: int, events: list[Event]) -> int:
+    """Collect label bytes up to '\\t'."""
+    m = _LABEL_RUN.match(data, i, min(len(data), i + self.limits.label + 1 - len(self._label)))
+    j = m.end() if m else i
+    if j > i:
+        self._text(data, i, j)
+        self._label += data[i:j]
+        if len(self._label) > self.limits.label:
+            self._fail("label_oversize", "label longer than %d bytes" % self.limits.label)
+            return j
+    if j >= len(data):
+        return j
+    byte = data[j]
+    if byte == 0x3A:
+        self._offset += j - i
+        return self._start_hex(j)
+    self._text(data, j, j + 1)
+    if byte == 0x09:
+        self._state = _CHECKSUM if self._label == _CHECKSUM_LABEL else _VALUE
+        self._value = b""
+    else:
+        self._fail("framing", "line break inside label at offset %d" % (self._offset + j - i))
+    return j + 1
+
+
+def _on_value(self: Decoder, data: bytes, i: int, events: list[Event]) -> int:
+    """Collect value bytes up to the '\\r' that starts the next record."""
+    m = _VALUE_RUN.match(data, i, min(len(data), i + self.limits.value + 1 - len(self._value)))
+    j = m.end() if m else i
+    if j > i:
+        self._text(data, i, j)
+        self._value += data[i:j]
+        if len(self._value) > self.limits.value:
+            self._fail("value_oversize", "value longer than %d bytes" % self.limits.value)
+            return j
+    if j >= len(data):
+        return j
+    byte = data[j]
+    if byte == 0x3A:
+        self._offset += j - i
+        return self._start_hex(j)
+    self._text(data, j, j + 1)
+    if byte == 0x0D:
+        self._records.append((self._label, self._value))
+        self._state = _LF
+        if len(self._records) > self.limits.records:
+            self._fail("too_many_records", "more than %d records" % self.limits.records)
+        elif self._size > self.limits.block:
+            self._fail("block_oversize", "no checksum within %d bytes" % self.limits.block)
+    else:
+        self._fail("framing", "'\\n' without '\\r' at offset %d" % (self._offset + j - i))
+    return j + 1
+
+
+def _on_checksum(self: Decoder, data: bytes, i: int, events: list[Event]) -> int:
+    """Take the checksum byte, whatever its value, and finish the block."""
+    self._text(data, i, i + 1)
+    self._offset += 1
+    self._complete(events)
+    return i + 1
+
+
+def _on_discard(self: Decoder, data: bytes, i: int, events: list[Event]) -> int:
+    """Skip text up to the next 'Checksum\\t' (HEX lines are still recognised)."""
+    room = self.limits.discard_run - self._size
+    limit = min(len(data), i + max(room, 0))
+    colon = data.find(b":", i, limit)
+    stop = colon if colon != -1 else limit
+    window = self._tail + data[i:stop]
+    k = window.find(_CHECKSUM_TAG)
+    if k != -1:
+        j = i + k + len(_CHECKSUM_TAG) - len(self._tail)
+        self._size += j - i
+        self._tail = b""
+        self._state = _DISCARD_CS
+        return j
+    self._size += stop - i
+    self._tail = window[-(len(_CHECKSUM_TAG) - 1):]
+    if self._size >= self.limits.discard_run:
+        # Pure noise: report it in bounded runs so memory and counters stay sane.
+        self._offset += stop - i
+        reason = self._error_reason or "block_oversize"
+        events.append(Rejected(reason, self._block_start, self._offset, self._error_detail))
+        self._reset_block(_DISCARD)
+        self._error_reason = "block_oversize"
+        return stop
+    if colon != -1:
+        self._offset += stop - i
+        return self._start_hex(stop)
+    return stop
+
+
+def _on_discard_cs(self: Decoder, data: bytes, i: int, events: list[Event]) -> int:
+    """Take the checksum byte of a skipped block and report the block."""
+    self._offset += 1
+    events.append(Rejected(self._error_reason or "framing", self._block_start, self._offset,
+                           self._error_detail))
+    self._reset_block(_CR)
+    return i + 1
+
+
+_HANDLERS = {
+    _CR: _on_cr,
+    _LF: _on_lf,
+    _LABEL: _on_label,
+    _VALUE: _on_value,
+    _CHECKSUM: _on_checksum,
+    _DISCARD: _on_discard,
+    _DISCARD_CS: _on_discard_cs,
+}
+
+
+def decode_bytes(data: bytes, chunk_size: int = 4096, *, fast_path: bool = True) -> list[Event]:
+    """Decode a whole byte string in chunks of ``chunk_size``, including the final flush."""
+    decoder = Decoder(fast_path=fast_path)
+    events: list[Event] = []
+    for start in range(0, len(data), max(chunk_size, 1)):
+        events.extend(decoder.feed(data[start:start + chunk_size]))
+    events.extend(decoder.finish())
+    return events

@@ -1,0 +1,274 @@
+"""The VE.Direct field table: one row per label, as data (PROTOCOL.md).
+
+Each :class:`FieldSpec` says how a raw wire value becomes a typed value in user
+units, and how Home Assistant should present it. Decoding is a table lookup;
+there is no per-field branch anywhere else in the code.
+
+Decisions written down here:
+
+* ``---`` (not available) decodes to ``None`` for every field.
+* Codes (CS, ERR, MPPT, MODE, MON) decode to :class:`Code`, an ``int`` that keeps
+  the raw code (what numeric sinks such as EmonCms store) and carries its name.
+* Bitmasks (AR, WARN, OR) decode to :class:`Flags`, an ``int`` with the names of
+  the bits set.
+* PID decodes to :class:`Code` with the product name; unknown ids pass through as
+  ``unknown 0x....``.
+* ``TTG = -1`` (infinite) is kept as -1 minutes, as the device sends it.
+* Unknown labels are kept as their raw strings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vemonitor.vedirect import tables
+
+Value = None | bool | int | float | str
+
+
+class Code(int):
+    """An integer code that also carries its human-readable name."""
+
+    name: str
+
+    def __new__(cls, code: int, name: str) -> Code:
+        obj = super().__new__(cls, code)
+        obj.name = name
+        return obj
+
+    def __repr__(self) -> str:
+        return f"Code({int(self)}, {self.name!r})"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Flags(int):
+    """A bitmask that also carries the names of the bits that are set."""
+
+    names: tuple[str, ...]
+
+    def __new__(cls, mask: int, names: tuple[str, ...]) -> Flags:
+        obj = super().__new__(cls, mask)
+        obj.names = names
+        return obj
+
+    def __repr__(self) -> str:
+        return f"Flags(0x{int(self):X}, {self.names!r})"
+
+    def __str__(self) -> str:
+        return ", ".join(self.names) if self.names else "none"
+
+
+# Wire patterns used by the decoder to reject blocks whose known fields do not parse.
+_INT = rb"-?[0-9]+|---"
+_HEXNUM = rb"0[xX][0-9A-Fa-f]+|---"
+_ONOFF = rb"ON|OFF|On|Off|on|off|---"
+_INT_OR_HEX = rb"-?[0-9]+|0[xX][0-9A-Fa-f]+|---"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """How one label is decoded and presented."""
+
+    label: str
+    description: str
+    kind: str  # a key of DECODERS
+    unit: str | None = None  # user unit after scaling
+    scale: float = 1.0  # user value = wire value * scale
+    ha_device_class: str | None = None
+    ha_state_class: str | None = None
+    codes: Mapping[int, str] | None = None  # for kind "code" and "flags"
+
+    @property
+    def wire_pattern(self) -> bytes | None:
+        """Return the regex a wire value must match, or None when any text is fine."""
+        return _WIRE_PATTERNS.get(self.kind)
+
+
+_WIRE_PATTERNS: dict[str, bytes] = {
+    "int": _INT,
+    "scaled": _INT,
+    "onoff": _ONOFF,
+    "code": _INT,
+    "flags": _INT_OR_HEX,
+    "pid": _HEXNUM,
+}
+
+_M = "measurement"
+_TI = "total_increasing"
+
+
+def _f(label: str, description: str, kind: str, unit: str | None = None, scale: float = 1.0,
+       dc: str | None = None, sc: str | None = None,
+       codes: Mapping[int, str] | None = None) -> FieldSpec:
+    """Build a FieldSpec row (short name keeps the table readable)."""
+    return FieldSpec(label, description, kind, unit, scale, dc, sc, codes)
+
+
+FIELDS: tuple[FieldSpec, ...] = (
+    _f("V", "Main (battery) voltage", "scaled", "V", 0.001, "voltage", _M),
+    _f("V2", "Channel 2 (battery) voltage", "scaled", "V", 0.001, "voltage", _M),
+    _f("V3", "Channel 3 (battery) voltage", "scaled", "V", 0.001, "voltage", _M),
+    _f("VS", "Auxiliary (starter) voltage", "scaled", "V", 0.001, "voltage", _M),
+    _f("VM", "Mid-point voltage of the battery bank", "scaled", "V", 0.001, "voltage", _M),
+    _f("DM", "Mid-point deviation of the battery bank", "scaled", "%", 0.1, None, _M),
+    _f("VPV", "Panel voltage", "scaled", "V", 0.001, "voltage", _M),
+    _f("PPV", "Panel power", "int", "W", 1, "power", _M),
+    _f("I", "Main (battery) current", "scaled", "A", 0.001, "current", _M),
+    _f("I2", "Channel 2 battery current", "scaled", "A", 0.001, "current", _M),
+    _f("I3", "Channel 3 battery current", "scaled", "A", 0.001, "current", _M),
+    _f("IL", "Load current", "scaled", "A", 0.001, "current", _M),
+    _f("LOAD", "Load output state", "onoff"),
+    _f("T", "Battery temperature", "int", "°C", 1, "temperature", _M),
+    _f("P", "Instantaneous power", "int", "W", 1, "power", _M),
+    _f("CE", "Consumed Amp Hours", "scaled", "Ah", 0.001, None, _M),
+    _f("SOC", "State-of-charge", "scaled", "%", 0.1, "battery", _M),
+    _f("TTG", "Time-to-go (-1 = infinite)", "int", "min", 1, "duration", _M),
+    _f("Alarm", "Alarm condition active", "onoff"),
+    _f("Relay", "Relay state", "onoff"),
+    _f("AR", "Alarm reason", "flags", codes=tables.ALARM_BITS),
+    _f("WARN", "Warning reason", "flags", codes=tables.ALARM_BITS),
+    _f("OR", "Off reason", "flags", codes=tables.OFF_REASON_BITS),
+    _f("H1", "Depth of the deepest discharge", "scaled", "Ah", 0.001, None, _M),
+    _f("H2", "Depth of the last discharge", "scaled", "Ah", 0.001, None, _M),
+    _f("H3", "Depth of the average discharge", "scaled", "Ah", 0.001, None, _M),
+    _f("H4", "Number of charge cycles", "int"),
+    _f("H5", "Number of full discharges", "int"),
+    _f("H6", "Cumulative Amp Hours drawn", "scaled", "Ah", 0.001, None, _M),
+    _f("H7", "Minimum main (battery) voltage", "scaled", "V", 0.001, "voltage", _M),
+    _f("H8", "Maximum main (battery) voltage", "scaled", "V", 0.001, "voltage", _M),
+    _f("H9", "Number of seconds since last full charge", "int", "s", 1, "duration", _M),
+    _f("H10", "Number of automatic synchronizations", "int"),
+    _f("H11", "Number of low main voltage alarms", "int"),
+    _f("H12", "Number of high main voltage alarms", "int"),
+    _f("H13", "Number of low auxiliary voltage alarms", "int"),
+    _f("H14", "Number of high auxiliary voltage alarms", "int"),
+    _f("H15", "Minimum auxiliary (battery) voltage", "scaled", "V", 0.001, "voltage", _M),
+    _f("H16", "Maximum auxiliary (battery) voltage", "scaled", "V", 0.001, "voltage", _M),
+    _f("H17", "Amount of discharged energy", "scaled", "kWh", 0.01, "energy", _TI),
+    _f("H18", "Amount of charged energy", "scaled", "kWh", 0.01, "energy", _TI),
+    _f("H19", "Yield total (user resettable counter)", "scaled", "kWh", 0.01, "energy", _TI),
+    _f("H20", "Yield today", "scaled", "kWh", 0.01, "energy", _TI),
+    _f("H21", "Maximum power today", "int", "W", 1, "power", _M),
+    _f("H22", "Yield yesterday", "scaled", "kWh", 0.01, "energy", _TI),
+    _f("H23", "Maximum power yesterday", "int", "W", 1, "power", _M),
+    _f("HSDS", "Day sequence number (0..364)", "int"),
+    _f("ERR", "Error code", "code", dc="enum", codes=tables.ERR),
+    _f("CS", "State of operation", "code", dc="enum", codes=tables.CS),
+    _f("MPPT", "Tracker operation mode", "code", dc="enum", codes=tables.MPPT),
+    _f("MODE", "Device mode", "code", dc="enum", codes=tables.MODE),
+    _f("MON", "DC monitor mode", "code", dc="enum", codes=tables.MON),
+    _f("AC_OUT_V", "AC output voltage", "scaled", "V", 0.01, "voltage", _M),
+    _f("AC_OUT_I", "AC output current", "scaled", "A", 0.1, "current", _M),
+    _f("AC_OUT_S", "AC output apparent power", "int", "VA", 1, "apparent_power", _M),
+    _f("DC_IN_V", "DC input voltage", "scaled", "V", 0.01, "voltage", _M),
+    _f("DC_IN_I", "DC input current", "scaled", "A", 0.1, "current", _M),
+    _f("DC_IN_P", "DC input power", "int", "W", 1, "power", _M),
+    _f("PID", "Product ID", "pid", codes=tables.PRODUCTS),
+    _f("FW", "Firmware version (16 bit)", "fw16"),
+    _f("FWE", "Firmware version (24 bit)", "fw24"),
+    _f("SER#", "Serial number", "text"),
+    _f("BMV", "Model description", "text"),
+    _f("HC#", "Hardware revision", "text"),
+)
+
+FIELD_BY_LABEL: dict[str, FieldSpec] = {spec.label: spec for spec in FIELDS}
+
+VALUE_PATTERNS: dict[bytes, re.Pattern[bytes]] = {
+    spec.label.encode("ascii"): re.compile(pattern)
+    for spec in FIELDS
+    if (pattern := spec.wire_pattern) is not None
+}
+
+
+# --------------------------------------------------------------------- decoders
+def _wire_int(raw: str) -> int:
+    """Parse a decimal or 0x-hex wire integer."""
+    return int(raw, 16) if raw[:2] in ("0x", "0X") else int(raw)
+
+
+def _scaled(spec: FieldSpec, raw: str) -> Value:
+    """Return the wire integer in user units, rounded to hide float noise."""
+    return round(int(raw) * spec.scale, 6)
+
+
+def _code(spec: FieldSpec, raw: str) -> Value:
+    """Return the code with its name (unknown codes are named 'unknown N')."""
+    code = int(raw)
+    return Code(code, (spec.codes or {}).get(code, f"unknown {code}"))
+
+
+def _flags(spec: FieldSpec, raw: str) -> Value:
+    """Return the bitmask with the names of its set bits."""
+    mask = _wire_int(raw)
+    table = spec.codes or {}
+    names = tuple(name for bit, name in sorted(table.items()) if mask & bit)
+    return Flags(mask, names)
+
+
+def _pid(spec: FieldSpec, raw: str) -> Value:
+    """Return the product id with the product name."""
+    pid = int(raw, 16)
+    return Code(pid, tables.PRODUCTS.get(pid, f"unknown 0x{pid:04X}"))
+
+
+def _fw16(spec: FieldSpec, raw: str) -> Value:
+    """Return FW ('0308', '156') as a version string ('3.08', '1.56')."""
+    digits = raw.lstrip("0") or "0"
+    if not digits.isdigit():
+        return raw
+    return f"{int(digits) // 100}.{int(digits) % 100:02d}"
+
+
+def _fw24(spec: FieldSpec, raw: str) -> Value:
+    """Return FWE ('316FF') as '3.16' (a release tag other than FF is appended)."""
+    text = raw.upper()
+    if len(text) < 3 or not all(c in "0123456789ABCDEF" for c in text):
+        return raw
+    version, tag = text[:-2], text[-2:]
+    base = _fw16(spec, version)
+    return base if tag == "FF" else f"{base}-{tag}"
+
+
+DECODERS: dict[str, Callable[[FieldSpec, str], Value]] = {
+    "int": lambda spec, raw: int(raw),
+    "scaled": _scaled,
+    "onoff": lambda spec, raw: raw.upper() == "ON",
+    "code": _code,
+    "flags": _flags,
+    "pid": _pid,
+    "fw16": _fw16,
+    "fw24": _fw24,
+    "text": lambda spec, raw: raw,
+}
+
+
+def decode_value(label: str, raw: str) -> Value:
+    """Return the typed value of one field in user units (raw string for unknown labels)."""
+    spec = FIELD_BY_LABEL.get(label)
+    if spec is None:
+        return raw
+    if raw == "---":
+        return None
+    try:
+        return DECODERS[spec.kind](spec, raw)
+    except ValueError:
+        # The decoder already rejects blocks whose numeric fields do not parse;
+        # this guards direct callers: keep the raw text rather than guess.
+        return raw
+
+
+def decode_fields(raw: Mapping[str, str]) -> dict[str, Value]:
+    """Return every field of a block or snapshot decoded with :func:`decode_value`."""
+    return {label: decode_value(label, value) for label, value in raw.items()}
+
+
+def jsonable(value: Any) -> Any:
+    """Return a JSON-friendly form: codes and flags become their integer."""
+    if isinstance(value, (Code, Flags)):
+        return int(value)
+    return value
