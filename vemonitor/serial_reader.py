@@ -1,0 +1,225 @@
+"""One reader thread per serial port: bytes -> decoder -> snapshots, surviving unplugs.
+
+How it reads: it waits in ``select`` until the port has data (an idle port costs
+no CPU), then reads everything waiting in one call, so intake is never capped
+and data never goes stale in the OS buffer. The buffer is drained at every
+(re)open, because what sat there was received while nobody was listening.
+
+How it survives: an I/O error or an unplug closes the port, marks the device
+unavailable and retries opening the same path with capped exponential backoff
+(a /dev/serial/by-id link or a simulator symlink may come back). No valid block
+for ``stale_after`` seconds also makes the device unavailable. Each state change
+is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import serial
+
+from vemonitor.clock import Clock, SystemClock
+from vemonitor.vedirect.decoder import Decoder
+from vemonitor.vedirect.events import Block, HexMessage, Rejected
+from vemonitor.vedirect.snapshot import Snapshot, SnapshotAssembler
+
+log = logging.getLogger(__name__)
+
+SERIAL_SETTINGS: dict[str, Any] = {
+    "baudrate": 19200, "bytesize": serial.EIGHTBITS, "parity": serial.PARITY_NONE,
+    "stopbits": serial.STOPBITS_ONE, "xonxoff": False, "rtscts": False, "dsrdtr": False,
+}
+READ_CHUNK = 4096
+POLL_SECONDS = 0.25  # how often a silent port is checked for staleness and stop requests
+
+
+@dataclass
+class DeviceStats:
+    """What one port's reader has seen (read by the summary and metrics)."""
+
+    bytes: int = 0
+    frames_ok: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    hex_ok: int = 0
+    hex_invalid: int = 0
+    snapshots: int = 0
+    reconnects: int = 0
+    last_frame_at: float | None = None
+
+    def count(self, events: list[Block | HexMessage | Rejected]) -> None:
+        """Add decoder events to the counters."""
+        for event in events:
+            if isinstance(event, Block):
+                self.frames_ok += 1
+            elif isinstance(event, Rejected):
+                self.rejected[event.reason] += 1
+            elif event.valid:
+                self.hex_ok += 1
+            else:
+                self.hex_invalid += 1
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff for reopening a port."""
+
+    first: float = 0.5
+    factor: float = 2.0
+    cap: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """Return the wait before reopen attempt number ``attempt`` (0-based)."""
+        return float(min(self.cap, self.first * self.factor ** attempt))
+
+
+SnapshotCallback = Callable[[str, Snapshot], None]
+
+
+class SerialReader:
+    """Read one port in a thread and publish snapshots to subscribers."""
+
+    def __init__(self, name: str, port: str, *, clock: Clock | None = None,
+                 stale_after: float = 3.0, backoff: Backoff | None = None,
+                 open_port: Callable[[str], serial.Serial] | None = None) -> None:
+        self.name = name
+        self.port = port
+        self.clock = clock or SystemClock()
+        self.stale_after = stale_after
+        self.backoff = backoff or Backoff()
+        self.stats = DeviceStats()
+        self.latest: Snapshot | None = None
+        self._open_port = open_port or _open_serial
+        self._subscribers: list[SnapshotCallback] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._available = False
+        self._last_valid = 0.0  # monotonic time of the last valid block
+
+    # ------------------------------------------------------------------ public API
+    def subscribe(self, callback: SnapshotCallback) -> None:
+        """Call ``callback(name, snapshot)`` for every new snapshot."""
+        self._subscribers.append(callback)
+
+    @property
+    def available(self) -> bool:
+        """Return True while valid blocks keep arriving."""
+        return self._available
+
+    def start(self) -> None:
+        """Start the reader thread."""
+        self._thread = threading.Thread(target=self._run, name=f"serial-{self.name}", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the thread and close the port (idempotent)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # ------------------------------------------------------------------ internals
+    def _run(self) -> None:
+        """Open, read until an error, back off, repeat until stopped."""
+        attempt = 0
+        opened_before = False
+        while not self._stop.is_set():
+            try:
+                port = self._open_port(self.port)
+            except (OSError, serial.SerialException) as err:
+                if attempt == 0:
+                    log.warning("%s: cannot open %s (%s); retrying", self.name, self.port,
+                                _reason(err))
+                self._set_available(False, "port closed")
+                self._stop.wait(self.backoff.delay(attempt))
+                attempt += 1
+                continue
+            if opened_before:
+                self.stats.reconnects += 1
+            opened_before = True
+            log.info("%s: reading %s", self.name, self.port)
+            attempt = 0
+            try:
+                self._read_port(port)
+            except (OSError, serial.SerialException) as err:
+                log.warning("%s: %s lost (%s); reconnecting", self.name, self.port, _reason(err))
+                self._set_available(False, "port lost")
+            finally:
+                _close_quietly(port)
+            # A lost port usually needs a moment to come back (USB re-enumeration).
+            self._stop.wait(self.backoff.first)
+
+    def _read_port(self, port: serial.Serial) -> None:
+        """Read chunks until stopped or an I/O error is raised."""
+        decoder = Decoder()
+        assembler = SnapshotAssembler()
+        port.reset_input_buffer()
+        fd = port.fileno()
+        self._last_valid = time.monotonic()
+        while not self._stop.is_set():
+            ready, _, _ = select.select([fd], [], [], POLL_SECONDS)
+            mono = time.monotonic()
+            if ready:
+                data = port.read(port.in_waiting or 1)
+                if not data:
+                    raise serial.SerialException("device disconnected")
+                self.stats.bytes += len(data)
+                events = decoder.feed(data, now=mono)
+            else:
+                events = decoder.feed(b"", now=mono)
+            self._handle(events, assembler, mono)
+            if mono - self._last_valid > self.stale_after:
+                self._set_available(False, f"no valid block for {self.stale_after:g} s")
+
+    def _handle(self, events: list[Block | HexMessage | Rejected], assembler: SnapshotAssembler,
+                mono: float) -> None:
+        """Count events, assemble snapshots and publish them."""
+        if not events:
+            return
+        self.stats.count(events)
+        if any(isinstance(event, Block) for event in events):
+            self._last_valid = mono
+            self.stats.last_frame_at = self.clock.now()
+            self._set_available(True, "")
+        for snapshot in assembler.feed(events, now=self.clock.now()):
+            self.stats.snapshots += 1
+            self.latest = snapshot
+            for callback in self._subscribers:
+                callback(self.name, snapshot)
+
+    def _set_available(self, available: bool, why: str) -> None:
+        """Record availability and log each change once."""
+        with self._lock:
+            if available == self._available:
+                return
+            self._available = available
+        if available:
+            log.info("%s: available", self.name)
+        else:
+            log.warning("%s: unavailable (%s)", self.name, why)
+
+
+def _open_serial(path: str) -> serial.Serial:
+    """Open ``path`` at 19200 8N1 with no flow control."""
+    return serial.Serial(path, timeout=0, exclusive=True, **SERIAL_SETTINGS)
+
+
+def _close_quietly(port: serial.Serial) -> None:
+    """Close a port that may already be broken."""
+    try:
+        port.close()
+    except (OSError, serial.SerialException):
+        pass
+
+
+def _reason(err: BaseException) -> str:
+    """Return a short reason for an I/O error."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err) or type(err).__name__
