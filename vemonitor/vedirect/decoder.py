@@ -27,6 +27,7 @@ would accept the same way; tests check both give identical events.
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 
 from vemonitor.vedirect.events import Block, Event, HexMessage, Rejected
@@ -71,7 +72,43 @@ def _fast_block_re(limits: Limits) -> re.Pattern[bytes]:
     return re.compile(rb"(?:%s)+\r\nChecksum\t." % record, re.DOTALL)
 
 
-_RECORDS_RE = re.compile(rb"\r\n([^\t]*)\t([^\r]*)")
+_CLEAN_VALUE = rb"[\x20-\x39\x3b-\x7e]"
+_VALUE_PATTERNS_STR = {label.decode(): re.compile(p.pattern.decode()) for label, p in
+                       VALUE_PATTERNS.items()}
+_SHAPE_CACHE = 8  # block layouts remembered per decoder (a BMV has 2, an MPPT 1 or 2)
+
+
+def _shape_re(labels: tuple[str, ...], limits: Limits) -> re.Pattern[str]:
+    """Return a regex for a clean block with exactly these labels, capturing each value.
+
+    It runs on the block decoded as latin-1 (every byte maps to one character).
+    """
+    clean = _CLEAN_VALUE.decode("ascii")
+    parts = []
+    for label in labels:
+        pattern = _VALUE_PATTERNS_STR.get(label)
+        # The lookahead keeps the generic value limits; the pattern checks the field.
+        value = (r"(?=%s{0,%d}\r)((?:%s))" % (clean, limits.value, pattern.pattern)
+                 if pattern is not None else r"(%s{0,%d})" % (clean, limits.value))
+        parts.append(r"\r\n" + re.escape(label) + r"\t" + value)
+    return re.compile("".join(parts) + r"\r\nChecksum\t.", re.DOTALL)
+
+
+def _values_ok(fields: dict[str, str]) -> bool:
+    """Return True when every known field's value matches its wire pattern."""
+    for label, value in fields.items():
+        pattern = _VALUE_PATTERNS_STR.get(label)
+        if pattern is not None and pattern.fullmatch(value) is None:
+            return False
+    return True
+
+
+def _block_sum(data: bytes, start: int, end: int) -> int:
+    """Return sum(data[start:end]) mod 256, via adler32 when it cannot wrap (<= 256 bytes)."""
+    if end - start <= 256:
+        # adler32's low half is 1 + the byte sum mod 65521; 256 bytes sum to < 65521.
+        return ((zlib.adler32(memoryview(data)[start:end]) & 0xFFFF) - 1) & 0xFF
+    return sum(data[start:end]) & 0xFF
 
 
 class Decoder:
@@ -88,6 +125,8 @@ class Decoder:
         self._hex_start = 0
         self._hex_return = _CR
         self._tail = b""  # last text bytes while discarding, to find 'Checksum\t' across chunks
+        self._stash = b""  # start of a block held back until it can be matched whole
+        self._shapes: list[tuple[tuple[str, ...], re.Pattern[str]]] = []  # layouts of valid blocks seen (fast path)
         self._reset_block(_CR)
 
     # ----------------------------------------------------------------- public API
@@ -108,6 +147,7 @@ class Decoder:
         if now is not None:
             if (self._last_time is not None and now - self._last_time > self.gap_timeout
                     and self._in_block()):
+                self._drain_stash(events)
                 self._reject_partial(events, self._error_reason or "gap_timeout")
             self._last_time = now
         if data:
@@ -117,6 +157,7 @@ class Decoder:
     def finish(self) -> list[Event]:
         """Report a trailing partial block as ``truncated`` and reset (end of a file)."""
         events: list[Event] = []
+        self._drain_stash(events)
         if self._in_block():
             self._reject_partial(events, "truncated")
         return events
@@ -153,20 +194,29 @@ class Decoder:
             self._error_detail = detail
         self._state = _DISCARD
 
-    def _consume(self, data: bytes, events: list[Event]) -> None:
-        """Run the state machine over ``data``."""
-        base = self._offset
+    def _consume(self, data: bytes, events: list[Event], fast: bool = True) -> None:
+        """Run the state machine over the held-back bytes plus ``data``."""
+        base = self._offset - len(self._stash)
+        if self._stash:
+            data = self._stash + data
+            self._stash = b""
         i = 0
         n = len(data)
+        use_fast = fast and self._fast is not None
         while i < n:
             self._offset = base + i
             if self._hex is not None:
                 i = self._on_hex(data, i, events)
-            elif self._state == _CR and self._size == 0 and self._fast is not None:
+            elif use_fast and self._state == _CR and self._size == 0:
                 i = self._on_block_start(data, i, events)
             else:
                 i = _HANDLERS[self._state](self, data, i, events)
         self._offset = base + n
+
+    def _drain_stash(self, events: list[Event]) -> None:
+        """Run held-back bytes through the state machine (before a gap or the end)."""
+        if self._stash:
+            self._consume(b"", events, fast=False)
 
     def _text(self, data: bytes, i: int, j: int) -> None:
         """Account text bytes data[i:j] to the block checksum and size."""
@@ -214,21 +264,64 @@ class Decoder:
         return j + 1
 
     def _on_block_start(self, data: bytes, i: int, events: list[Event]) -> int:
-        """Try the fast path on a whole clean block; else fall back to the state machine."""
+        """Match a whole clean block at once; hold back an incomplete one; else use the state machine.
+
+        This is only an accelerator: a block is taken here only when the state
+        machine would accept it too, and anything unusual (a HEX line, a bad
+        checksum, a bad value) is handed to the state machine from the same byte.
+        """
+        n = len(data)
+        base = self._offset - i
+        limit = self.limits.block
+        text: str | None = None
+        while i < n:
+            tag = data.find(b"\r\nChecksum\t", i, i + limit)
+            end = tag + 12
+            if tag == -1 or end > n:
+                # Incomplete so far: hold it back, unless it already needs the state machine.
+                if n - i < limit and data.find(b":", i, tag if tag != -1 else n) == -1:
+                    self._stash = data[i:]
+                    return n
+                break
+            if end - i > limit or _block_sum(data, i, end):
+                break
+            if text is None:
+                text = data.decode("latin-1")  # once per chunk; indexes stay the same
+            fields = self._known_shape_fields(text, i, end)
+            if fields is None:
+                fields = self._new_shape_fields(data, i, tag, end)
+                if fields is None:
+                    break
+            # The block state is untouched (still at a clean start): only move on.
+            events.append(Block(fields, self._block_start, base + end))
+            self._block_start = base + end
+            i = end
+        self._offset = base + i
+        return _on_cr(self, data, i, events) if i < n else n
+
+    def _known_shape_fields(self, text: str, i: int, end: int) -> dict[str, str] | None:
+        """Return the fields of text[i:end] if it matches a remembered layout, else None."""
+        for labels, shape in self._shapes:
+            match = shape.fullmatch(text, i, end)
+            if match is not None:
+                return dict(zip(labels, match.groups()))
+        return None
+
+    def _new_shape_fields(self, data: bytes, i: int, tag: int, end: int) -> dict[str, str] | None:
+        """Return the fields of a clean, valid block of a new layout (and learn it), else None."""
         assert self._fast is not None
-        m = self._fast.match(data, i)
-        if m is not None:
-            end = m.end()
-            # The records end where '\r\nChecksum\t' + byte (12 bytes) begins.
-            records = _RECORDS_RE.findall(data, i, end - 12)
-            if end - i <= self.limits.block and len(records) <= self.limits.records:
-                self._sum = sum(data[i:end])
-                self._size = end - i
-                self._records = records
-                self._offset = self._offset + (end - i)
-                self._complete(events)
-                return end
-        return _on_cr(self, data, i, events)
+        if self._fast.fullmatch(data, i, end) is None:
+            return None
+        # Clean block: labels and values hold no '\t' or '\r\n', so splitting is exact.
+        flat = data[i + 2:tag].decode("ascii").replace("\r\n", "\t").split("\t")
+        fields = dict(zip(flat[0::2], flat[1::2]))
+        if (len(fields) * 2 != len(flat) or len(fields) > self.limits.records
+                or not _values_ok(fields)):
+            return None
+        labels = tuple(fields)
+        self._shapes.insert(0, (labels, _shape_re(labels, self.limits)))
+        del self._shapes[_SHAPE_CACHE:]
+        return fields
 
     def _complete(self, events: list[Event]) -> None:
         """Judge the finished block (offset is just past its checksum byte) and emit it."""

@@ -1,0 +1,36 @@
+"""nox sessions: tests, lint, typecheck, bench (run `nox -l` to list)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (needs redis-server and mosquitto on PATH for the server tests)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Run ruff on the project."""
+    session.install("ruff")
+    session.run("ruff", "check", "vemonitor", "hw_sim", "integrations", "tests", "benchmarks")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Run mypy (strict) on the core package."""
+    session.install("-e", ".", "mypy", "types-requests")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks: decoder throughput against the PyPI peers, and the daemon's cost."""
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/bench_decoder.py", *session.posargs)
