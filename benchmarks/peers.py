@@ -42,10 +42,12 @@ the same frames as the real thing.  They are not used for timing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import tty
 from collections.abc import Callable
+from typing import Any
 
 # One 1-byte bytes object per value: what ser.read(1) returns, without paying
 # a slice per byte in the harness (the cheapest fair way to hand bytes over).
@@ -97,7 +99,7 @@ def run_vedirect_jmfife(data: bytes) -> int:
     return frames
 
 
-def _jmfife_parser(cls: type) -> object:
+def _jmfife_parser(cls: Any) -> Any:
     """A VEDirect with the parser state ``__init__`` sets, without opening a port."""
     ve = cls.__new__(cls)
     ve.emulate = ""
@@ -123,8 +125,10 @@ PEERS: dict[str, Callable[[bytes], int]] = {
 def available_peers() -> dict[str, Callable[[bytes], int] | str]:
     """Map peer name -> runner, or -> a reason string when the package is missing."""
     out: dict[str, Callable[[bytes], int] | str] = {}
-    for name, module in (("vedirect-m8", "vedirect_m8.vedirect"),
-                         ("vedirect-jmfife", "vedirect.vedirect")):
+    for name, module in (
+        ("vedirect-m8", "vedirect_m8.vedirect"),
+        ("vedirect-jmfife", "vedirect.vedirect"),
+    ):
         try:
             __import__(module)
         except Exception as exc:  # noqa: BLE001 - report any import problem
@@ -137,6 +141,7 @@ def available_peers() -> dict[str, Callable[[bytes], int] | str]:
 # --------------------------------------------------------------------------
 # Cross-checks through a pseudo-terminal, using the peers' own read loops.
 # --------------------------------------------------------------------------
+
 
 class _EndOfCapture(Exception):
     """Raised by the fake port once the writer is done and the pty is drained."""
@@ -158,9 +163,9 @@ class _PtyFeeder:
         view = memoryview(self._data)
         try:
             for i in range(0, len(view), self._chunk):
-                part = view[i:i + self._chunk]
+                part = view[i : i + self._chunk]
                 while part:
-                    part = part[os.write(self.master, part):]
+                    part = part[os.write(self.master, part) :]
         finally:
             self.done.set()
 
@@ -170,19 +175,17 @@ class _PtyFeeder:
     def close(self) -> None:
         self._thread.join(timeout=5)
         for fd in (self.master, self._slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
-def _eof_serial(path: str, feeder: _PtyFeeder) -> object:
+def _eof_serial(path: str, feeder: _PtyFeeder) -> Any:
     """A real pyserial port on ``path`` whose read raises once the capture is drained."""
     import serial
 
     class EofSerial(serial.Serial):  # type: ignore[misc]
         def read(self, size: int = 1) -> bytes:
-            got = super().read(size)
+            got = bytes(super().read(size))
             if not got and feeder.done.is_set():
                 raise _EndOfCapture
             return got

@@ -18,13 +18,16 @@ from vemonitor.vedirect.encoder import encode_block
 # Field order per device, copied from PROTOCOL.md (what real devices send).
 EXPECTED_ORDER = {
     "bmv700": [
-        "PID V I P CE SOC TTG Alarm Relay AR BMV FW".split(),
-        "H1 H2 H3 H4 H5 H6 H7 H8 H9 H10 H11 H12 H17 H18".split(),
+        ["PID", "V", "I", "P", "CE", "SOC", "TTG", "Alarm", "Relay", "AR", "BMV", "FW"],
+        ["H1", "H2", "H3", "H4", "H5", "H6", "H7", "H8", "H9", "H10", "H11", "H12", "H17", "H18"],
     ],
-    "mppt": ["PID FW SER# V I VPV PPV CS MPPT OR ERR LOAD IL H19 H20 H21 H22 H23 HSDS".split()],
+    "mppt": [
+        ["PID", "FW", "SER#", "V", "I", "VPV", "PPV", "CS", "MPPT", "OR", "ERR", "LOAD", "IL",
+         "H19", "H20", "H21", "H22", "H23", "HSDS"],
+    ],
     "mppt_fwe": [
-        "PID FWE SER# V I VPV PPV MPPT CS OR".split(),
-        "ERR LOAD Relay H19 H20 H21 H22 H23 HSDS".split(),
+        ["PID", "FWE", "SER#", "V", "I", "VPV", "PPV", "MPPT", "CS", "OR"],
+        ["ERR", "LOAD", "Relay", "H19", "H20", "H21", "H22", "H23", "HSDS"],
     ],
 }
 INT = r"-?\d+"

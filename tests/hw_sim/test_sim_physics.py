@@ -68,7 +68,7 @@ def test_h9_resets_at_full_charge_and_counts_seconds_otherwise() -> None:
 
 
 def test_charge_states_progress_bulk_absorption_float_then_off_at_night() -> None:
-    """Each day a charger goes Off -> Bulk -> Absorption -> Float as the battery fills, Off at night."""
+    """A charger goes Off -> Bulk -> Absorption -> Float as the battery fills, Off at night."""
     samples = run(make_world(soc=0.4), DAY)
     for name in ("mppt", "mppt_fwe"):
         states = [s[name].cs for _, s in samples]
