@@ -178,3 +178,13 @@ def test_offsets_are_absolute_across_feeds() -> None:
     assert isinstance(events[0], Block)
     assert (events[0].start, events[0].end) == (len(first), 2 * len(first))
     assert decoder.offset == 2 * len(first)
+
+
+def test_tight_limits_apply_equally_on_both_paths() -> None:
+    """With a value cap below the field patterns' lengths, both paths reject the same block."""
+    from vemonitor.vedirect import Limits
+    stream = encode_block([("PID", "0x203"), ("V", "1234567890")]) + encode_block(MAIN)
+    limits = Limits(value=8)
+    for fast in (True, False):
+        decoder = Decoder(limits=limits, fast_path=fast)
+        assert _kinds(decoder.feed(stream) + decoder.finish()) == ["value_oversize", "Block"]

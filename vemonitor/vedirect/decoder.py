@@ -31,7 +31,7 @@ import zlib
 from dataclasses import dataclass
 
 from vemonitor.vedirect.events import Block, Event, HexMessage, Rejected
-from vemonitor.vedirect.fields import VALUE_PATTERNS
+from vemonitor.vedirect.fields import MAX_PATTERN_LENGTH, VALUE_PATTERNS
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +87,12 @@ def _shape_re(labels: tuple[str, ...], limits: Limits) -> re.Pattern[str]:
     parts = []
     for label in labels:
         pattern = _VALUE_PATTERNS_STR.get(label)
-        # The lookahead keeps the generic value limits; the pattern checks the field.
-        value = (r"(?=%s{0,%d}\r)((?:%s))" % (clean, limits.value, pattern.pattern)
-                 if pattern is not None else r"(%s{0,%d})" % (clean, limits.value))
+        if pattern is None:
+            value = r"(%s{0,%d})" % (clean, limits.value)
+        elif limits.value >= MAX_PATTERN_LENGTH:
+            value = r"(%s)" % pattern.pattern  # the field pattern is already clean and short
+        else:  # tighter limits than the patterns: check the generic limit too
+            value = r"(?=%s{0,%d}\r)(%s)" % (clean, limits.value, pattern.pattern)
         parts.append(r"\r\n" + re.escape(label) + r"\t" + value)
     return re.compile("".join(parts) + r"\r\nChecksum\t.", re.DOTALL)
 
@@ -107,7 +110,7 @@ def _block_sum(data: bytes, start: int, end: int) -> int:
     """Return sum(data[start:end]) mod 256, via adler32 when it cannot wrap (<= 256 bytes)."""
     if end - start <= 256:
         # adler32's low half is 1 + the byte sum mod 65521; 256 bytes sum to < 65521.
-        return ((zlib.adler32(memoryview(data)[start:end]) & 0xFFFF) - 1) & 0xFF
+        return ((zlib.adler32(data[start:end]) & 0xFFFF) - 1) & 0xFF
     return sum(data[start:end]) & 0xFF
 
 

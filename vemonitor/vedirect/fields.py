@@ -64,10 +64,13 @@ class Flags(int):
 
 
 # Wire patterns used by the decoder to reject blocks whose known fields do not parse.
-_INT = rb"-?[0-9]+|---"
-_HEXNUM = rb"0[xX][0-9A-Fa-f]+|---"
-_ONOFF = rb"ON|OFF|On|Off|on|off|---"
-_INT_OR_HEX = rb"-?[0-9]+|0[xX][0-9A-Fa-f]+|---"
+# Lengths are bounded (no counter has 20 digits) so a pattern alone keeps a value
+# short and clean; MAX_PATTERN_LENGTH is the longest value any of them accepts.
+_INT = rb"(?:-?[0-9]{1,20}|---)"
+_HEXNUM = rb"(?:0[xX][0-9A-Fa-f]{1,16}|---)"
+_ONOFF = rb"(?:ON|OFF|On|Off|on|off|---)"
+_INT_OR_HEX = rb"(?:-?[0-9]{1,20}|0[xX][0-9A-Fa-f]{1,16}|---)"
+MAX_PATTERN_LENGTH = 21
 
 
 @dataclass(frozen=True, slots=True)
