@@ -94,7 +94,7 @@ class SerialReader:
         self.stale_after = stale_after
         self.backoff = backoff or Backoff()
         self.stats = DeviceStats()
-        self.latest: Snapshot | None = None
+        self.latest: Snapshot | None = None  # the newest complete snapshot
         self._open_port = open_port or _open_serial
         self._subscribers: list[SnapshotCallback] = []
         self._stop = threading.Event()
@@ -189,7 +189,9 @@ class SerialReader:
             self._set_available(True, "")
         for snapshot in assembler.feed(events, now=self.clock.now()):
             self.stats.snapshots += 1
-            self.latest = snapshot
+            # Rows come from complete cycles only: an incomplete one lacks fields.
+            if snapshot.complete:
+                self.latest = snapshot
             for callback in self._subscribers:
                 callback(self.name, snapshot)
 

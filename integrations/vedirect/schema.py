@@ -1,0 +1,76 @@
+"""Schemas of the VE.Direct connector (``appConnectors.serial.<name>``) and input items."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from vemonitor.config.schema import Connector, InputItem
+
+
+class TestType(Enum):
+    """How a serialTest recognises a device (the seed's two kinds)."""
+
+    value = "value"  # snapshot[key] == value
+    columns = "columns"  # the snapshot has every listed column
+
+
+@dataclass
+class SerialTest:
+    """One test a device must pass to be this connector's device."""
+
+    typeTest: TestType = TestType.value  # noqa: N815 (seed's name)
+    key: str | None = None
+    value: str | None = None
+    columns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VedirectConnector(Connector):
+    """A serial port given by path (``serialPort``) or found by scanning (``serialTest``).
+
+    Keys the seed documents but vemonitor does not need (``baud``, ``timeout``,
+    ``blockLengthInputs``, ``intervalDataSend``, ``delimiters``) are accepted so
+    the seed's files load; VE.Direct is always 19200 8N1.
+    """
+
+    serialPort: str | None = None  # noqa: N815
+    serialTest: dict[str, SerialTest] = field(default_factory=dict)  # noqa: N815
+    serialpath: str | None = None
+    scan_globs: list[str] = field(default_factory=list)
+    rescan_after: float = 15.0
+    baud: int = 19200
+    timeout: float = 10
+    blockLengthInputs: int | None = None  # noqa: N815
+    intervalDataSend: int | None = None  # noqa: N815
+    delimiters: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Check the connector can find its port (no I/O)."""
+        if not self.serialPort and not self.serialTest:
+            raise ValueError("needs serialPort or serialTest (or both)")
+        if self.baud != 19200:
+            raise ValueError(f"VE.Direct runs at 19200 baud, got baud={self.baud}")
+        for name, test in self.serialTest.items():
+            if test.typeTest is TestType.value and (not test.key or test.value is None):
+                raise ValueError(f"serialTest.{name}: a 'value' test needs key and value")
+            if test.typeTest is TestType.columns and not test.columns:
+                raise ValueError(f"serialTest.{name}: a 'columns' test needs columns")
+
+    def globs(self) -> list[str]:
+        """Return where to scan: scan_globs, else serialpath/*, else the defaults."""
+        if self.scan_globs:
+            return list(self.scan_globs)
+        if self.serialpath:
+            return [f"{self.serialpath.rstrip('/')}/*"]
+        return []
+
+    def tests(self) -> dict[str, dict[str, object]]:
+        """Return the tests as plain mappings for vemonitor.scan.matches."""
+        return {name: {"typeTest": t.typeTest.value, "key": t.key, "value": t.value,
+                       "columns": list(t.columns)} for name, t in self.serialTest.items()}
+
+
+@dataclass
+class VedirectInput(InputItem):
+    """An input reading columns of a VE.Direct device (``device`` is informational)."""

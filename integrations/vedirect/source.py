@@ -1,0 +1,128 @@
+"""The VE.Direct source: finds its port, runs a SerialReader, searches again if the device moves."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from integrations.vedirect.schema import VedirectConnector
+from vemonitor.registry import Context
+from vemonitor.serial_reader import SerialReader
+from vemonitor.vedirect.fields import Value
+
+log = logging.getLogger(__name__)
+
+RETRY_SCAN = 10.0  # seconds between searches while no matching device is found
+
+
+class VedirectSource:
+    """One serial connector: a fixed ``serialPort`` or a port found by ``serialTest``."""
+
+    def __init__(self, name: str, config: VedirectConnector, context: Context) -> None:
+        self.name = name
+        self.config = config
+        self.context = context
+        self.reader: SerialReader | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._supervisor: threading.Thread | None = None
+        self._reconnects = 0
+
+    # ------------------------------------------------------------------ contract
+    def start(self) -> None:
+        """Open the configured port, or scan for the device; keep searching in the background."""
+        path = self._initial_path()
+        if path is not None:
+            self._attach(path)
+        if self.config.serialTest or path is None:
+            self._supervisor = threading.Thread(target=self._supervise,
+                                                name=f"vedirect-{self.name}", daemon=True)
+            self._supervisor.start()
+
+    def close(self) -> None:
+        """Stop reading and release the port (idempotent)."""
+        self._stop.set()
+        if self._supervisor is not None:
+            self._supervisor.join(2.0)
+        with self._lock:
+            if self.reader is not None:
+                self.reader.close()
+        self.context.scanner.release(self.name)
+
+    def latest(self) -> tuple[dict[str, Value], float] | None:
+        """Return the newest complete snapshot's values and its receive time."""
+        reader = self.reader
+        snapshot = reader.latest if reader is not None else None
+        if snapshot is None or snapshot.received_at is None:
+            return None
+        return snapshot.values, snapshot.received_at
+
+    def stats(self) -> dict[str, Any]:
+        """Return the reader's counters for the summary and metrics."""
+        reader = self.reader
+        if reader is None:
+            return {"port": None, "available": False, "frames_ok": 0, "rejected": {}}
+        s = reader.stats
+        return {"port": reader.port, "available": reader.available, "frames_ok": s.frames_ok,
+                "rejected": dict(s.rejected), "hex_ok": s.hex_ok, "hex_invalid": s.hex_invalid,
+                "snapshots": s.snapshots, "bytes": s.bytes,
+                "reconnects": s.reconnects + self._reconnects, "last_frame_at": s.last_frame_at}
+
+    # ------------------------------------------------------------------ internals
+    def _initial_path(self) -> str | None:
+        """Return the fixed port, or the scanned one; None when nothing matches yet."""
+        if self.config.serialPort:
+            self.context.scanner.claim(self.name, self.config.serialPort)
+            return self.config.serialPort
+        return self._search(fresh=False)
+
+    def _search(self, fresh: bool) -> str | None:
+        found = self.context.scanner.find(self.name, self.config.tests(),
+                                          self.config.globs() or None, fresh=fresh)
+        if found is None:
+            return None
+        log.info("%s: found %s (SER# %s) on %s", self.name, found.describe().get("product"),
+                 found.describe().get("serial"), found.path)
+        return found.path
+
+    def _attach(self, path: str) -> None:
+        """Start reading ``path`` (replacing the current reader)."""
+        reader = SerialReader(self.name, path, clock=self.context.clock,
+                              stale_after=self.context.stale_after)
+        with self._lock:
+            old, self.reader = self.reader, reader
+        if old is not None:
+            old.close()
+            self._reconnects += 1
+        reader.start()
+
+    def _supervise(self) -> None:
+        """Search again when the device is missing or stays unavailable too long."""
+        unavailable_since: float | None = None
+        warned = False
+        while not self._stop.wait(1.0):
+            reader = self.reader
+            if reader is not None and reader.available:
+                unavailable_since = None
+                continue
+            now = time.monotonic()
+            unavailable_since = unavailable_since or now
+            waited = now - unavailable_since
+            if reader is not None and waited < self.config.rescan_after:
+                continue
+            if not self.config.serialTest:
+                continue  # a fixed port: the reader itself keeps reopening it
+            path = self._search(fresh=True)
+            if path is None:
+                if not warned:
+                    log.warning("%s: no device passing serialTest found; searching every %g s",
+                                self.name, RETRY_SCAN)
+                    warned = True
+                self._stop.wait(RETRY_SCAN)
+                continue
+            warned = False
+            unavailable_since = None
+            if reader is None or path != reader.port:
+                self._attach(path)

@@ -1,0 +1,285 @@
+"""The ``vemonitor`` command: Hydra composes the run; legacy command lines still work.
+
+* ``vemonitor`` runs the ``Demo`` block (simulated devices, local store).
+* ``vemonitor block=BatteryMonitor debug=true`` runs a shipped block.
+* ``vemonitor --block NAME --debug`` (the seed's command line) and
+  ``vemonitor block=NAME config_dir=DIR`` run a block of a legacy ``vm_conf.yaml``.
+* ``vemonitor -m block=BatteryMonitor duration=30 block.outputs.sqlite.store.cache_interval=1,5,10``
+  sweeps settings, one job after another, each printing its summary.
+* ``vemonitor scan`` lists serial ports and the device found on each;
+  ``vemonitor integrations`` lists the integrations found.
+
+Before Hydra runs a single job, the configuration is composed and validated once
+here, so a mistake is reported as one line (file, key path, what is wrong) with
+exit status 2, never as a traceback. ``--cfg job`` is answered here too, with
+secrets redacted.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra import compose, initialize_config_module
+from hydra.core.config_store import ConfigStore
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vemonitor.config.build import build_run, collect_secrets
+from vemonitor.config.errors import ConfigError
+from vemonitor.config.legacy import LegacyConfig, find_legacy_dir, load_legacy
+from vemonitor.config.schema import BlockConfig, VemonitorConfig
+from vemonitor.logsafe import redact_mapping
+from vemonitor.registry import Registry
+
+CONFIG_MODULE = "conf"
+CONFIG_NAME = "config"
+LEGACY_PREFIX = "legacy__"
+HYDRA_ONLY_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc",
+                    "--multirun", "-m")
+
+
+@dataclass
+class Prepared:
+    """The command line after legacy translation, and where each config section came from."""
+
+    argv: list[str]
+    origins: dict[str, str] = field(default_factory=dict)
+
+
+ORIGINS: dict[str, str] = {}  # read by the job function (same process)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the command line (``sys.argv`` by default); exit with its status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in SUBCOMMANDS:
+        sys.exit(SUBCOMMANDS[args[0]](args[1:]))
+    register_resolvers()
+    register_schema()
+    try:
+        prepared = prepare(args)
+        ORIGINS.clear()
+        ORIGINS.update(prepared.origins)
+        if _has_flag(prepared.argv, "--cfg", "-c"):
+            sys.exit(print_config(prepared))
+        if not any(flag in prepared.argv for flag in HYDRA_ONLY_FLAGS):
+            preflight(prepared)
+    except ConfigError as err:
+        print(f"vemonitor: config error: {err}", file=sys.stderr)
+        sys.exit(2)
+    from vemonitor.job import hydra_entry
+
+    sys.argv = [sys.argv[0], *prepared.argv]
+    hydra_entry()
+
+
+# ------------------------------------------------------------------- preparation
+def register_resolvers() -> None:
+    """Register the resolvers the shipped config uses (idempotent)."""
+    from vemonitor.config.build import default_state_dir
+
+    def state_dir(configured: str | None) -> str:
+        return str(Path(configured).expanduser()) if configured else str(default_state_dir())
+
+    def sim_dir() -> str:
+        import os
+        import tempfile
+        return os.path.join(tempfile.gettempdir(), f"vemonitor-sim-{os.getpid()}")
+
+    for name, func in (("vm_state_dir", state_dir), ("vm_sim_dir", sim_dir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, func)
+
+
+def register_schema() -> None:
+    """Register the primary schema in Hydra's ConfigStore."""
+    ConfigStore.instance().store(name="vemonitor_schema", node=VemonitorConfig)
+
+
+def shipped_blocks() -> list[str]:
+    """Return the names of the blocks shipped in conf/block."""
+    folder = resources.files(CONFIG_MODULE) / "block"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def prepare(args: list[str]) -> Prepared:
+    """Translate the seed's flags and register a legacy block if one is asked for."""
+    argv = _translate_legacy_flags(args)
+    block = _override_value(argv, "block")
+    config_dir = _override_value(argv, "config_dir")
+    shipped = shipped_blocks()
+    if block is None and config_dir is None:
+        return Prepared(argv, _shipped_origins("Demo"))
+    if block is not None and block in shipped and config_dir is None:
+        return Prepared(argv, _shipped_origins(block))
+    legacy_dir = find_legacy_dir(config_dir)
+    if config_dir is not None and legacy_dir is None:
+        raise ConfigError(f"no vm_conf.yaml in {config_dir}", key="config_dir")
+    legacy = load_legacy(legacy_dir) if legacy_dir is not None else None
+    return _use_legacy(argv, block, legacy, shipped)
+
+
+def _use_legacy(argv: list[str], block: str | None, legacy: LegacyConfig | None,
+                shipped: list[str]) -> Prepared:
+    """Register the legacy block as a config option and point the overrides at it."""
+    names = legacy.block_names() if legacy else []
+    if block is None:
+        if len(names) != 1:
+            raise ConfigError(f"choose a block with block=NAME (blocks: {', '.join(names)})",
+                              key="block")
+        block = names[0]
+    chosen = legacy.block(block) if legacy else None
+    if chosen is None or legacy is None:
+        available = ", ".join(shipped + [f"{n} (legacy)" for n in names])
+        raise ConfigError(f"unknown block '{block}' (available: {available})", key="block")
+    root = legacy.origins.get("appBlocks", str(legacy.directory / "vm_conf.yaml"))
+    _check_block_keys(chosen, root, names.index(block))
+    store = ConfigStore.instance()
+    store.store(group="block", name=LEGACY_PREFIX + block, node=chosen)
+    sections = {k: v for k, v in legacy.sections.items() if k in ("appConnectors", "batteryBanks")}
+    store.store(group="connectors", name="legacy", node=sections, package="_global_")
+    argv = [a for a in argv if not a.startswith(("block=", "config_dir=", "connectors="))]
+    argv += [f"block={LEGACY_PREFIX}{block}", "connectors=legacy"]
+    origins = {"block": root, "appConnectors": legacy.origins.get("appConnectors", root),
+               "batteryBanks": legacy.origins.get("batteryBanks", root)}
+    return Prepared(argv, origins)
+
+
+def _check_block_keys(block: dict[str, Any], file: str, index: int) -> None:
+    """Reject keys a block does not have, naming them (Hydra would print a traceback-ish error)."""
+    allowed = set(BlockConfig.__dataclass_fields__)
+    for key in block:
+        if key not in allowed:
+            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(allowed))})", file=file,
+                              key=f"appBlocks[{index}].{key}")
+
+
+def _shipped_origins(block: str) -> dict[str, str]:
+    return {"block": f"conf/block/{block}.yaml", "appConnectors": "conf/connectors/default.yaml"}
+
+
+def _translate_legacy_flags(args: list[str]) -> list[str]:
+    """Return args with ``--block X`` / ``--block=X`` / ``--debug`` as Hydra overrides."""
+    out: list[str] = []
+    items = iter(args)
+    for arg in items:
+        if arg == "--block":
+            value = next(items, None)
+            if value is None:
+                raise ConfigError("--block needs a block name", key="block")
+            out.append(f"block={value}")
+        elif arg.startswith("--block="):
+            out.append("block=" + arg.split("=", 1)[1])
+        elif arg == "--debug":
+            out.append("debug=true")
+        else:
+            out.append(arg)
+    return out
+
+
+def _override_value(argv: list[str], key: str) -> str | None:
+    for arg in argv:
+        for prefix in (f"{key}=", f"+{key}=", f"++{key}="):
+            if arg.startswith(prefix):
+                return arg[len(prefix):]
+    return None
+
+
+def _has_flag(argv: list[str], *flags: str) -> bool:
+    return any(arg in flags or arg.startswith(tuple(f + "=" for f in flags)) for arg in argv)
+
+
+def _overrides(argv: list[str]) -> list[str]:
+    """Return the key=value overrides of a command line (flags and their values removed)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-dir",
+                   "-cd", "--config-path", "-cp"):
+            skip = True
+            continue
+        if not arg.startswith("-"):
+            out.append(arg)
+    return out
+
+
+# ------------------------------------------------------------------ validation
+def compose_config(prepared: Prepared) -> Any:
+    """Compose the job config with Hydra's compose API, as one ConfigError on failure."""
+    try:
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+            return compose(CONFIG_NAME, overrides=_overrides(prepared.argv))
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
+        raise ConfigError(_one_line(err)) from err
+
+
+def resolved(cfg: Any) -> dict[str, Any]:
+    """Return the config as plain data with interpolations resolved, or a ConfigError."""
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        raise ConfigError(_one_line(err), key=key) from err
+    assert isinstance(container, dict)
+    return container
+
+
+def preflight(prepared: Prepared) -> None:
+    """Compose and validate once, so mistakes never reach Hydra's job runner."""
+    cfg = compose_config(prepared)
+    build_run(resolved(cfg), Registry().discover(), prepared.origins)
+
+
+def print_config(prepared: Prepared) -> int:
+    """Print the composed job config with every secret replaced by '***'."""
+    cfg = compose_config(prepared)
+    container = OmegaConf.to_container(cfg, resolve="--resolve" in prepared.argv)
+    assert isinstance(container, dict)
+    container.pop("hydra", None)
+    safe = redact_mapping(container, collect_secrets(container))
+    print(yaml.safe_dump(safe, sort_keys=False), end="")
+    return 0
+
+
+def _one_line(err: BaseException) -> str:
+    """Return the first meaningful line of a Hydra/OmegaConf error."""
+    text = str(err).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    first = lines[0]
+    if first.startswith("In ") and len(lines) > 1:
+        first = f"{first} {lines[1]}"
+    for line in lines[1:]:
+        if line.startswith("full_key:"):
+            first += f" ({line})"
+    return first
+
+
+# ------------------------------------------------------------------ subcommands
+def _scan(args: list[str]) -> int:
+    from vemonitor.commands import scan_command
+
+    return scan_command(args)
+
+
+def _integrations(args: list[str]) -> int:
+    from vemonitor.commands import integrations_command
+
+    return integrations_command(args)
+
+
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "scan": _scan,
+    "integrations": _integrations,
+}

@@ -1,0 +1,63 @@
+"""Subcommands that do not run a block: ``vemonitor scan`` and ``vemonitor integrations``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from vemonitor.registry import Registry
+from vemonitor.scan import DEFAULT_GLOBS, PROBE_TIMEOUT, candidate_ports, scan
+
+
+def scan_command(args: list[str]) -> int:
+    """List serial ports and the VE.Direct device found on each, or why none was."""
+    parser = argparse.ArgumentParser(prog="vemonitor scan",
+                                     description="Find VE.Direct devices on serial ports.")
+    parser.add_argument("--glob", action="append", dest="globs", metavar="PATTERN",
+                        help=f"ports to probe (repeatable; default: {' '.join(DEFAULT_GLOBS)})")
+    parser.add_argument("--sim-dir", help="also probe a simulator directory (ttyVE_*)")
+    parser.add_argument("--timeout", type=float, default=PROBE_TIMEOUT,
+                        help="seconds to listen on each port (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per port")
+    opts = parser.parse_args(args)
+    ports = candidate_ports(opts.globs or DEFAULT_GLOBS, opts.sim_dir)
+    if not ports:
+        print("no serial ports match " + " ".join(opts.globs or DEFAULT_GLOBS))
+        return 1
+    results = scan(ports, opts.timeout)
+    for result in results:
+        info = result.describe()
+        if opts.json:
+            print(json.dumps(info))
+        elif result.found:
+            print(f"{result.path}: {info['product']} (PID {info['pid']}, SER# "
+                  f"{info['serial'] or '-'}, firmware {info['firmware'] or '-'})")
+        else:
+            print(f"{result.path}: nothing found: {info['reason']}")
+    return 0 if any(r.found for r in results) else 1
+
+
+def integrations_command(args: list[str]) -> int:
+    """List the integrations found, their version and what they provide, and load failures."""
+    parser = argparse.ArgumentParser(prog="vemonitor integrations",
+                                     description="List the integrations vemonitor can use.")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    opts = parser.parse_args(args)
+    registry = Registry().discover()
+    errors = registry.load_all()
+    rows = [{"domain": m.domain, "name": m.name, "version": m.version,
+             "provides": list(m.provides), "origin": m.origin,
+             "error": errors.get(m.domain)} for m in registry.manifests.values()]
+    rows += [{"domain": name, "error": why} for name, why in errors.items()
+             if name not in registry.manifests]
+    if opts.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        if "name" in row:
+            state = f"FAILED: {row['error']}" if row["error"] else "ok"
+            print(f"{row['domain']:<12} {row['version']:<8} {','.join(row['provides']):<14} "
+                  f"{row['origin']}  {state}")
+        else:
+            print(f"{row['domain']:<12} FAILED: {row['error']}")
+    return 0

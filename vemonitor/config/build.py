@@ -1,0 +1,383 @@
+"""Validate a composed configuration into a typed, checked run specification.
+
+Input: the plain mapping Hydra composed (or a legacy set converted to the same
+shape) and, for error messages, the file each top-level section came from.
+Output: a :class:`RunSpec` whose every key was typed by its integration's schema
+and cross-checked (sources exist, names are unique, intervals in range...).
+Every problem is a :class:`ConfigError` naming the file and the key path.
+Validation does no I/O.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vemonitor.batteries import BatteryBank, load_bank
+from vemonitor.config.errors import ConfigError
+from vemonitor.config.schema import (
+    MAX_CACHE_INTERVAL,
+    MAX_INTERVAL,
+    MIN_INTERVAL,
+    InputItem,
+    MetricsConfig,
+    OutputItem,
+    SimulatorConfig,
+)
+from vemonitor.registry import IntegrationError, Registry
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    """One connector the block uses, typed by its integration's schema."""
+
+    domain: str
+    name: str
+    config: Any
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input item: which connector, how often, which columns, renamed how."""
+
+    domain: str
+    name: str
+    source: str
+    time_interval: float
+    columns: tuple[str, ...]
+    ref_cols: tuple[tuple[str, str], ...]
+    item: InputItem
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One output item: cadence, batch size, the columns of each input it sends."""
+
+    domain: str
+    name: str
+    source: str | None
+    time_interval: float
+    cache_interval: int
+    columns: Mapping[str, tuple[str, ...]]
+    ref_cols: tuple[tuple[str, str], ...]
+    item: OutputItem
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Run-level settings."""
+
+    debug: bool = False
+    duration: float | None = None
+    state_dir: Path = Path(".")
+    speed: float = 1.0
+    stale_after: float = 5.0
+    dry_run: bool = False
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything the engine needs, validated."""
+
+    block: str
+    app: str
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    connectors: Mapping[tuple[str, str], ConnectorSpec]
+    bank: BatteryBank | None
+    max_data_points: int
+    redis_cache: Mapping[str, Any] | None
+    runtime: Runtime
+    secrets: tuple[str, ...] = ()
+
+
+SECRET_KEYS = ("password", "apikey", "api_key", "auth", "token", "secret", "passwd")
+
+
+def default_state_dir() -> Path:
+    """Return $XDG_STATE_HOME/vemonitor, or ~/.local/state/vemonitor."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                            "state")
+    return Path(base) / "vemonitor"
+
+
+def build_run(cfg: Mapping[str, Any], registry: Registry,
+              origins: Mapping[str, str] | None = None) -> RunSpec:
+    """Return the validated run specification of a composed configuration."""
+    origins = origins or {}
+    block = cfg.get("block")
+    block_file = origins.get("block")
+    if not isinstance(block, Mapping):
+        raise ConfigError("no block selected (use block=NAME)", file=block_file, key="block")
+    name = block.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError("a block needs a name", file=block_file, key="block.name")
+    connectors_cfg = cfg.get("appConnectors") or {}
+    if not isinstance(connectors_cfg, Mapping):
+        raise ConfigError("must be a mapping of integration -> connectors",
+                          file=origins.get("appConnectors"), key="appConnectors")
+    checker = _Checker(registry, connectors_cfg, origins)
+    inputs = checker.inputs(block.get("inputs") or {})
+    outputs = checker.outputs(block.get("outputs") or {}, {i.name for i in inputs})
+    bank = _bank(block, cfg.get("batteryBanks"), origins)
+    redis_cache = checker.redis_cache(block.get("redis_cache"))
+    max_points = block.get("max_data_points", 3600)
+    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
+        raise ConfigError(f"must be an integer >= 1, got {max_points!r}", file=block_file,
+                          key="block.max_data_points")
+    return RunSpec(block=name, app=str(block.get("app", "")), inputs=inputs, outputs=outputs,
+                   connectors=checker.used, bank=bank, max_data_points=max_points,
+                   redis_cache=redis_cache, runtime=_runtime(cfg),
+                   secrets=tuple(sorted(collect_secrets(cfg))))
+
+
+def collect_secrets(node: Any) -> set[str]:
+    """Return every non-empty value stored under a secret-looking key (to redact them)."""
+    found: set[str] = set()
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if isinstance(value, (str, int)) and _is_secret_key(str(key)) and str(value):
+                found.add(str(value))
+            else:
+                found |= collect_secrets(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= collect_secrets(value)
+    return found
+
+
+def _is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in SECRET_KEYS)
+
+
+def _runtime(cfg: Mapping[str, Any]) -> Runtime:
+    """Return the run-level settings (already typed by Hydra's schema)."""
+    state_dir = cfg.get("state_dir")
+    metrics = cfg.get("metrics") or {}
+    sim = cfg.get("simulator") or {}
+    speed = float(cfg.get("speed", 1.0))
+    if speed <= 0:
+        raise ConfigError(f"must be > 0, got {speed:g}", key="speed")
+    duration = cfg.get("duration")
+    if duration is not None and float(duration) <= 0:
+        raise ConfigError(f"must be > 0 seconds, got {duration}", key="duration")
+    return Runtime(
+        debug=bool(cfg.get("debug", False)),
+        duration=None if duration is None else float(duration),
+        state_dir=Path(state_dir).expanduser() if state_dir else default_state_dir(),
+        speed=speed, stale_after=float(cfg.get("stale_after", 5.0)),
+        dry_run=bool(cfg.get("dry_run", False)),
+        metrics=MetricsConfig(port=metrics.get("port"), host=metrics.get("host", "127.0.0.1")),
+        simulator=SimulatorConfig(devices=list(sim.get("devices") or []), dir=sim.get("dir"),
+                                  faults=str(sim.get("faults") or "")))
+
+
+def _bank(block: Mapping[str, Any], banks: Any, origins: Mapping[str, str]) -> BatteryBank | None:
+    """Return the battery bank the block's args name, if any (the section is optional)."""
+    args = block.get("args") or {}
+    if not isinstance(args, Mapping):
+        raise ConfigError("must be a mapping", file=origins.get("block"), key="block.args")
+    bank_name = args.get("batteryBanks")
+    if not bank_name:
+        return None
+    return load_bank(banks, str(bank_name), origins.get("batteryBanks") or origins.get("block"))
+
+
+def _items(node: Any, key: str, file: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """Return (key path, item) pairs from a list of items or a mapping name -> item."""
+    if isinstance(node, list):
+        pairs = [(f"{key}[{i}]", item) for i, item in enumerate(node)]
+    elif isinstance(node, Mapping):
+        pairs = [(f"{key}.{name}", {"name": name, **item} if isinstance(item, Mapping) else item)
+                 for name, item in node.items()]
+    else:
+        raise ConfigError("must be a list of items or a mapping name -> item", file=file, key=key)
+    for path, item in pairs:
+        if not isinstance(item, Mapping):
+            raise ConfigError("must be a mapping", file=file, key=path)
+    return [(path, dict(item)) for path, item in pairs]
+
+
+def typed(schema: type, data: Mapping[str, Any], file: str | None, key: str) -> Any:
+    """Return ``data`` as an instance of the dataclass ``schema``, or a precise ConfigError."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), dict(data))
+        obj = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        sub = getattr(err, "full_key", "") or ""
+        msg = str(getattr(err, "msg", None) or err).splitlines()[0]
+        if msg.startswith("Key '") and "not in" in msg:
+            msg = f"unknown key (allowed: {', '.join(_fields(schema))})"
+        if "Missing mandatory value" in msg:
+            msg = "missing required value"
+        raise ConfigError(msg, file=file, key=f"{key}.{sub}" if sub else key) from err
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        try:
+            validate()
+        except ValueError as err:  # an integration's own cross-field rule
+            raise ConfigError(str(err), file=file, key=key) from err
+    return obj
+
+
+def _fields(schema: type) -> list[str]:
+    return list(getattr(schema, "__dataclass_fields__", {}))
+
+
+class _Checker:
+    """Cross-checks items against connectors and each other, remembering what is used."""
+
+    def __init__(self, registry: Registry, connectors: Mapping[str, Any],
+                 origins: Mapping[str, str]) -> None:
+        self.registry = registry
+        self.connectors = connectors
+        self.block_file = origins.get("block")
+        self.connectors_file = origins.get("appConnectors")
+        self.used: dict[tuple[str, str], ConnectorSpec] = {}
+
+    def inputs(self, node: Any) -> tuple[InputSpec, ...]:
+        specs: list[InputSpec] = []
+        for domain_key, items in self._domains(node, "block.inputs").items():
+            domain = self._integration(domain_key, "input", f"block.inputs.{domain_key}")
+            reg = self.registry.get(domain)
+            schema = reg.input_item or InputItem
+            for path, raw in _items(items, f"block.inputs.{domain_key}", self.block_file):
+                item = typed(schema, raw, self.block_file, path)
+                self._interval(item.time_interval, f"{path}.time_interval")
+                self.connector(domain, domain_key, item.source, f"{path}.source")
+                specs.append(InputSpec(domain, item.name, item.source, float(item.time_interval),
+                                       tuple(item.columns), self._ref_cols(item.ref_cols, path),
+                                       item))
+        self._unique([s.name for s in specs], "input", "block.inputs")
+        if not specs:
+            raise ConfigError("a block needs at least one input", file=self.block_file,
+                              key="block.inputs")
+        return tuple(specs)
+
+    def outputs(self, node: Any, input_names: set[str]) -> tuple[OutputSpec, ...]:
+        specs: list[OutputSpec] = []
+        for domain_key, items in self._domains(node, "block.outputs").items():
+            domain = self._integration(domain_key, "output", f"block.outputs.{domain_key}")
+            reg = self.registry.get(domain)
+            schema = reg.output_item or OutputItem
+            for index, (path, raw) in enumerate(
+                    _items(items, f"block.outputs.{domain_key}", self.block_file)):
+                raw.setdefault("name", f"{domain}_{index}" if index else domain)
+                item = typed(schema, raw, self.block_file, path)
+                self._interval(item.time_interval, f"{path}.time_interval")
+                if not 1 <= item.cache_interval <= MAX_CACHE_INTERVAL:
+                    raise ConfigError(f"must be between 1 and {MAX_CACHE_INTERVAL}, got "
+                                      f"{item.cache_interval}", file=self.block_file,
+                                      key=f"{path}.cache_interval")
+                if item.source is not None and reg.connector is not None:
+                    self.connector(domain, domain_key, item.source, f"{path}.source")
+                for input_name in item.columns:
+                    if input_name not in input_names:
+                        raise ConfigError(
+                            f"unknown input '{input_name}' (inputs: "
+                            f"{', '.join(sorted(input_names))})", file=self.block_file,
+                            key=f"{path}.columns.{input_name}")
+                columns = {k: tuple(v) for k, v in item.columns.items()}
+                specs.append(OutputSpec(domain, item.name, item.source,
+                                        float(item.time_interval), item.cache_interval, columns,
+                                        self._ref_cols(item.ref_cols, path), item))
+        self._unique([s.name for s in specs], "output", "block.outputs")
+        return tuple(specs)
+
+    def redis_cache(self, node: Any) -> Mapping[str, Any] | None:
+        if node is None:
+            return None
+        if not isinstance(node, Mapping) or "source" not in node:
+            raise ConfigError("must be a mapping with 'source' and 'max_data_points'",
+                              file=self.block_file, key="block.redis_cache")
+        self._integration("redis", "cache", "block.redis_cache")
+        self.connector("redis", "redis", str(node["source"]), "block.redis_cache.source")
+        points = node.get("max_data_points", 120)
+        if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+            raise ConfigError(f"must be an integer >= 1, got {points!r}", file=self.block_file,
+                              key="block.redis_cache.max_data_points")
+        return dict(node)
+
+    def connector(self, domain: str, domain_key: str, name: str, key: str) -> ConnectorSpec:
+        """Return (and remember) the connector ``name`` of ``domain``, typed."""
+        if (domain, name) in self.used:
+            return self.used[(domain, name)]
+        group_key, group = self._connector_group(domain, domain_key)
+        if name not in group:
+            available = ", ".join(sorted(map(str, group))) or "none"
+            raise ConfigError(f"unknown source '{name}' (appConnectors.{group_key}: {available})",
+                              file=self.block_file, key=key)
+        reg = self.registry.get(domain)
+        raw = group[name]
+        path = f"appConnectors.{group_key}.{name}"
+        if not isinstance(raw, Mapping):
+            raise ConfigError("must be a mapping", file=self.connectors_file, key=path)
+        config = typed(reg.connector, raw, self.connectors_file, path) if reg.connector else raw
+        if not getattr(config, "active", True):
+            raise ConfigError(f"connector '{name}' is used but not active", file=self.block_file,
+                              key=key)
+        spec = ConnectorSpec(domain, name, config)
+        self.used[(domain, name)] = spec
+        return spec
+
+    def _connector_group(self, domain: str, domain_key: str) -> tuple[str, Mapping[str, Any]]:
+        """Return the appConnectors section of a domain (found by its name or an alias)."""
+        names = [domain_key, domain, *self.registry.manifests[domain].aliases]
+        for group_key in dict.fromkeys(names):
+            group = self.connectors.get(group_key)
+            if group is not None:
+                if not isinstance(group, Mapping):
+                    raise ConfigError("must be a mapping of connector name -> settings",
+                                      file=self.connectors_file, key=f"appConnectors.{group_key}")
+                return group_key, group
+        return domain, {}
+
+    def _domains(self, node: Any, key: str) -> Mapping[str, Any]:
+        if not isinstance(node, Mapping):
+            raise ConfigError("must be a mapping of integration -> items", file=self.block_file,
+                              key=key)
+        return node
+
+    def _integration(self, domain_key: str, role: str, key: str) -> str:
+        """Return the integration domain for a key, checking it provides ``role``."""
+        domain = self.registry.canonical(domain_key)
+        try:
+            reg = self.registry.get(domain)
+        except IntegrationError as err:
+            raise ConfigError(str(err), file=self.block_file, key=key) from err
+        if role not in reg.manifest.provides:
+            raise ConfigError(f"integration '{domain}' provides no {role} "
+                              f"(it provides: {', '.join(reg.manifest.provides)})",
+                              file=self.block_file, key=key)
+        return domain
+
+    def _interval(self, value: float, key: str) -> None:
+        if not MIN_INTERVAL <= value <= MAX_INTERVAL:
+            raise ConfigError(f"must be between {MIN_INTERVAL} and {MAX_INTERVAL} seconds, got "
+                              f"{value:g}", file=self.block_file, key=key)
+
+    def _unique(self, names: list[str], what: str, key: str) -> None:
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise ConfigError(f"duplicate {what} name '{name}'", file=self.block_file,
+                                  key=key)
+            seen.add(name)
+
+    def _ref_cols(self, pairs: list[list[str]], path: str) -> tuple[tuple[str, str], ...]:
+        out: list[tuple[str, str]] = []
+        for index, pair in enumerate(pairs):
+            if len(pair) != 2 or not all(isinstance(p, str) and p for p in pair):
+                raise ConfigError("each ref_cols entry must be [standard_name, column]",
+                                  file=self.block_file, key=f"{path}.ref_cols[{index}]")
+            out.append((pair[0], pair[1]))
+        return tuple(out)

@@ -1,0 +1,141 @@
+"""One vemonitor job, as Hydra runs it: validate, start the simulator if asked, run the engine.
+
+Shutdown work is done in our own try/finally (Ctrl-C skips Hydra's callbacks):
+SIGINT and SIGTERM stop the inputs, outputs flush what they gathered, the summary
+is printed and written to ``summary.json`` in the state directory (and in the
+job's output directory in a multirun), and the exit status is 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from vemonitor import logsafe
+from vemonitor.clock import Clock, ScaledClock, SystemClock
+from vemonitor.config.build import RunSpec, build_run
+from vemonitor.config.errors import ConfigError
+from vemonitor.registry import IntegrationError, Registry
+
+log = logging.getLogger("vemonitor")
+
+
+@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="config")
+def hydra_entry(cfg: DictConfig) -> None:
+    """Hydra's entry point: run one job and exit non-zero on a config error."""
+    from vemonitor.cli import ORIGINS, resolved
+
+    try:
+        container = resolved(cfg)
+        registry = Registry().discover()
+        spec = build_run(container, registry, ORIGINS)
+    except (ConfigError, IntegrationError) as err:
+        print(f"vemonitor: config error: {err}", file=sys.stderr)
+        sys.exit(2)
+    summary = run(spec, registry)
+    print_summary(summary)
+    write_summary(summary, spec.runtime.state_dir, _job_dir())
+
+
+def run(spec: RunSpec, registry: Registry) -> dict[str, Any]:
+    """Run a validated spec to its end; return the summary."""
+    from vemonitor.engine import Engine
+
+    logsafe.install(spec.secrets)
+    if spec.runtime.debug:
+        logging.getLogger().setLevel(logging.DEBUG)
+    spec.runtime.state_dir.mkdir(parents=True, exist_ok=True)
+    clock: Clock = (ScaledClock(SystemClock(), spec.runtime.speed) if spec.runtime.speed != 1
+                    else SystemClock())
+    with simulator(spec, clock) as sim_dir:
+        engine = Engine(spec, registry, clock, sim_dir)
+        log.info("block %s: %d inputs, %d outputs", spec.block, len(spec.inputs),
+                 len(spec.outputs))
+        with _stop_on_signals(engine.stop):
+            engine.run(spec.runtime.duration)
+        return engine.summary()
+
+
+@contextlib.contextmanager
+def simulator(spec: RunSpec, clock: Clock) -> Iterator[str | None]:
+    """Start the configured hw_sim devices in-process (sharing the engine's clock)."""
+    sim = spec.runtime.simulator
+    if not sim.devices:
+        yield None
+        return
+    from hw_sim import Simulator
+    from hw_sim.faults import parse_faults
+
+    directory = sim.dir or str(spec.runtime.state_dir / "sim")
+    try:
+        faults = parse_faults(sim.faults) if sim.faults else None
+    except ValueError as err:
+        raise SystemExit(f"vemonitor: config error: simulator.faults: {err}") from err
+    with Simulator(sim.devices, directory, clock=clock, faults=faults) as running:
+        log.info("simulator: %s", ", ".join(f"{d.name} on {d.path}" for d in running))
+        yield directory
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: Any) -> Iterator[None]:
+    """Call ``stop()`` on SIGINT/SIGTERM while the block runs; restore handlers after."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: Any) -> None:
+        log.info("stopping (%s)", signal.Signals(signum).name)
+        stop()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _job_dir() -> Path | None:
+    """Return the job's output directory in a multirun (None for a single run)."""
+    try:
+        config = HydraConfig.get()
+    except ValueError:
+        return None
+    if config.mode is None or config.mode.name != "MULTIRUN":
+        return None
+    return Path(config.runtime.output_dir)
+
+
+def write_summary(summary: dict[str, Any], state_dir: Path, job_dir: Path | None) -> None:
+    """Write summary.json to the state directory (and the multirun job's directory)."""
+    text = json.dumps(summary, indent=2, sort_keys=True)
+    for folder in (state_dir, job_dir):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "summary.json").write_text(text + "\n", encoding="utf-8")
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """Print the exit summary: rows per input, frames per device, batches per output."""
+    lines = [f"summary of block {summary['block']} ({summary['seconds']:g} s):"]
+    for name, item in summary["inputs"].items():
+        lines.append(f"  input  {name}: {item['rows']} rows, {item['missed']} missed"
+                     + (f", dropped {item['dropped']}" if item["dropped"] else ""))
+    for name, item in summary["devices"].items():
+        rejected = item.get("rejected") or {}
+        lines.append(f"  device {name}: {item.get('frames_ok', 0)} frames ok, "
+                     f"{sum(rejected.values())} rejected {rejected or ''}".rstrip()
+                     + f", {item.get('reconnects', 0)} reconnects")
+    for name, item in summary["outputs"].items():
+        lines.append(f"  output {name}: {item['batches']} batches, {item['points']} points, "
+                     f"{item['errors']} errors, {item['writes_per_hour']:g} writes/hour")
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,101 @@
+"""Middlewares: pure steps ``values -> values`` applied to each row, dropping by raising.
+
+A step receives the row's values (a fresh dict it may return changed) and
+raises :class:`DropRow` to drop the row; the engine counts drops by reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vemonitor.batteries import BatteryBank
+from vemonitor.model import DropRow
+from vemonitor.vedirect.fields import Value
+
+Values = dict[str, Value]
+Step = Callable[[Values], Values]
+
+# Physical limits in user units: a value outside means a garbage reading (a corrupted
+# block that passed the weak checksum), never a real state of an off-grid system.
+BOUNDS: Mapping[str, tuple[float, float]] = {
+    "V": (0.0, 100.0), "V2": (0.0, 100.0), "V3": (0.0, 100.0), "VS": (0.0, 100.0),
+    "VM": (0.0, 100.0), "VPV": (0.0, 500.0), "I": (-10000.0, 10000.0),
+    "IL": (-1000.0, 1000.0), "P": (-100000.0, 100000.0), "PPV": (0.0, 100000.0),
+    "SOC": (0.0, 100.0), "T": (-60.0, 150.0), "CE": (-1000000.0, 0.0),
+    "H19": (0.0, 10000000.0), "H20": (0.0, 100000.0), "H22": (0.0, 100000.0),
+    "AC_OUT_V": (0.0, 400.0), "DC_IN_V": (0.0, 200.0),
+}
+
+
+def rename(ref_cols: Sequence[tuple[str, str]]) -> Step:
+    """Return a step renaming device columns to standard names (the seed's ref_cols).
+
+    ``ref_cols`` pairs are ``[standard_name, column]``; pairs whose column is not in
+    the row are ignored (the seed's samples list sensors a row may not carry).
+    """
+    mapping = {column: standard for standard, column in ref_cols}
+
+    def step(values: Values) -> Values:
+        return {mapping.get(key, key): value for key, value in values.items()}
+
+    return step
+
+
+def bounds(limits: Mapping[str, tuple[float, float]] = BOUNDS) -> Step:
+    """Return a step dropping rows with a value outside its physical limits."""
+
+    def step(values: Values) -> Values:
+        for key, value in values.items():
+            limit = limits.get(key)
+            if limit is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            if not limit[0] <= value <= limit[1]:
+                raise DropRow(f"out_of_bounds:{key}")
+        return values
+
+    return step
+
+
+@dataclass(frozen=True)
+class BankStep:
+    """Add the battery bank's per-cell voltage (and its nominal figures when asked for)."""
+
+    bank: BatteryBank
+    voltage_column: str = "V"
+    figures: tuple[str, ...] = ()
+
+    def __call__(self, values: Values) -> Values:
+        voltage = values.get(self.voltage_column)
+        out = dict(values)
+        if isinstance(voltage, (int, float)) and not isinstance(voltage, bool):
+            out["cell_voltage"] = round(voltage / self.bank.cells_in_series, 4)
+        nominal = self.bank.figures()
+        for name in self.figures:
+            out[name] = nominal[name]
+        return out
+
+
+def bank_step(bank: BatteryBank, columns: Sequence[str]) -> Step:
+    """Return the battery-bank step; nominal figures are added only if listed in columns."""
+    wanted = tuple(name for name in bank.figures() if name in columns)
+    return BankStep(bank, figures=wanted)
+
+
+def chain(steps: Sequence[Step]) -> Step:
+    """Return one step running ``steps`` in order."""
+
+    def step(values: Values) -> Values:
+        for each in steps:
+            values = each(values)
+        return values
+
+    return step
+
+
+def project(values: Mapping[str, Any], columns: Sequence[str]) -> Values:
+    """Return the listed columns present in ``values`` (all of them when none are listed)."""
+    if not columns:
+        return dict(values)
+    return {column: values[column] for column in columns if column in values}

@@ -1,0 +1,225 @@
+"""Find integrations (built-in folders and pip packages) and hold what they register.
+
+An integration is a package with a ``manifest.json`` and a small
+``setup(registry, manifest)`` that registers its schemas and worker factories.
+Built-in ones live in the top-level ``integrations`` package; external ones are
+pip packages exposing the entry-point group ``vemonitor.integrations`` (the entry
+point names the package). Manifests are read for every integration (cheap JSON);
+``setup`` runs only for the domains a configuration uses, so a broken
+integration only matters when it is used, and then it is named in the error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata, resources
+from types import ModuleType
+from typing import Any, Protocol
+
+from vemonitor.clock import Clock
+from vemonitor.config.schema import Connector, InputItem, OutputItem
+from vemonitor.model import Batch
+from vemonitor.scan import Scanner
+from vemonitor.vedirect.fields import Value
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "vemonitor.integrations"
+BUILTIN_PACKAGE = "integrations"
+PROVIDES = ("input", "output", "cache")
+
+
+class IntegrationError(Exception):
+    """An integration is missing, broken, or misused; the message names it."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The plain data of ``manifest.json``."""
+
+    domain: str
+    name: str
+    version: str
+    provides: tuple[str, ...]
+    iot_class: str = "local_polling"
+    requirements: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    origin: str = "built-in"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], origin: str) -> Manifest:
+        """Build a manifest from JSON data, naming the integration in any error."""
+        try:
+            provides = tuple(data["provides"])
+            unknown = [p for p in provides if p not in PROVIDES]
+            if unknown:
+                raise ValueError(f"unknown 'provides' {unknown}, expected {list(PROVIDES)}")
+            return cls(domain=str(data["domain"]), name=str(data["name"]),
+                       version=str(data["version"]), provides=provides,
+                       iot_class=str(data.get("iot_class", "local_polling")),
+                       requirements=tuple(data.get("requirements", ())),
+                       aliases=tuple(data.get("aliases", ())), origin=origin)
+        except (KeyError, TypeError, ValueError) as err:
+            raise IntegrationError(f"{origin}: invalid manifest.json ({err})") from err
+
+
+# ----------------------------------------------------------------- worker contracts
+class Source(Protocol):
+    """An input connection shared by every input item that names it.
+
+    ``latest()`` returns the newest values and their clock time, or None when
+    there is nothing yet or the device is unavailable. Validation does no I/O:
+    ``start()`` connects; ``close()`` is idempotent.
+    """
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def latest(self) -> tuple[dict[str, Value], float] | None: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+class Sink(Protocol):
+    """An output connection: ``write(batch)`` succeeds or raises; ``close()`` is idempotent."""
+
+    def start(self) -> None: ...
+
+    def write(self, batch: Batch) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Context:
+    """What workers may use: the clock, the state directory, the simulator's directory."""
+
+    clock: Clock
+    state_dir: str
+    debug: bool = False
+    stale_after: float = 5.0
+    sim_dir: str | None = None
+    scanner: Scanner = field(default_factory=Scanner)
+
+
+SourceFactory = Callable[[str, Any, Context], Source]
+SinkFactory = Callable[[OutputItem, Any, Context], Sink]
+
+
+@dataclass
+class Registration:
+    """What one integration registered."""
+
+    manifest: Manifest
+    connector: type[Connector] | None = None
+    input_item: type[InputItem] | None = None
+    output_item: type[OutputItem] | None = None
+    source_factory: SourceFactory | None = None
+    sink_factory: SinkFactory | None = None
+
+
+class Registry:
+    """Integrations found, and the schemas and factories of those set up."""
+
+    def __init__(self) -> None:
+        self.manifests: dict[str, Manifest] = {}
+        self.failed: dict[str, str] = {}  # name -> why it could not be found or loaded
+        self._modules: dict[str, Callable[[], ModuleType]] = {}
+        self._aliases: dict[str, str] = {}
+        self._registered: dict[str, Registration] = {}
+
+    # ------------------------------------------------------------- discovery
+    def discover(self) -> Registry:
+        """Read the manifests of built-in integrations and of installed entry points."""
+        self._discover_builtin()
+        self._discover_entry_points()
+        return self
+
+    def _discover_builtin(self) -> None:
+        root = resources.files(BUILTIN_PACKAGE)
+        for folder in sorted(root.iterdir(), key=lambda p: p.name):
+            manifest_file = folder / "manifest.json"
+            if not manifest_file.is_file():
+                continue
+            module = f"{BUILTIN_PACKAGE}.{folder.name}"
+            self._add_manifest(manifest_file.read_text(), f"built-in {module}", module)
+
+    def _discover_entry_points(self) -> None:
+        for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            origin = f"package {entry.dist.name if entry.dist else '?'} ({entry.value})"
+            try:
+                text = (resources.files(entry.value) / "manifest.json").read_text()
+            except (ModuleNotFoundError, FileNotFoundError, TypeError, ImportError) as err:
+                self.failed[entry.name] = f"{origin}: no manifest.json ({err})"
+                continue
+            self._add_manifest(text, origin, entry.value)
+
+    def _add_manifest(self, text: str, origin: str, module: str) -> None:
+        try:
+            manifest = Manifest.from_dict(json.loads(text), origin)
+        except (IntegrationError, json.JSONDecodeError) as err:
+            self.failed[module] = str(err)
+            return
+        if manifest.domain in self.manifests:
+            first = self.manifests[manifest.domain].origin
+            self.failed[module] = f"{origin}: domain '{manifest.domain}' already provided by {first}"
+            return
+        self.manifests[manifest.domain] = manifest
+        self._modules[manifest.domain] = lambda: importlib.import_module(module)
+        for alias in manifest.aliases:
+            self._aliases[alias] = manifest.domain
+
+    # ------------------------------------------------------------- registration
+    def register(self, domain: str, *, connector: type[Connector] | None = None,
+                 input_item: type[InputItem] | None = None,
+                 output_item: type[OutputItem] | None = None,
+                 source_factory: SourceFactory | None = None,
+                 sink_factory: SinkFactory | None = None) -> None:
+        """Record an integration's schemas and worker factories (called from its setup)."""
+        self._registered[domain] = Registration(
+            self.manifests[domain], connector, input_item, output_item, source_factory,
+            sink_factory)
+
+    def canonical(self, domain: str) -> str:
+        """Return the domain for a name or a legacy alias (``serial`` -> ``vedirect``)."""
+        return self._aliases.get(domain, domain)
+
+    def known(self) -> list[str]:
+        """Return the domains found, sorted."""
+        return sorted(self.manifests)
+
+    def get(self, domain: str) -> Registration:
+        """Return an integration's registration, running its setup on first use."""
+        domain = self.canonical(domain)
+        if domain in self._registered:
+            return self._registered[domain]
+        if domain not in self.manifests:
+            known = ", ".join(self.known()) or "none"
+            raise IntegrationError(f"unknown integration '{domain}' (available: {known})")
+        try:
+            module = self._modules[domain]()
+            module.setup(self, self.manifests[domain])
+        except Exception as err:  # an integration's own bug must not take the others down
+            raise IntegrationError(
+                f"integration '{domain}' ({self.manifests[domain].origin}) failed to load: "
+                f"{type(err).__name__}: {err}") from err
+        if domain not in self._registered:
+            raise IntegrationError(f"integration '{domain}' did not register itself in setup()")
+        return self._registered[domain]
+
+    def load_all(self) -> dict[str, str]:
+        """Set up every integration found; return domain -> error for those that failed."""
+        errors = dict(self.failed)
+        for domain in self.known():
+            try:
+                self.get(domain)
+            except IntegrationError as err:
+                errors[domain] = str(err)
+        return errors
