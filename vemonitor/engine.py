@@ -37,7 +37,7 @@ from vemonitor.clock import Clock
 from vemonitor.config.build import InputSpec, OutputSpec, RunSpec
 from vemonitor.middlewares import Step, bank_step, bounds, chain, project, rename
 from vemonitor.model import Batch, DropRow, Row
-from vemonitor.registry import Context, Registry, Sink, Source
+from vemonitor.registry import Cache, Context, IntegrationError, Registry, Sink, Source
 from vemonitor.vedirect.fields import jsonable
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def first_tick(now: float, interval: float) -> float:
 class InputWorker:
     """Makes one row per tick from its source's latest snapshot."""
 
-    def __init__(self, spec: InputSpec, source: Source, steps: Step, cache: DataCache,
+    def __init__(self, spec: InputSpec, source: Source, steps: Step, cache: Cache,
                  stale_after: float) -> None:
         self.spec = spec
         self.source = source
@@ -130,7 +130,7 @@ class InputWorker:
 class OutputWorker:
     """Gathers rows at its ticks and hands a batch to its sender every cache_interval ticks."""
 
-    def __init__(self, spec: OutputSpec, sink: Sink, cache: DataCache, inputs: list[str]) -> None:
+    def __init__(self, spec: OutputSpec, sink: Sink, cache: Cache, inputs: list[str]) -> None:
         self.spec = spec
         self.sink = sink
         self.cache = cache
@@ -204,9 +204,9 @@ class Engine:
         self.spec = spec
         self.clock = clock
         self.context = Context(clock=clock, state_dir=str(spec.runtime.state_dir),
-                               debug=spec.runtime.debug, stale_after=spec.runtime.stale_after,
+                               debug=spec.runtime.debug, stale_after=self.stale_after(spec),
                                sim_dir=sim_dir)
-        self.cache = DataCache(spec.max_data_points)
+        self.cache: Cache = DataCache(spec.max_data_points)
         self.sources: dict[str, Source] = {}
         self.inputs: list[InputWorker] = []
         self.outputs: list[OutputWorker] = []
@@ -217,6 +217,8 @@ class Engine:
         self._build(registry)
 
     def _build(self, registry: Registry) -> None:
+        if self.spec.redis_cache is not None:
+            self.cache = self._redis_cache(registry)
         for (domain, name), connector in self.spec.connectors.items():
             reg = registry.get(domain)
             if reg.source_factory is not None and any(
@@ -230,7 +232,7 @@ class Engine:
             steps.append(rename(spec.ref_cols))
             source = self.sources[f"{spec.domain}:{spec.source}"]
             self.inputs.append(InputWorker(spec, source, chain(steps), self.cache,
-                                           self.spec.runtime.stale_after))
+                                           self.context.stale_after))
         names = [i.spec.name for i in self.inputs]
         for spec in self.spec.outputs:
             reg = registry.get(spec.domain)
@@ -239,6 +241,26 @@ class Engine:
             sink = reg.sink_factory(spec.item, connector.config if connector else None,
                                     self.context)
             self.outputs.append(OutputWorker(spec, sink, self.cache, names))
+
+    @staticmethod
+    def stale_after(spec: RunSpec) -> float:
+        """Return the staleness limit in clock seconds.
+
+        Thread and pty latency is real time, so an accelerated clock cannot judge
+        staleness finer than about half a real second: the limit grows with speed.
+        """
+        return max(spec.runtime.stale_after, 0.5 * spec.runtime.speed)
+
+    def _redis_cache(self, registry: Registry) -> Cache:
+        """Return the block's redis_cache (the seed's: a Redis connector holds the rows)."""
+        assert self.spec.redis_cache is not None
+        reg = registry.get("redis")
+        if reg.cache_factory is None:
+            raise IntegrationError("integration 'redis' provides no cache backend")
+        connector = self.spec.connectors[("redis", str(self.spec.redis_cache["source"]))]
+        return reg.cache_factory(connector.config,
+                                 int(self.spec.redis_cache.get("max_data_points", 120)),
+                                 self.context)
 
     # ------------------------------------------------------------------ running
     def start(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from vemonitor.clock import Clock
 from vemonitor.config.schema import Connector, InputItem, OutputItem
-from vemonitor.model import Batch
+from vemonitor.model import Batch, Row
 from vemonitor.scan import Scanner
 from vemonitor.vedirect.fields import Value
 
@@ -109,8 +109,19 @@ class Context:
     scanner: Scanner = field(default_factory=Scanner)
 
 
+class Cache(Protocol):
+    """Where rows wait between inputs and outputs (memory by default, or redis_cache)."""
+
+    dropped: int
+
+    def add(self, row: Row) -> None: ...
+
+    def between(self, source: str, after: float, upto: float) -> list[Row]: ...
+
+
 SourceFactory = Callable[[str, Any, Context], Source]
 SinkFactory = Callable[[OutputItem, Any, Context], Sink]
+CacheFactory = Callable[[Any, int, Context], Cache]
 
 
 @dataclass
@@ -123,6 +134,7 @@ class Registration:
     output_item: type[OutputItem] | None = None
     source_factory: SourceFactory | None = None
     sink_factory: SinkFactory | None = None
+    cache_factory: CacheFactory | None = None
 
 
 class Registry:
@@ -181,11 +193,12 @@ class Registry:
                  input_item: type[InputItem] | None = None,
                  output_item: type[OutputItem] | None = None,
                  source_factory: SourceFactory | None = None,
-                 sink_factory: SinkFactory | None = None) -> None:
+                 sink_factory: SinkFactory | None = None,
+                 cache_factory: CacheFactory | None = None) -> None:
         """Record an integration's schemas and worker factories (called from its setup)."""
         self._registered[domain] = Registration(
             self.manifests[domain], connector, input_item, output_item, source_factory,
-            sink_factory)
+            sink_factory, cache_factory)
 
     def canonical(self, domain: str) -> str:
         """Return the domain for a name or a legacy alias (``serial`` -> ``vedirect``)."""

@@ -8,7 +8,7 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sim_helpers import checksum_ok, hex_lines, text_of, valid_blocks
+from tests.hw_sim.sim_helpers import checksum_ok, hex_lines, text_of, valid_blocks
 
 from hw_sim.devices import PROFILES, make_serial, render
 from hw_sim.faults import FaultConfig, apply_faults, parse_faults

@@ -1,0 +1,85 @@
+"""Helpers for engine tests: build a run from a dict config and record what outputs send."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hw_sim import Simulator
+from vemonitor.clock import ScaledClock, SystemClock
+from vemonitor.config.build import RunSpec, build_run
+from vemonitor.config.schema import OutputItem
+from vemonitor.engine import Engine
+from vemonitor.model import Batch
+from vemonitor.registry import Context, Manifest, Registry
+
+
+class Recorder:
+    """A sink that keeps every batch it is given (a test double for the Sink contract)."""
+
+    def __init__(self) -> None:
+        self.batches: list[Batch] = []
+        self.started = False
+        self.closed = 0
+        self.lock = threading.Lock()
+
+    def start(self) -> None:
+        self.started = True
+
+    def write(self, batch: Batch) -> None:
+        with self.lock:
+            self.batches.append(batch)
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def rows(self, source: str | None = None) -> list[Any]:
+        with self.lock:
+            return [r for b in self.batches for r in b.rows if source in (None, r.source)]
+
+
+def registry_with_recorders(recorders: dict[str, Recorder]) -> Registry:
+    """Return the real registry plus a 'record' output integration writing into ``recorders``."""
+    registry = Registry().discover()
+    registry.manifests["record"] = Manifest("record", "Recorder", "0", ("output",))
+
+    def factory(item: OutputItem, connector: Any, ctx: Context) -> Recorder:
+        return recorders.setdefault(item.name or "record", Recorder())
+
+    registry.register("record", output_item=OutputItem, sink_factory=factory)
+    return registry
+
+
+def block_config(sim_dir: Path, inputs: dict[str, Any], outputs: dict[str, Any],
+                 state_dir: Path, **runtime: Any) -> dict[str, Any]:
+    """Return a composed-config mapping reading the simulator's pinned ports."""
+    return {
+        "block": {"name": "Test", "inputs": {"serial": inputs}, "outputs": outputs},
+        "appConnectors": {"serial": {
+            "bmv700": {"serialPort": str(sim_dir / "ttyVE_bmv700")},
+            "mppt": {"serialPort": str(sim_dir / "ttyVE_mppt")},
+        }},
+        "state_dir": str(state_dir),
+        **runtime,
+    }
+
+
+@contextmanager
+def running(config: dict[str, Any], recorders: dict[str, Recorder], devices: list[str],
+            sim_dir: Path, speed: float = 1.0, **sim_args: Any) -> Iterator[tuple[Engine, Simulator]]:
+    """Start a simulator and an engine sharing one clock; yield both; stop both."""
+    registry = registry_with_recorders(recorders)
+    spec: RunSpec = build_run({**config, "speed": speed}, registry)
+    clock = ScaledClock(SystemClock(), speed)
+    with Simulator(devices, sim_dir, clock=clock, **sim_args) as sim:
+        engine = Engine(spec, registry, clock, str(sim_dir))
+        yield engine, sim
+        engine.shutdown()
+
+
+def run_for(engine: Engine, seconds: float) -> None:
+    """Run the engine for ``seconds`` of its clock time in a thread-safe way."""
+    engine.run(seconds)
