@@ -15,7 +15,8 @@ Semantics (the seed's, made to hold for any pair of intervals):
   its inputs produced since its previous tick; after ``cache_interval`` ticks
   it sends them as one batch. With 1 s inputs a batch so holds
   ``time_interval * cache_interval`` points per input, as the seed documents.
-* A scheduler that falls behind (suspend, overload) skips to the latest due tick
+* A scheduler that falls behind by less than two real seconds catches up tick
+  by tick; one further behind (suspend, clock jump) skips to the latest due tick
   rather than bursting, counting the skipped ticks.
 * On stop (signal or ``duration``) inputs stop first, then every output sends
   what it gathered, then sinks close.
@@ -43,6 +44,7 @@ from vemonitor.vedirect.fields import jsonable
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10.0  # seconds given to senders to flush at shutdown
+CATCH_UP_REAL_SECONDS = 2.0  # a scheduler later than this skips ticks instead of catching up
 
 
 class DataCache:
@@ -315,16 +317,24 @@ class Engine:
         return timers
 
     def _fire_due(self, timers: list[_Timer], now: float) -> None:
-        """Run every tick due at ``now``, skipping (and counting) ticks missed while behind."""
+        """Run every tick due at ``now``.
+
+        A short delay (thread scheduling, a busy moment) is caught up tick by tick,
+        so an accelerated run gives the same rows as a real-time one; after a long
+        one (suspend, clock jump) the missed ticks are skipped and counted instead
+        of being fired in a burst.
+        """
         for timer in timers:
             if timer.due > now:
                 continue
-            behind = math.floor((now - timer.due) / timer.interval)
-            if behind:
+            late_real = (now - timer.due) / self.spec.runtime.speed
+            if late_real > CATCH_UP_REAL_SECONDS:
+                behind = math.floor((now - timer.due) / timer.interval)
                 self.skipped_ticks += behind
                 timer.due += behind * timer.interval
-            timer.fire(timer.due)
-            timer.due += timer.interval
+            while timer.due <= now:
+                timer.fire(timer.due)
+                timer.due += timer.interval
 
     # ------------------------------------------------------------------ reporting
     def summary(self) -> dict[str, Any]:

@@ -39,10 +39,10 @@ def hydra_entry(cfg: DictConfig) -> None:
         container = resolved(cfg)
         registry = Registry().discover()
         spec = build_run(container, registry, ORIGINS)
+        summary = run(spec, registry)
     except (ConfigError, IntegrationError) as err:
         print(f"vemonitor: config error: {err}", file=sys.stderr)
         sys.exit(2)
-    summary = run(spec, registry)
     print_summary(summary)
     write_summary(summary, spec.runtime.state_dir, _job_dir())
 

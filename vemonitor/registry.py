@@ -119,8 +119,9 @@ class Cache(Protocol):
     def between(self, source: str, after: float, upto: float) -> list[Row]: ...
 
 
+# Factories receive their own integration's typed item/connector (hence Any here).
 SourceFactory = Callable[[str, Any, Context], Source]
-SinkFactory = Callable[[OutputItem, Any, Context], Sink]
+SinkFactory = Callable[[Any, Any, Context], Sink]
 CacheFactory = Callable[[Any, int, Context], Cache]
 
 
