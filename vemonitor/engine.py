@@ -39,6 +39,7 @@ from vemonitor.config.build import InputSpec, OutputSpec, RunSpec
 from vemonitor.middlewares import Step, bank_step, bounds, chain, project, rename
 from vemonitor.model import Batch, DropRow, Row
 from vemonitor.registry import Cache, Context, IntegrationError, Registry, Sink, Source
+from vemonitor.scan import Scanner
 from vemonitor.vedirect.fields import jsonable
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,8 @@ class OutputWorker:
             self.stats.batches += 1
             self.stats.rows += len(batch.rows)
             self.stats.points += batch.points
+            log.debug("output %s: sent %d rows (%d points)", self.spec.name, len(batch.rows),
+                      batch.points)
 
 
 class Engine:
@@ -207,7 +210,7 @@ class Engine:
         self.clock = clock
         self.context = Context(clock=clock, state_dir=str(spec.runtime.state_dir),
                                debug=spec.runtime.debug, stale_after=self.stale_after(spec),
-                               sim_dir=sim_dir)
+                               sim_dir=sim_dir, scanner=Scanner(sim_dir=sim_dir, clock=clock))
         self.cache: Cache = DataCache(spec.max_data_points)
         self.sources: dict[str, Source] = {}
         self.inputs: list[InputWorker] = []

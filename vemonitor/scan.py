@@ -19,6 +19,7 @@ from typing import Any
 
 import serial
 
+from vemonitor.clock import Clock, SystemClock
 from vemonitor.serial_reader import SERIAL_SETTINGS
 from vemonitor.vedirect.decoder import Decoder
 from vemonitor.vedirect.events import Block, Rejected
@@ -82,8 +83,11 @@ def candidate_ports(globs: Iterable[str] = DEFAULT_GLOBS, sim_dir: str | None = 
     return list(seen.values())
 
 
-def probe(path: str, timeout: float = PROBE_TIMEOUT) -> ProbeResult:
-    """Read ``path`` until a complete snapshot arrives or ``timeout`` passes."""
+def probe(path: str, timeout: float = PROBE_TIMEOUT, clock: Clock | None = None) -> ProbeResult:
+    """Read ``path`` until a complete snapshot arrives or ``timeout`` passes.
+
+    The snapshot is stamped with ``clock`` time, so a reader can start from it.
+    """
     result = ProbeResult(path)
     try:
         port = serial.Serial(path, timeout=0.2, exclusive=True, **SERIAL_SETTINGS)
@@ -91,7 +95,7 @@ def probe(path: str, timeout: float = PROBE_TIMEOUT) -> ProbeResult:
         result.error = _short(err)
         return result
     try:
-        _read_until_snapshot(port, result, timeout)
+        _read_until_snapshot(port, result, timeout, clock or SystemClock())
     except (OSError, serial.SerialException) as err:
         result.error = _short(err)
     finally:
@@ -102,7 +106,8 @@ def probe(path: str, timeout: float = PROBE_TIMEOUT) -> ProbeResult:
     return result
 
 
-def _read_until_snapshot(port: serial.Serial, result: ProbeResult, timeout: float) -> None:
+def _read_until_snapshot(port: serial.Serial, result: ProbeResult, timeout: float,
+                         clock: Clock) -> None:
     decoder = Decoder()
     assembler = SnapshotAssembler()
     deadline = time.monotonic() + timeout
@@ -112,7 +117,7 @@ def _read_until_snapshot(port: serial.Serial, result: ProbeResult, timeout: floa
         events = decoder.feed(data, now=time.monotonic())
         result.frames_ok += sum(isinstance(e, Block) for e in events)
         result.rejected += sum(isinstance(e, Rejected) for e in events)
-        snapshots = assembler.feed(events)
+        snapshots = assembler.feed(events, now=clock.now())
         # The first cycle's length is learned only when the next PID arrives, so
         # the first snapshot may miss a block: wait for one that is complete.
         complete = [s for s in snapshots if s.complete]
@@ -121,12 +126,13 @@ def _read_until_snapshot(port: serial.Serial, result: ProbeResult, timeout: floa
             return
 
 
-def scan(paths: Sequence[str], timeout: float = PROBE_TIMEOUT) -> list[ProbeResult]:
+def scan(paths: Sequence[str], timeout: float = PROBE_TIMEOUT,
+         clock: Clock | None = None) -> list[ProbeResult]:
     """Probe every path in parallel; return results in the order of ``paths``."""
     if not paths:
         return []
     with ThreadPoolExecutor(max_workers=min(len(paths), 16)) as pool:
-        return list(pool.map(lambda p: probe(p, timeout), paths))
+        return list(pool.map(lambda p: probe(p, timeout, clock), paths))
 
 
 def matches(snapshot: Snapshot, tests: Mapping[str, Mapping[str, Any]]) -> bool:
@@ -159,6 +165,7 @@ class Scanner:
     globs: tuple[str, ...] = DEFAULT_GLOBS
     sim_dir: str | None = None
     timeout: float = PROBE_TIMEOUT
+    clock: Clock | None = None
     reuse_for: float = 10.0  # seconds a scan's results serve the next connectors
     claims: dict[str, str] = field(default_factory=dict)  # realpath -> connector
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -186,7 +193,7 @@ class Scanner:
         recent = not fresh and time.monotonic() - self._last_at < self.reuse_for
         missing = [p for p in paths if not (recent and p in self._last)]
         if missing:
-            for result in scan(missing, self.timeout):
+            for result in scan(missing, self.timeout, self.clock):
                 self._last[result.path] = result
             self._last_at = time.monotonic()
         return [self._last[p] for p in paths]

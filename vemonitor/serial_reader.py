@@ -87,14 +87,17 @@ class SerialReader:
 
     def __init__(self, name: str, port: str, *, clock: Clock | None = None,
                  stale_after: float = 3.0, backoff: Backoff | None = None,
-                 open_port: Callable[[str], serial.Serial] | None = None) -> None:
+                 open_port: Callable[[str], serial.Serial] | None = None,
+                 initial: Snapshot | None = None) -> None:
         self.name = name
         self.port = port
         self.clock = clock or SystemClock()
         self.stale_after = stale_after
         self.backoff = backoff or Backoff()
         self.stats = DeviceStats()
-        self.latest: Snapshot | None = None  # the newest complete snapshot
+        # The newest complete snapshot; a scan's snapshot of this port may seed it,
+        # so rows can start before the reader's own first full cycle.
+        self.latest: Snapshot | None = initial
         self._open_port = open_port or _open_serial
         self._subscribers: list[SnapshotCallback] = []
         self._stop = threading.Event()
@@ -183,6 +186,11 @@ class SerialReader:
         if not events:
             return
         self.stats.count(events)
+        if log.isEnabledFor(logging.DEBUG):
+            for event in events:
+                if isinstance(event, Rejected):
+                    log.debug("%s: rejected block (%s) at bytes %d-%d %s", self.name,
+                              event.reason, event.start, event.end, event.detail)
         if any(isinstance(event, Block) for event in events):
             self._last_valid = mono
             self.stats.last_frame_at = self.clock.now()

@@ -11,6 +11,7 @@ from integrations.vedirect.schema import VedirectConnector
 from vemonitor.registry import Context
 from vemonitor.serial_reader import SerialReader
 from vemonitor.vedirect.fields import Value
+from vemonitor.vedirect.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,14 @@ class VedirectSource:
         self._lock = threading.Lock()
         self._supervisor: threading.Thread | None = None
         self._reconnects = 0
+        self._found: Snapshot | None = None  # the snapshot the last scan saw
 
     # ------------------------------------------------------------------ contract
     def start(self) -> None:
         """Open the configured port, or scan for the device; keep searching in the background."""
         path = self._initial_path()
         if path is not None:
-            self._attach(path)
+            self._attach(path, self._found)
         if self.config.serialTest or path is None:
             self._supervisor = threading.Thread(target=self._supervise,
                                                 name=f"vedirect-{self.name}", daemon=True)
@@ -83,14 +85,15 @@ class VedirectSource:
                                           self.config.globs() or None, fresh=fresh)
         if found is None:
             return None
+        self._found = found.snapshot
         log.info("%s: found %s (SER# %s) on %s", self.name, found.describe().get("product"),
                  found.describe().get("serial"), found.path)
         return found.path
 
-    def _attach(self, path: str) -> None:
+    def _attach(self, path: str, initial: Snapshot | None = None) -> None:
         """Start reading ``path`` (replacing the current reader)."""
         reader = SerialReader(self.name, path, clock=self.context.clock,
-                              stale_after=self.context.stale_after)
+                              stale_after=self.context.stale_after, initial=initial)
         with self._lock:
             old, self.reader = self.reader, reader
         if old is not None:
@@ -125,4 +128,4 @@ class VedirectSource:
             warned = False
             unavailable_since = None
             if reader is None or path != reader.port:
-                self._attach(path)
+                self._attach(path, self._found)
