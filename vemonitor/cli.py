@@ -235,9 +235,22 @@ def resolved(cfg: Any) -> dict[str, Any]:
 
 
 def preflight(prepared: Prepared) -> None:
-    """Compose and validate once, so mistakes never reach Hydra's job runner."""
+    """Compose and validate once, so mistakes never reach Hydra's job runner.
+
+    Building the engine constructs every source and sink without I/O (their
+    contract), so a sink's own settings are checked here too.
+    """
+    from vemonitor.clock import SystemClock
+    from vemonitor.engine import Engine
+    from vemonitor.registry import IntegrationError
+
     cfg = compose_config(prepared)
-    build_run(resolved(cfg), Registry().discover(), prepared.origins)
+    registry = Registry().discover()
+    spec = build_run(resolved(cfg), registry, prepared.origins)
+    try:
+        Engine(spec, registry, SystemClock())
+    except IntegrationError as err:
+        raise ConfigError(str(err)) from err
 
 
 def print_config(prepared: Prepared) -> int:
@@ -252,18 +265,22 @@ def print_config(prepared: Prepared) -> int:
 
 
 def _one_line(err: BaseException) -> str:
-    """Return the first meaningful line of a Hydra/OmegaConf error."""
-    text = str(err).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    """Return one informative line from a Hydra/OmegaConf error (and the error it wraps)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     if not lines:
         return type(err).__name__
-    first = lines[0]
-    if first.startswith("In ") and len(lines) > 1:
-        first = f"{first} {lines[1]}"
-    for line in lines[1:]:
-        if line.startswith("full_key:"):
-            first += f" ({line})"
-    return first
+    text = lines[0]
+    if text.startswith(("In ", "Could not override")) and len(lines) > 1:
+        text = f"{text} {lines[1]}"
+    cause = err.__cause__
+    if cause is not None and str(cause).strip():
+        cause_lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+        text = f"{text}: {cause_lines[0]}"
+        lines += cause_lines[1:]
+    keys = [line for line in lines[1:] if line.startswith("full_key:")]
+    if keys:
+        text += f" ({keys[0]})"
+    return text
 
 
 # ------------------------------------------------------------------ subcommands

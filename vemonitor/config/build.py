@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vemonitor.batteries import BatteryBank, load_bank
+from vemonitor.clock import MAX_SPEED
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.schema import (
     MAX_CACHE_INTERVAL,
@@ -165,8 +166,8 @@ def _runtime(cfg: Mapping[str, Any]) -> Runtime:
     metrics = cfg.get("metrics") or {}
     sim = cfg.get("simulator") or {}
     speed = float(cfg.get("speed", 1.0))
-    if speed <= 0:
-        raise ConfigError(f"must be > 0, got {speed:g}", key="speed")
+    if not 0 < speed <= MAX_SPEED:
+        raise ConfigError(f"must be > 0 and <= {MAX_SPEED:g}, got {speed:g}", key="speed")
     duration = cfg.get("duration")
     if duration is not None and float(duration) <= 0:
         raise ConfigError(f"must be > 0 seconds, got {duration}", key="duration")
