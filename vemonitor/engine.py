@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import threading
 import time
 from collections import Counter, deque
@@ -36,8 +35,10 @@ from typing import Any
 
 from vemonitor.clock import Clock
 from vemonitor.config.build import InputSpec, OutputSpec, RunSpec
+from vemonitor.delivery import RetryPolicy, Sender
 from vemonitor.middlewares import Step, bank_step, bounds, chain, project, rename
 from vemonitor.model import Batch, DropRow, Row
+from vemonitor.outbox import Outbox, OutboxError, OutboxLimits, outbox_path
 from vemonitor.registry import Cache, Context, IntegrationError, Registry, Sink, Source
 from vemonitor.scan import Scanner
 from vemonitor.vedirect.fields import jsonable
@@ -79,15 +80,6 @@ class InputStats:
 
 
 @dataclass
-class OutputStats:
-    batches: int = 0
-    rows: int = 0
-    points: int = 0
-    errors: int = 0
-    ticks: int = 0
-
-
-@dataclass
 class _Timer:
     interval: float
     due: float
@@ -110,95 +102,118 @@ class InputWorker:
         self.cache = cache
         self.stale_after = stale_after
         self.stats = InputStats()
+        self._cursor = -math.inf
 
     def tick(self, at: float) -> Row | None:
         """Produce (and cache) the row for tick time ``at``, or None when unavailable."""
+        if self.forwards:
+            return self._forward(at)
         latest = self.source.latest()
         if latest is None or at - latest[1] > self.stale_after:
             self.stats.missed += 1
             return None
         values, received = latest
+        return self._store(at, values, max(at - received, 0.0))
+
+    @property
+    def forwards(self) -> bool:
+        """Return True for a source of rows (e.g. Redis written by another vemonitor).
+
+        Such rows keep their own times and are passed on one by one, never sampled.
+        """
+        return hasattr(self.source, "rows_since")
+
+    def _forward(self, at: float) -> Row | None:
+        rows = self.source.rows_since(self._cursor, self.spec.name)  # type: ignore[attr-defined]
+        last = None
+        for row in rows:
+            if row.time <= at:
+                last = self._store(row.time, row.values, max(at - row.time, 0.0)) or last
+                self._cursor = max(self._cursor, row.time)
+        return last
+
+    def _store(self, at: float, values: Mapping[str, Any], age: float) -> Row | None:
+        """Select, check and rename the values, then cache them as a row at ``at``."""
         try:
             row_values = self.steps(project(values, self.spec.columns))
         except DropRow as drop:
             self.stats.dropped[drop.reason] += 1
             return None
-        row = Row(at, self.spec.name, {k: jsonable(v) for k, v in row_values.items()},
-                  age=max(at - received, 0.0))
+        row = Row(at, self.spec.name, {k: jsonable(v) for k, v in row_values.items()}, age=age)
         self.cache.add(row)
         self.stats.rows += 1
         return row
 
 
 class OutputWorker:
-    """Gathers rows at its ticks and hands a batch to its sender every cache_interval ticks."""
+    """Gathers rows at its ticks; every cache_interval ticks stores a batch in its outbox.
 
-    def __init__(self, spec: OutputSpec, sink: Sink, cache: Cache, inputs: list[str]) -> None:
+    A sender thread (vemonitor.delivery) moves batches from the outbox to the sink.
+    """
+
+    def __init__(self, spec: OutputSpec, sink: Sink, cache: Cache, inputs: list[str],
+                 outbox: Outbox, clock: Clock) -> None:
         self.spec = spec
-        self.sink = sink
         self.cache = cache
         self.inputs = list(spec.columns) or inputs
         self.rename = rename(spec.ref_cols)
-        self.stats = OutputStats()
+        self.outbox = outbox
+        self.clock = clock
+        self.ticks = 0
         self._cursor: float = -math.inf
         self._pending: list[Row] = []
-        self._ticks = 0
-        self._queue: queue.Queue[Batch | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._send_loop, name=f"output-{spec.name}",
-                                        daemon=True)
+        self._gathered = 0
+        delivery = spec.item.delivery
+        self.sender = Sender(spec.name, sink, outbox, clock,
+                             RetryPolicy(delivery.retry_initial, delivery.retry_max,
+                                         delivery.auth_retry),
+                             drain_rows=delivery.drain_rows,
+                             drain_interval=delivery.drain_interval)
 
     def start(self, now: float) -> None:
-        """Connect the sink and start the sender; rows from ``now`` on are sent."""
+        """Open the outbox and start the sender; rows from ``now`` on are gathered."""
         self._cursor = now
-        self.sink.start()
-        self._thread.start()
+        self.outbox.open()
+        self.sender.start()
 
     def tick(self, at: float) -> None:
-        """Take the rows produced since the previous tick; send after cache_interval ticks."""
+        """Take the rows produced since the previous tick; store a batch every cache_interval."""
         for name in self.inputs:
             columns = self.spec.columns.get(name, ())
             for row in self.cache.between(name, self._cursor, at):
                 self._pending.append(self._select(row, columns))
         self._cursor = at
-        self._ticks += 1
-        self.stats.ticks += 1
-        if self._ticks >= self.spec.cache_interval:
+        self._gathered += 1
+        self.ticks += 1
+        if self._gathered >= self.spec.cache_interval:
             self.flush()
 
     def flush(self) -> None:
-        """Queue what was gathered as one batch (nothing when empty)."""
-        self._ticks = 0
+        """Store what was gathered as one batch in the outbox (nothing when empty)."""
+        self._gathered = 0
         if not self._pending:
             return
         rows = tuple(sorted(self._pending, key=lambda r: (r.time, r.source)))
         self._pending = []
-        self._queue.put(Batch(self.spec.name, rows))
+        try:
+            self.outbox.put(Batch(self.spec.name, rows), self.clock.now())
+        except OutboxError as err:
+            # Disk full or read-only: the rows cannot be kept; say so, keep running.
+            self.sender.stats.errors += 1
+            log.error("output %s: %s; %d rows lost", self.spec.name, err, len(rows))
+            return
+        self.sender.notify()
 
     def stop(self, timeout: float) -> None:
-        """Send what is queued, then close the sink."""
-        self._queue.put(None)
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        self.sink.close()
+        """Let the sender deliver what it can within ``timeout``, then close sink and outbox."""
+        self.sender.stop(timeout)
+        self.sender.sink.close()
+        self.outbox.close()
 
     def _select(self, row: Row, columns: tuple[str, ...]) -> Row:
         """Return the row with the output's columns and names."""
         values = project(row.values, [c for c in columns if c != "time_ref"])
         return Row(row.time, row.source, self.rename(values), row.age)
-
-    def _send_loop(self) -> None:
-        while (batch := self._queue.get()) is not None:
-            try:
-                self.sink.write(batch)
-            except Exception as err:  # a sink's failure is counted; the engine keeps running
-                self.stats.errors += 1
-                log.error("output %s: write failed: %s", self.spec.name, err)
-                continue
-            self.stats.batches += 1
-            self.stats.rows += len(batch.rows)
-            self.stats.points += batch.points
-            log.debug("output %s: sent %d rows (%d points)", self.spec.name, len(batch.rows),
-                      batch.points)
 
 
 class Engine:
@@ -236,6 +251,9 @@ class Engine:
                 steps.append(bank_step(self.spec.bank, spec.columns))
             steps.append(rename(spec.ref_cols))
             source = self.sources[f"{spec.domain}:{spec.source}"]
+            subscribe = getattr(source, "subscribe", None)
+            if subscribe is not None:  # a source serving several inputs learns each item
+                subscribe(spec.item)
             self.inputs.append(InputWorker(spec, source, chain(steps), self.cache,
                                            self.context.stale_after))
         names = [i.spec.name for i in self.inputs]
@@ -245,7 +263,11 @@ class Engine:
             connector = self.spec.connectors.get((spec.domain, spec.source or ""))
             sink = reg.sink_factory(spec.item, connector.config if connector else None,
                                     self.context)
-            self.outputs.append(OutputWorker(spec, sink, self.cache, names))
+            delivery = spec.item.delivery
+            outbox = Outbox(outbox_path(self.spec.runtime.state_dir, spec.name), spec.name,
+                            OutboxLimits(delivery.max_rows, delivery.max_bytes, delivery.max_age),
+                            delivery.synchronous)
+            self.outputs.append(OutputWorker(spec, sink, self.cache, names, outbox, self.clock))
 
     @staticmethod
     def stale_after(spec: RunSpec) -> float:
@@ -271,6 +293,9 @@ class Engine:
     def start(self) -> None:
         """Start sources and sinks."""
         self.started_at = self.clock.now()
+        for worker in self.inputs:
+            worker._cursor = self.started_at
+        _call_if_present(self.cache, "start")
         for source in self.sources.values():
             source.start()
         for output in self.outputs:
@@ -310,6 +335,7 @@ class Engine:
             output.flush()
         for output in self.outputs:
             output.stop(max(deadline - time.monotonic(), 0.1))
+        _call_if_present(self.cache, "close")
 
     def _schedule(self, now: float) -> list[_Timer]:
         """Return a timer per worker, inputs first so outputs see the rows of the same tick."""
@@ -356,8 +382,17 @@ class Engine:
         }
 
 
+def _call_if_present(obj: object, method: str) -> None:
+    """Call an optional lifecycle method (a Redis cache connects and closes; memory does not)."""
+    func = getattr(obj, method, None)
+    if callable(func):
+        func()
+
+
 def _output_summary(output: OutputWorker, elapsed: float) -> Mapping[str, Any]:
-    stats = output.stats
+    stats = output.sender.stats
+    waiting = output.outbox.depth() if output.outbox.is_open else {"rows": None}
     return {"batches": stats.batches, "rows": stats.rows, "points": stats.points,
-            "errors": stats.errors,
+            "errors": stats.errors, "attempts": stats.attempts, "outages": stats.outages,
+            "outbox_rows": waiting["rows"], "dropped_rows": output.outbox.dropped_rows,
             "writes_per_hour": round(stats.batches * 3600.0 / elapsed, 1)}

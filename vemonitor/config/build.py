@@ -221,12 +221,14 @@ def typed(schema: type, data: Mapping[str, Any], file: str | None, key: str) -> 
         if "Missing mandatory value" in msg:
             msg = "missing required value"
         raise ConfigError(msg, file=file, key=f"{key}.{sub}" if sub else key) from err
-    validate = getattr(obj, "validate", None)
-    if validate is not None:
-        try:
-            validate()
-        except ValueError as err:  # an integration's own cross-field rule
-            raise ConfigError(str(err), file=file, key=key) from err
+    # Every class of the schema checks its own rules (a subclass need not call super).
+    for cls in reversed(type(obj).__mro__):
+        validate = cls.__dict__.get("validate")
+        if validate is not None:
+            try:
+                validate(obj)
+            except ValueError as err:  # an integration's own cross-field rule
+                raise ConfigError(str(err), file=file, key=key) from err
     return obj
 
 

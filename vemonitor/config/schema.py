@@ -105,6 +105,21 @@ class InputItem:
 
 
 @dataclass
+class DeliveryConfig:
+    """How an output's durable outbox delivers (see vemonitor.delivery and vemonitor.outbox)."""
+
+    retry_initial: float = 1.0  # first wait after a failure, doubling each time
+    retry_max: float = 300.0  # longest wait between attempts
+    auth_retry: float = 900.0  # wait after the server refused our credentials
+    drain_rows: int = 1000  # rows per send while a backlog drains
+    drain_interval: float = 1.0  # seconds between sends while a backlog drains
+    max_rows: int = 2_000_000  # outbox caps: the oldest rows go first beyond them
+    max_bytes: int = 256 * 1024 * 1024
+    max_age: float = 30 * 86400.0
+    synchronous: str = "FULL"  # SQLite fsync policy of the outbox: FULL, NORMAL, OFF
+
+
+@dataclass
 class OutputItem:
     """Base of every output item: cadence, batch size and the columns of each input.
 
@@ -118,3 +133,15 @@ class OutputItem:
     cache_interval: int = 1
     columns: dict[str, list[str]] = field(default_factory=dict)
     ref_cols: list[list[str]] = field(default_factory=list)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+
+    def validate(self) -> None:
+        """Check the delivery settings (no I/O)."""
+        d = self.delivery
+        if d.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"delivery.synchronous must be OFF, NORMAL, FULL or EXTRA, got "
+                             f"{d.synchronous!r}")
+        if not 0 < d.retry_initial <= d.retry_max:
+            raise ValueError("delivery: need 0 < retry_initial <= retry_max")
+        if min(d.drain_rows, d.max_rows, d.max_bytes) < 1 or d.max_age <= 0:
+            raise ValueError("delivery: drain_rows, max_rows, max_bytes, max_age must be > 0")

@@ -1,0 +1,157 @@
+"""A data cache kept in Redis: bounded per input, and still there after a restart.
+
+Same interface as :class:`vemonitor.engine.DataCache` (``add``, ``between``,
+``dropped``). Each input is a ZSET ``<namespace>:<input>`` scored by row time,
+whose members are JSON ``[time, values, age]``; one EVALSHA per ``add`` (which
+also claims the db, see :mod:`integrations.redis.layout`) and one ZRANGEBYSCORE
+per ``between``. Unlike vemonitor_m8 the cache is not wiped at start, so rows
+not yet sent survive a restart of the daemon.
+
+The engine's tick must never fail because Redis blinked: while Redis is
+unreachable, rows are kept in a bounded memory buffer (logged once), served by
+``between``, and written to Redis when it answers again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from typing import cast
+
+import redis
+
+from integrations.redis import layout
+from integrations.redis.client import (
+    META_KEY,
+    RedisAuthError,
+    RedisForeignDb,
+    claim_db,
+    connect,
+    translate,
+)
+from integrations.redis.schema import RedisConnector
+from vemonitor.model import Row
+from vemonitor.registry import Context
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACE = "vemonitor:cache"
+
+
+class RedisCache:
+    """Rows per input in Redis, bounded (``max_points`` per input), oldest dropped first."""
+
+    def __init__(self, connector: RedisConnector, max_points: int, ctx: Context,
+                 namespace: str = DEFAULT_NAMESPACE) -> None:
+        self.connector = connector
+        self.max_points = max_points
+        self.clock = ctx.clock
+        self.namespace = namespace
+        self.dropped = 0
+        self.client: redis.Redis | None = None
+        self._script: redis.commands.core.Script | None = None
+        self._pending: dict[str, deque[Row]] = {}  # per input, while Redis is unreachable
+        self._lock = threading.Lock()
+        self._failing = False
+
+    def __repr__(self) -> str:
+        return f"RedisCache({self.connector.address()}, max_points={self.max_points})"
+
+    def key(self, source: str) -> str:
+        """Return the ZSET of one input."""
+        return f"{self.namespace}:{source}"
+
+    def start(self) -> None:
+        """Connect and claim the db; refuse a db another application uses (idempotent)."""
+        if self.client is not None:
+            return
+        self.client = connect(self.connector, client_name="vemonitor-cache")
+        self._script = self.client.register_script(layout.CACHE_ADD)
+        try:
+            claim_db(self.client, self.connector, self.clock.now())
+        except (RedisAuthError, RedisForeignDb):
+            self.close()
+            raise
+        except Exception as err:  # unreachable now: rows wait in memory until it answers
+            self._fail(err)
+
+    def close(self) -> None:
+        """Release the connection (idempotent)."""
+        client, self.client, self._script = self.client, None, None
+        if client is not None:
+            client.close()
+
+    def add(self, row: Row) -> None:
+        """Store a row (in memory while Redis is unreachable)."""
+        with self._lock:
+            self.start()
+            # After an outage, catch up oldest first before writing the new row.
+            if not (self._flush() and self._store(row)):
+                self._keep(row)
+
+    def between(self, source: str, after: float, upto: float) -> list[Row]:
+        """Return the rows of ``source`` with after < time <= upto, oldest first."""
+        with self._lock:
+            self.start()
+            pending = [r for r in self._pending.get(source, ()) if after < r.time <= upto]
+            try:
+                assert self.client is not None
+                members = cast(list[str], self.client.zrangebyscore(
+                    self.key(source), f"({after!r}", repr(upto)))
+            except redis.RedisError as err:
+                self._fail(err)
+                return pending
+            rows = {row.time: row for row in (_decode(m, source) for m in members)}
+            rows.update((row.time, row) for row in pending)
+            return [rows[t] for t in sorted(rows)]
+
+    # ------------------------------------------------------------------ helpers
+    def _store(self, row: Row) -> bool:
+        """Write one row; return False when Redis is unreachable."""
+        assert self._script is not None
+        member = json.dumps([row.time, {k: layout.clean(v) for k, v in row.values.items()},
+                             row.age], separators=(",", ":"), allow_nan=False)
+        try:
+            self.dropped += int(self._script(
+                keys=[META_KEY, self.key(row.source)],
+                args=[str(int(self.clock.now())), self.max_points, repr(row.time), member]))
+        except redis.RedisError as err:
+            typed = translate(err, self.connector, "adding a row to the cache")
+            if isinstance(typed, RedisAuthError | RedisForeignDb):
+                raise typed from err  # a configuration problem, not an outage
+            self._fail(err)
+            return False
+        if self._failing:
+            log.info("cache: redis %s available again", self.connector.address())
+            self._failing = False
+        return True
+
+    def _flush(self) -> bool:
+        """Write the rows kept in memory; return False if Redis is still unreachable."""
+        for rows in self._pending.values():
+            while rows:
+                if not self._store(rows[0]):
+                    return False
+                rows.popleft()
+        return True
+
+    def _keep(self, row: Row) -> None:
+        rows = self._pending.setdefault(row.source, deque(maxlen=self.max_points))
+        if len(rows) == self.max_points:
+            self.dropped += 1
+        rows.append(row)
+
+    def _fail(self, err: Exception) -> None:
+        """Log the first failure of an outage only."""
+        if not self._failing:
+            log.warning("cache: %s; keeping rows in memory",
+                        translate(err, self.connector, "using the cache"))
+        self._failing = True
+
+
+def _decode(member: str, source: str) -> Row:
+    """Return the row stored as ``member`` in the ZSET of ``source``."""
+    time, values, age = json.loads(member)
+    return Row(float(time), source, values, float(age))

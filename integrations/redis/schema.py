@@ -1,0 +1,116 @@
+"""Schemas of the Redis connector (``appConnectors.redis.<name>``) and its input/output items."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from vemonitor.config.schema import Connector, InputItem, OutputItem
+
+CERT_REQS = ("none", "optional", "required")
+DEFAULT_MAX_ITEMS = 3600
+DEFAULT_STREAM_PREFIX = "vemonitor:"
+
+
+class Structure(Enum):
+    """How rows are laid out in Redis."""
+
+    HmapTimeSeries = "HmapTimeSeries"  # the original's SET + HASH per node (+ a ZSET index)
+    Stream = "Stream"  # one stream per node, entry id = row time in ms
+
+
+@dataclass
+class RedisConnector(Connector):
+    """A Redis server and database; the password may come from ``${oc.env:VAR}``."""
+
+    host: str = "localhost"
+    port: int = 6379
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ssl: bool = False
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_cert_reqs: str = "required"
+    # Short timeouts: a hung server must fail a write quickly so the outbox can retry.
+    socket_timeout: float = 5.0
+    socket_connect_timeout: float = 5.0
+
+    def validate(self) -> None:
+        """Check ranges and TLS options (no I/O)."""
+        if not self.host or any(c.isspace() for c in self.host):
+            raise ValueError(f"host must be a host name or address, got {self.host!r}")
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"port must be between 1 and 65535, got {self.port}")
+        if self.db < 0:
+            raise ValueError(f"db must be >= 0, got {self.db}")
+        if self.ssl_cert_reqs not in CERT_REQS:
+            raise ValueError(f"ssl_cert_reqs must be one of {', '.join(CERT_REQS)}, "
+                             f"got {self.ssl_cert_reqs!r}")
+        if not self.ssl and (self.ssl_ca_certs or self.ssl_certfile or self.ssl_keyfile):
+            raise ValueError("ssl_ca_certs/ssl_certfile/ssl_keyfile need ssl: true")
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+        if self.socket_timeout <= 0 or self.socket_connect_timeout <= 0:
+            raise ValueError("socket_timeout and socket_connect_timeout must be > 0 seconds")
+
+    def address(self) -> str:
+        """Return ``host:port/db`` for messages (never the credentials)."""
+        return f"{self.host}:{self.port}/{self.db}"
+
+
+@dataclass
+class RedisOutput(OutputItem):
+    """Where and how an output writes rows: the original's hashes, or streams."""
+
+    structure: Structure = Structure.HmapTimeSeries
+    redis_node: str | None = None  # HmapTimeSeries: the SET name and key prefix
+    stream_prefix: str = DEFAULT_STREAM_PREFIX  # Stream: key = prefix + node
+    max_items: int = DEFAULT_MAX_ITEMS  # rows kept per node (exact for hashes, ~ for streams)
+
+    def __post_init__(self) -> None:
+        # Accept the name as well as the member when built outside OmegaConf.
+        self.structure = Structure(self.structure)
+
+    def validate(self) -> None:
+        """Check the fields the structure needs (no I/O)."""
+        if not self.source:
+            raise ValueError("source (the name of a redis connector) is required")
+        _check_layout(self.structure, self.redis_node, self.stream_prefix)
+        if self.max_items < 1:
+            raise ValueError(f"max_items must be >= 1, got {self.max_items}")
+
+
+@dataclass
+class RedisInput(InputItem):
+    """Rows another vemonitor wrote: which structure, which node, from when."""
+
+    structure: Structure = Structure.HmapTimeSeries
+    redis_node: str | None = None
+    stream_prefix: str = DEFAULT_STREAM_PREFIX
+    node: str | None = None  # the writer's input name; None -> this input's name
+    since: float | None = None  # epoch seconds; None -> rows written after start
+
+    def __post_init__(self) -> None:
+        # Accept the name as well as the member when built outside OmegaConf.
+        self.structure = Structure(self.structure)
+
+    def validate(self) -> None:
+        """Check the fields the structure needs (no I/O)."""
+        _check_layout(self.structure, self.redis_node, self.stream_prefix)
+        if self.since is not None and self.since < 0:
+            raise ValueError(f"since must be epoch seconds >= 0 or null, got {self.since}")
+
+    def remote_node(self) -> str:
+        """Return the writer's node name this input reads."""
+        return self.node or self.name
+
+
+def _check_layout(structure: Structure, redis_node: str | None, stream_prefix: str) -> None:
+    """Raise ValueError when the structure's naming field is missing."""
+    if structure is Structure.HmapTimeSeries and not redis_node:
+        raise ValueError("redis_node is required with structure HmapTimeSeries")
+    if structure is Structure.Stream and not stream_prefix:
+        raise ValueError("stream_prefix must not be empty with structure Stream")
+

@@ -1,0 +1,193 @@
+"""The Redis input: rows another vemonitor wrote (hashes or streams), read since a time.
+
+One source per connector, shared by every input item naming it (as for serial
+ports); each item is attached with :meth:`RedisSource.subscribe`. Reading never
+raises into the engine: a server that is down is logged once, counted, and
+reads return nothing until it is back.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import redis
+
+from integrations.redis import layout
+from integrations.redis.client import connect, translate
+from integrations.redis.schema import RedisConnector, RedisInput, Structure
+from vemonitor.model import Row
+from vemonitor.registry import Context
+from vemonitor.vedirect.fields import Value
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Entry = tuple[str, dict[str, str]]  # a stream entry (decode_responses=True)
+
+MAX_ROWS = 10_000  # rows returned per rows_since() call; call again from the last time
+EPSILON = 1e-6  # makes ``since`` inclusive while reads use exclusive bounds
+
+
+class _Reader:
+    """Reads one input item's rows from one key layout."""
+
+    def __init__(self, item: RedisInput) -> None:
+        self.item = item
+        self.node = item.remote_node()
+        self.floor = -math.inf  # set from ``since`` (or the start time) when started
+
+    def fetch(self, client: redis.Redis, after: float, limit: int) -> list[Row]:
+        """Return up to ``limit`` rows with time > after, oldest first."""
+        after = max(after, self.floor - EPSILON)
+        if self.item.structure is Structure.Stream:
+            return self._stream_fetch(client, after, limit)
+        return self._hmap_fetch(client, after, limit)
+
+    def newest(self, client: redis.Redis) -> Row | None:
+        """Return the newest row written, or None."""
+        if self.item.structure is Structure.Stream:
+            entries = cast(list[Entry], client.xrevrange(self._stream(), count=1))
+            return self._stream_row(entries[0]) if entries else None
+        stamps = (cast(list[str], client.zrevrange(self._index(), 0, 0))
+                  or self._legacy_stamps(client, -math.inf))
+        return self._hmap_rows(client, stamps[-1:])[0] if stamps else None
+
+    # ------------------------------------------------------------------ hashes
+    def _hmap_fetch(self, client: redis.Redis, after: float, limit: int) -> list[Row]:
+        pipe = client.pipeline(transaction=False)
+        pipe.exists(self._index())
+        pipe.zrangebyscore(self._index(), f"({after!r}" if math.isfinite(after) else "-inf",
+                           "+inf", start=0, num=limit)
+        indexed, stamps = pipe.execute()
+        if not indexed:  # written by vemonitor_m8 (no index): scan the hash, as it did
+            stamps = self._legacy_stamps(client, after)[:limit]
+        return self._hmap_rows(client, stamps)
+
+    def _legacy_stamps(self, client: redis.Redis, after: float) -> list[str]:
+        fields = cast(list[str], client.hkeys(self._hash()))
+        return sorted((f for f in fields if f.isdigit() and int(f) > after), key=int)
+
+    def _hmap_rows(self, client: redis.Redis, stamps: list[str]) -> list[Row]:
+        if not stamps:
+            return []
+        texts = cast(list[str | None], client.hmget(self._hash(), stamps))
+        return [Row(float(stamp), self.item.name, layout.decode_values(text))
+                for stamp, text in zip(stamps, texts, strict=True) if text is not None]
+
+    # ------------------------------------------------------------------ streams
+    def _stream_fetch(self, client: redis.Redis, after: float, limit: int) -> list[Row]:
+        start = str(math.floor(after * 1000) + 1) if math.isfinite(after) else "-"
+        entries = cast(list[Entry], client.xrange(self._stream(), min=start, max="+", count=limit))
+        return [self._stream_row(entry) for entry in entries]
+
+    def _stream_row(self, entry: Entry) -> Row:
+        entry_id, fields = entry
+        return Row(int(entry_id.split("-", 1)[0]) / 1000.0, self.item.name,
+                   layout.decode_fields(fields))
+
+    # ------------------------------------------------------------------ keys
+    def _hash(self) -> str:
+        return layout.hmap_key(self.item.redis_node or "", self.node)
+
+    def _index(self) -> str:
+        return layout.index_key(self.item.redis_node or "", self.node)
+
+    def _stream(self) -> str:
+        return layout.stream_key(self.item.stream_prefix, self.node)
+
+
+def _fetch(reader: _Reader, client: redis.Redis, after: float) -> list[Row]:
+    """Return a reader's rows after a time (bound with functools.partial for _guard)."""
+    return reader.fetch(client, after, MAX_ROWS)
+
+
+class RedisSource:
+    """A Redis connector read by one or more input items."""
+
+    def __init__(self, name: str, connector: RedisConnector, ctx: Context) -> None:
+        self.name = name
+        self.connector = connector
+        self.clock = ctx.clock
+        self.client: redis.Redis | None = None
+        self.readers: dict[str, _Reader] = {}
+        self._started_at: float | None = None
+        self._failing = False
+        self._stats = {"rows": 0, "errors": 0, "reconnects": 0}
+
+    def __repr__(self) -> str:
+        return f"RedisSource({self.name!r}, {self.connector.address()})"
+
+    def subscribe(self, item: RedisInput) -> None:
+        """Attach an input item (before or after start)."""
+        reader = _Reader(item)
+        self.readers[item.name] = reader
+        if self._started_at is not None:
+            self._set_floor(reader, self._started_at)
+
+    def start(self) -> None:
+        """Create the client; ``since: null`` means rows from now on."""
+        self.client = connect(self.connector, client_name=f"vemonitor-in-{self.name}")
+        self._started_at = self.clock.now()
+        for reader in self.readers.values():
+            self._set_floor(reader, self._started_at)
+
+    def close(self) -> None:
+        """Release the connection (idempotent)."""
+        client, self.client = self.client, None
+        if client is not None:
+            client.close()
+
+    def latest(self, input_name: str | None = None) -> tuple[dict[str, Value], float] | None:
+        """Return the newest row's values and time (of one input, or the only one)."""
+        reader = self._reader(input_name)
+        row = self._guard(reader.newest, None) if reader else None
+        return (dict(row.values), row.time) if row is not None else None
+
+    def rows_since(self, after: float, input_name: str | None = None) -> list[Row]:
+        """Return rows with time > after (and >= since), oldest first, at most MAX_ROWS."""
+        readers = [self.readers[input_name]] if input_name else list(self.readers.values())
+        rows: list[Row] = []
+        for reader in readers:
+            rows += self._guard(functools.partial(_fetch, reader, after=after), [])
+        rows.sort(key=lambda row: (row.time, row.source))
+        self._stats["rows"] += len(rows)
+        return rows[:MAX_ROWS]
+
+    def stats(self) -> dict[str, Any]:
+        """Return the rows read and errors met."""
+        return {**self._stats, "available": not self._failing}
+
+    # ------------------------------------------------------------------ helpers
+    def _set_floor(self, reader: _Reader, started_at: float) -> None:
+        since = reader.item.since
+        reader.floor = float(since) if since is not None else started_at
+
+    def _reader(self, input_name: str | None) -> _Reader | None:
+        if input_name is not None:
+            return self.readers.get(input_name)
+        return next(iter(self.readers.values()), None) if len(self.readers) == 1 else None
+
+    def _guard(self, read: Callable[[redis.Redis], T], default: T) -> T:
+        """Run a read; on a Redis error log the state change once and return ``default``."""
+        if self.client is None:
+            return default
+        try:
+            result = read(self.client)
+        except (redis.RedisError, ValueError) as err:
+            self._stats["errors"] += 1
+            if not self._failing:
+                typed = err if isinstance(err, ValueError) else translate(
+                    err, self.connector, f"reading input connector {self.name}")
+                log.warning("input %s: %s", self.name, typed)
+            self._failing = True
+            return default
+        if self._failing:
+            log.info("input %s: redis %s available again", self.name, self.connector.address())
+            self._failing = False
+            self._stats["reconnects"] += 1
+        return result
+

@@ -1,0 +1,75 @@
+"""RedisCache: the DataCache interface, bounded per input, surviving restarts and outages."""
+
+from __future__ import annotations
+
+import redis
+
+from integrations.redis import create_cache
+from integrations.redis.cache import RedisCache
+from integrations.redis.client import META_KEY
+from integrations.redis.schema import RedisConnector
+from tests.integrations.redis.conftest import NOW, rows
+from tests.servers import LOOPBACK, RedisServer
+from vemonitor.engine import DataCache
+from vemonitor.model import Row
+from vemonitor.registry import Context
+
+
+def test_same_answers_as_the_memory_cache(connector: RedisConnector, ctx: Context) -> None:
+    """add/between/dropped behave as vemonitor.engine.DataCache does."""
+    cache = create_cache(connector, 5, ctx)
+    memory = DataCache(5)
+    for row in rows("bmv700", NOW, 8) + rows("mppt", NOW, 3):
+        cache.add(row)
+        memory.add(row)
+    for source in ("bmv700", "mppt", "absent"):
+        for after, upto in ((0, NOW + 100), (NOW + 3, NOW + 6), (NOW + 6, NOW + 6)):
+            assert cache.between(source, after, upto) == memory.between(source, after, upto)
+    assert cache.dropped == memory.dropped == 3
+
+
+def test_rows_survive_a_new_instance(connector: RedisConnector, ctx: Context,
+                                     raw: redis.Redis) -> None:
+    """A restarted daemon finds the rows not yet sent; the cache stays bounded."""
+    first = RedisCache(connector, 4, ctx)
+    for row in rows("bmv700", NOW, 3):
+        first.add(row)
+    first.close()
+    second = RedisCache(connector, 4, ctx)
+    assert second.between("bmv700", 0, NOW + 10) == rows("bmv700", NOW, 3)
+    for row in rows("bmv700", NOW + 3, 3):
+        second.add(row)
+    assert raw.zcard("vemonitor:cache:bmv700") == 4
+    assert [r.time for r in second.between("bmv700", 0, NOW + 10)] == [NOW + i for i in
+                                                                       range(2, 6)]
+    assert raw.hget(META_KEY, "app") == "vemonitor"
+    second.close()
+
+
+def test_same_time_replaces_the_row(connector: RedisConnector, ctx: Context) -> None:
+    """Adding a row for a time already cached replaces it (no duplicates)."""
+    cache = RedisCache(connector, 10, ctx)
+    cache.add(Row(NOW, "bmv700", {"V": 1}))
+    cache.add(Row(NOW, "bmv700", {"V": 2}))
+    assert cache.between("bmv700", 0, NOW) == [Row(NOW, "bmv700", {"V": 2})]
+
+
+def test_outage_keeps_rows_in_memory_then_catches_up(ctx: Context) -> None:
+    """While Redis is down add() does not raise; between() still answers; rows reach Redis after."""
+    with RedisServer() as server:
+        conn = RedisConnector(host=LOOPBACK, port=server.port, socket_timeout=1,
+                              socket_connect_timeout=1)
+        cache = RedisCache(conn, 10, ctx)
+        data = rows("bmv700", NOW, 4)
+        cache.add(data[0])
+        server.stop()
+        cache.add(data[1])
+        cache.add(data[2])
+        assert cache.between("bmv700", 0, NOW + 10) == data[1:3]
+        server.start()
+        cache.add(data[3])
+        client = redis.Redis(host=LOOPBACK, port=server.port, decode_responses=True)
+        assert client.zcard("vemonitor:cache:bmv700") == 3  # data[0] was lost with the server
+        assert cache.between("bmv700", 0, NOW + 10) == data[1:]
+        client.close()
+        cache.close()

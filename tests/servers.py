@@ -1,0 +1,152 @@
+"""Real servers for integration tests: started on a free loopback port, in a temp dir.
+
+Generic part: :class:`ServerProcess` runs a daemon binary bound to 127.0.0.1,
+waits until its port accepts connections, and stops it (terminate, then kill).
+A server type only says how to build its command line and when it is ready:
+see :class:`RedisServer`; a mosquitto server can be added the same way.
+Tests only ever talk to servers they started, on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import pytest
+
+LOOPBACK = "127.0.0.1"
+START_TIMEOUT = 10.0  # seconds for a server to accept connections
+STOP_TIMEOUT = 5.0  # seconds for a server to exit after SIGTERM
+
+
+def free_port() -> int:
+    """Return a TCP port on the loopback interface that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def require_binary(name: str, candidates: tuple[str, ...] = ()) -> str:
+    """Return the path of a server binary, or skip the test when it is not installed."""
+    for path in (*candidates, shutil.which(name)):
+        if path and Path(path).is_file():
+            return str(path)
+    pytest.skip(f"{name} is not installed")
+
+
+def port_open(port: int, host: str = LOOPBACK) -> bool:
+    """Return whether something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class ServerProcess:
+    """A daemon on a loopback port with its own temp dir; a context manager."""
+
+    binary_name = ""
+    binary_candidates: tuple[str, ...] = ()
+
+    def __init__(self, port: int | None = None, workdir: str | Path | None = None) -> None:
+        self.port = port or free_port()
+        self._own_dir = workdir is None
+        self.dir = Path(workdir or tempfile.mkdtemp(prefix=f"{self.binary_name}-test-"))
+        self.binary = require_binary(self.binary_name, self.binary_candidates)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = self.dir / "server.log"
+
+    def command(self) -> list[str]:
+        """Return the command line (subclasses)."""
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        """Return whether the server serves requests (default: its port accepts connections)."""
+        return port_open(self.port)
+
+    def start(self) -> ServerProcess:
+        """Start the server and wait until it is ready."""
+        if self.process is not None and self.process.poll() is None:
+            return self
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(self.command(), cwd=self.dir, stdout=log,
+                                            stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.binary_name} did not start on port {self.port}: "
+                                   f"{self.log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server (idempotent); the port is free when this returns."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT)
+
+    def restart(self) -> ServerProcess:
+        """Stop and start again on the same port."""
+        self.stop()
+        return self.start()
+
+    def cleanup(self) -> None:
+        """Stop the server and remove its temp dir (if the server created it)."""
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.cleanup()
+
+
+class RedisServer(ServerProcess):
+    """A throw-away ``redis-server``: no persistence, optional ``--requirepass``."""
+
+    binary_name = "redis-server"
+    binary_candidates = ("/usr/bin/redis-server",)
+
+    def __init__(self, port: int | None = None, workdir: str | Path | None = None,
+                 password: str | None = None) -> None:
+        super().__init__(port, workdir)
+        self.password = password
+
+    def command(self) -> list[str]:
+        """Return redis-server's command line: loopback only, nothing saved."""
+        cmd = [self.binary, "--port", str(self.port), "--bind", LOOPBACK, "--dir", str(self.dir),
+               "--save", "", "--appendonly", "no", "--protected-mode", "yes"]
+        if self.password:
+            cmd += ["--requirepass", self.password]
+        return cmd
+
+    def ready(self) -> bool:
+        """Return whether the server answers PING (it may refuse while loading)."""
+        try:
+            with socket.create_connection((LOOPBACK, self.port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                reply = sock.recv(64)
+        except OSError:
+            return False
+        # "-NOAUTH" still means the server is up and serving (password set).
+        return reply.startswith((b"+PONG", b"-NOAUTH"))
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self

@@ -1,0 +1,198 @@
+"""Deliver an output's batches from its durable outbox to its sink, never hammering it.
+
+One sender thread per output:
+
+* takes the oldest batches (several at once while a backlog drains, up to
+  ``drain_rows`` rows per send, at most one send per ``drain_interval`` seconds),
+  sends them as one batch, and removes them from the outbox only once the sink
+  accepted them; sends are in order;
+* on a failure keeps everything, logs ONE line when the sink goes down and one
+  when it recovers, and waits with exponential backoff and jitter
+  (``retry_initial`` doubling up to ``retry_max``); an authentication failure
+  waits ``auth_retry`` instead: whatever the failure, there is no request storm;
+* connects the sink lazily, so a server down at start-up is just an outage.
+
+Waits use the engine's clock, so an accelerated run sees the same number of
+attempts per (device) minute as a real one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from vemonitor.clock import Clock
+from vemonitor.model import Batch
+from vemonitor.outbox import Outbox
+from vemonitor.registry import Sink
+
+log = logging.getLogger(__name__)
+
+IDLE_WAIT = 1.0  # real seconds between outbox checks when nothing notifies
+
+
+class SinkAuthError(Exception):
+    """Raised by a sink when the server refused its credentials (retried slowly)."""
+
+
+def is_auth_error(err: BaseException) -> bool:
+    """Return True for credential failures, whichever library raised them."""
+    if isinstance(err, SinkAuthError):
+        return True
+    return any("Auth" in cls.__name__ for cls in type(err).__mro__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, capped; a slower fixed wait after auth failures."""
+
+    initial: float = 1.0
+    cap: float = 300.0
+    auth: float = 900.0
+    jitter: float = 0.25
+
+    def delay(self, attempt: int, auth: bool, rng: random.Random) -> float:
+        """Return the wait before retry number ``attempt`` (0-based)."""
+        base = self.auth if auth else min(self.cap, self.initial * 2 ** min(attempt, 30))
+        return base * (1 + self.jitter * (2 * rng.random() - 1))
+
+
+@dataclass
+class DeliveryStats:
+    """What an output's sender did."""
+
+    batches: int = 0
+    rows: int = 0
+    points: int = 0
+    errors: int = 0
+    attempts: int = 0
+    outages: int = 0
+    last_error: str = ""
+
+
+class Sender:
+    """Moves batches from an outbox to a sink (see the module doc)."""
+
+    def __init__(self, name: str, sink: Sink, outbox: Outbox, clock: Clock,
+                 policy: RetryPolicy | None = None, drain_rows: int = 1000,
+                 drain_interval: float = 1.0, seed: int | None = None) -> None:
+        self.name = name
+        self.sink = sink
+        self.outbox = outbox
+        self.clock = clock
+        self.policy = policy or RetryPolicy()
+        self.drain_rows = drain_rows
+        self.drain_interval = drain_interval
+        self.stats = DeliveryStats()
+        self._rng = random.Random(seed)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._deadline = float("inf")
+        self._connected = False
+        self._down_since: float | None = None
+        self._attempt = 0
+        self._auth = False
+        self._thread = threading.Thread(target=self._run, name=f"sender-{name}", daemon=True)
+
+    def start(self) -> None:
+        """Start the sender thread (batches left by a previous run go first)."""
+        self._thread.start()
+
+    def notify(self) -> None:
+        """Tell the sender a new batch is in the outbox."""
+        self._wake.set()
+
+    def stop(self, timeout: float) -> None:
+        """Send what is waiting for up to ``timeout`` s, then stop; the rest stays on disk."""
+        self._deadline = time.monotonic() + timeout
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout + 1.0)
+
+    @property
+    def down(self) -> bool:
+        """Return True while the sink is failing."""
+        return self._down_since is not None
+
+    # ------------------------------------------------------------------ internals
+    def _run(self) -> None:
+        while True:
+            stopping = self._stop.is_set()
+            if stopping and time.monotonic() > self._deadline:
+                return
+            items = self.outbox.peek(self.drain_rows)
+            if not items:
+                if stopping:
+                    return
+                self._wake.wait(IDLE_WAIT)
+                self._wake.clear()
+                continue
+            if not self._send(items):
+                if stopping:
+                    return  # keep the rest on disk for the next run
+                self.clock.sleep(self.policy.delay(self._attempt - 1, self._auth, self._rng),
+                                 self._stop)
+                continue
+            if len(items) > 1 or self.outbox.peek(1):
+                # A backlog drains at a bounded rate while new data keeps arriving.
+                self.clock.sleep(self.drain_interval, self._stop)
+
+    def _send(self, items: list[tuple[int, Batch]]) -> bool:
+        """Send the batches as one; return True when the sink accepted them."""
+        rows = tuple(sorted((r for _, b in items for r in b.rows), key=lambda r: (r.time, r.source)))
+        batch = Batch(self.name, rows)
+        self.stats.attempts += 1
+        try:
+            if not self._connected:
+                self.sink.start()
+                self._connected = True
+            self.sink.write(batch)
+        except Exception as err:  # any sink failure keeps the data; the type sets the wait
+            self._failed(err)
+            return False
+        self.outbox.ack(batch_id for batch_id, _ in items)
+        self._succeeded(batch)
+        return True
+
+    def _failed(self, err: BaseException) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = _describe(err)
+        self._attempt += 1
+        self._auth = is_auth_error(err)
+        if self._down_since is None:
+            self._down_since = self.clock.now()
+            self.stats.outages += 1
+            kind = "refused our credentials" if self._auth else "is unavailable"
+            log.warning("output %s: sink %s (%s); keeping data, retrying with backoff",
+                        self.name, kind, self.stats.last_error)
+
+    def _succeeded(self, batch: Batch) -> None:
+        self.stats.batches += 1
+        self.stats.rows += len(batch.rows)
+        self.stats.points += batch.points
+        log.debug("output %s: sent %d rows (%d points)", self.name, len(batch.rows),
+                  batch.points)
+        if self._down_since is not None:
+            waiting = self.outbox.depth()["rows"]
+            log.info("output %s: sink recovered after %.0f s; %d rows still waiting", self.name,
+                     self.clock.now() - self._down_since, waiting)
+            self._down_since = None
+        self._attempt = 0
+        self._auth = False
+
+
+def _describe(err: BaseException) -> str:
+    """Return a one-line description of a sink failure (never a traceback)."""
+    text = str(err).splitlines()[0] if str(err) else ""
+    prefix = "auth: " if is_auth_error(err) else ""
+    return f"{prefix}{type(err).__name__}: {text}" if text else f"{prefix}{type(err).__name__}"
+
+
+def as_dict(stats: DeliveryStats) -> dict[str, Any]:
+    """Return the stats as plain data."""
+    return dict(stats.__dict__)
