@@ -58,6 +58,7 @@ class ServerProcess:
         self.port = port or free_port()
         self._own_dir = workdir is None
         self.dir = Path(workdir or tempfile.mkdtemp(prefix=f"{self.binary_name}-test-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.binary = require_binary(self.binary_name, self.binary_candidates)
         self.process: subprocess.Popen[bytes] | None = None
         self.log = self.dir / "server.log"

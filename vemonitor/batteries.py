@@ -75,13 +75,16 @@ def load_bank(banks: Mapping[str, Any] | None, name: str, file: str | None) -> B
     if not banks:
         raise ConfigError(f"block args name battery bank '{name}' but there is no batteryBanks "
                           "section", file=file, key="batteryBanks")
-    items = _mapping(banks.get("bankItems"), "batteryBanks.bankItems", file)
-    kinds = _mapping((banks.get("batteryDatas") or {}).get("batteries"),
-                     "batteryBanks.batteryDatas.batteries", file)
-    key = f"batteryBanks.bankItems.{name}"
+    datas = banks.get("batteryDatas") or {}
+    # The seed's samples nest bankItems under batteryDatas; its README shows it beside.
+    items_key = ("batteryBanks.batteryDatas.bankItems" if "bankItems" in datas
+                 else "batteryBanks.bankItems")
+    items = _mapping(datas.get("bankItems", banks.get("bankItems")), items_key, file)
+    kinds = _mapping(datas.get("batteries"), "batteryBanks.batteryDatas.batteries", file)
+    key = f"{items_key}.{name}"
     if name not in items:
         raise ConfigError(f"unknown battery bank '{name}' (banks: {', '.join(items)})",
-                          file=file, key="batteryBanks.bankItems")
+                          file=file, key=items_key)
     item = _mapping(items[name], key, file)
     battery_key = str(item.get("battery_key", ""))
     if battery_key not in kinds:

@@ -36,7 +36,7 @@ from typing import Any
 from vemonitor.clock import Clock
 from vemonitor.config.build import InputSpec, OutputSpec, RunSpec
 from vemonitor.delivery import RetryPolicy, Sender
-from vemonitor.middlewares import Step, bank_step, bounds, chain, project, rename
+from vemonitor.middlewares import Step, bank_step, bounds, chain, project
 from vemonitor.model import Batch, DropRow, Row
 from vemonitor.outbox import Outbox, OutboxError, OutboxLimits, outbox_path
 from vemonitor.registry import Cache, Context, IntegrationError, Registry, Sink, Source
@@ -152,11 +152,15 @@ class OutputWorker:
     """
 
     def __init__(self, spec: OutputSpec, sink: Sink, cache: Cache, inputs: list[str],
-                 outbox: Outbox, clock: Clock) -> None:
+                 outbox: Outbox, clock: Clock,
+                 input_names: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.spec = spec
         self.cache = cache
         self.inputs = list(spec.columns) or inputs
-        self.rename = rename(spec.ref_cols)
+        # Standard names (ref_cols, device column -> standard name): the output's own
+        # if it has any, else each input's.
+        own = {col: std for std, col in spec.ref_cols}
+        self.names = {name: own or dict((input_names or {}).get(name, {})) for name in inputs}
         self.outbox = outbox
         self.clock = clock
         self.ticks = 0
@@ -211,9 +215,20 @@ class OutputWorker:
         self.outbox.close()
 
     def _select(self, row: Row, columns: tuple[str, ...]) -> Row:
-        """Return the row with the output's columns and names."""
-        values = project(row.values, [c for c in columns if c != "time_ref"])
-        return Row(row.time, row.source, self.rename(values), row.age)
+        """Return the row with the output's columns, under their standard names.
+
+        Rows in the cache keep device column names; a column may be asked for by
+        its device name or its standard name. ``time_ref`` (the seed's name for the
+        row time) is not a value: every row carries its time.
+        """
+        names = self.names.get(row.source, {})
+        if columns:
+            devices = {std: col for col, std in names.items()}
+            wanted = [devices.get(c, c) for c in columns if c != "time_ref"]
+            values = project(row.values, wanted)
+        else:
+            values = dict(row.values)
+        return Row(row.time, row.source, {names.get(k, k): v for k, v in values.items()}, row.age)
 
 
 class Engine:
@@ -249,7 +264,6 @@ class Engine:
             steps: list[Step] = [bounds()]
             if self.spec.bank is not None:
                 steps.append(bank_step(self.spec.bank, spec.columns))
-            steps.append(rename(spec.ref_cols))
             source = self.sources[f"{spec.domain}:{spec.source}"]
             subscribe = getattr(source, "subscribe", None)
             if subscribe is not None:  # a source serving several inputs learns each item
@@ -257,6 +271,8 @@ class Engine:
             self.inputs.append(InputWorker(spec, source, chain(steps), self.cache,
                                            self.context.stale_after))
         names = [i.spec.name for i in self.inputs]
+        input_names = {i.spec.name: {col: std for std, col in i.spec.ref_cols}
+                       for i in self.inputs}
         for spec in self.spec.outputs:
             reg = registry.get(spec.domain)
             assert reg.sink_factory is not None
@@ -267,7 +283,8 @@ class Engine:
             outbox = Outbox(outbox_path(self.spec.runtime.state_dir, spec.name), spec.name,
                             OutboxLimits(delivery.max_rows, delivery.max_bytes, delivery.max_age),
                             delivery.synchronous)
-            self.outputs.append(OutputWorker(spec, sink, self.cache, names, outbox, self.clock))
+            self.outputs.append(OutputWorker(spec, sink, self.cache, names, outbox, self.clock,
+                                             input_names))
 
     @staticmethod
     def stale_after(spec: RunSpec) -> float:

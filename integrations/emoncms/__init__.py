@@ -1,0 +1,32 @@
+"""EmonCms output: batches of rows posted to emoncms's input/bulk API, one node per input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integrations.emoncms.errors import EmoncmsAuthError, EmoncmsError, EmoncmsUnavailable
+from integrations.emoncms.names import check_names
+from integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
+from vemonitor.config.schema import OutputItem
+from vemonitor.registry import Context, Manifest, Registry, Sink
+
+__all__ = ["EmoncmsAuthError", "EmoncmsConnector", "EmoncmsError", "EmoncmsOutput",
+           "EmoncmsUnavailable", "check_names", "create_sink", "setup"]
+
+
+def create_sink(item: OutputItem, connector: Any | None, ctx: Context) -> Sink:
+    """Build the sink of one output item (no I/O until ``start()``)."""
+    from integrations.emoncms.sink import EmoncmsSink  # lazily: requests only when used
+
+    if not isinstance(item, EmoncmsOutput):  # the registry types factories by the base item
+        raise TypeError(f"emoncms output needs an EmoncmsOutput, got {type(item).__name__}")
+    if not isinstance(connector, EmoncmsConnector):
+        raise TypeError(f"emoncms output '{item.name}' needs an emoncms connector, got "
+                        f"{type(connector).__name__}")
+    return EmoncmsSink(item, connector, ctx)
+
+
+def setup(registry: Registry, manifest: Manifest) -> None:
+    """Register the emoncms connector and output schemas and the sink factory."""
+    registry.register(manifest.domain, connector=EmoncmsConnector, output_item=EmoncmsOutput,
+                      sink_factory=create_sink)

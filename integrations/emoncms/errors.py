@@ -1,0 +1,15 @@
+"""The exceptions an EmonCms sink raises: the outbox decides how to retry from the type."""
+
+from __future__ import annotations
+
+
+class EmoncmsError(Exception):
+    """A batch was not accepted by EmonCms (base of the more precise errors below)."""
+
+
+class EmoncmsAuthError(EmoncmsError):
+    """The server refused the API key (HTTP 401 or an 'Invalid API key' body)."""
+
+
+class EmoncmsUnavailable(EmoncmsError):
+    """The server could not be reached or did not answer ``ok`` (5xx, timeout, reset...)."""

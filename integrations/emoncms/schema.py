@@ -1,0 +1,96 @@
+"""Schemas of the EmonCms connector (``appConnectors.emoncms.<name>``) and output items."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from omegaconf import MISSING
+
+from integrations.emoncms.names import (
+    NAME_MAX_EMONCMS_ORG,
+    NODE_MAX_EMONCMS_ORG,
+    name_problem,
+)
+from vemonitor.config.schema import Connector, OutputItem
+
+MAX_TIMEOUT = 300.0  # seconds; a longer wait only delays the outbox's own retry
+
+
+@dataclass
+class EmoncmsConnector(Connector):
+    """An EmonCms server: where it is, the write API key, and how to talk to it.
+
+    ``apikey`` is excluded from ``repr()`` so a logged or printed connector never
+    shows it; it may come from the environment (``${oc.env:EMONCMS_APIKEY}``).
+    """
+
+    addr: str = MISSING
+    apikey: str = field(default=MISSING, repr=False)
+    timeout: float = 10.0
+    verify_tls: bool = True
+    # zlib (Content-Encoding: deflate) request bodies; stock emoncms cannot read
+    # them, so this is only for a proxy that inflates request bodies (README).
+    compress: bool = False
+    node_prefix: str = ""
+    # True: send sentat=<now> so the server corrects this device's clock skew;
+    # False: send time=0 so the server stores the device's times unchanged.
+    correct_skew: bool = True
+    # emoncms.org refuses longer names (in bytes); null lifts a limit (self-hosted).
+    max_node_length: int | None = NODE_MAX_EMONCMS_ORG
+    max_name_length: int | None = NAME_MAX_EMONCMS_ORG
+
+    def validate(self) -> None:
+        """Check the address, key, timeout and name settings (no I/O; never echoes the key)."""
+        check_addr(self.addr)
+        check_apikey(self.apikey)
+        if not 0 < self.timeout <= MAX_TIMEOUT:
+            raise ValueError(f"timeout must be > 0 and <= {MAX_TIMEOUT:g} seconds, "
+                             f"got {self.timeout:g}")
+        for key in ("max_node_length", "max_name_length"):
+            limit = getattr(self, key)
+            if limit is not None and limit < 1:
+                raise ValueError(f"{key} must be >= 1 or null, got {limit}")
+        if self.node_prefix:
+            problem = name_problem(self.node_prefix, None)
+            if problem:
+                raise ValueError(f"node_prefix {self.node_prefix!r} {problem}")
+
+
+@dataclass
+class EmoncmsOutput(OutputItem):
+    """An output sending rows to an EmonCms connector; each input is an emoncms node."""
+
+    def validate(self) -> None:
+        """Check the output names its connector."""
+        if not self.source:
+            raise ValueError("an emoncms output needs 'source': the name of an "
+                             "appConnectors.emoncms connector")
+
+
+def check_addr(addr: str) -> None:
+    """Raise ValueError unless ``addr`` is an http(s) URL with a host and nothing secret."""
+    try:
+        parts = urlsplit(addr)
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError as err:
+        raise ValueError(f"addr {addr!r} is not a valid URL ({err})") from err
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"addr must start with http:// or https://, got {addr!r}")
+    if not parts.hostname:
+        raise ValueError(f"addr {addr!r} has no host")
+    if parts.username is not None or parts.password is not None:
+        # Credentials in a URL end up in logs and error messages.
+        raise ValueError("addr must not contain user:password@; use apikey")
+    if parts.query or parts.fragment:
+        raise ValueError("addr must not contain a query or fragment (the API key goes in "
+                         "apikey, never in the URL)")
+
+
+def check_apikey(apikey: str) -> None:
+    """Raise ValueError unless the key can go in a header (the message never shows it)."""
+    if not apikey or not apikey.strip():
+        raise ValueError("apikey is empty (set it, or ${oc.env:VAR} with VAR exported)")
+    if any(c.isspace() or not c.isprintable() for c in apikey):
+        raise ValueError("apikey contains whitespace or control characters (check for a "
+                         "trailing newline in the variable or file it comes from)")

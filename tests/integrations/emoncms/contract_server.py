@@ -1,0 +1,436 @@
+"""A local stand-in for emoncms's input API, following emoncms's own PHP source.
+
+What it reproduces (index.php, param.php, Modules/input/input_methods.php,
+input_controller.php, input_model.php of emoncms/emoncms):
+
+* Routes ``/input/bulk(.json)`` and ``/input/post(.json)[/<node>]``, GET or POST;
+  parameters from the query string and the form body, the body winning (param.php).
+* Auth: ``apikey`` parameter (query, then body) or ``Authorization: Bearer <key>``.
+  A wrong key is HTTP 401 with the body ``Invalid API key``. A missing key makes
+  emoncms show its login page; this double answers 401 ``Authentication Required``.
+* bulk: ``data=[[t, node, v1, {"name": v}, ...], ...]``; the reference time is
+  ``now - sentat``, else ``now - offset``, else ``time``, else ``now - t_last``
+  (legacy); each entry's time is reference + ``int(t)``. An object contributes only
+  its FIRST key (``key()``/``current()`` in PHP); bare values are named 1, 2, ...
+  Values are cast to float (``null`` and text become 0), entries with fewer than
+  three items are skipped.
+* post: ``node`` (or the path), ``time`` or now, ``fulljson`` / ``json`` / ``csv`` / ``data``.
+* Names are stored as emoncms creates them: characters other than letters,
+  digits, ``_``, ``-``, ``.`` and whitespace stripped; with ``org_limits`` nodes over
+  16 bytes and names over 64 bytes are dropped (emoncms.org).
+* Success is the text ``ok`` (``{"success": true}`` for fulljson); a format error is
+  HTTP 200 with ``{"success": false, "message": ...}``.
+
+Not part of emoncms: request bodies with ``Content-Encoding: deflate`` or ``gzip``
+are inflated first, as a decompressing proxy in front of emoncms would.
+
+Points are keyed by (node, name, time) as emoncms feeds key data by time, so a
+resent batch replaces rather than duplicates; ``deliveries`` keeps every point
+processed, duplicates included. Failures on demand: ``fail(mode, ...)``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+DEFAULT_KEY = "0123456789abcdef0123456789abcdef"  # the same as emon_helpers.KEY
+MODES = ("http500", "timeout", "reset", "slow", "invalid_key_body", "error_body", "redirect")
+
+
+@dataclass(frozen=True, order=True)
+class Point:
+    """One stored input value."""
+
+    node: str
+    name: str
+    time: int
+    value: float
+
+
+@dataclass
+class Received:
+    """One request as the server saw it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    form: dict[str, str]
+    headers: dict[str, str]
+    auth: str | None  # "bearer", "apikey" or None
+    body: bytes
+
+
+@dataclass
+class Failure:
+    """A failure to inject into the next ``times`` requests."""
+
+    mode: str
+    times: int = 1
+    delay: float = 0.0
+    process: bool = False  # store the data before failing (an unclear failure)
+
+
+@dataclass
+class Answer:
+    """What the server replies."""
+
+    status: int
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def sanitize(name: str) -> str:
+    """Return ``name`` as emoncms stores it: only letters, digits, ``_``, ``-``, ``.``, spaces."""
+    return "".join(c for c in name if c.isalnum() or c in "_-." or c.isspace())
+
+
+def php_int(value: Any) -> int:
+    """Return PHP's ``(int)`` cast of a JSON or form value."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str):
+        match = re.match(r"\s*[+-]?\d+", value)
+        return int(match.group(0)) if match else 0
+    return 0
+
+
+def php_float(value: Any) -> float:
+    """Return PHP's ``(float)`` cast of a JSON or form value (null and text become 0)."""
+    if isinstance(value, (bool, int, float)):
+        return float(value)
+    if isinstance(value, str):
+        match = re.match(r"\s*[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)", value)
+        return float(match.group(0)) if match else 0.0
+    return 0.0
+
+
+def php_str(value: Any) -> str:
+    """Return PHP's string form of a scalar (for ``strlen``)."""
+    if value is None or value is False:
+        return ""
+    if value is True:
+        return "1"
+    return str(value)
+
+
+class ContractServer:
+    """emoncms's input API on 127.0.0.1, in a thread, recording what it receives."""
+
+    def __init__(self, apikeys: Iterable[str] = (DEFAULT_KEY,), *,
+                 clock: Callable[[], float] = time.time, org_limits: bool = False) -> None:
+        self.apikeys = set(apikeys)
+        self.clock = clock
+        self.org_limits = org_limits
+        self.points: dict[tuple[str, str, int], float] = {}
+        self.deliveries: list[Point] = []
+        self.renamed: list[tuple[str, str]] = []  # (name sent, name stored)
+        self.dropped: list[tuple[str, str, str]] = []  # (node, name, why)
+        self.requests: list[Received] = []
+        self._failures: list[Failure] = []
+        self._lock = threading.Lock()
+        self._release = threading.Event()  # cuts injected sleeps short at stop()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.contract = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,),
+                                        daemon=True, name="emoncms-contract")
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def url(self) -> str:
+        """Return the base URL (what a connector's ``addr`` is)."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> ContractServer:
+        """Serve in a background thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release any injected sleep."""
+        self._release.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+    # ------------------------------------------------------------------ test API
+    def fail(self, mode: str, times: int = 1, delay: float = 0.0,
+             process: bool | None = None) -> None:
+        """Make the next ``times`` requests fail with ``mode`` (see MODES)."""
+        if mode not in MODES:
+            raise ValueError(f"unknown failure mode {mode!r}, expected one of {MODES}")
+        if process is None:
+            process = mode in ("timeout", "slow")  # the server did the work, the answer is late
+        with self._lock:
+            self._failures.append(Failure(mode, times, delay, process))
+
+    def stored(self) -> list[Point]:
+        """Return the stored points, sorted."""
+        with self._lock:
+            return sorted(Point(n, k, t, v) for (n, k, t), v in self.points.items())
+
+    def request_count(self) -> int:
+        """Return how many requests reached the server."""
+        with self._lock:
+            return len(self.requests)
+
+    # ------------------------------------------------------------------ handling
+    def next_failure(self) -> Failure | None:
+        """Take one use of the pending failure, if any."""
+        with self._lock:
+            if not self._failures:
+                return None
+            failure = self._failures[0]
+            failure.times -= 1
+            if failure.times <= 0:
+                self._failures.pop(0)
+            return failure
+
+    def record(self, received: Received) -> None:
+        """Remember a request."""
+        with self._lock:
+            self.requests.append(received)
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, unless the server is stopping."""
+        self._release.wait(seconds)
+
+    def authenticate(self, params: dict[str, str], headers: dict[str, str]) -> tuple[
+            str | None, Answer | None]:
+        """Return the auth method used, or the 401 answer (index.php's rules)."""
+        if "apikey" in params:
+            method, key = "apikey", params["apikey"]
+        elif "Authorization" in headers:
+            method, key = "bearer", headers["Authorization"].replace("Bearer ", "")
+        else:
+            return None, Answer(401, "Authentication Required")
+        if key not in self.apikeys:
+            return method, Answer(401, "Invalid API key", {
+                "WWW-Authenticate": 'Bearer realm="API KEY", error="invalid_apikey", '
+                                    'error_description="Invalid API key"'})
+        return method, None
+
+    def route(self, path: str, params: dict[str, str]) -> Answer:
+        """Run input/bulk or input/post and return emoncms's answer."""
+        parts = [p for p in path.split("/") if p]
+        action = parts[1].removesuffix(".json") if len(parts) > 1 else ""
+        if not parts or parts[0] != "input" or action not in ("bulk", "post"):
+            return Answer(406, json.dumps({"success": False,
+                                           "message": "406 Not Acceptable. Route not found"}))
+        if action == "bulk":
+            result = self.bulk(params)
+        else:
+            result = self.post(params, parts[2] if len(parts) > 2 else None)
+        if result == "ok":
+            return Answer(200, '{"success": true}' if "fulljson" in params else "ok")
+        message = result.replace('"', "'")
+        return Answer(200, '{"success": false, "message": "' + message + '"}')
+
+    def bulk(self, params: dict[str, str]) -> str:
+        """Process input/bulk (InputMethods::bulk); return "ok" or the error text."""
+        try:
+            data = json.loads(params.get("data", ""))
+        except ValueError:
+            data = None
+        if not isinstance(data, list) or not data:
+            return "Format error, json string supplied is not valid"
+        last = data[-1]
+        if not isinstance(last, list) or not last:
+            return "Format error, last item in bulk data does not contain any data"
+        now = int(self.clock())
+        if "sentat" in params:
+            time_ref = now - php_int(params["sentat"])
+        elif "offset" in params:
+            time_ref = now - php_int(params["offset"])
+        elif "time" in params:
+            time_ref = php_int(params["time"])
+        else:
+            time_ref = now - php_int(last[0])
+        for item in data:
+            if not isinstance(item, list) or len(item) <= 2:
+                continue
+            if isinstance(item[1], dict):
+                return "Format error, node must not be an object"
+            node = php_str(item[1]) or "0"
+            self.store(node, _bulk_inputs(item[2:]), time_ref + php_int(item[0]))
+        return "ok"
+
+    def post(self, params: dict[str, str], path_node: str | None) -> str:
+        """Process input/post (InputMethods::post); return "ok" or the error text."""
+        node = sanitize(path_node or params.get("node", "")) or "0"
+        when = php_int(params["time"]) if "time" in params else int(self.clock())
+        raw = next((params[k] for k in ("json", "fulljson", "csv", "data") if k in params), "")
+        if raw == "":
+            return "Request contains no data via csv, json or data tag"
+        if "fulljson" in params:
+            try:
+                inputs = json.loads(raw)
+            except ValueError:
+                return "Error decoding JSON string (invalid or too deeply nested)"
+            if not isinstance(inputs, dict):
+                return "Input must be a JSON object"
+            self.store(node, {str(k): php_float(v) for k, v in inputs.items()}, when)
+            return "ok"
+        parsed = _loose_pairs(raw)
+        if isinstance(parsed, str):
+            return parsed
+        self.store(node, parsed, when)
+        return "ok"
+
+    def store(self, node: str, inputs: dict[str, float], when: int) -> None:
+        """Keep each value under the names emoncms would create (process_node)."""
+        with self._lock:
+            for name, value in inputs.items():
+                stored_node, stored_name = sanitize(node), sanitize(name)
+                if (stored_node, stored_name) != (node, name):
+                    self.renamed.append((f"{node}/{name}", f"{stored_node}/{stored_name}"))
+                if self.org_limits and len(stored_node.encode()) > 16:
+                    self.dropped.append((node, name, "node longer than 16 bytes"))
+                    continue
+                if self.org_limits and len(stored_name.encode()) > 64:
+                    self.dropped.append((node, name, "name longer than 64 bytes"))
+                    continue
+                self.points[(stored_node, stored_name, when)] = value
+                self.deliveries.append(Point(stored_node, stored_name, when, value))
+
+
+def _bulk_inputs(values: list[Any]) -> dict[str, float]:
+    """Return the named values of one bulk entry: first key of each object, else 1, 2, ..."""
+    inputs: dict[str, float] = {}
+    position = 1
+    for value in values:
+        if isinstance(value, dict):
+            if value:  # PHP: key()/current() see only the first property
+                key, first = next(iter(value.items()))
+                inputs[str(key)] = php_float(first)
+            continue
+        if php_str(value):
+            inputs[str(position)] = php_float(value)
+        position += 1
+    return inputs
+
+
+def _loose_pairs(raw: str) -> dict[str, float] | str:
+    """Parse input/post's ``json``/``csv`` forms ({a:1,b:2} or 1,2,3), or return the error."""
+    text = "".join(c for c in raw if c.isalnum() or c in "_-.:, " or c.isspace())
+    inputs: dict[str, float] = {}
+    index = 0
+    for pair in text.split(","):
+        key, sep, value = pair.partition(":")
+        if sep:
+            if key == "":
+                return "Format error, json key missing or invalid character"
+            if not _is_numeric(value) and value != "null":
+                return "Format error, json value is not numeric"
+            inputs[key] = php_float(value)
+        else:
+            if not _is_numeric(key) and key != "null":
+                return "Format error: csv value is not numeric"
+            index += 1
+            inputs[str(index)] = php_float(key)
+    return inputs
+
+
+def _is_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Turns HTTP requests into ContractServer calls, injecting failures."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, like a real server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib's name)
+        """Stay quiet (pytest shows failures, not access logs)."""
+
+    def do_GET(self) -> None:  # noqa: N802 (stdlib's name)
+        """Handle a GET (emoncms accepts both)."""
+        self._handle(b"")
+
+    def do_POST(self) -> None:  # noqa: N802 (stdlib's name)
+        """Handle a POST."""
+        length = int(self.headers.get("Content-Length") or 0)
+        self._handle(self.rfile.read(length) if length else b"")
+
+    def _handle(self, body: bytes) -> None:
+        contract: ContractServer = self.server.contract  # type: ignore[attr-defined]
+        split = urlsplit(self.path)
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        headers = {k: v for k, v in self.headers.items()}
+        form = self._form(body)
+        params = {**query, **form}  # param.php: POST values override GET ones
+        auth, refusal = contract.authenticate(params, headers)
+        contract.record(Received(self.command, split.path, query, form, headers, auth, body))
+        failure = contract.next_failure()
+        if failure is not None and not failure.process:
+            self._fail(contract, failure)
+            return
+        answer = refusal or contract.route(split.path, params)
+        if failure is not None:
+            self._fail(contract, failure, answer)
+            return
+        self._send(answer)
+
+    def _form(self, body: bytes) -> dict[str, str]:
+        encoding = (self.headers.get("Content-Encoding") or "").lower()
+        if encoding == "deflate":
+            body = zlib.decompress(body)
+        elif encoding == "gzip":
+            body = gzip.decompress(body)
+        if not body or "x-www-form-urlencoded" not in (self.headers.get("Content-Type") or ""):
+            return {}
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+
+    def _fail(self, contract: ContractServer, failure: Failure,
+              answer: Answer | None = None) -> None:
+        if failure.mode in ("timeout", "slow"):
+            contract.sleep(failure.delay)
+            self._send(answer or Answer(200, "ok"))
+        elif failure.mode == "http500":
+            self._send(Answer(500, "<h1>500 Internal Server Error</h1>"))
+        elif failure.mode == "invalid_key_body":
+            self._send(Answer(200, "Invalid API key"))
+        elif failure.mode == "error_body":
+            self._send(Answer(200, '{"success": false, "message": "Format error, json string '
+                                   'supplied is not valid"}'))
+        elif failure.mode == "redirect":  # e.g. a server moved to https
+            self._send(Answer(301, "", {"Location": "https://127.0.0.1:1/input/bulk.json"}))
+        elif failure.mode == "reset":
+            # SO_LINGER 0 makes close() send a TCP RST instead of a FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+
+    def _send(self, answer: Answer) -> None:
+        data = answer.body.encode("utf-8")
+        try:
+            self.send_response(answer.status)
+            content_type = "application/json" if answer.status == 406 else "text/plain"
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in answer.headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the client gave up (a timeout test): nothing to tell it
+            self.close_connection = True
