@@ -39,7 +39,15 @@ from vemonitor.delivery import RetryPolicy, Sender
 from vemonitor.middlewares import Step, bank_step, bounds, chain, project
 from vemonitor.model import Batch, DropRow, Row
 from vemonitor.outbox import Outbox, OutboxError, OutboxLimits, outbox_path
-from vemonitor.registry import Cache, Context, IntegrationError, Registry, Sink, Source
+from vemonitor.registry import (
+    Cache,
+    Context,
+    InputInfo,
+    IntegrationError,
+    Registry,
+    Sink,
+    Source,
+)
 from vemonitor.scan import Scanner
 from vemonitor.vedirect.fields import jsonable
 
@@ -271,6 +279,12 @@ class Engine:
             self.inputs.append(InputWorker(spec, source, chain(steps), self.cache,
                                            self.context.stale_after))
         names = [i.spec.name for i in self.inputs]
+        self.context.block = self.spec.block
+        for worker in self.inputs:
+            spec = worker.spec
+            self.context.inputs[spec.name] = InputInfo(
+                spec.name, spec.domain, spec.source, spec.columns,
+                {col: std for std, col in spec.ref_cols}, worker.source)
         input_names = {i.spec.name: {col: std for std, col in i.spec.ref_cols}
                        for i in self.inputs}
         for spec in self.spec.outputs:

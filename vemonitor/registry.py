@@ -98,6 +98,26 @@ class Sink(Protocol):
 
 
 @dataclass
+class InputInfo:
+    """What a sink may know about one input of the block (e.g. for Home Assistant discovery)."""
+
+    name: str
+    domain: str
+    connector: str
+    columns: tuple[str, ...]
+    standard_names: dict[str, str]  # device column -> standard name (the input's ref_cols)
+    source: Any  # the Source serving it
+
+    def device(self) -> dict[str, Any]:
+        """Return the live device identity and availability (empty when unknown).
+
+        Keys: available (bool), pid, product, serial, firmware.
+        """
+        describe = getattr(self.source, "device", None)
+        return dict(describe()) if callable(describe) else {}
+
+
+@dataclass
 class Context:
     """What workers may use: the clock, the state directory, the simulator's directory."""
 
@@ -107,6 +127,8 @@ class Context:
     stale_after: float = 5.0
     sim_dir: str | None = None
     scanner: Scanner = field(default_factory=Scanner)
+    block: str = ""
+    inputs: dict[str, InputInfo] = field(default_factory=dict)  # filled before sinks are built
 
 
 class Cache(Protocol):

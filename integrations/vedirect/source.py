@@ -61,6 +61,16 @@ class VedirectSource:
             return None
         return snapshot.values, snapshot.received_at
 
+    def device(self) -> dict[str, Any]:
+        """Return the device's identity (from its latest snapshot) and availability."""
+        reader = self.reader
+        snapshot = (reader.latest if reader is not None else None) or self._found
+        info: dict[str, Any] = {"available": bool(reader and reader.available)}
+        if snapshot is not None:
+            info.update(pid=snapshot.pid, product=snapshot.product, serial=snapshot.serial,
+                        firmware=snapshot.firmware)
+        return info
+
     def stats(self) -> dict[str, Any]:
         """Return the reader's counters for the summary and metrics."""
         reader = self.reader
