@@ -69,17 +69,13 @@ def block_config(sim_dir: Path, inputs: dict[str, Any], outputs: dict[str, Any],
 
 @contextmanager
 def running(config: dict[str, Any], recorders: dict[str, Recorder], devices: list[str],
-            sim_dir: Path, speed: float = 1.0, **sim_args: Any) -> Iterator[tuple[Engine, Simulator]]:
+            sim_dir: Path, speed: float = 1.0, clock: ScaledClock | None = None,
+            **sim_args: Any) -> Iterator[tuple[Engine, Simulator]]:
     """Start a simulator and an engine sharing one clock; yield both; stop both."""
     registry = registry_with_recorders(recorders)
     spec: RunSpec = build_run({**config, "speed": speed}, registry)
-    clock = ScaledClock(SystemClock(), speed)
+    clock = clock or ScaledClock(SystemClock(), speed)
     with Simulator(devices, sim_dir, clock=clock, **sim_args) as sim:
         engine = Engine(spec, registry, clock, str(sim_dir))
         yield engine, sim
         engine.shutdown()
-
-
-def run_for(engine: Engine, seconds: float) -> None:
-    """Run the engine for ``seconds`` of its clock time in a thread-safe way."""
-    engine.run(seconds)
