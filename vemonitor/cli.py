@@ -31,6 +31,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vemonitor import budget
 from vemonitor.config.build import build_run, collect_secrets
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.legacy import LegacyConfig, find_legacy_dir, load_legacy
@@ -247,6 +248,7 @@ def preflight(prepared: Prepared) -> None:
     cfg = compose_config(prepared)
     registry = Registry().discover()
     spec = build_run(resolved(cfg), registry, prepared.origins)
+    budget.check(spec, spec.runtime.budget_override)
     try:
         Engine(spec, registry, SystemClock())
     except IntegrationError as err:

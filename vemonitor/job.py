@@ -21,7 +21,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from vemonitor import logsafe
+from vemonitor import budget, logsafe
 from vemonitor.clock import Clock, ScaledClock, SystemClock
 from vemonitor.config.build import RunSpec, build_run
 from vemonitor.config.errors import ConfigError
@@ -39,6 +39,11 @@ def hydra_entry(cfg: DictConfig) -> None:
         container = resolved(cfg)
         registry = Registry().discover()
         spec = build_run(container, registry, ORIGINS)
+        for problem in budget.check(spec, spec.runtime.budget_override):
+            log.warning("budget override: %s", problem)
+        if spec.runtime.dry_run:
+            print(plan(spec))
+            return
         summary = run(spec, registry)
     except (ConfigError, IntegrationError) as err:
         print(f"vemonitor: config error: {err}", file=sys.stderr)
@@ -59,11 +64,13 @@ def run(spec: RunSpec, registry: Registry) -> dict[str, Any]:
                     else SystemClock())
     with simulator(spec, clock) as sim_dir:
         engine = Engine(spec, registry, clock, sim_dir)
-        log.info("block %s: %d inputs, %d outputs", spec.block, len(spec.inputs),
-                 len(spec.outputs))
+        log.info("block %s: %d inputs, %d outputs; %s", spec.block, len(spec.inputs),
+                 len(spec.outputs), budget.describe(spec))
         with _stop_on_signals(engine.stop):
             engine.run(spec.runtime.duration)
-        return engine.summary()
+        summary = engine.summary()
+        summary["budget"] = {b.output: b.as_dict() for b in budget.budget(spec)}
+        return summary
 
 
 @contextlib.contextmanager
@@ -102,6 +109,18 @@ def _stop_on_signals(stop: Any) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def plan(spec: RunSpec) -> str:
+    """Return what a run would do: inputs, outputs and the write budget (dry_run=true)."""
+    lines = [f"block {spec.block} (dry run: nothing started)"]
+    for item in spec.inputs:
+        lines.append(f"  input  {item.name}: {item.domain}:{item.source} every "
+                     f"{item.time_interval:g} s, columns {', '.join(item.columns) or 'all'}")
+    for out in spec.outputs:
+        lines.append(f"  output {out.name}: {out.domain} every {out.time_interval:g} s, "
+                     f"batches of {out.cache_interval} ticks")
+    return "\n".join([*lines, budget.describe(spec)])
 
 
 def _job_dir() -> Path | None:

@@ -80,6 +80,7 @@ class Runtime:
     speed: float = 1.0
     stale_after: float = 5.0
     dry_run: bool = False
+    budget_override: bool = False
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
 
@@ -177,6 +178,7 @@ def _runtime(cfg: Mapping[str, Any]) -> Runtime:
         state_dir=Path(state_dir).expanduser() if state_dir else default_state_dir(),
         speed=speed, stale_after=float(cfg.get("stale_after", 5.0)),
         dry_run=bool(cfg.get("dry_run", False)),
+        budget_override=bool(cfg.get("budget_override", False)),
         metrics=MetricsConfig(port=metrics.get("port"), host=metrics.get("host", "127.0.0.1")),
         simulator=SimulatorConfig(devices=list(sim.get("devices") or []), dir=sim.get("dir"),
                                   faults=str(sim.get("faults") or "")))

@@ -80,6 +80,7 @@ class VemonitorConfig:
     speed: float = 1.0
     stale_after: float = 5.0
     dry_run: bool = False
+    budget_override: bool = False
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
 
@@ -134,6 +135,8 @@ class OutputItem:
     columns: dict[str, list[str]] = field(default_factory=dict)
     ref_cols: list[list[str]] = field(default_factory=list)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    max_requests_per_hour: int | None = None  # refuse to start above it (vemonitor.budget)
+    max_writes_per_hour: int | None = None  # local (SD card) writes per hour
 
     def validate(self) -> None:
         """Check the delivery settings (no I/O)."""
