@@ -44,6 +44,7 @@ def _run_with_outage(engine: Any, stop_sink: Any, start_sink: Any, clock_now: An
                      warmup: float = 60.0) -> tuple[float, float]:
     """Run the engine in a thread; take the sink down for OUTAGE device seconds."""
     runner = threading.Thread(target=engine.run, daemon=True)
+    RUNNERS.append(runner)
     runner.start()
     time.sleep(warmup / SPEED)
     down_at = clock_now()
@@ -52,6 +53,16 @@ def _run_with_outage(engine: Any, stop_sink: Any, start_sink: Any, clock_now: An
     start_sink()
     up_at = clock_now()
     return down_at, up_at
+
+
+RUNNERS: list[threading.Thread] = []
+
+
+def _stop(engine: Any) -> None:
+    """Stop the engine and wait until its shutdown (final flush and sends) is done."""
+    engine.stop()
+    while RUNNERS:
+        RUNNERS.pop().join(30)
 
 
 def _drain(engine: Any, name: str, timeout: float = 30.0) -> None:
@@ -84,8 +95,7 @@ def test_redis_outage_loses_nothing_and_backs_off(tmp_path: Path) -> None:
             attempts_during = sender.stats.attempts - before[0]
             time.sleep(60 / SPEED)
             _drain(engine, "ts")
-            engine.stop()
-            time.sleep(0.5)
+            _stop(engine)
         client = redis.Redis(host="127.0.0.1", port=server.port)
         stored = sorted(int(t) for t in client.hkeys("site_bmv700"))
     produced = [int(r.time) for r in recorders["all"].rows("bmv700")]
@@ -126,8 +136,7 @@ def test_emoncms_outage_loses_nothing_and_backs_off(tmp_path: Path) -> None:
             start, end = _run_with_outage(engine, down, up, engine.clock.now)
             time.sleep(60 / SPEED)
             _drain(engine, "em")
-            engine.stop()
-            time.sleep(0.5)
+            _stop(engine)
     finally:
         server.stop()
     produced = {int(r.time) for r in recorders["all"].rows("bmv700")}
