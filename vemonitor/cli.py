@@ -232,7 +232,7 @@ def resolved(cfg: Any) -> dict[str, Any]:
         key = getattr(err, "full_key", None)
         raise ConfigError(_one_line(err), key=key) from err
     assert isinstance(container, dict)
-    return container
+    return {str(key): value for key, value in container.items()}
 
 
 def preflight(prepared: Prepared) -> None:

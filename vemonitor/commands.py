@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from vemonitor.registry import Registry
 from vemonitor.scan import DEFAULT_GLOBS, PROBE_TIMEOUT, candidate_ports, scan
@@ -45,7 +46,7 @@ def integrations_command(args: list[str]) -> int:
     opts = parser.parse_args(args)
     registry = Registry().discover()
     errors = registry.load_all()
-    rows = [{"domain": m.domain, "name": m.name, "version": m.version,
+    rows: list[dict[str, Any]] = [{"domain": m.domain, "name": m.name, "version": m.version,
              "provides": list(m.provides), "origin": m.origin,
              "error": errors.get(m.domain)} for m in registry.manifests.values()]
     rows += [{"domain": name, "error": why} for name, why in errors.items()

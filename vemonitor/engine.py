@@ -260,14 +260,25 @@ class Engine:
         self._build(registry)
 
     def _build(self, registry: Registry) -> None:
+        """Build cache, sources, inputs and outputs (no I/O: their start() connects)."""
         if self.spec.redis_cache is not None:
             self.cache = self._redis_cache(registry)
+        self._build_sources(registry)
+        self._build_inputs()
+        self._build_outputs(registry)
+
+    def _build_sources(self, registry: Registry) -> None:
+        """One source per connector that inputs read (one reader per serial port)."""
         for (domain, name), connector in self.spec.connectors.items():
             reg = registry.get(domain)
-            if reg.source_factory is not None and any(
-                    i.domain == domain and i.source == name for i in self.spec.inputs):
+            used = any(i.domain == domain and i.source == name for i in self.spec.inputs)
+            if reg.source_factory is not None and used:
                 self.sources[f"{domain}:{name}"] = reg.source_factory(name, connector.config,
                                                                       self.context)
+
+    def _build_inputs(self) -> None:
+        """One worker per input item; sinks later see them through context.inputs."""
+        self.context.block = self.spec.block
         for spec in self.spec.inputs:
             steps: list[Step] = [bounds()]
             if self.spec.bank is not None:
@@ -278,27 +289,26 @@ class Engine:
                 subscribe(spec.item)
             self.inputs.append(InputWorker(spec, source, chain(steps), self.cache,
                                            self.context.stale_after))
-        names = [i.spec.name for i in self.inputs]
-        self.context.block = self.spec.block
-        for worker in self.inputs:
-            spec = worker.spec
             self.context.inputs[spec.name] = InputInfo(
                 spec.name, spec.domain, spec.source, spec.columns,
-                {col: std for std, col in spec.ref_cols}, worker.source)
-        input_names = {i.spec.name: {col: std for std, col in i.spec.ref_cols}
-                       for i in self.inputs}
-        for spec in self.spec.outputs:
-            reg = registry.get(spec.domain)
+                {col: std for std, col in spec.ref_cols}, source)
+
+    def _build_outputs(self, registry: Registry) -> None:
+        """One worker per output item, each with its sink and its durable outbox."""
+        names = [i.spec.name for i in self.inputs]
+        standard = {name: info.standard_names for name, info in self.context.inputs.items()}
+        for out in self.spec.outputs:
+            reg = registry.get(out.domain)
             assert reg.sink_factory is not None
-            connector = self.spec.connectors.get((spec.domain, spec.source or ""))
-            sink = reg.sink_factory(spec.item, connector.config if connector else None,
+            connector = self.spec.connectors.get((out.domain, out.source or ""))
+            sink = reg.sink_factory(out.item, connector.config if connector else None,
                                     self.context)
-            delivery = spec.item.delivery
-            outbox = Outbox(outbox_path(self.spec.runtime.state_dir, spec.name), spec.name,
+            delivery = out.item.delivery
+            outbox = Outbox(outbox_path(self.spec.runtime.state_dir, out.name), out.name,
                             OutboxLimits(delivery.max_rows, delivery.max_bytes, delivery.max_age),
                             delivery.synchronous)
-            self.outputs.append(OutputWorker(spec, sink, self.cache, names, outbox, self.clock,
-                                             input_names))
+            self.outputs.append(OutputWorker(out, sink, self.cache, names, outbox, self.clock,
+                                             standard))
 
     @staticmethod
     def stale_after(spec: RunSpec) -> float:

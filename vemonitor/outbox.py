@@ -13,6 +13,7 @@ and warned about once per overflow episode.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -168,10 +169,10 @@ class Outbox:
                 "FROM batches").fetchone()
             if count <= 1 or (total_rows <= self.limits.max_rows
                               and total_bytes <= self.limits.max_bytes):
-                return dropped
+                return int(dropped)
             oldest = db.execute("DELETE FROM batches WHERE id = (SELECT MIN(id) FROM batches) "
                                 "RETURNING rows").fetchone()
-            dropped += oldest[0]
+            dropped += int(oldest[0])
 
     def _report_drops(self, dropped: int) -> None:
         """Count drops; warn once when an overflow starts, once when it ends."""
@@ -188,10 +189,8 @@ class Outbox:
 
 
 def _rollback(db: sqlite3.Connection) -> None:
-    try:
+    with contextlib.suppress(sqlite3.Error):
         db.execute("ROLLBACK")
-    except sqlite3.Error:
-        pass
 
 
 def outbox_path(state_dir: Path, output: str) -> Path:

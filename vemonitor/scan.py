@@ -8,6 +8,7 @@ Home Assistant config flow. Ports are probed in parallel threads, each for at mo
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import threading
@@ -99,10 +100,8 @@ def probe(path: str, timeout: float = PROBE_TIMEOUT, clock: Clock | None = None)
     except (OSError, serial.SerialException) as err:
         result.error = _short(err)
     finally:
-        try:
+        with contextlib.suppress(OSError, serial.SerialException):
             port.close()
-        except (OSError, serial.SerialException):
-            pass
     return result
 
 

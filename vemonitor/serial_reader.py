@@ -14,6 +14,7 @@ is logged once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import threading
@@ -222,10 +223,8 @@ def _open_serial(path: str) -> serial.Serial:
 
 def _close_quietly(port: serial.Serial) -> None:
     """Close a port that may already be broken."""
-    try:
+    with contextlib.suppress(OSError, serial.SerialException):
         port.close()
-    except (OSError, serial.SerialException):
-        pass
 
 
 def _reason(err: BaseException) -> str:

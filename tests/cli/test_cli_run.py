@@ -47,7 +47,8 @@ def test_demo_runs_with_no_hardware_and_stores_rows(tmp_path: Path) -> None:
 def test_sigterm_flushes_and_exits_zero_with_summary(tmp_path: Path) -> None:
     """SIGTERM stops inputs, flushes the gathered rows, prints the summary and exits 0."""
     state = tmp_path / "state"
-    proc = subprocess.Popen(_vemonitor(f"state_dir={state}", "block.outputs.sqlite.store.cache_interval=1000"),
+    never_full = "block.outputs.sqlite.store.cache_interval=1000"
+    proc = subprocess.Popen(_vemonitor(f"state_dir={state}", never_full),
                             env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     time.sleep(6)
@@ -136,7 +137,7 @@ def test_legacy_config_dir_runs_its_block(tmp_path: Path, style: str) -> None:
     legacy = tmp_path / "legacy"
     legacy.mkdir()
     sim_dir = tmp_path / "sim"
-    (legacy / "vm_conf.yaml").write_text(f"""
+    (legacy / "vm_conf.yaml").write_text("""
 Imports: ["vm-connectors.yml"]
 appBlocks:
   - name: "bmv-monitor"

@@ -38,7 +38,7 @@ def test_batches_come_back_in_order_and_leave_only_when_acked(tmp_path: Path) ->
     assert box.depth()["rows"] == 6
 
 
-def _writer(path: str, ready: "multiprocessing.synchronize.Event") -> None:
+def _writer(path: str, ready: multiprocessing.synchronize.Event) -> None:
     box = Outbox(Path(path), "out")
     box.open()
     for start in range(0, 300, 3):

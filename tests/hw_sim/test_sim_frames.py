@@ -8,11 +8,11 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.hw_sim.sim_helpers import checksum_ok, hex_lines, text_of, valid_blocks
 
 from hw_sim.devices import PROFILES, make_serial, render
 from hw_sim.faults import FaultConfig, apply_faults, parse_faults
 from hw_sim.physics import World
+from tests.hw_sim.sim_helpers import checksum_ok, hex_lines, text_of, valid_blocks
 from vemonitor.vedirect.encoder import encode_block
 
 # Field order per device, copied from PROTOCOL.md (what real devices send).

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import serial
-from tests.hw_sim.sim_helpers import checksum_ok, hex_lines, read_for, valid_blocks, wait_for
-from tests.hw_sim.test_sim_frames import EXPECTED_ORDER
 
 from hw_sim import FaultConfig, Simulator
 from hw_sim.replay import split_blocks
+from tests.hw_sim.sim_helpers import checksum_ok, hex_lines, read_for, valid_blocks, wait_for
+from tests.hw_sim.test_sim_frames import EXPECTED_ORDER
 
 
 def open_port(path: Path) -> serial.Serial:

@@ -15,7 +15,7 @@ from hw_sim import Simulator
 from tests.conftest import SEED_CONFIGS, require_shared
 from tests.integrations.emoncms.contract_server import ContractServer
 from tests.servers import RedisServer
-from vemonitor.cli import prepare, preflight, register_resolvers, register_schema
+from vemonitor.cli import preflight, prepare, register_resolvers, register_schema
 from vemonitor.config.errors import ConfigError
 
 # (set, block) -> None when valid, else the precise error the sample earns.

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from pathlib import Path
-
 import pytest
 
 from tests.conftest import CAPTURES, require_shared

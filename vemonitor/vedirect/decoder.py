@@ -129,7 +129,8 @@ class Decoder:
         self._hex_return = _CR
         self._tail = b""  # last text bytes while discarding, to find 'Checksum\t' across chunks
         self._stash = b""  # start of a block held back until it can be matched whole
-        self._shapes: list[tuple[tuple[str, ...], re.Pattern[str]]] = []  # layouts of valid blocks seen (fast path)
+        # Layouts of the valid blocks seen, each with its regex (the fast path).
+        self._shapes: list[tuple[tuple[str, ...], re.Pattern[str]]] = []
         self._reset_block(_CR)
 
     # ----------------------------------------------------------------- public API
