@@ -71,6 +71,7 @@ class DeliveryStats:
     errors: int = 0
     attempts: int = 0
     outages: int = 0
+    write_seconds: float = 0.0  # total time sinks took to accept batches
     last_error: str = ""
 
 
@@ -151,7 +152,9 @@ class Sender:
             if not self._connected:
                 self.sink.start()
                 self._connected = True
+            began = time.monotonic()
             self.sink.write(batch)
+            self.stats.write_seconds += time.monotonic() - began
         except Exception as err:  # any sink failure keeps the data; the type sets the wait
             self._failed(err)
             return False

@@ -66,11 +66,32 @@ def run(spec: RunSpec, registry: Registry) -> dict[str, Any]:
         engine = Engine(spec, registry, clock, sim_dir)
         log.info("block %s: %d inputs, %d outputs; %s", spec.block, len(spec.inputs),
                  len(spec.outputs), budget.describe(spec))
-        with _stop_on_signals(engine.stop):
-            engine.run(spec.runtime.duration)
+        server = _metrics(engine, spec)
+        try:
+            with _stop_on_signals(engine.stop):
+                engine.run(spec.runtime.duration)
+        finally:
+            if server is not None:
+                server.shutdown()
         summary = engine.summary()
         summary["budget"] = {b.output: b.as_dict() for b in budget.budget(spec)}
         return summary
+
+
+def _metrics(engine: Any, spec: RunSpec) -> Any:
+    """Start the Prometheus endpoint when metrics.port is set."""
+    metrics = spec.runtime.metrics
+    if metrics.port is None:
+        return None
+    from vemonitor.metrics import serve
+
+    try:
+        server = serve(engine, metrics.port, metrics.host)
+    except OSError as err:
+        raise ConfigError(f"cannot listen on {metrics.host}:{metrics.port} ({err.strerror})",
+                          key="metrics.port") from err
+    log.info("metrics on http://%s:%d/metrics", metrics.host, metrics.port)
+    return server
 
 
 @contextlib.contextmanager

@@ -1,0 +1,121 @@
+"""Prometheus metrics, read from the engine's own counters at scrape time.
+
+Nothing is counted twice: a custom collector turns the counters the engine,
+readers and senders already keep into metric families when Prometheus scrapes,
+so an idle scrape costs nothing between scrapes. The endpoint binds to
+``metrics.host`` (127.0.0.1 by default) and ``metrics.port``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.registry import CollectorRegistry
+
+if TYPE_CHECKING:
+    from vemonitor.engine import Engine
+
+
+class EngineCollector:
+    """Expose one engine's counters as Prometheus metric families."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every metric family (called at each scrape)."""
+        yield from self._devices()
+        yield from self._inputs()
+        yield from self._outputs()
+
+    def _devices(self) -> Iterator[Metric]:
+        frames = CounterMetricFamily("vemonitor_frames", "VE.Direct blocks by result",
+                                     labels=["device", "result"])
+        hexes = CounterMetricFamily("vemonitor_hex_messages", "HEX lines by validity",
+                                    labels=["device", "valid"])
+        reconnects = CounterMetricFamily("vemonitor_reconnects", "Port reopenings",
+                                         labels=["device"])
+        available = GaugeMetricFamily("vemonitor_device_available",
+                                      "1 while valid blocks keep arriving", labels=["device"])
+        age = GaugeMetricFamily("vemonitor_device_last_frame_age_seconds",
+                                "Seconds since the last valid block", labels=["device"])
+        now = self.engine.clock.now()
+        for name, stats in self._device_stats().items():
+            frames.add_metric([name, "ok"], stats.get("frames_ok", 0))
+            for reason, count in (stats.get("rejected") or {}).items():
+                frames.add_metric([name, reason], count)
+            hexes.add_metric([name, "true"], stats.get("hex_ok", 0))
+            hexes.add_metric([name, "false"], stats.get("hex_invalid", 0))
+            reconnects.add_metric([name], stats.get("reconnects", 0))
+            available.add_metric([name], 1.0 if stats.get("available") else 0.0)
+            last = stats.get("last_frame_at")
+            if last is not None:
+                age.add_metric([name], max(now - last, 0.0))
+        yield from (frames, hexes, reconnects, available, age)
+
+    def _device_stats(self) -> dict[str, dict[str, Any]]:
+        return {key.split(":", 1)[1]: source.stats()
+                for key, source in self.engine.sources.items()}
+
+    def _inputs(self) -> Iterator[Metric]:
+        rows = CounterMetricFamily("vemonitor_rows", "Rows made by input", labels=["input"])
+        missed = CounterMetricFamily("vemonitor_rows_missed",
+                                     "Ticks without a row (device unavailable)", labels=["input"])
+        dropped = CounterMetricFamily("vemonitor_rows_dropped", "Rows dropped by reason",
+                                      labels=["input", "reason"])
+        for worker in self.engine.inputs:
+            name = worker.spec.name
+            rows.add_metric([name], worker.stats.rows)
+            missed.add_metric([name], worker.stats.missed)
+            for reason, count in worker.stats.dropped.items():
+                dropped.add_metric([name, reason], count)
+        yield from (rows, missed, dropped)
+
+    def _outputs(self) -> Iterator[Metric]:
+        labels = ["output"]
+        families = {
+            "batches": CounterMetricFamily("vemonitor_output_batches", "Batches sent", labels=labels),
+            "points": CounterMetricFamily("vemonitor_output_points", "Points sent", labels=labels),
+            "errors": CounterMetricFamily("vemonitor_output_errors", "Failed sends", labels=labels),
+            "outages": CounterMetricFamily("vemonitor_output_outages", "Times the sink went down",
+                                           labels=labels),
+        }
+        depth = GaugeMetricFamily("vemonitor_outbox_rows", "Rows waiting in the outbox",
+                                  labels=labels)
+        oldest = GaugeMetricFamily("vemonitor_outbox_oldest_age_seconds",
+                                   "Age of the oldest batch waiting", labels=labels)
+        dropped = CounterMetricFamily("vemonitor_outbox_dropped_rows",
+                                      "Rows dropped by the outbox bounds", labels=labels)
+        latency = SummaryMetricFamily("vemonitor_write_latency_seconds",
+                                      "Time a sink took to accept a batch", labels=labels)
+        now = self.engine.clock.now()
+        for output in self.engine.outputs:
+            name = output.spec.name
+            stats = output.sender.stats
+            for key, family in families.items():
+                family.add_metric([name], getattr(stats, key))
+            latency.add_metric([name], stats.batches, stats.write_seconds)
+            dropped.add_metric([name], output.outbox.dropped_rows)
+            if output.outbox.is_open:
+                waiting = output.outbox.depth()
+                depth.add_metric([name], waiting["rows"])
+                if waiting["oldest"] is not None:
+                    oldest.add_metric([name], max(now - waiting["oldest"], 0.0))
+        yield from (*families.values(), depth, oldest, dropped, latency)
+
+
+def serve(engine: Engine, port: int, host: str = "127.0.0.1") -> Any:
+    """Start the metrics endpoint for ``engine``; return the server (shutdown() to stop)."""
+    from prometheus_client import start_http_server
+
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(EngineCollector(engine))  # type: ignore[arg-type]
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return server
