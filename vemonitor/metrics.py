@@ -116,6 +116,6 @@ def serve(engine: Engine, port: int, host: str = "127.0.0.1") -> Any:
     from prometheus_client import start_http_server
 
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(EngineCollector(engine))  # type: ignore[arg-type]
+    registry.register(EngineCollector(engine))
     server, _thread = start_http_server(port, addr=host, registry=registry)
     return server

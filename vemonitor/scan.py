@@ -107,22 +107,29 @@ def probe(path: str, timeout: float = PROBE_TIMEOUT, clock: Clock | None = None)
 
 def _read_until_snapshot(port: serial.Serial, result: ProbeResult, timeout: float,
                          clock: Clock) -> None:
+    """Keep the first complete snapshot; at the deadline settle for the latest partial one.
+
+    A partial cycle (a block lost to corruption) still names the device (PID,
+    SER#, FW are in its first block), which is what a scan needs.
+    """
     decoder = Decoder()
     assembler = SnapshotAssembler()
     deadline = time.monotonic() + timeout
+    partial: Snapshot | None = None
     while time.monotonic() < deadline:
         data = port.read(max(port.in_waiting, 1))
         result.bytes += len(data)
         events = decoder.feed(data, now=time.monotonic())
         result.frames_ok += sum(isinstance(e, Block) for e in events)
         result.rejected += sum(isinstance(e, Rejected) for e in events)
-        snapshots = assembler.feed(events, now=clock.now())
-        # The first cycle's length is learned only when the next PID arrives, so
-        # the first snapshot may miss a block: wait for one that is complete.
-        complete = [s for s in snapshots if s.complete]
-        if complete:
-            result.snapshot = complete[-1]
-            return
+        for snapshot in assembler.feed(events, now=clock.now()):
+            # The first cycle's length is learned only when the next PID arrives, so
+            # the first snapshot may miss a block: wait for a complete one.
+            if snapshot.complete:
+                result.snapshot = snapshot
+                return
+            partial = snapshot
+    result.snapshot = next(iter(assembler.flush()), None) or partial
 
 
 def scan(paths: Sequence[str], timeout: float = PROBE_TIMEOUT,

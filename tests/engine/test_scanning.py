@@ -1,0 +1,103 @@
+"""Serial connectors with serialTest find their devices by scanning, among several devices."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from hw_sim import FaultConfig, Simulator
+from tests.engine.helpers import Recorder, registry_with_recorders
+from vemonitor.clock import SystemClock
+from vemonitor.config.build import build_run
+from vemonitor.engine import Engine
+from vemonitor.scan import Scanner, candidate_ports, probe
+
+
+def _scan_config(tmp_path: Path, glob: str) -> dict[str, object]:
+    pid_test = {"typeTest": "value", "key": "PID"}
+    return {
+        "block": {"name": "Scan", "inputs": {"serial": {
+            "house": {"source": "house", "columns": ["V", "SOC"]},
+            "solar": {"source": "solar", "columns": ["PPV", "CS"]},
+            "solar2": {"source": "solar2", "columns": ["PPV", "CS"]},
+        }}, "outputs": {"record": {"out": {"cache_interval": 1}}}},
+        "appConnectors": {"serial": {
+            "house": {"serialTest": {"t": {**pid_test, "value": "0x0203"}}, "scan_globs": [glob],
+                      "rescan_after": 2},
+            "solar": {"serialTest": {"t": {**pid_test, "value": "0xA053"}}, "scan_globs": [glob]},
+            "solar2": {"serialTest": {"s": {"typeTest": "columns", "columns": ["VPV", "FWE"]}},
+                       "scan_globs": [glob]},
+        }},
+        "state_dir": str(tmp_path / "state"),
+    }
+
+
+def _wait(predicate: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_each_connector_claims_the_device_that_passes_its_tests(tmp_path: Path) -> None:
+    """Three devices, three connectors (value and columns tests): each gets its own port."""
+    sim_dir = tmp_path / "sim"
+    recorders: dict[str, Recorder] = {}
+    registry = registry_with_recorders(recorders)
+    spec = build_run(_scan_config(tmp_path, f"{sim_dir}/ttyVE_*"), registry)
+    with Simulator(["bmv700", "mppt", "mppt_fwe"], sim_dir):
+        engine = Engine(spec, registry, SystemClock(), None)
+        engine.run(4)
+    ports = {name: source.stats()["port"] for name, source in engine.sources.items()}
+    assert ports == {"vedirect:house": f"{sim_dir}/ttyVE_bmv700",
+                     "vedirect:solar": f"{sim_dir}/ttyVE_mppt",
+                     "vedirect:solar2": f"{sim_dir}/ttyVE_mppt_fwe"}
+    rows = recorders["out"].rows()
+    assert {row.source for row in rows} == {"house", "solar", "solar2"}
+
+
+def test_a_device_that_moves_to_another_port_is_found_again(tmp_path: Path) -> None:
+    """The BMV disappears from one port and shows up on another: the connector follows it."""
+    sim_dir = tmp_path / "sim"
+    recorders: dict[str, Recorder] = {}
+    registry = registry_with_recorders(recorders)
+    config = _scan_config(tmp_path, f"{sim_dir}/ttyVE_*")
+    block = config["block"]
+    assert isinstance(block, dict)
+    block["inputs"] = {"serial": {"house": {"source": "house", "columns": ["V"]}}}
+    spec = build_run(config, registry)
+    first = Simulator(["bmv700:usb0"], sim_dir)
+    first.__enter__()
+    engine = Engine(spec, registry, SystemClock(), None)
+    engine.start()
+    source = engine.sources["vedirect:house"]
+    try:
+        assert source.stats()["port"] == f"{sim_dir}/ttyVE_usb0"
+        first.__exit__(None, None, None)
+        with Simulator(["bmv700:usb1"], sim_dir):
+            assert _wait(lambda: source.stats()["port"] == f"{sim_dir}/ttyVE_usb1"
+                         and source.stats()["available"], 30)
+    finally:
+        engine.shutdown()
+
+
+def test_corrupted_blocks_while_probing_do_not_fail_the_scan(tmp_path: Path) -> None:
+    """With 30 % corrupted blocks and HEX noise a probe still identifies the device."""
+    faults = FaultConfig(corrupt=0.3, hex=0.5, noise=0.1, seed=5)
+    with Simulator(["bmv700"], tmp_path / "sim", faults=faults):
+        result = probe(str(tmp_path / "sim" / "ttyVE_bmv700"), timeout=6)
+    assert result.found and result.snapshot is not None
+    assert result.snapshot.product == "BMV-700"
+    assert result.rejected >= 0
+
+
+def test_a_claimed_port_is_not_given_to_another_connector(tmp_path: Path) -> None:
+    """Two connectors with the same test: the second finds nothing rather than sharing a port."""
+    with Simulator(["bmv700"], tmp_path / "sim") as _sim:
+        scanner = Scanner(globs=(f"{tmp_path}/sim/ttyVE_*",))
+        tests = {"t": {"typeTest": "value", "key": "PID", "value": "0x203"}}
+        assert scanner.find("a", tests) is not None
+        assert scanner.find("b", tests) is None
+        assert candidate_ports((f"{tmp_path}/sim/ttyVE_*",)) == [f"{tmp_path}/sim/ttyVE_bmv700"]
