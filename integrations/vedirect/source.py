@@ -9,13 +9,13 @@ from typing import Any
 
 from integrations.vedirect.schema import VedirectConnector
 from vemonitor.registry import Context
+from vemonitor.scan import matches
 from vemonitor.serial_reader import SerialReader
 from vemonitor.vedirect.fields import Value
 from vemonitor.vedirect.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
-RETRY_SCAN = 10.0  # seconds between searches while no matching device is found
 
 
 class VedirectSource:
@@ -54,10 +54,14 @@ class VedirectSource:
         self.context.scanner.release(self.name)
 
     def latest(self) -> tuple[dict[str, Value], float] | None:
-        """Return the newest complete snapshot's values and its receive time."""
+        """Return the newest complete snapshot's values and its receive time.
+
+        A snapshot of a device that fails this connector's serialTest (two devices
+        swapped ports) is never used: no row is better than a row of the wrong device.
+        """
         reader = self.reader
         snapshot = reader.latest if reader is not None else None
-        if snapshot is None or snapshot.received_at is None:
+        if snapshot is None or snapshot.received_at is None or not self._identity_ok(snapshot):
             return None
         return snapshot.values, snapshot.received_at
 
@@ -111,12 +115,31 @@ class VedirectSource:
             self._reconnects += 1
         reader.start()
 
+    def _identity_ok(self, snapshot: Snapshot | None) -> bool:
+        """Return True unless the port now carries a device that fails serialTest."""
+        return snapshot is None or not self.config.serialTest or matches(
+            snapshot, self.config.tests())
+
+    def _detach(self) -> None:
+        """Stop reading the current port and give it back (another connector may own it)."""
+        with self._lock:
+            old, self.reader = self.reader, None
+        if old is not None:
+            old.close()
+        self.context.scanner.release(self.name)
+
     def _supervise(self) -> None:
-        """Search again when the device is missing or stays unavailable too long."""
+        """Search again when the device is missing, stays unavailable, or is not ours any more."""
         unavailable_since: float | None = None
         warned = False
         while not self._stop.wait(1.0):
             reader = self.reader
+            if reader is not None and not self._identity_ok(reader.latest):
+                log.warning("%s: the device on %s no longer passes serialTest (%s); searching "
+                            "again", self.name, reader.port,
+                            reader.latest.product if reader.latest else "?")
+                self._detach()
+                reader = None
             if reader is not None and reader.available:
                 unavailable_since = None
                 continue
@@ -131,9 +154,9 @@ class VedirectSource:
             if path is None:
                 if not warned:
                     log.warning("%s: no device passing serialTest found; searching every %g s",
-                                self.name, RETRY_SCAN)
+                                self.name, self.config.rescan_after)
                     warned = True
-                self._stop.wait(RETRY_SCAN)
+                self._stop.wait(self.config.rescan_after)
                 continue
             warned = False
             unavailable_since = None
