@@ -1,0 +1,121 @@
+"""Process faults: SIGKILL at random points, a full disk, and a day-long soak."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from tests.delivery.test_outage_e2e import DurableRedis
+from tests.engine.helpers import Recorder, block_config, running
+
+
+def _vemonitor(args: list[str], tmp_path: Path, preexec: Any = None) -> subprocess.Popen[str]:
+    env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "x"))
+    return subprocess.Popen([sys.executable, "-c", "from vemonitor.cli import main; main()",
+                             *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=preexec)
+
+
+def _outbox_times(path: Path) -> set[int]:
+    if not path.exists():
+        return set()
+    with sqlite3.connect(path) as db:
+        return {int(t) for (payload,) in db.execute("select payload from batches")
+                for t, *_ in json.loads(payload)}
+
+
+def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    """Three runs killed with SIGKILL at random moments, then a clean one: every row that
+    reached an outbox is in Redis, each once (HASH fields are the row times)."""
+    state = tmp_path / "state"
+    rng = random.Random(99)
+    reached: set[int] = set()
+    with DurableRedis(workdir=tmp_path / "redis") as server:
+        args = ["block=BatteryMonitor", "simulator.devices=[bmv700]", f"state_dir={state}",
+                "+appConnectors.redis.local.host=127.0.0.1",
+                f"+appConnectors.redis.local.port={server.port}",
+                "+block.outputs.redis.ts.source=local", "+block.outputs.redis.ts.redis_node=site",
+                "+block.outputs.redis.ts.cache_interval=2"]
+        client = redis.Redis(port=server.port)
+        for _ in range(3):
+            proc = _vemonitor(args, tmp_path)
+            time.sleep(rng.uniform(4.0, 8.0))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            reached |= _outbox_times(state / "outbox" / "ts.sqlite")
+            reached |= {int(t) for t in client.hkeys("site_bmv700")}
+        final = _vemonitor([*args, "duration=5"], tmp_path)
+        _out, err = final.communicate(timeout=60)
+        assert final.returncode == 0, err
+        stored = [int(t) for t in client.hkeys("site_bmv700")]
+    assert len(stored) == len(set(stored))
+    assert reached <= set(stored), sorted(reached - set(stored))
+    assert _outbox_times(state / "outbox" / "ts.sqlite") == set()
+
+
+def _cap_file_size() -> None:
+    """Child process: files cannot grow past 64 KiB (a full disk), EFBIG instead of a signal."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+
+def test_full_disk_is_reported_clearly_and_never_corrupts_the_outbox(tmp_path: Path) -> None:
+    """With files capped at 64 KiB the daemon keeps running, says what is lost, exits 0, and
+    the outbox passes SQLite's integrity check."""
+    state = tmp_path / "state"
+    proc = _vemonitor(["block=BatteryMonitor", "simulator.devices=[bmv700]", f"state_dir={state}",
+                       "duration=25", "block.outputs.sqlite.store.cache_interval=1",
+                       "+block.outputs.sqlite.store.delivery.synchronous=NORMAL"],
+                      tmp_path, preexec=_cap_file_size)
+    _out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert "full" in err.lower() or "rows lost" in err
+    for db_path in (state / "outbox" / "store.sqlite", state / "store.sqlite"):
+        if db_path.exists():
+            with sqlite3.connect(db_path) as db:
+                assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _rss() -> int:
+    """Return this process's resident memory in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def test_a_day_of_device_time_for_two_devices_in_constant_memory(tmp_path: Path) -> None:
+    """24 h of device time at speed 1000: one row per minute per input, RSS growth < 2 MB."""
+    recorders: dict[str, Recorder] = {}
+    inputs = {"bmv": {"source": "bmv700", "time_interval": 60, "columns": ["V", "SOC", "H17"]},
+              "solar": {"source": "mppt", "time_interval": 60, "columns": ["PPV", "H20", "CS"]}}
+    outputs = {"sqlite": {"store": {"time_interval": 60, "cache_interval": 10}}}
+    config = block_config(tmp_path / "sim", inputs, outputs, tmp_path / "state")
+    with running(config, recorders, ["bmv700", "mppt"], tmp_path / "sim", speed=1000) as (
+            engine, _sim):
+        runner = threading.Thread(target=engine.run, args=(24 * 3600,), daemon=True)
+        runner.start()
+        while not engine.started_at or engine.clock.now() - engine.started_at < 2 * 3600:
+            time.sleep(0.2)  # warm-up: two device hours
+        warm = _rss()
+        runner.join(300)
+        grown = _rss() - warm
+    summary = engine.summary()
+    for name in ("bmv", "solar"):
+        rows = summary["inputs"][name]["rows"]
+        assert 24 * 60 - 5 <= rows <= 24 * 60, (name, rows)
+    assert summary["skipped_ticks"] == 0
+    assert grown < 2 * 2**20, f"RSS grew {grown / 2**20:.2f} MB"
