@@ -32,5 +32,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run the benchmarks: decoder throughput against the PyPI peers, and the daemon's cost."""
-    session.install("-e", ".[bench]")
+    session.install("-e", ".[bench,test]")
     session.run("python", "benchmarks/bench_decoder.py", *session.posargs)
+    session.run("python", "benchmarks/bench_delivery.py")
+    session.run("python", "benchmarks/bench_daemon.py", "--write-doc")

@@ -82,9 +82,13 @@ class DataCache:
 
 @dataclass
 class InputStats:
+    """What one input made: rows, ticks without a row, drops, and the data age behind rows."""
+
     rows: int = 0
     missed: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    age_total: float = 0.0
+    age_max: float = 0.0
 
 
 @dataclass
@@ -150,6 +154,8 @@ class InputWorker:
         row = Row(at, self.spec.name, {k: jsonable(v) for k, v in row_values.items()}, age=age)
         self.cache.add(row)
         self.stats.rows += 1
+        self.stats.age_total += age
+        self.stats.age_max = max(self.stats.age_max, age)
         return row
 
 
@@ -413,8 +419,7 @@ class Engine:
         return {
             "block": self.spec.block,
             "seconds": round(elapsed, 3),
-            "inputs": {w.spec.name: {"rows": w.stats.rows, "missed": w.stats.missed,
-                                     "dropped": dict(w.stats.dropped)} for w in self.inputs},
+            "inputs": {w.spec.name: _input_summary(w.stats) for w in self.inputs},
             "devices": {name.split(":", 1)[1]: source.stats()
                         for name, source in self.sources.items()},
             "outputs": {o.spec.name: _output_summary(o, elapsed) for o in self.outputs},
@@ -428,6 +433,13 @@ def _call_if_present(obj: object, method: str) -> None:
     func = getattr(obj, method, None)
     if callable(func):
         func()
+
+
+def _input_summary(stats: InputStats) -> dict[str, Any]:
+    """Return an input's counts and the age of the device data behind its rows."""
+    mean = stats.age_total / stats.rows if stats.rows else 0.0
+    return {"rows": stats.rows, "missed": stats.missed, "dropped": dict(stats.dropped),
+            "age_mean": round(mean, 3), "age_max": round(stats.age_max, 3)}
 
 
 def _output_summary(output: OutputWorker, elapsed: float) -> Mapping[str, Any]:

@@ -77,3 +77,12 @@ def test_device_growing_a_block_is_merged_and_relearned() -> None:
     asm.feed([_block(MAIN), _block(MAIN)])  # learns 1 block per cycle
     out = asm.feed([_block(HIST)])
     assert len(out) == 1 and "H1" in out[0].raw and "PID" in out[0].raw
+
+
+def test_first_cycle_ends_at_a_cycle_end_label_without_waiting_for_the_next_pid() -> None:
+    """H18 (battery monitors) and HSDS (chargers) only end a cycle: emit it at once."""
+    asm = SnapshotAssembler()
+    out = asm.feed([_block(MAIN), _block({**HIST, "H18": "200"})])
+    assert len(out) == 1 and out[0].complete and "H18" in out[0].raw
+    solar = SnapshotAssembler().feed([_block({"PID": "0xA053", "PPV": "5", "HSDS": "12"})])
+    assert len(solar) == 1 and solar[0].complete

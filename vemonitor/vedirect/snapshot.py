@@ -8,7 +8,9 @@ Decisions:
 
 * The cycle length (blocks per cycle) is learned from the last clean cycle, so a
   snapshot is emitted as soon as its last block arrives instead of one cycle
-  late. Until it is learned, a cycle is emitted when the next ``PID`` arrives.
+  late. Until it is learned, a cycle ends at a block holding a label that
+  only ever ends a device's cycle (``CYCLE_END_LABELS``: H18 for battery
+  monitors, HSDS for solar chargers), else when the next ``PID`` arrives.
 * A block that arrives after its cycle was emitted (the device grew a block)
   is merged and the cycle emitted again; the length is learned anew.
 * A rejected block marks its cycle incomplete (``complete=False``); its values
@@ -24,6 +26,12 @@ from dataclasses import dataclass, field
 
 from vemonitor.vedirect.events import Block, Event, Rejected
 from vemonitor.vedirect.fields import Value, decode_fields
+
+
+# Labels sent only in the last block of a device's cycle (PROTOCOL.md field orders):
+# they let the very first cycle after opening a port be emitted without waiting
+# for the next PID block.
+CYCLE_END_LABELS = frozenset({"H18", "HSDS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +122,9 @@ class SnapshotAssembler:
         cycle.end = block.end
         cycle.blocks += 1
         cycle.received_at = now
-        if self._cycle_length is not None and cycle.blocks >= self._cycle_length:
+        ends = (self._cycle_length is None and not cycle.emitted
+                and not CYCLE_END_LABELS.isdisjoint(block.fields))
+        if ends or (self._cycle_length is not None and cycle.blocks >= self._cycle_length):
             out.append(self._snapshot(cycle, complete=not cycle.damaged))
             cycle.emitted = True
         elif cycle.emitted:

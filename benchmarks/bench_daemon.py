@@ -1,0 +1,189 @@
+"""Daemon cost: CPU and RSS per device, data age, start-up time; results into docs/performance.md.
+
+Each measurement runs the installed daemon as a user would (``python -m vemonitor``)
+against simulated devices in a separate ``hw_sim`` process (so the simulator's own
+CPU is not counted) and a real ``redis-server`` on 127.0.0.1.
+
+Run from the repo root: ``python benchmarks/bench_daemon.py [--seconds 60]
+[--devices 1 8 32 64] [--write-doc]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import RedisServer  # noqa: E402
+
+ORIGINAL = {"cpu_percent": 2.3, "rss_mb": 45.0, "startup_s": 7.0, "age_s": "8 to 76"}
+
+
+def _proc_cpu_rss(pid: int) -> tuple[float, int]:
+    """Return (cpu seconds, RSS bytes) of a process from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    rss_kb = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text()
+                  .splitlines() if line.startswith("VmRSS:"))
+    return cpu, rss_kb * 1024
+
+
+def _start_sim(devices: list[str], directory: Path) -> subprocess.Popen[str]:
+    sim = subprocess.Popen([sys.executable, "-m", "hw_sim.cli", *devices, "--dir",
+                            str(directory)], stdout=subprocess.PIPE, text=True)
+    assert sim.stdout is not None
+    for _ in devices:
+        sim.stdout.readline()
+    return sim
+
+
+def _write_block(directory: Path, n: int, sim_dir: Path, redis_port: int,
+                 interval: int = 1) -> None:
+    """Write a legacy config: n BMVs, one input each, one Redis output."""
+    serial = {f"d{i}": {"serialPort": f"{sim_dir}/ttyVE_d{i}"} for i in range(n)}
+    inputs = [{"name": f"d{i}", "source": f"d{i}", "time_interval": interval,
+               "columns": ["V", "I", "P", "CE", "SOC", "H17", "H18"]} for i in range(n)]
+    conf = {"appBlocks": [{"name": "bench", "inputs": {"serial": inputs},
+                           "outputs": {"redis": [{"name": "redis", "source": "local",
+                                                  "redis_node": "bench", "time_interval": 1,
+                                                  "cache_interval": 5}]}}],
+            "appConnectors": {"serial": serial,
+                              "redis": {"local": {"host": "127.0.0.1", "port": redis_port}}}}
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vm_conf.yaml").write_text(json.dumps(conf))
+
+
+def cost_per_device(n: int, seconds: float) -> dict[str, float]:
+    """Return the daemon's CPU % of one core and RSS for n devices at 1 Hz."""
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(workdir=tmp) as server:
+        base = Path(tmp)
+        sim = _start_sim([f"bmv700:d{i}" for i in range(n)], base / "sim")
+        _write_block(base / "conf", n, base / "sim", server.port)
+        env = dict(os.environ, HOME=tmp, XDG_STATE_HOME=tmp)
+        daemon = subprocess.Popen([sys.executable, "-m", "vemonitor", f"config_dir={base}/conf",
+                                   "block=bench", f"state_dir={base}/state",
+                                   f"duration={seconds + 30}"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(10)  # imports and the first cycles are not steady state
+        cpu0, _ = _proc_cpu_rss(daemon.pid)
+        began = time.monotonic()
+        time.sleep(seconds)
+        cpu1, rss = _proc_cpu_rss(daemon.pid)
+        elapsed = time.monotonic() - began
+        daemon.terminate()
+        daemon.wait(30)
+        sim.terminate()
+        sim.wait(10)
+    cpu = 100 * (cpu1 - cpu0) / elapsed
+    return {"devices": n, "cpu_percent": round(cpu, 2), "cpu_per_device": round(cpu / n, 3),
+            "rss_mb": round(rss / 2**20, 1)}
+
+
+def startup_and_age(seconds: float = 25.0) -> dict[str, Any]:
+    """Return seconds from command to first stored row, and data age per input interval."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        sim = _start_sim(["bmv700"], base / "sim")
+        env = dict(os.environ, HOME=tmp, XDG_STATE_HOME=tmp)
+        began = time.monotonic()
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "vemonitor", "block=BatteryMonitor", f"state_dir={base}/state",
+             f"+appConnectors.serial.bmv700.serialPort={base}/sim/ttyVE_bmv700",
+             "block.outputs.sqlite.store.cache_interval=1",
+             "+block.inputs.serial.every5.source=bmv700", "+block.inputs.serial.every5.time_interval=5",
+             "+block.inputs.serial.every10.source=bmv700",
+             "+block.inputs.serial.every10.time_interval=10", f"duration={seconds}"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        first = None
+        store = base / "state" / "store.sqlite"
+        while first is None and time.monotonic() - began < 30:
+            time.sleep(0.05)
+            if store.exists():
+                try:
+                    with sqlite3.connect(store) as db:
+                        if db.execute("select count(*) from rows").fetchone()[0]:
+                            first = time.monotonic() - began
+                except sqlite3.Error:
+                    pass
+        daemon.wait(seconds + 60)
+        sim.terminate()
+        sim.wait(10)
+        summary = json.loads((base / "state" / "summary.json").read_text())
+    ages = {name: {"mean": item["age_mean"], "max": item["age_max"]}
+            for name, item in summary["inputs"].items()}
+    return {"startup_s": None if first is None else round(first, 2), "age_s": ages}
+
+
+def machine() -> str:
+    """Return a one-line description of this machine."""
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}")
+
+
+def write_doc(results: dict[str, Any]) -> None:
+    """Regenerate docs/performance.md from the results."""
+    lines = ["# Performance", "",
+             "Regenerated by `nox -s bench` (`python benchmarks/bench_daemon.py --write-doc`).",
+             "", f"Machine: {machine()}.", "",
+             "## Daemon cost per device (BMV-700 at 1 Hz, rows to redis-server)", "",
+             "| devices | CPU % of one core | CPU % per device | RSS MB |", "|---|---|---|---|"]
+    for row in results["cost"]:
+        lines.append(f"| {row['devices']} | {row['cpu_percent']} | {row['cpu_per_device']} | "
+                     f"{row['rss_mb']} |")
+    lines += ["", f"Targets: <= 0.2 % of a core per device, RSS <= 40 MB for the BatteryMonitor "
+              f"sample. The original vemonitor_m8: {ORIGINAL['cpu_percent']} % CPU, "
+              f"{ORIGINAL['rss_mb']:g} MB.", "",
+              "## Start-up and data age", "",
+              f"Command to first row stored: {results['startup']['startup_s']} s "
+              f"(target <= 2 s; the original took ~{ORIGINAL['startup_s']:g} s).", "",
+              "| input | interval | mean age s | max age s |", "|---|---|---|---|"]
+    intervals = {"bmv700": 1, "every5": 5, "every10": 10}
+    for name, age in results["startup"]["age_s"].items():
+        lines.append(f"| {name} | {intervals.get(name, '?')} s | {age['mean']} | {age['max']} |")
+    lines += ["", "Data age is the age of the device snapshot behind each row at its tick "
+              f"(target <= 1.5 s; the original's grew from {ORIGINAL['age_s']} s).", ""]
+    (ROOT / "docs" / "performance.md").write_text("\n".join(lines))
+
+
+def main() -> int:
+    """Run the measurements and print them."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--devices", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--write-doc", action="store_true")
+    opts = parser.parse_args()
+    print(f"machine: {machine()}")
+    cost = []
+    for n in opts.devices:
+        row = cost_per_device(n, opts.seconds)
+        cost.append(row)
+        print(f"devices={n:<3} cpu={row['cpu_percent']:6.2f} % ({row['cpu_per_device']:.3f} % "
+              f"per device)  rss={row['rss_mb']} MB")
+    startup = startup_and_age()
+    print(f"start-up to first stored row: {startup['startup_s']} s")
+    for name, age in startup["age_s"].items():
+        print(f"data age {name}: mean {age['mean']} s, max {age['max']} s")
+    if opts.write_doc:
+        write_doc({"cost": cost, "startup": startup})
+        print("wrote docs/performance.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
