@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from vemonitor.vedirect.events import Block, Event, Rejected
 from vemonitor.vedirect.fields import Value, decode_fields
 
-
 # Labels sent only in the last block of a device's cycle (PROTOCOL.md field orders):
 # they let the very first cycle after opening a port be emitted without waiting
 # for the next PID block.
