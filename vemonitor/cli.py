@@ -34,7 +34,7 @@ from omegaconf.errors import OmegaConfBaseException
 from vemonitor import budget
 from vemonitor.config.build import build_run, collect_secrets
 from vemonitor.config.errors import ConfigError
-from vemonitor.config.legacy import LegacyConfig, find_legacy_dir, load_legacy
+from vemonitor.config.legacy import SEARCH_DIRS, LegacyConfig, find_legacy_dir, load_legacy
 from vemonitor.config.schema import BlockConfig, VemonitorConfig
 from vemonitor.logsafe import redact_mapping
 from vemonitor.registry import Registry
@@ -104,27 +104,48 @@ def register_schema() -> None:
     ConfigStore.instance().store(name="vemonitor_schema", node=VemonitorConfig)
 
 
+def hydra_blocks() -> dict[str, str]:
+    """Return block name -> file for Hydra blocks: the user's config dirs first, then conf/."""
+    found: dict[str, str] = {}
+    for directory in SEARCH_DIRS:
+        folder = Path(directory).expanduser() / "block"
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.yaml")):
+                found.setdefault(path.stem, str(path))
+    packaged = resources.files(CONFIG_MODULE) / "block"
+    for entry in sorted(packaged.iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".yaml"):
+            found.setdefault(entry.name[:-5], f"conf/block/{entry.name}")
+    return found
+
+
 def shipped_blocks() -> list[str]:
-    """Return the names of the blocks shipped in conf/block."""
-    folder = resources.files(CONFIG_MODULE) / "block"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    """Return the names of the blocks packaged in conf/block."""
+    return sorted(name for name, path in hydra_blocks().items() if path.startswith("conf/"))
 
 
 def prepare(args: list[str]) -> Prepared:
-    """Translate the seed's flags and register a legacy block if one is asked for."""
+    """Translate the seed's flags and decide where the block comes from.
+
+    Precedence: ``config_dir=`` (a legacy set) if given; else a block of the user's
+    legacy ``vm_conf.yaml`` found in the search directories; else a Hydra block of
+    the user's config directories; else a packaged one. No block means ``Demo``.
+    """
     argv = _translate_legacy_flags(args)
     block = _override_value(argv, "block")
     config_dir = _override_value(argv, "config_dir")
-    shipped = shipped_blocks()
-    if block is None and config_dir is None:
-        return Prepared(argv, _shipped_origins("Demo"))
-    if block is not None and block in shipped and config_dir is None:
-        return Prepared(argv, _shipped_origins(block))
+    blocks = hydra_blocks()
     legacy_dir = find_legacy_dir(config_dir)
     if config_dir is not None and legacy_dir is None:
         raise ConfigError(f"no vm_conf.yaml in {config_dir}", key="config_dir")
+    if block is None and config_dir is None:
+        return Prepared(argv, _hydra_origins(blocks, "Demo"))
     legacy = load_legacy(legacy_dir) if legacy_dir is not None else None
-    return _use_legacy(argv, block, legacy, shipped)
+    if config_dir is not None or (legacy is not None and legacy.block(str(block)) is not None):
+        return _use_legacy(argv, block, legacy, sorted(blocks))
+    if block in blocks:
+        return Prepared(argv, _hydra_origins(blocks, str(block)))
+    return _use_legacy(argv, block, legacy, sorted(blocks))
 
 
 def _use_legacy(argv: list[str], block: str | None, legacy: LegacyConfig | None,
@@ -162,8 +183,9 @@ def _check_block_keys(block: dict[str, Any], file: str, index: int) -> None:
                               key=f"appBlocks[{index}].{key}")
 
 
-def _shipped_origins(block: str) -> dict[str, str]:
-    return {"block": f"conf/block/{block}.yaml", "appConnectors": "conf/connectors/default.yaml"}
+def _hydra_origins(blocks: dict[str, str], block: str) -> dict[str, str]:
+    return {"block": blocks.get(block, f"conf/block/{block}.yaml"),
+            "appConnectors": "conf/connectors/default.yaml"}
 
 
 def _translate_legacy_flags(args: list[str]) -> list[str]:

@@ -173,3 +173,42 @@ appConnectors:
     assert summary["inputs"]["bmv700"]["rows"] >= 2
     if style == "seed flags":
         assert "DEBUG" in proc.stderr
+
+
+def test_user_config_dirs_come_before_packaged_blocks(tmp_path: Path) -> None:
+    """~/.vemonitor: a legacy vm_conf.yaml block named like a shipped one wins with the seed's
+    `--block X --debug`; a Hydra block file there is found by name."""
+    home = tmp_path / "home" / ".vemonitor"
+    (home / "block").mkdir(parents=True)
+    sim_dir = tmp_path / "sim"
+    (home / "vm_conf.yaml").write_text(f"""
+appConnectors:
+  serial:
+    bmv700: {{serialPort: "{sim_dir}/ttyVE_bmv700"}}
+appBlocks:
+  - name: BatteryMonitor
+    inputs:
+      serial: [{{name: mine, source: bmv700, time_interval: 1, columns: [V]}}]
+    outputs:
+      sqlite: [{{name: store, cache_interval: 1}}]
+""")
+    (home / "block" / "Mine.yaml").write_text("""
+name: Mine
+inputs:
+  serial:
+    house: {source: bmv700, columns: [SOC]}
+outputs:
+  sqlite:
+    store: {cache_interval: 1}
+""")
+    with Simulator(["bmv700"], sim_dir):
+        legacy = subprocess.run(_vemonitor("--block", "BatteryMonitor", "--debug", "duration=3",
+                                           f"state_dir={tmp_path / 's1'}"),
+                                env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+        mine = subprocess.run(_vemonitor("block=Mine", "duration=3", f"state_dir={tmp_path / 's2'}",
+                                         f"+appConnectors.serial.bmv700.serialPort={sim_dir}/ttyVE_bmv700"),
+                              env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert legacy.returncode == 0, legacy.stderr
+    assert list(json.loads((tmp_path / "s1" / "summary.json").read_text())["inputs"]) == ["mine"]
+    assert mine.returncode == 0, mine.stderr
+    assert list(json.loads((tmp_path / "s2" / "summary.json").read_text())["inputs"]) == ["house"]
