@@ -131,7 +131,7 @@ def prepare(args: list[str]) -> Prepared:
     legacy ``vm_conf.yaml`` found in the search directories; else a Hydra block of
     the user's config directories; else a packaged one. No block means ``Demo``.
     """
-    argv = _translate_legacy_flags(args)
+    argv = _translate_legacy_flags(args) + _user_searchpath()
     block = _override_value(argv, "block")
     config_dir = _override_value(argv, "config_dir")
     blocks = hydra_blocks()
@@ -181,6 +181,14 @@ def _check_block_keys(block: dict[str, Any], file: str, index: int) -> None:
         if key not in allowed:
             raise ConfigError(f"unknown key (allowed: {', '.join(sorted(allowed))})", file=file,
                               key=f"appBlocks[{index}].{key}")
+
+
+def _user_searchpath() -> list[str]:
+    """Return a hydra.searchpath override for the user config dirs that exist (if any)."""
+    existing = [Path(d).expanduser() for d in SEARCH_DIRS if Path(d).expanduser().is_dir()]
+    if not existing:
+        return []
+    return ["hydra.searchpath=[" + ",".join(f"file://{d}" for d in existing) + "]"]
 
 
 def _hydra_origins(blocks: dict[str, str], block: str) -> dict[str, str]:
