@@ -25,18 +25,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.procstat import cpu_rss  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
 
 ORIGINAL = {"cpu_percent": 2.3, "rss_mb": 45.0, "startup_s": 7.0, "age_s": "8 to 76"}
-
-
-def _proc_cpu_rss(pid: int) -> tuple[float, int]:
-    """Return (cpu seconds, RSS bytes) of a process from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    rss_kb = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text()
-                  .splitlines() if line.startswith("VmRSS:"))
-    return cpu, rss_kb * 1024
 
 
 def _start_sim(devices: list[str], directory: Path) -> subprocess.Popen[str]:
@@ -76,10 +68,10 @@ def cost_per_device(n: int, seconds: float) -> dict[str, float]:
                                    f"duration={seconds + 30}"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(10)  # imports and the first cycles are not steady state
-        cpu0, _ = _proc_cpu_rss(daemon.pid)
+        cpu0, _ = cpu_rss(daemon.pid)
         began = time.monotonic()
         time.sleep(seconds)
-        cpu1, rss = _proc_cpu_rss(daemon.pid)
+        cpu1, rss = cpu_rss(daemon.pid)
         elapsed = time.monotonic() - began
         daemon.terminate()
         daemon.wait(30)

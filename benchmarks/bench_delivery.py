@@ -20,6 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.procstat import cpu_rss  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
 from vemonitor.clock import SystemClock  # noqa: E402
 from vemonitor.config.build import typed  # noqa: E402
@@ -113,16 +114,6 @@ def outbox_throughput(batches: int = 2000, rows_per_batch: int = 5) -> dict[str,
     return out
 
 
-def _proc_cpu_rss(pid: int) -> tuple[float, int]:
-    """Return (cpu seconds, RSS bytes) of a process from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    rss_kb = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text()
-                  .splitlines() if line.startswith("VmRSS:"))
-    return cpu, rss_kb * 1024
-
-
 def daemon_cost(seconds: float) -> dict[str, Any]:
     """Run the seed's vedirect_to_redis sample for ``seconds``; return its CPU % and RSS."""
     folder = SEED / "vemonitor_m8" / "vedirect_to_redis"
@@ -142,13 +133,13 @@ def daemon_cost(seconds: float) -> dict[str, Any]:
              f"duration={seconds + 30}"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(10)  # start-up (imports, first cycle) is not steady state
-        cpu0, _ = _proc_cpu_rss(daemon.pid)
+        cpu0, _ = cpu_rss(daemon.pid)
         began = time.monotonic()
         peak = 0
         while time.monotonic() - began < seconds:
             time.sleep(1)
-            peak = max(peak, _proc_cpu_rss(daemon.pid)[1])
-        cpu1, rss = _proc_cpu_rss(daemon.pid)
+            peak = max(peak, cpu_rss(daemon.pid)[1])
+        cpu1, rss = cpu_rss(daemon.pid)
         elapsed = time.monotonic() - began
         daemon.terminate()
         daemon.wait(30)
