@@ -122,6 +122,13 @@ class Sender:
 
     # ------------------------------------------------------------------ internals
     def _run(self) -> None:
+        # Connect at once so problems (a wrong password, names the server would drop) show
+        # at start-up; a sink that is down is just an outage, retried when data waits.
+        try:
+            self.sink.start()
+            self._connected = True
+        except Exception as err:  # any sink failure here is an outage like a failed write
+            self._failed(err)
         while True:
             stopping = self._stop.is_set()
             if stopping and time.monotonic() > self._deadline:
