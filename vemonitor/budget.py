@@ -8,8 +8,9 @@ start when a limit would be exceeded, unless ``budget_override=true``.
 
 Cost model (per output, one send every ``time_interval * cache_interval`` s):
 
-* every output: one outbox transaction (an fsync with ``synchronous=FULL``) to
-  store the batch, one to remove it once sent: 2 local writes per send;
+* every durable output: one outbox transaction (an fsync with ``synchronous=FULL``)
+  to store the batch, one to remove it once sent: 2 local writes per send (the
+  console's outbox is in memory: none);
 * sqlite: one more transaction in the local store: 3 local writes per send;
 * emoncms, mqtt: one HTTP request / one publish per send (per row for mqtt);
 * redis: round trips per send = 1 (pipelined), commands per send from the
@@ -28,6 +29,7 @@ SECONDS_PER_HOUR = 3600.0
 OUTBOX_WRITES_PER_SEND = 2
 LOCAL_WRITES: Mapping[str, int] = {"sqlite": 1}  # extra local writes per send by domain
 REQUESTS_PER_SEND: Mapping[str, str] = {"emoncms": "send", "redis": "send", "mqtt": "row"}
+MEMORY_OUTBOX = frozenset({"console"})  # outputs registered with durable=False
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ def output_budget(spec: RunSpec, output: OutputSpec) -> OutputBudget:
     rows = rows_per_hour(spec, output)
     per = REQUESTS_PER_SEND.get(output.domain)
     requests = sends if per == "send" else rows if per == "row" else 0.0
-    local = sends * (OUTBOX_WRITES_PER_SEND + LOCAL_WRITES.get(output.domain, 0))
+    outbox = 0 if output.domain in MEMORY_OUTBOX else OUTBOX_WRITES_PER_SEND
+    local = sends * (outbox + LOCAL_WRITES.get(output.domain, 0))
     commands = 0.0
     if output.domain == "redis":
         inputs = len(output.columns) or len(spec.inputs)

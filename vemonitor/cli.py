@@ -17,6 +17,7 @@ secrets redacted.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -279,10 +280,22 @@ def preflight(prepared: Prepared) -> None:
     registry = Registry().discover()
     spec = build_run(resolved(cfg), registry, prepared.origins)
     budget.check(spec, spec.runtime.budget_override)
+    _check_state_dir(spec.runtime.state_dir)
     try:
         Engine(spec, registry, SystemClock())
     except IntegrationError as err:
         raise ConfigError(str(err)) from err
+
+
+def _check_state_dir(path: Path) -> None:
+    """Create the state directory now, so a bad one is one line, not Hydra's traceback."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create {path} ({err.strerror or err})", key="state_dir") \
+            from err
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"{path} is not writable", key="state_dir")
 
 
 def print_config(prepared: Prepared) -> int:

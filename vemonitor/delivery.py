@@ -27,7 +27,7 @@ from typing import Any
 
 from vemonitor.clock import Clock
 from vemonitor.model import Batch
-from vemonitor.outbox import Outbox
+from vemonitor.outbox import MemoryOutbox, Outbox
 from vemonitor.registry import Sink
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class DeliveryStats:
 class Sender:
     """Moves batches from an outbox to a sink (see the module doc)."""
 
-    def __init__(self, name: str, sink: Sink, outbox: Outbox, clock: Clock,
+    def __init__(self, name: str, sink: Sink, outbox: Outbox | MemoryOutbox, clock: Clock,
                  policy: RetryPolicy | None = None, drain_rows: int = 1000,
                  drain_interval: float = 1.0, seed: int | None = None) -> None:
         self.name = name

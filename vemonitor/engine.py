@@ -35,10 +35,11 @@ from typing import Any
 
 from vemonitor.clock import Clock
 from vemonitor.config.build import InputSpec, OutputSpec, RunSpec
+from vemonitor.config.errors import ConfigError
 from vemonitor.delivery import RetryPolicy, Sender
 from vemonitor.middlewares import Step, bank_step, bounds, chain, project
 from vemonitor.model import Batch, DropRow, Row
-from vemonitor.outbox import Outbox, OutboxError, OutboxLimits, outbox_path
+from vemonitor.outbox import MemoryOutbox, Outbox, OutboxError, OutboxLimits, outbox_path
 from vemonitor.registry import (
     Cache,
     Context,
@@ -166,7 +167,7 @@ class OutputWorker:
     """
 
     def __init__(self, spec: OutputSpec, sink: Sink, cache: Cache, inputs: list[str],
-                 outbox: Outbox, clock: Clock,
+                 outbox: Outbox | MemoryOutbox, clock: Clock,
                  input_names: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.spec = spec
         self.cache = cache
@@ -307,12 +308,19 @@ class Engine:
             reg = registry.get(out.domain)
             assert reg.sink_factory is not None
             connector = self.spec.connectors.get((out.domain, out.source or ""))
-            sink = reg.sink_factory(out.item, connector.config if connector else None,
-                                    self.context)
+            try:
+                sink = reg.sink_factory(out.item, connector.config if connector else None,
+                                        self.context)
+            except (ConfigError, IntegrationError):
+                raise
+            except Exception as err:  # an integration's own bug, named, not a traceback
+                raise IntegrationError(f"output {out.name}: integration '{out.domain}' failed "
+                                       f"to build its sink: {type(err).__name__}: {err}") from err
             delivery = out.item.delivery
-            outbox = Outbox(outbox_path(self.spec.runtime.state_dir, out.name), out.name,
-                            OutboxLimits(delivery.max_rows, delivery.max_bytes, delivery.max_age),
-                            delivery.synchronous)
+            limits = OutboxLimits(delivery.max_rows, delivery.max_bytes, delivery.max_age)
+            outbox: Outbox | MemoryOutbox = (
+                Outbox(outbox_path(self.spec.runtime.state_dir, out.name), out.name, limits,
+                       delivery.synchronous) if reg.durable else MemoryOutbox(out.name, limits))
             self.outputs.append(OutputWorker(out, sink, self.cache, names, outbox, self.clock,
                                              standard))
 

@@ -197,3 +197,64 @@ def outbox_path(state_dir: Path, output: str) -> Path:
     """Return the outbox file of an output."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in output)
     return state_dir / "outbox" / f"{safe}.sqlite"
+
+
+class MemoryOutbox:
+    """An outbox in memory, for outputs where durability costs more than it gives.
+
+    The console only shows rows: storing them on disk first would cost the SD card two
+    writes per batch for nothing. Same interface as :class:`Outbox`, bounded by rows.
+    """
+
+    def __init__(self, output: str, limits: OutboxLimits | None = None) -> None:
+        self.output = output
+        self.limits = limits or OutboxLimits()
+        self.dropped_rows = 0
+        self._lock = threading.Lock()
+        self._batches: dict[int, tuple[float, Batch]] = {}
+        self._next = 1
+        self.is_open = False
+
+    def open(self) -> None:
+        """Nothing to open."""
+        self.is_open = True
+
+    def close(self) -> None:
+        """Forget nothing: there is nothing to flush (idempotent)."""
+        self.is_open = False
+
+    def put(self, batch: Batch, now: float) -> None:
+        """Keep a batch; drop the oldest beyond max_rows."""
+        with self._lock:
+            self._batches[self._next] = (now, batch)
+            self._next += 1
+            while len(self._batches) > 1 and sum(len(b) for _, b in self._batches.values()) \
+                    > self.limits.max_rows:
+                oldest = min(self._batches)
+                self.dropped_rows += len(self._batches.pop(oldest)[1])
+
+    def peek(self, max_rows: int) -> list[tuple[int, Batch]]:
+        """Return the oldest batches, up to ``max_rows`` rows (at least one batch)."""
+        with self._lock:
+            out: list[tuple[int, Batch]] = []
+            total = 0
+            for batch_id in sorted(self._batches):
+                batch = self._batches[batch_id][1]
+                if out and total + len(batch) > max_rows:
+                    break
+                out.append((batch_id, batch))
+                total += len(batch)
+            return out
+
+    def ack(self, ids: Iterable[int]) -> None:
+        """Forget sent batches."""
+        with self._lock:
+            for batch_id in ids:
+                self._batches.pop(batch_id, None)
+
+    def depth(self) -> dict[str, Any]:
+        """Return what is waiting, as Outbox.depth does."""
+        with self._lock:
+            items = list(self._batches.values())
+        return {"batches": len(items), "rows": sum(len(b) for _, b in items),
+                "bytes": 0, "oldest": min((t for t, _ in items), default=None)}

@@ -158,6 +158,7 @@ class Registration:
     source_factory: SourceFactory | None = None
     sink_factory: SinkFactory | None = None
     cache_factory: CacheFactory | None = None
+    durable: bool = True  # False: the output's outbox lives in memory (e.g. the console)
 
 
 class Registry:
@@ -217,11 +218,15 @@ class Registry:
                  output_item: type[OutputItem] | None = None,
                  source_factory: SourceFactory | None = None,
                  sink_factory: SinkFactory | None = None,
-                 cache_factory: CacheFactory | None = None) -> None:
-        """Record an integration's schemas and worker factories (called from its setup)."""
+                 cache_factory: CacheFactory | None = None, durable: bool = True) -> None:
+        """Record an integration's schemas and worker factories (called from its setup).
+
+        ``durable=False`` keeps the output's outbox in memory: for outputs whose
+        rows are worth nothing after a restart (a screen), so they cost no disk writes.
+        """
         self._registered[domain] = Registration(
             self.manifests[domain], connector, input_item, output_item, source_factory,
-            sink_factory, cache_factory)
+            sink_factory, cache_factory, durable)
 
     def canonical(self, domain: str) -> str:
         """Return the domain for a name or a legacy alias (``serial`` -> ``vedirect``)."""

@@ -21,4 +21,5 @@ def create_sink(item: OutputItem, connector_config: Any | None, ctx: Context) ->
 
 def setup(registry: Registry, manifest: Manifest) -> None:
     """Register the console output item schema and its sink factory."""
-    registry.register(manifest.domain, output_item=ConsoleOutputItem, sink_factory=create_sink)
+    registry.register(manifest.domain, output_item=ConsoleOutputItem, sink_factory=create_sink,
+                      durable=False)  # a screen needs no disk writes

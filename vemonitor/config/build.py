@@ -231,6 +231,9 @@ def typed(schema: type, data: Mapping[str, Any], file: str | None, key: str) -> 
                 validate(obj)
             except ValueError as err:  # an integration's own cross-field rule
                 raise ConfigError(str(err), file=file, key=key) from err
+            except Exception as err:  # an integration's bug: still one line, named
+                raise ConfigError(f"{cls.__name__}.validate() failed: {type(err).__name__}: "
+                                  f"{err}", file=file, key=key) from err
     return obj
 
 
