@@ -76,7 +76,7 @@ def test_full_disk_is_reported_clearly_and_never_corrupts_the_outbox(tmp_path: P
     the outbox passes SQLite's integrity check."""
     state = tmp_path / "state"
     proc = _vemonitor(["block=BatteryMonitor", "simulator.devices=[bmv700]", f"state_dir={state}",
-                       "duration=25", "block.outputs.sqlite.store.cache_interval=1",
+                       "duration=12", "block.outputs.sqlite.store.cache_interval=1",
                        "+block.outputs.sqlite.store.delivery.synchronous=NORMAL"],
                       tmp_path, preexec=_cap_file_size)
     _out, err = proc.communicate(timeout=90)

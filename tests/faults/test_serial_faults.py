@@ -24,13 +24,13 @@ def test_storm_of_faults_uses_only_clean_frames(tmp_path: Path) -> None:
     config = block_config(tmp_path / "sim", inputs, outputs, tmp_path / "state", stale_after=3)
     faults = FaultConfig(corrupt=0.05, hex=1.0, hex_mid=0.3, noise=0.05, noise_max=40,
                          split=0.3, stall=0.01, stall_seconds=4, seed=11)
-    with running(config, recorders, ["bmv700", "mppt"], tmp_path / "sim", speed=2,
+    with running(config, recorders, ["bmv700", "mppt"], tmp_path / "sim", speed=3,
                  faults=faults) as (engine, sim):
         stop = threading.Event()
 
         def unplugger() -> None:
-            while not stop.wait(6.0):
-                sim.unplug("bmv700", seconds=2.0)
+            while not stop.wait(4.0):
+                sim.unplug("bmv700", seconds=3.0)
 
         thread = threading.Thread(target=unplugger, daemon=True)
         thread.start()

@@ -1,0 +1,45 @@
+"""Config entry diagnostics (serial numbers redacted)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.core import HomeAssistant
+
+from . import VEMonitorConfigEntry
+from .const import CONF_SERIAL
+
+REDACTED = "**REDACTED**"
+TO_REDACT = {CONF_SERIAL, "SER#", "unique_id", "identifiers"}
+_CABLE = re.compile(r"(VE_Direct_cable_)[A-Za-z0-9]+", re.IGNORECASE)
+
+
+def _redact_port(path: str) -> str:
+    """Hide the cable's USB serial in a /dev/serial/by-id name."""
+    return _CABLE.sub(r"\1" + REDACTED, path)
+
+
+async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: VEMonitorConfigEntry
+                                             ) -> dict[str, Any]:
+    """Return what helps debugging one device: entry, reader state, latest snapshot."""
+    device = entry.runtime_data
+    data = dict(entry.data)
+    if "port" in data:
+        data["port"] = _redact_port(str(data["port"]))
+    stats = dataclasses.asdict(device.reader.stats)
+    stats["rejected"] = dict(device.reader.stats.rejected)
+    snapshot = device.snapshot
+    return async_redact_data({
+        "entry": {"title": entry.title, "unique_id": entry.unique_id, "data": data,
+                  "options": dict(entry.options)},
+        "available": device.available,
+        "reader_available": device.reader.available,
+        "stats": stats,
+        "exposed_labels": device.labels,
+        "snapshot": None if snapshot is None else {
+            "raw": dict(snapshot.raw), "complete": snapshot.complete,
+            "blocks": snapshot.blocks, "received_at": snapshot.received_at},
+    }, TO_REDACT)

@@ -1,0 +1,45 @@
+"""Base entity: one VE.Direct field of one device, updated by the reader's snapshots."""
+
+from __future__ import annotations
+
+from homeassistant.core import callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.entity import Entity
+from vemonitor.vedirect.fields import FieldSpec, Value
+
+from . import VEDevice
+
+
+class VEMonitorEntity(Entity):
+    """An entity backed by one label of the field table."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, device: VEDevice, spec: FieldSpec) -> None:
+        self._device = device
+        self._spec = spec
+        self._attr_unique_id = f"{device.unique_id}_{spec.label}"
+        self._attr_name = spec.description
+        self._attr_device_info = device.device_info
+        self._attr_extra_state_attributes = {"label": spec.label}
+
+    @property
+    def available(self) -> bool:
+        """Return False while the device is unplugged or silent."""
+        return self._device.available
+
+    @property
+    def value(self) -> Value:
+        """Return the decoded value of this field in the latest snapshot."""
+        snapshot = self._device.snapshot
+        return None if snapshot is None else snapshot.values.get(self._spec.label)
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the device's snapshots."""
+        self.async_on_remove(async_dispatcher_connect(
+            self.hass, self._device.signal, self._async_handle_update))
+
+    @callback
+    def _async_handle_update(self) -> None:
+        self.async_write_ha_state()

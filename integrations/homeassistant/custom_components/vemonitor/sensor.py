@@ -1,0 +1,64 @@
+"""Sensors built from the vemonitor field table (device/state class and unit as the table)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, SensorStateClass
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from vemonitor.vedirect.fields import Code, FieldSpec, Flags
+
+from . import VEDevice, VEMonitorConfigEntry
+from .const import exposable_specs
+from .entity import VEMonitorEntity
+
+SENSOR_KINDS = frozenset({"int", "scaled", "code", "flags"})
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: VEMonitorConfigEntry,
+                            async_add_entities: AddEntitiesCallback) -> None:
+    """Add one sensor per numeric, code or bitmask field the device sends."""
+    device = entry.runtime_data
+    async_add_entities(VEMonitorSensor(device, spec) for spec in exposable_specs(device.labels)
+                       if spec.kind in SENSOR_KINDS)
+
+
+class VEMonitorSensor(VEMonitorEntity, SensorEntity):
+    """One numeric / enum / bitmask field."""
+
+    def __init__(self, device: VEDevice, spec: FieldSpec) -> None:
+        super().__init__(device, spec)
+        if spec.ha_device_class:
+            self._attr_device_class = SensorDeviceClass(spec.ha_device_class)
+        if spec.ha_state_class:
+            self._attr_state_class = SensorStateClass(spec.ha_state_class)
+        if spec.kind in ("int", "scaled"):
+            self._attr_native_unit_of_measurement = spec.unit
+        if self._attr_device_class == SensorDeviceClass.ENUM:
+            self._attr_options = list(dict.fromkeys((spec.codes or {}).values()))
+
+    @property
+    def native_value(self) -> Any:
+        """Return the field's value in the table's unit (code name for enums)."""
+        value = self.value
+        if value is None:
+            return None
+        if isinstance(value, Code):
+            # An unknown code ('unknown 12') is not a valid enum option: state unknown,
+            # the raw code stays in the attributes.
+            return value.name if value.name in (self._attr_options or []) else None
+        if isinstance(value, Flags):
+            return str(value)
+        return value
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return the raw code of code / bitmask fields."""
+        attrs: dict[str, Any] = {"label": self._spec.label}
+        value = self.value
+        if isinstance(value, Code | Flags):
+            attrs["code"] = int(value)
+        if isinstance(value, Flags):
+            attrs["flags"] = list(value.names)
+        return attrs
