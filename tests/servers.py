@@ -9,6 +9,7 @@ Tests only ever talk to servers they started, on 127.0.0.1.
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -149,5 +150,56 @@ class RedisServer(ServerProcess):
         return reply.startswith((b"+PONG", b"-NOAUTH"))
 
     def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+
+class MosquittoServer(ServerProcess):
+    """A throw-away ``mosquitto``: loopback listener, no persistence, optional users and TLS.
+
+    ``users`` (name -> password) switches anonymous access off and writes a
+    ``password_file`` with ``mosquitto_passwd``; ``tls`` is (cafile, certfile,
+    keyfile) for a TLS-only listener.
+    """
+
+    binary_name = "mosquitto"
+    binary_candidates = ("/usr/sbin/mosquitto",)
+
+    def __init__(self, port: int | None = None, workdir: str | Path | None = None,
+                 users: dict[str, str] | None = None,
+                 tls: tuple[str, str, str] | None = None) -> None:
+        super().__init__(port, workdir)
+        self.users = dict(users or {})
+        self.tls = tls
+        self.config = self.dir / "mosquitto.conf"
+        self.broker_log = self.dir / "mosquitto.log"  # flushed per line, unlike stdout
+
+    def command(self) -> list[str]:
+        """Write the config (and password file) and return mosquitto's command line."""
+        lines = [f"listener {self.port} {LOOPBACK}", "persistence false", "log_dest stdout",
+                 f"log_dest file {self.broker_log}",
+                 "log_type error", "log_type warning", "log_type notice",
+                 f"allow_anonymous {'false' if self.users else 'true'}"]
+        if getpass.getuser() == "root":
+            lines.append("user root")  # else mosquitto drops to a user who cannot read our files
+        if self.users:
+            lines.append(f"password_file {self._password_file()}")
+        if self.tls:
+            cafile, certfile, keyfile = self.tls
+            lines += [f"cafile {cafile}", f"certfile {certfile}", f"keyfile {keyfile}"]
+        self.config.write_text("\n".join(lines) + "\n")
+        return [self.binary, "-c", str(self.config)]
+
+    def _password_file(self) -> Path:
+        """Create the password file with ``mosquitto_passwd -b`` (first user with ``-c``)."""
+        tool = require_binary("mosquitto_passwd", ("/usr/bin/mosquitto_passwd",))
+        path = self.dir / "passwd"
+        for index, (user, password) in enumerate(self.users.items()):
+            create = ["-c"] if index == 0 else []
+            subprocess.run([tool, "-b", *create, str(path), user, password], check=True,
+                           capture_output=True)
+        return path
+
+    def __enter__(self) -> MosquittoServer:
         self.start()
         return self

@@ -1,0 +1,104 @@
+"""Schemas of the MQTT connector (``appConnectors.mqtt.<name>``) and output items."""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass, field
+
+from vemonitor.config.schema import Connector, OutputItem
+
+PROTOCOLS = ("3.1.1", "5")
+QOS_LEVELS = (0, 1, 2)
+MAX_TIMEOUT = 300.0  # seconds; a longer wait only delays the outbox's own retry
+# Characters MQTT reserves in topic names (wildcards, level separator, NUL).
+_TOPIC_FORBIDDEN = re.compile(r"[+#\x00]")
+_CLIENT_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@dataclass
+class MqttConnector(Connector):
+    """An MQTT broker; the password may come from ``${oc.env:VAR}`` and never shows in repr."""
+
+    host: str = "localhost"
+    port: int = 1883
+    client_id: str | None = None  # None: vemonitor-<hostname>-<block>-<output>, stable
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ca_certs: str | None = None  # None with tls: the system's trusted CAs
+    certfile: str | None = None  # client certificate (mutual TLS), with keyfile
+    keyfile: str | None = None
+    insecure: bool = False  # skip the server *host name* check (the chain is still verified)
+    keepalive: int = 60
+    protocol: str = "3.1.1"
+    timeout: float = 10.0  # seconds to connect and to wait for PUBACKs of one write
+
+    def validate(self) -> None:
+        """Check ranges and TLS options (no I/O; never echoes the password)."""
+        if not self.host or any(c.isspace() for c in self.host):
+            raise ValueError(f"host must be a host name or address, got {self.host!r}")
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"port must be between 1 and 65535, got {self.port}")
+        if str(self.protocol) not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, "
+                             f"got {self.protocol!r}")
+        if not 5 <= self.keepalive <= 65535:
+            raise ValueError(f"keepalive must be between 5 and 65535 seconds, got {self.keepalive}")
+        if not 0 < self.timeout <= MAX_TIMEOUT:
+            raise ValueError(f"timeout must be > 0 and <= {MAX_TIMEOUT:g} seconds")
+        if not self.tls and (self.ca_certs or self.certfile or self.keyfile or self.insecure):
+            raise ValueError("ca_certs/certfile/keyfile/insecure need tls: true")
+        if bool(self.certfile) != bool(self.keyfile):
+            raise ValueError("certfile and keyfile go together")
+        if self.password is not None and not self.username:
+            raise ValueError("password needs a username")
+        if self.client_id is not None and not self.client_id.strip():
+            raise ValueError("client_id must not be empty (leave it out for the default)")
+
+    def address(self) -> str:
+        """Return ``host:port`` for messages (never the credentials)."""
+        return f"{self.host}:{self.port}"
+
+    def resolved_client_id(self, block: str, output: str) -> str:
+        """Return the client id: the configured one, else one stable per host, block and output."""
+        if self.client_id:
+            return self.client_id
+        raw = f"vemonitor-{socket.gethostname()}-{block}-{output}"
+        return _CLIENT_ID_CHARS.sub("_", raw).strip("_")
+
+
+@dataclass
+class MqttOutput(OutputItem):
+    """Rows published as JSON state topics, with Home Assistant discovery."""
+
+    base_topic: str = "vemonitor"
+    discovery_prefix: str = "homeassistant"
+    discovery: bool = True
+    qos: int = 1
+    retain_state: bool = False
+    per_value_topics: bool = False
+    device_ids: dict[str, str] = field(default_factory=dict)  # input -> id (BMVs without SER#)
+
+    def validate(self) -> None:
+        """Check the connector name, topics, QoS and device ids (no I/O)."""
+        if not self.source:
+            raise ValueError("an mqtt output needs 'source': the name of an "
+                             "appConnectors.mqtt connector")
+        for key in ("base_topic", "discovery_prefix"):
+            check_topic_root(key, getattr(self, key))
+        if self.qos not in QOS_LEVELS:
+            raise ValueError(f"qos must be 0, 1 or 2, got {self.qos}")
+        for name, device_id in self.device_ids.items():
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(device_id)):
+                raise ValueError(f"device_ids.{name}: use 1-64 letters, digits, '_' or '-', "
+                                 f"got {device_id!r}")
+
+
+def check_topic_root(key: str, topic: str) -> None:
+    """Raise ValueError unless ``topic`` can prefix MQTT topic names."""
+    if not topic or topic.startswith("/") or topic.endswith("/"):
+        raise ValueError(f"{key} must be a non-empty topic without leading or trailing '/', "
+                         f"got {topic!r}")
+    if _TOPIC_FORBIDDEN.search(topic) or topic.startswith("$"):
+        raise ValueError(f"{key} must not contain '+', '#' or start with '$', got {topic!r}")
