@@ -36,3 +36,25 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_decoder.py", *session.posargs)
     session.run("python", "benchmarks/bench_delivery.py")
     session.run("python", "benchmarks/bench_daemon.py", "--write-doc")
+
+
+HA_PYTEST_ARGS = (
+    "tests/homeassistant",
+    # Home Assistant's fixtures are async: pytest-asyncio must run in auto mode.
+    "-o", "asyncio_mode=auto",
+    "-o", "asyncio_default_fixture_loop_scope=function",
+    "-p", "no:sugar",
+)
+
+
+@nox.session(python="3.13")
+def homeassistant(session: nox.Session) -> None:
+    """Run the native Home Assistant integration tests (HA 2025.4.4 needs Python 3.13).
+
+    Not a default session: installing Home Assistant takes 3.5 to 6 minutes.
+    """
+    session.install("-r", "integrations/homeassistant/requirements_test.txt")
+    session.install("-e", ".", "hypothesis", "pytest-timeout")
+    session.run("pytest", *HA_PYTEST_ARGS, *session.posargs)
+    # The core must keep working on 3.13 too: its codec tests, in the same interpreter.
+    session.run("pytest", "-q", "tests/vedirect")

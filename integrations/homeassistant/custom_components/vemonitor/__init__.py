@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_track_time_interval
+
 from vemonitor.serial_reader import SerialReader
 from vemonitor.vedirect.snapshot import Snapshot
 
@@ -42,7 +44,8 @@ _LOGGER = logging.getLogger(__name__)
 
 PLATFORMS = [Platform.SENSOR, Platform.BINARY_SENSOR]
 
-type VEMonitorConfigEntry = ConfigEntry[VEDevice]
+# (no PEP 695 ``type`` statement: the repo lints for Python 3.11)
+VEMonitorConfigEntry: TypeAlias = "ConfigEntry[VEDevice]"
 
 
 class VEDevice:
@@ -142,13 +145,15 @@ class VEDevice:
 async def async_setup_entry(hass: HomeAssistant, entry: VEMonitorConfigEntry) -> bool:
     """Start the reader thread and the entities."""
     device = VEDevice(hass, entry)
+    _async_remove_deselected_entities(hass, entry, device)
     await hass.async_add_executor_job(device.reader.start)
     entry.runtime_data = device
 
     async def _async_stop(_event: Event) -> None:
         await device.async_close()
 
-    entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_stop))
+    # async_listen, not listen_once: the remover must stay valid after the event fired.
+    entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop))
     entry.async_on_unload(async_track_time_interval(
         hass, device.async_poll_availability, timedelta(seconds=AVAILABILITY_POLL_SECONDS)))
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
@@ -166,6 +171,17 @@ async def async_unload_entry(hass: HomeAssistant, entry: VEMonitorConfigEntry) -
     if unloaded:
         await entry.runtime_data.async_close()
     return unloaded
+
+
+@callback
+def _async_remove_deselected_entities(hass: HomeAssistant, entry: ConfigEntry, device: VEDevice) -> None:
+    """Drop registry entries of fields no longer exposed (options changed)."""
+    registry = er.async_get(hass)
+    prefix = f"{device.unique_id}_"
+    keep = set(device.labels)
+    for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
+        if entity.unique_id.removeprefix(prefix) not in keep:
+            registry.async_remove(entity.entity_id)
 
 
 async def _async_update_listener(hass: HomeAssistant, entry: ConfigEntry) -> None:

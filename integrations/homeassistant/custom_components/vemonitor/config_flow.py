@@ -24,6 +24,7 @@ from homeassistant.helpers.selector import (
     SelectSelectorMode,
 )
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
+
 from vemonitor import scan
 from vemonitor.scan import ProbeResult
 from vemonitor.vedirect.fields import FIELD_BY_LABEL
@@ -60,9 +61,17 @@ def _scan_ports(exclude: list[str]) -> list[ProbeResult]:
     return [r for r in scan.scan(paths, PROBE_TIMEOUT) if r.found]
 
 
-def _probe(path: str) -> ProbeResult:
-    """Probe one port (runs in the executor)."""
-    return scan.probe(path, PROBE_TIMEOUT)
+def _identify(path: str, cable_hint: str | None) -> tuple[ProbeResult, str | None]:
+    """Probe one port and derive the device's unique_id (runs in the executor)."""
+    result = scan.probe(path, PROBE_TIMEOUT)
+    if result.snapshot is None:
+        return result, None
+    return result, device_unique_id(result.snapshot, path, cable_hint)
+
+
+def _port_in_use(path: str, used: list[str]) -> bool:
+    """Return True when ``path`` is the same node as a configured port (executor: realpath)."""
+    return any(same_port(path, other) for other in used)
 
 
 def _option_label(result: ProbeResult) -> str:
@@ -116,20 +125,18 @@ class VEMonitorConfigFlow(ConfigFlow, domain=DOMAIN):
         return [e.data[CONF_PORT] for e in self._async_current_entries(include_ignore=False)
                 if CONF_PORT in e.data]
 
-    def _abort_if_port_configured(self, path: str) -> None:
+    async def _async_abort_if_port_configured(self, path: str) -> None:
         """A configured device holds its port exclusively: probing it would fail."""
-        for entry in self._async_current_entries(include_ignore=False):
-            if CONF_PORT in entry.data and same_port(entry.data[CONF_PORT], path):
-                raise AbortFlow("already_configured")
+        if await self.hass.async_add_executor_job(_port_in_use, path, self._configured_ports()):
+            raise AbortFlow("already_configured")
 
     async def _async_identify(self, path: str, cable_hint: str | None = None
                               ) -> tuple[ProbeResult, str | None]:
         """Probe ``path``; return the result and the device's unique_id (None: no device)."""
-        result = await self.hass.async_add_executor_job(_probe, path)
-        if not result.found or result.snapshot is None:
+        result, unique_id = await self.hass.async_add_executor_job(_identify, path, cable_hint)
+        if unique_id is None:
             _LOGGER.debug("no VE.Direct device on %s: %s", path, result.why_not())
-            return result, None
-        return result, device_unique_id(result.snapshot, path, cable_hint)
+        return result, unique_id
 
     def _create(self, path: str, result: ProbeResult) -> ConfigFlowResult:
         assert result.snapshot is not None
@@ -145,7 +152,7 @@ class VEMonitorConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             path = str(user_input[CONF_PORT]).strip()
             default = path
-            self._abort_if_port_configured(path)
+            await self._async_abort_if_port_configured(path)
             result, unique_id = await self._async_identify(path)
             if unique_id is None:
                 errors["base"] = "no_device"
@@ -165,7 +172,7 @@ class VEMonitorConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_usb(self, discovery_info: UsbServiceInfo) -> ConfigFlowResult:
         """A VE.Direct cable was plugged in."""
         path = await self.hass.async_add_executor_job(by_id_path, discovery_info.device)
-        self._abort_if_port_configured(path)
+        await self._async_abort_if_port_configured(path)
         result, unique_id = await self._async_identify(path, discovery_info.serial_number)
         if unique_id is None:
             return self.async_abort(reason="no_device")
@@ -198,7 +205,7 @@ class VEMonitorConfigFlow(ConfigFlow, domain=DOMAIN):
         placeholders = {"port": "", "reason": ""}
         if user_input is not None:
             path = str(user_input[CONF_PORT]).strip()
-            if same_port(path, entry.data[CONF_PORT]):
+            if await self.hass.async_add_executor_job(_port_in_use, path, [entry.data[CONF_PORT]]):
                 # Our own reader holds this port: nothing to probe, keep the new spelling.
                 return self.async_update_reload_and_abort(entry, data_updates={CONF_PORT: path})
             result, unique_id = await self._async_identify(path)

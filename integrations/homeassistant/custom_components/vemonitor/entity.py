@@ -5,6 +5,7 @@ from __future__ import annotations
 from homeassistant.core import callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
+
 from vemonitor.vedirect.fields import FieldSpec, Value
 
 from . import VEDevice

@@ -7,6 +7,7 @@ from typing import Any
 from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, SensorStateClass
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
+
 from vemonitor.vedirect.fields import Code, FieldSpec, Flags
 
 from . import VEDevice, VEMonitorConfigEntry
@@ -29,14 +30,16 @@ class VEMonitorSensor(VEMonitorEntity, SensorEntity):
 
     def __init__(self, device: VEDevice, spec: FieldSpec) -> None:
         super().__init__(device, spec)
-        if spec.ha_device_class:
-            self._attr_device_class = SensorDeviceClass(spec.ha_device_class)
+        device_class = SensorDeviceClass(spec.ha_device_class) if spec.ha_device_class else None
+        self._attr_device_class = device_class
         if spec.ha_state_class:
             self._attr_state_class = SensorStateClass(spec.ha_state_class)
         if spec.kind in ("int", "scaled"):
             self._attr_native_unit_of_measurement = spec.unit
-        if self._attr_device_class == SensorDeviceClass.ENUM:
-            self._attr_options = list(dict.fromkeys((spec.codes or {}).values()))
+        self._enum_options: list[str] = []
+        if device_class == SensorDeviceClass.ENUM:
+            self._enum_options = list(dict.fromkeys((spec.codes or {}).values()))
+            self._attr_options = self._enum_options
 
     @property
     def native_value(self) -> Any:
@@ -47,7 +50,7 @@ class VEMonitorSensor(VEMonitorEntity, SensorEntity):
         if isinstance(value, Code):
             # An unknown code ('unknown 12') is not a valid enum option: state unknown,
             # the raw code stays in the attributes.
-            return value.name if value.name in (self._attr_options or []) else None
+            return value.name if value.name in self._enum_options else None
         if isinstance(value, Flags):
             return str(value)
         return value
