@@ -17,32 +17,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from integrations.mqtt.schema import MqttConnector, MqttOutput
 from integrations.mqtt.sink import MqttSink
+from tests.integrations.helpers import NOW, FakeClock  # noqa: F401 (re-exported)
 from tests.servers import LOOPBACK, MosquittoServer
 from vemonitor.model import Batch, Row
 from vemonitor.registry import Context, InputInfo
 
-NOW = 1_714_560_000.0  # 2024-05-01T10:40:00Z
 WAIT = 5.0  # seconds an observer waits for a message
 BMV = {"available": True, "pid": "0x203", "product": "BMV-700", "serial": None,
        "firmware": "3.08"}
 MPPT = {"available": True, "pid": "0xA053", "product": "SmartSolar MPPT 75/15",
         "serial": "HQ2211ABCDE", "firmware": "1.59"}
-
-
-class FakeClock:
-    """A clock that moves only when told."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.t = now
-
-    def now(self) -> float:
-        """Return the set time."""
-        return self.t
-
-    def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
-        """Advance the time instead of waiting."""
-        self.t += max(seconds, 0.0)
-        return False
 
 
 class FakeSource:

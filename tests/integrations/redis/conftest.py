@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,27 +11,10 @@ import redis
 from integrations.redis import create_sink
 from integrations.redis.schema import RedisConnector, RedisOutput
 from integrations.redis.sink import RedisSink
+from tests.integrations.helpers import NOW, FakeClock  # noqa: F401 (re-exported)
 from tests.servers import LOOPBACK, RedisServer
 from vemonitor.model import Batch, Row
 from vemonitor.registry import Context
-
-NOW = 1_714_560_000.0  # 2024-05-01T10:40:00Z
-
-
-class FakeClock:
-    """A clock that moves only when told."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.t = now
-
-    def now(self) -> float:
-        """Return the set time."""
-        return self.t
-
-    def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
-        """Advance the time instead of waiting."""
-        self.t += max(seconds, 0.0)
-        return False
 
 
 def rows(node: str, start: float, count: int, step: float = 1.0) -> list[Row]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,25 +11,8 @@ import pytest
 from integrations.sqlite import create_sink
 from integrations.sqlite.schema import SqliteOutputItem
 from integrations.sqlite.sink import SqliteSink
+from tests.integrations.helpers import NOW, FakeClock  # noqa: F401 (re-exported)
 from vemonitor.registry import Context
-
-NOW = 1_714_560_000.0  # 2024-05-01T10:40:00Z
-
-
-class FakeClock:
-    """A clock that moves only when told."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.t = now
-
-    def now(self) -> float:
-        """Return the set time."""
-        return self.t
-
-    def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
-        """Advance the time instead of waiting."""
-        self.t += max(seconds, 0.0)
-        return False
 
 
 @pytest.fixture
