@@ -137,10 +137,10 @@ class SerialReader:
             try:
                 port = self._open_port(self.port)
             except (OSError, serial.SerialException) as err:
-                if attempt == 0:
+                if attempt == 0 and not opened_before:  # a lost port was logged already
                     log.warning("%s: cannot open %s (%s); retrying", self.name, self.port,
                                 _reason(err))
-                self._set_available(False, "port closed")
+                self._set_available(False, "port closed", quiet=True)
                 self._stop.wait(self.backoff.delay(attempt))
                 attempt += 1
                 continue
@@ -152,8 +152,10 @@ class SerialReader:
             try:
                 self._read_port(port)
             except (OSError, serial.SerialException) as err:
-                log.warning("%s: %s lost (%s); reconnecting", self.name, self.port, _reason(err))
-                self._set_available(False, "port lost")
+                # One line for the whole episode: lost, unavailable, reopening.
+                log.warning("%s: %s lost (%s); unavailable, reopening with backoff", self.name,
+                            self.port, _reason(err))
+                self._set_available(False, "port lost", quiet=True)
             finally:
                 _close_quietly(port)
             # A lost port usually needs a moment to come back (USB re-enumeration).
@@ -204,12 +206,14 @@ class SerialReader:
             for callback in self._subscribers:
                 callback(self.name, snapshot)
 
-    def _set_available(self, available: bool, why: str) -> None:
-        """Record availability and log each change once."""
+    def _set_available(self, available: bool, why: str, quiet: bool = False) -> None:
+        """Record availability and log each change once (``quiet``: already logged)."""
         with self._lock:
             if available == self._available:
                 return
             self._available = available
+        if quiet:
+            return
         if available:
             log.info("%s: available", self.name)
         else:
