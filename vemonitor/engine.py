@@ -59,12 +59,17 @@ CATCH_UP_REAL_SECONDS = 2.0  # a scheduler later than this skips ticks instead o
 
 
 class DataCache:
-    """Rows per input, bounded (``max_data_points`` per input), oldest dropped first."""
+    """Rows per input, bounded (``max_data_points`` per input), oldest dropped first.
+
+    Each row gets an arrival number, so outputs take rows in arrival order: a row
+    forwarded late with an old time (from another vemonitor) is still sent.
+    """
 
     def __init__(self, max_points: int) -> None:
-        self._rows: dict[str, deque[Row]] = {}
+        self._rows: dict[str, deque[tuple[int, Row]]] = {}
         self._max = max_points
         self._lock = threading.Lock()
+        self.seq = 0  # arrival number of the last row added
         self.dropped = 0
 
     def add(self, row: Row) -> None:
@@ -73,12 +78,18 @@ class DataCache:
             rows = self._rows.setdefault(row.source, deque(maxlen=self._max))
             if len(rows) == self._max:
                 self.dropped += 1
-            rows.append(row)
+            self.seq += 1
+            rows.append((self.seq, row))
 
     def between(self, source: str, after: float, upto: float) -> list[Row]:
         """Return the rows of ``source`` with after < time <= upto, oldest first."""
         with self._lock:
-            return [row for row in self._rows.get(source, ()) if after < row.time <= upto]
+            return [row for _, row in self._rows.get(source, ()) if after < row.time <= upto]
+
+    def arrived_after(self, source: str, seq: int) -> list[tuple[int, Row]]:
+        """Return (arrival number, row) of the rows of ``source`` added after ``seq``."""
+        with self._lock:
+            return [(n, row) for n, row in self._rows.get(source, ()) if n > seq]
 
 
 @dataclass
@@ -137,6 +148,7 @@ class InputWorker:
         return hasattr(self.source, "rows_since")
 
     def _forward(self, at: float) -> Row | None:
+        """Pass on the rows written since the last one seen (the source applies ``since``)."""
         rows = self.source.rows_since(self._cursor, self.spec.name)  # type: ignore[attr-defined]
         last = None
         for row in rows:
@@ -180,6 +192,7 @@ class OutputWorker:
         self.clock = clock
         self.ticks = 0
         self._cursor: float = -math.inf
+        self._seen: dict[str, int] = {}  # input -> arrival number of the last row taken
         self._pending: list[Row] = []
         self._gathered = 0
         delivery = spec.item.delivery
@@ -192,6 +205,7 @@ class OutputWorker:
     def start(self, now: float) -> None:
         """Open the outbox and start the sender; rows from ``now`` on are gathered."""
         self._cursor = now
+        self._seen = dict.fromkeys(self.inputs, getattr(self.cache, "seq", 0))
         self.outbox.open()
         self.sender.start()
 
@@ -199,13 +213,23 @@ class OutputWorker:
         """Take the rows produced since the previous tick; store a batch every cache_interval."""
         for name in self.inputs:
             columns = self.spec.columns.get(name, ())
-            for row in self.cache.between(name, self._cursor, at):
+            for row in self._new_rows(name, at):
                 self._pending.append(self._select(row, columns))
         self._cursor = at
         self._gathered += 1
         self.ticks += 1
         if self._gathered >= self.spec.cache_interval:
             self.flush()
+
+    def _new_rows(self, name: str, at: float) -> list[Row]:
+        """Return the rows of input ``name`` not taken yet (by arrival when the cache can)."""
+        arrived_after = getattr(self.cache, "arrived_after", None)
+        if arrived_after is None:  # e.g. the Redis cache: by time
+            return self.cache.between(name, self._cursor, at)
+        items = arrived_after(name, self._seen.get(name, 0))
+        if items:
+            self._seen[name] = items[-1][0]
+        return [row for _, row in items]
 
     def flush(self) -> None:
         """Store what was gathered as one batch in the outbox (nothing when empty)."""
@@ -348,8 +372,6 @@ class Engine:
     def start(self) -> None:
         """Start sources and sinks."""
         self.started_at = self.clock.now()
-        for worker in self.inputs:
-            worker._cursor = self.started_at
         _call_if_present(self.cache, "start")
         for source in self.sources.values():
             source.start()
