@@ -226,10 +226,13 @@ class OutputWorker:
         arrived_after = getattr(self.cache, "arrived_after", None)
         if arrived_after is None:  # e.g. the Redis cache: by time
             return self.cache.between(name, self._cursor, at)
-        items = arrived_after(name, self._seen.get(name, 0))
-        if items:
-            self._seen[name] = items[-1][0]
-        return [row for _, row in items]
+        taken: list[Row] = []
+        for seq, row in arrived_after(name, self._seen.get(name, 0)):
+            if row.time > at:  # made ahead of this tick (catch-up): the next tick takes it
+                break
+            taken.append(row)
+            self._seen[name] = seq
+        return taken
 
     def flush(self) -> None:
         """Store what was gathered as one batch in the outbox (nothing when empty)."""
