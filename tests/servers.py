@@ -3,16 +3,19 @@
 Generic part: :class:`ServerProcess` runs a daemon binary bound to 127.0.0.1,
 waits until its port accepts connections, and stops it (terminate, then kill).
 A server type only says how to build its command line and when it is ready:
-see :class:`RedisServer`; a mosquitto server can be added the same way.
-Tests only ever talk to servers they started, on 127.0.0.1.
+see :class:`RedisServer`, :class:`MosquittoServer`, and :class:`EmoncmsContractServer`
+(the emoncms stand-in of tests/integrations/emoncms run as its own process, so it can
+be killed). Tests only ever talk to servers they started, on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import getpass
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -99,6 +102,14 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(STOP_TIMEOUT)
+
+    def kill(self) -> None:
+        """SIGKILL the server, a crash: no clean shutdown; the port is free when this returns."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGKILL)
+        process.wait(STOP_TIMEOUT)
 
     def restart(self) -> ServerProcess:
         """Stop and start again on the same port."""
@@ -201,5 +212,45 @@ class MosquittoServer(ServerProcess):
         return path
 
     def __enter__(self) -> MosquittoServer:
+        self.start()
+        return self
+
+
+CONTRACT_SERVER = Path(__file__).parent / "integrations" / "emoncms" / "contract_server.py"
+
+
+class EmoncmsContractServer(ServerProcess):
+    """tests/integrations/emoncms/contract_server.py as a process, keeping what it stored.
+
+    Every point it acknowledges is in ``journal`` (appended before the answer), read back
+    when it starts again, so a SIGKILL (:meth:`kill`) loses nothing it said ``ok`` to.
+    ``slow`` answers each request that many seconds after storing it, so a kill can land
+    between the two (the client must then send the batch again).
+    """
+
+    binary_name = "python3"
+    binary_candidates = (sys.executable,)
+
+    def __init__(self, port: int | None = None, workdir: str | Path | None = None,
+                 apikey: str = "0123456789abcdef0123456789abcdef", slow: float = 0.0) -> None:
+        super().__init__(port, workdir)
+        self.apikey = apikey
+        self.slow = slow
+        self.journal = self.dir / "points.jsonl"
+
+    @property
+    def url(self) -> str:
+        """Return the base URL (an emoncms connector's ``addr``)."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def command(self) -> list[str]:
+        """Return the contract server's command line (stdlib only: runs from its path)."""
+        cmd = [self.binary, str(CONTRACT_SERVER), "--port", str(self.port), "--apikey",
+               self.apikey, "--journal", str(self.journal)]
+        if self.slow:
+            cmd += ["--slow", str(self.slow)]
+        return cmd
+
+    def __enter__(self) -> EmoncmsContractServer:
         self.start()
         return self

@@ -17,28 +17,29 @@ secrets redacted.
 
 from __future__ import annotations
 
+import logging.config
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from vemonitor import budget
-from vemonitor.config.build import build_run, collect_secrets
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.legacy import SEARCH_DIRS, LegacyConfig, find_legacy_dir, load_legacy
 from vemonitor.config.schema import BlockConfig, VemonitorConfig
-from vemonitor.logsafe import redact_mapping
-from vemonitor.registry import Registry
+
+if TYPE_CHECKING:  # the run's modules are imported by whoever runs it (not the compose child)
+    from vemonitor.config.build import RunSpec
+    from vemonitor.registry import Registry
 
 CONFIG_MODULE = "conf"
 CONFIG_NAME = "config"
@@ -71,12 +72,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         ORIGINS.update(prepared.origins)
         if _has_flag(prepared.argv, "--cfg", "-c"):
             sys.exit(print_config(prepared))
-        if not any(flag in prepared.argv for flag in HYDRA_ONLY_FLAGS):
-            preflight(prepared)
+        single_run = not any(flag in prepared.argv for flag in HYDRA_ONLY_FLAGS)
+        if single_run:
+            spec, registry, logging_config = preflight(prepared)
     except ConfigError as err:
         print(f"vemonitor: config error: {err}", file=sys.stderr)
         sys.exit(2)
-    from vemonitor.job import hydra_entry
+    if single_run:
+        # One job: run it on the configuration just composed and checked. Going
+        # through @hydra.main would compose it all again (a fifth of start-up);
+        # Hydra is still what composed it, and its job_logging is applied here.
+        from vemonitor.job import execute
+
+        logging.config.dictConfig(logging_config)
+        execute(spec, registry)
+        return
+    from vemonitor.hydra_app import hydra_entry
 
     sys.argv = [sys.argv[0], *prepared.argv]
     hydra_entry()
@@ -91,7 +102,6 @@ def register_resolvers() -> None:
         return str(Path(configured).expanduser()) if configured else str(default_state_dir())
 
     def sim_dir() -> str:
-        import os
         import tempfile
         return os.path.join(tempfile.gettempdir(), f"vemonitor-sim-{os.getpid()}")
 
@@ -248,11 +258,26 @@ def _overrides(argv: list[str]) -> list[str]:
 # ------------------------------------------------------------------ validation
 def compose_config(prepared: Prepared) -> Any:
     """Compose the job config with Hydra's compose API, as one ConfigError on failure."""
+    return compose_job(prepared)[0]
+
+
+def compose_job(prepared: Prepared) -> tuple[Any, dict[str, Any]]:
+    """Return the composed job config and Hydra's ``job_logging`` for it.
+
+    The ``hydra`` node is taken off the job config (its sweep settings only
+    resolve inside a multirun).
+    """
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-            return compose(CONFIG_NAME, overrides=_overrides(prepared.argv))
+            cfg = compose(CONFIG_NAME, overrides=_overrides(prepared.argv),
+                          return_hydra_config=True)
+        with open_dict(cfg):
+            hydra_node = cfg.pop("hydra")
+        logging_config = OmegaConf.to_container(hydra_node.job_logging, resolve=True)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         raise ConfigError(_one_line(err)) from err
+    assert isinstance(logging_config, dict)
+    return cfg, {str(key): value for key, value in logging_config.items()}
 
 
 def resolved(cfg: Any) -> dict[str, Any]:
@@ -266,36 +291,18 @@ def resolved(cfg: Any) -> dict[str, Any]:
     return {str(key): value for key, value in container.items()}
 
 
-def preflight(prepared: Prepared) -> None:
+def preflight(prepared: Prepared) -> tuple[RunSpec, Registry, dict[str, Any]]:
     """Compose and validate once, so mistakes never reach Hydra's job runner.
 
     Building the engine constructs every source and sink without I/O (their
-    contract), so a sink's own settings are checked here too.
+    contract), so a sink's own settings are checked here too. Returns the run,
+    the registry and the logging configuration a single run goes on with.
     """
-    from vemonitor.clock import SystemClock
-    from vemonitor.engine import Engine
-    from vemonitor.registry import IntegrationError
+    from vemonitor.job import prepare_run
 
-    cfg = compose_config(prepared)
-    registry = Registry().discover()
-    spec = build_run(resolved(cfg), registry, prepared.origins)
-    budget.check(spec, spec.runtime.budget_override)
-    _check_state_dir(spec.runtime.state_dir)
-    try:
-        Engine(spec, registry, SystemClock())
-    except IntegrationError as err:
-        raise ConfigError(str(err)) from err
-
-
-def _check_state_dir(path: Path) -> None:
-    """Create the state directory now, so a bad one is one line, not Hydra's traceback."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot create {path} ({err.strerror or err})", key="state_dir") \
-            from err
-    if not os.access(path, os.W_OK):
-        raise ConfigError(f"{path} is not writable", key="state_dir")
+    cfg, logging_config = compose_job(prepared)
+    spec, registry = prepare_run(resolved(cfg), prepared.origins)
+    return spec, registry, logging_config
 
 
 def print_config(prepared: Prepared) -> int:
@@ -303,7 +310,9 @@ def print_config(prepared: Prepared) -> int:
     cfg = compose_config(prepared)
     container = OmegaConf.to_container(cfg, resolve="--resolve" in prepared.argv)
     assert isinstance(container, dict)
-    container.pop("hydra", None)
+    from vemonitor.config.build import collect_secrets
+    from vemonitor.logsafe import redact_mapping
+
     safe = redact_mapping(container, collect_secrets(container))
     print(yaml.safe_dump(safe, sort_keys=False), end="")
     return 0

@@ -10,7 +10,12 @@ One sender thread per output:
   when it recovers, and waits with exponential backoff and jitter
   (``retry_initial`` doubling up to ``retry_max``); an authentication failure
   waits ``auth_retry`` instead: whatever the failure, there is no request storm;
-* connects the sink lazily, so a server down at start-up is just an outage.
+* connects the sink lazily, so a server down at start-up is just an outage;
+* when sent batches cannot be removed from the outbox (disk full, read-only
+  state directory), keeps sending what follows them and retries the removal
+  before every send; one error line says so. Until the removal succeeds a
+  restart would send those batches again (sinks key rows by time, so a
+  duplicate overwrites itself) - never lose them.
 
 Waits use the engine's clock, so an accelerated run sees the same number of
 attempts per (device) minute as a real one.
@@ -27,7 +32,7 @@ from typing import Any
 
 from vemonitor.clock import Clock
 from vemonitor.model import Batch
-from vemonitor.outbox import MemoryOutbox, Outbox
+from vemonitor.outbox import MemoryOutbox, Outbox, OutboxError
 from vemonitor.registry import Sink
 
 log = logging.getLogger(__name__)
@@ -72,6 +77,7 @@ class DeliveryStats:
     attempts: int = 0
     outages: int = 0
     write_seconds: float = 0.0  # total time sinks took to accept batches
+    unremoved: int = 0  # sent batches the outbox could not remove yet (disk full)
     last_error: str = ""
 
 
@@ -97,6 +103,8 @@ class Sender:
         self._down_since: float | None = None
         self._attempt = 0
         self._auth = False
+        self._sent_upto = 0  # id of the newest batch the sink accepted
+        self._unremoved: list[int] = []  # accepted, but the outbox could not remove them yet
         self._thread = threading.Thread(target=self._run, name=f"sender-{name}", daemon=True)
 
     def start(self) -> None:
@@ -133,7 +141,8 @@ class Sender:
             stopping = self._stop.is_set()
             if stopping and time.monotonic() > self._deadline:
                 return
-            items = self.outbox.peek(self.drain_rows)
+            self._remove_sent()
+            items = self.outbox.peek(self.drain_rows, after=self._sent_upto)
             if not items:
                 if stopping:
                     return
@@ -146,7 +155,7 @@ class Sender:
                 self.clock.sleep(self.policy.delay(self._attempt - 1, self._auth, self._rng),
                                  self._stop)
                 continue
-            if len(items) > 1 or self.outbox.peek(1):
+            if len(items) > 1 or self.outbox.peek(1, after=self._sent_upto):
                 # A backlog drains at a bounded rate while new data keeps arriving.
                 self.clock.sleep(self.drain_interval, self._stop)
 
@@ -165,9 +174,28 @@ class Sender:
         except Exception as err:  # any sink failure keeps the data; the type sets the wait
             self._failed(err)
             return False
-        self.outbox.ack(batch_id for batch_id, _ in items)
+        self._sent_upto = items[-1][0]
+        self._unremoved += [batch_id for batch_id, _ in items]
+        self._remove_sent()
         self._succeeded(batch)
         return True
+
+    def _remove_sent(self) -> None:
+        """Remove the batches the sink accepted from the outbox (retried while that fails)."""
+        if not self._unremoved:
+            return
+        try:
+            self.outbox.ack(self._unremoved)
+        except OutboxError as err:
+            if not self.stats.unremoved:
+                log.error("output %s: %s; sending goes on, they may be sent again after a "
+                          "restart", self.name, err)
+            self.stats.unremoved = len(self._unremoved)
+            return
+        if self.stats.unremoved:
+            log.info("output %s: sent batches removed from the outbox again", self.name)
+        self.stats.unremoved = 0
+        self._unremoved = []
 
     def _failed(self, err: BaseException) -> None:
         self.stats.errors += 1

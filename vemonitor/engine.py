@@ -7,13 +7,26 @@ fires input and output ticks.
 
 Semantics (the seed's, made to hold for any pair of intervals):
 
-* An input ticks at wall-clock multiples of its ``time_interval``; at each tick
-  it takes the device's latest snapshot (never a backlog). A snapshot older
-  than ``stale_after`` seconds means the device is unavailable: no row is made
+* An input's time is cut into slots [t, t + time_interval) at wall-clock
+  multiples of its interval. The row of a slot is stamped ``t`` (the second the
+  data came in, as a logger stamps a reading; never a time in the future) and
+  holds the device's latest snapshot at the slot's end (never a backlog). The
+  slot closes at its end (the input's tick); a snapshot older than
+  ``stale_after`` seconds then means the device is unavailable: no row is made
   (counted as ``missed``).
+* Early rows (decided for latency: a frame should reach the sink in
+  milliseconds, not wait up to one interval for the tick). A source that pushes
+  (``notify_on_update``) wakes the scheduler on each new snapshot. When that
+  snapshot is in the open slot and the device's next one is not expected before
+  the slot ends (VE.Direct sends once a second; the period is learned), no later
+  data can change the slot's row: the slot closes now, with the snapshot it would
+  have used at its end. An output whose next tick sends a batch fires early the
+  same way once every input's slots before it have closed. Rows, times and batches
+  stay the same; only the wait goes. A wrong guess (the device was early) only
+  means the row used the previous snapshot.
 * An output ticks at multiples of its own ``time_interval`` and takes every row
-  its inputs produced since its previous tick; after ``cache_interval`` ticks
-  it sends them as one batch. With 1 s inputs a batch so holds
+  of the slots that closed since its previous tick (rows stamped before the
+  tick); after ``cache_interval`` ticks it sends them as one batch. With 1 s inputs a batch so holds
   ``time_interval * cache_interval`` points per input, as the seed documents.
 * A scheduler that falls behind by less than two real seconds catches up tick
   by tick; one further behind (suspend, clock jump) skips to the latest due tick
@@ -24,6 +37,7 @@ Semantics (the seed's, made to hold for any pair of intervals):
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -56,6 +70,7 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10.0  # seconds given to senders to flush at shutdown
 CATCH_UP_REAL_SECONDS = 2.0  # a scheduler later than this skips ticks instead of catching up
+DEVICE_PERIOD = 1.0  # VE.Direct text frames come once a second: the period assumed until learned
 
 
 class DataCache:
@@ -108,6 +123,7 @@ class _Timer:
     interval: float
     due: float
     fire: Callable[[float], Any]
+    ready: Callable[[float], bool] = lambda _due: False  # may the tick at ``due`` fire now?
 
 
 def first_tick(now: float, interval: float) -> float:
@@ -119,17 +135,25 @@ class InputWorker:
     """Makes one row per tick from its source's latest snapshot."""
 
     def __init__(self, spec: InputSpec, source: Source, steps: Step, cache: Cache,
-                 stale_after: float) -> None:
+                 stale_after: float, clock: Clock) -> None:
         self.spec = spec
+        self.clock = clock
         self.source = source
         self.steps = steps
         self.cache = cache
         self.stale_after = stale_after
         self.stats = InputStats()
         self._cursor = -math.inf
+        self.pushes = hasattr(source, "notify_on_update")
+        self._period = DEVICE_PERIOD  # learned time between two snapshots
+        self._seen_at: float | None = None  # receive time of the newest snapshot seen
+        self._used_at: float | None = None  # receive time of the snapshot of the last row
 
     def tick(self, at: float) -> Row | None:
-        """Produce (and cache) the row for tick time ``at``, or None when unavailable."""
+        """Close the slot ending at ``at``: cache its row (stamped at the slot's start).
+
+        Return the row, or None when the device is unavailable.
+        """
         if self.forwards:
             return self._forward(at)
         latest = self.source.latest()
@@ -137,7 +161,40 @@ class InputWorker:
             self.stats.missed += 1
             return None
         values, received = latest
-        return self._store(at, values, max(at - received, 0.0))
+        self._observe(received)
+        self._used_at = received
+        # The age of the data when its row is made (early or at the tick).
+        return self._store(at - self.spec.time_interval, values,
+                           max(self.clock.now() - received, 0.0))
+
+    def ready(self, due: float) -> bool:
+        """Return True when the slot ending at ``due`` can close now.
+
+        That is when the newest snapshot is unused, falls in the slot
+        [due - interval, due), and the next one is not expected before ``due``.
+        """
+        if not self.pushes:
+            return False  # polled sources (Redis) are read at ticks only
+        latest = self.source.latest()
+        if latest is None:
+            return False
+        received = latest[1]
+        self._observe(received)
+        return (received != self._used_at and received >= due - self.spec.time_interval
+                and received + self._period > due)
+
+    def _observe(self, received: float) -> None:
+        """Learn the device's period from two consecutive snapshots.
+
+        The smaller of the old estimate and the new gap wins at once (a device
+        running early makes rows wait for the tick rather than miss a snapshot);
+        a longer gap (a skipped cycle, or jitter) moves the estimate slowly.
+        """
+        previous, self._seen_at = self._seen_at, received
+        if previous is None or received <= previous:
+            return
+        gap = received - previous
+        self._period = gap if gap < self._period else 0.9 * self._period + 0.1 * gap
 
     @property
     def forwards(self) -> bool:
@@ -180,8 +237,10 @@ class OutputWorker:
 
     def __init__(self, spec: OutputSpec, sink: Sink, cache: Cache, inputs: list[str],
                  outbox: Outbox | MemoryOutbox, clock: Clock,
-                 input_names: Mapping[str, Mapping[str, str]] | None = None) -> None:
+                 input_names: Mapping[str, Mapping[str, str]] | None = None,
+                 intervals: Mapping[str, float] | None = None) -> None:
         self.spec = spec
+        self.intervals = dict(intervals or {})  # input -> time_interval
         self.cache = cache
         self.inputs = list(spec.columns) or inputs
         # Standard names (ref_cols, device column -> standard name): the output's own
@@ -191,7 +250,7 @@ class OutputWorker:
         self.outbox = outbox
         self.clock = clock
         self.ticks = 0
-        self._cursor: float = -math.inf
+        self._cursor: dict[str, float] = {}  # input -> time of the last row taken (by-time caches)
         self._seen: dict[str, int] = {}  # input -> arrival number of the last row taken
         self._pending: list[Row] = []
         self._gathered = 0
@@ -203,8 +262,12 @@ class OutputWorker:
                              drain_interval=delivery.drain_interval)
 
     def start(self, now: float) -> None:
-        """Open the outbox and start the sender; rows from ``now`` on are gathered."""
-        self._cursor = now
+        """Open the outbox and start the sender; rows of slots closing after ``now`` are gathered.
+
+        The first slot of an input may start before ``now`` (by less than its
+        interval); a row of an earlier run closed at or before ``now`` - interval.
+        """
+        self._cursor = {name: now - self.intervals.get(name, 0.0) for name in self.inputs}
         self._seen = dict.fromkeys(self.inputs, getattr(self.cache, "seq", 0))
         self.outbox.open()
         self.sender.start()
@@ -215,20 +278,29 @@ class OutputWorker:
             columns = self.spec.columns.get(name, ())
             for row in self._new_rows(name, at):
                 self._pending.append(self._select(row, columns))
-        self._cursor = at
+        self._cursor = dict.fromkeys(self.inputs, math.nextafter(at, -math.inf))
         self._gathered += 1
         self.ticks += 1
         if self._gathered >= self.spec.cache_interval:
             self.flush()
 
+    @property
+    def flushes_next(self) -> bool:
+        """Return True when the next tick sends a batch."""
+        return self._gathered + 1 >= self.spec.cache_interval
+
     def _new_rows(self, name: str, at: float) -> list[Row]:
-        """Return the rows of input ``name`` not taken yet (by arrival when the cache can)."""
+        """Return the rows of input ``name`` stamped before ``at`` not taken yet.
+
+        By arrival when the cache can (a row forwarded late is still taken), else by time.
+        """
         arrived_after = getattr(self.cache, "arrived_after", None)
-        if arrived_after is None:  # e.g. the Redis cache: by time
-            return self.cache.between(name, self._cursor, at)
+        if arrived_after is None:  # e.g. the Redis cache: after < time <= upto
+            return self.cache.between(name, self._cursor.get(name, -math.inf),
+                                      math.nextafter(at, -math.inf))
         taken: list[Row] = []
         for seq, row in arrived_after(name, self._seen.get(name, 0)):
-            if row.time > at:  # made ahead of this tick (catch-up): the next tick takes it
+            if row.time >= at:  # a slot this tick does not cover yet: the next tick takes it
                 break
             taken.append(row)
             self._seen[name] = seq
@@ -288,6 +360,7 @@ class Engine:
         self.inputs: list[InputWorker] = []
         self.outputs: list[OutputWorker] = []
         self.stop_event = threading.Event()
+        self._wake = threading.Event()  # set by stop() and by sources with a new snapshot
         self.started_at = 0.0
         self.stopped_at = 0.0
         self.skipped_ticks = 0
@@ -307,8 +380,11 @@ class Engine:
             reg = registry.get(domain)
             used = any(i.domain == domain and i.source == name for i in self.spec.inputs)
             if reg.source_factory is not None and used:
-                self.sources[f"{domain}:{name}"] = reg.source_factory(name, connector.config,
-                                                                      self.context)
+                source = reg.source_factory(name, connector.config, self.context)
+                notify = getattr(source, "notify_on_update", None)
+                if notify is not None:  # wake the scheduler on each new snapshot
+                    notify(self._wake.set)
+                self.sources[f"{domain}:{name}"] = source
 
     def _build_inputs(self) -> None:
         """One worker per input item; sinks later see them through context.inputs."""
@@ -322,7 +398,8 @@ class Engine:
             if subscribe is not None:  # a source serving several inputs learns each item
                 subscribe(spec.item)
             self.inputs.append(InputWorker(spec, source, chain(steps), self.cache,
-                                           self.context.stale_after))
+                                           self.context.stale_after, self.clock))
+
             self.context.inputs[spec.name] = InputInfo(
                 spec.name, spec.domain, spec.source, spec.columns,
                 {col: std for std, col in spec.ref_cols}, source)
@@ -331,6 +408,7 @@ class Engine:
         """One worker per output item, each with its sink and its durable outbox."""
         names = [i.spec.name for i in self.inputs]
         standard = {name: info.standard_names for name, info in self.context.inputs.items()}
+        intervals = {i.spec.name: i.spec.time_interval for i in self.inputs}
         for out in self.spec.outputs:
             reg = registry.get(out.domain)
             assert reg.sink_factory is not None
@@ -349,7 +427,7 @@ class Engine:
                 Outbox(outbox_path(self.spec.runtime.state_dir, out.name), out.name, limits,
                        delivery.synchronous) if reg.durable else MemoryOutbox(out.name, limits))
             self.outputs.append(OutputWorker(out, sink, self.cache, names, outbox, self.clock,
-                                             standard))
+                                             standard, intervals))
 
     @staticmethod
     def stale_after(spec: RunSpec) -> float:
@@ -389,18 +467,23 @@ class Engine:
         try:
             while not self.stop_event.is_set():
                 due = min(min(t.due for t in timers), end)
-                if self.clock.sleep(due - self.clock.now(), self.stop_event):
+                self.clock.sleep(due - self.clock.now(), self._wake)
+                # Cleared before looking, so a snapshot arriving meanwhile wakes us again.
+                self._wake.clear()
+                if self.stop_event.is_set():
                     break
                 now = self.clock.now()
                 if now >= end and due == end:
                     break
                 self._fire_due(timers, now)
+                self._fire_early(timers, now, end)
         finally:
             self.shutdown()
 
     def stop(self) -> None:
         """Ask the run loop to end (safe from a signal handler or another thread)."""
         self.stop_event.set()
+        self._wake.set()
 
     def shutdown(self) -> None:
         """Stop inputs, flush outputs, close sinks (idempotent)."""
@@ -419,11 +502,23 @@ class Engine:
 
     def _schedule(self, now: float) -> list[_Timer]:
         """Return a timer per worker, inputs first so outputs see the rows of the same tick."""
-        timers = [_Timer(w.spec.time_interval, first_tick(now, w.spec.time_interval), w.tick)
-                  for w in self.inputs]
-        timers += [_Timer(o.spec.time_interval, first_tick(now, o.spec.time_interval), o.tick)
-                   for o in self.outputs]
-        return timers
+        by_input = {w.spec.name: _Timer(w.spec.time_interval, first_tick(now, w.spec.time_interval),
+                                        w.tick, w.ready) for w in self.inputs}
+        outputs = [_Timer(o.spec.time_interval, first_tick(now, o.spec.time_interval), o.tick,
+                          functools.partial(_output_ready, o, by_input)) for o in self.outputs]
+        return [*by_input.values(), *outputs]
+
+    @staticmethod
+    def _fire_early(timers: list[_Timer], now: float, end: float) -> None:
+        """Fire the next tick of each worker whose row or batch is already complete.
+
+        Inputs come first, so an output sees the early rows it waits for. A tick
+        at or after ``end`` would never fire, so it does not fire early either.
+        """
+        for timer in timers:
+            if now < timer.due < end and timer.ready(timer.due):
+                timer.fire(timer.due)
+                timer.due += timer.interval
 
     def _fire_due(self, timers: list[_Timer], now: float) -> None:
         """Run every tick due at ``now``.
@@ -459,6 +554,16 @@ class Engine:
             "cache_dropped": self.cache.dropped,
             "skipped_ticks": self.skipped_ticks,
         }
+
+
+def _output_ready(output: OutputWorker, inputs: Mapping[str, _Timer], due: float) -> bool:
+    """Return True when the output's tick at ``due`` sends a batch all of whose rows exist.
+
+    Its inputs' ticks up to ``due`` have all fired (early or not), so the batch
+    can hold nothing more.
+    """
+    return output.flushes_next and all(
+        name in inputs and inputs[name].due > due for name in output.inputs)
 
 
 def _call_if_present(obj: object, method: str) -> None:

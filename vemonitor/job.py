@@ -11,15 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
 
 from vemonitor import budget, logsafe
 from vemonitor.clock import Clock, ScaledClock, SystemClock
@@ -30,15 +27,41 @@ from vemonitor.registry import IntegrationError, Registry
 log = logging.getLogger("vemonitor")
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="config")
-def hydra_entry(cfg: DictConfig) -> None:
-    """Hydra's entry point: run one job and exit non-zero on a config error."""
-    from vemonitor.cli import ORIGINS, resolved
+def prepare_run(container: dict[str, Any], origins: dict[str, str]) -> tuple[RunSpec, Registry]:
+    """Validate a composed configuration completely, before anything starts.
 
+    Builds the run, checks the write budget and the state directory, and builds
+    the engine once: every source and sink is constructed without I/O (their
+    contract), so a sink's own settings are checked too. Any mistake is a
+    ConfigError (one line).
+    """
+    from vemonitor.engine import Engine
+
+    registry = Registry().discover()
+    spec = build_run(container, registry, origins)
+    budget.check(spec, spec.runtime.budget_override)
+    check_state_dir(spec.runtime.state_dir)
     try:
-        container = resolved(cfg)
-        registry = Registry().discover()
-        spec = build_run(container, registry, ORIGINS)
+        Engine(spec, registry, SystemClock())
+    except IntegrationError as err:
+        raise ConfigError(str(err)) from err
+    return spec, registry
+
+
+def check_state_dir(path: Path) -> None:
+    """Create the state directory now, so a bad one is one line, not a traceback."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create {path} ({err.strerror or err})", key="state_dir") \
+            from err
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"{path} is not writable", key="state_dir")
+
+
+def execute(spec: RunSpec, registry: Registry) -> None:
+    """Run one validated job: budget warnings, dry run or the engine, then the summary."""
+    try:
         for problem in budget.check(spec, spec.runtime.budget_override):
             log.warning("budget override: %s", problem)
         if spec.runtime.dry_run:
@@ -146,6 +169,10 @@ def plan(spec: RunSpec) -> str:
 
 def _job_dir() -> Path | None:
     """Return the job's output directory in a multirun (None for a single run)."""
+    if "hydra" not in sys.modules:  # a single run never loads Hydra (vemonitor.launch)
+        return None
+    from hydra.core.hydra_config import HydraConfig
+
     try:
         config = HydraConfig.get()
     except ValueError:

@@ -115,11 +115,15 @@ class Outbox:
                 raise OutboxError(f"outbox {self.path}: cannot store a batch ({err})") from err
         self._report_drops(dropped)
 
-    def peek(self, max_rows: int) -> list[tuple[int, Batch]]:
-        """Return the oldest batches (at least one, up to ``max_rows`` rows in all), in order."""
+    def peek(self, max_rows: int, after: int = 0) -> list[tuple[int, Batch]]:
+        """Return the oldest batches (at least one, up to ``max_rows`` rows in all), in order.
+
+        Only batches with an id above ``after`` (ones not sent yet) are returned.
+        """
         with self._lock:
             cursor = self._require().execute(
-                "SELECT id, rows, payload FROM batches ORDER BY id LIMIT 1000")
+                "SELECT id, rows, payload FROM batches WHERE id > ? ORDER BY id LIMIT 1000",
+                (after,))
             out: list[tuple[int, Batch]] = []
             total = 0
             for batch_id, rows, payload in cursor:
@@ -233,12 +237,12 @@ class MemoryOutbox:
                 oldest = min(self._batches)
                 self.dropped_rows += len(self._batches.pop(oldest)[1])
 
-    def peek(self, max_rows: int) -> list[tuple[int, Batch]]:
-        """Return the oldest batches, up to ``max_rows`` rows (at least one batch)."""
+    def peek(self, max_rows: int, after: int = 0) -> list[tuple[int, Batch]]:
+        """Return the oldest batches with an id above ``after``, up to ``max_rows`` rows."""
         with self._lock:
             out: list[tuple[int, Batch]] = []
             total = 0
-            for batch_id in sorted(self._batches):
+            for batch_id in sorted(i for i in self._batches if i > after):
                 batch = self._batches[batch_id][1]
                 if out and total + len(batch) > max_rows:
                     break

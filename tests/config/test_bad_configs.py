@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vemonitor.cli import main
+from vemonitor.launch import main
 
 GOOD_BLOCK = """
 appBlocks:

@@ -12,7 +12,7 @@ import pytest
 from vemonitor.clock import ScaledClock, SystemClock
 from vemonitor.delivery import RetryPolicy, Sender, SinkAuthError
 from vemonitor.model import Batch, Row
-from vemonitor.outbox import Outbox
+from vemonitor.outbox import Outbox, OutboxError
 
 
 class FlakySink:
@@ -126,3 +126,51 @@ def test_stop_during_outage_leaves_data_in_the_outbox(tmp_path: Path) -> None:
     sender.stop(5.0)
     assert time.monotonic() - began < 2.0
     assert box.depth()["rows"] == 5
+
+
+class StuckAckOutbox(Outbox):
+    """A real outbox whose removals fail while ``full`` is set (a full disk at ack time)."""
+
+    full = True
+
+    def ack(self, ids: object) -> None:
+        if self.full:
+            raise OutboxError(f"outbox {self.path}: cannot remove sent batches (disk I/O error)")
+        super().ack(ids)  # type: ignore[arg-type]
+
+
+def test_sent_batches_that_cannot_be_removed_are_not_resent_and_removed_later(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The sender thread survives a failing removal, goes on with newer batches without
+    sending any row twice, says so once, and empties the outbox when the disk recovers."""
+    sink = FlakySink()
+    clock = ScaledClock(SystemClock(), 100.0)
+    box = StuckAckOutbox(tmp_path / "o.sqlite", "out")
+    box.open()
+    sender = Sender("out", sink, box, clock, drain_rows=50, drain_interval=0.5, seed=1)
+    _put(box, 0)
+    with caplog.at_level(logging.INFO, logger="vemonitor.delivery"):
+        sender.start()
+        for start in (5, 10, 15):
+            time.sleep(0.1)
+            _put(box, start)
+            sender.notify()
+        deadline = time.monotonic() + 5
+        while len(sink.rows) < 20 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [r.time for r in sink.rows] == [float(t) for t in range(20)]
+        assert box.depth()["rows"] == 20  # all sent, none removable yet
+        assert sender.stats.unremoved == 4
+        box.full = False
+        _put(box, 20)
+        sender.notify()
+        deadline = time.monotonic() + 5
+        while box.depth()["rows"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        sender.stop(2.0)
+    assert [r.time for r in sink.rows] == [float(t) for t in range(25)]
+    assert box.depth()["rows"] == 0
+    assert sender.stats.unremoved == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "cannot remove sent batches" in errors[0]
+    box.close()

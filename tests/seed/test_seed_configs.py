@@ -50,7 +50,7 @@ def test_seed_set_loads_and_validates(folder: str, block: str) -> None:
 
 def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "x"))
-    return subprocess.run([sys.executable, "-c", "from vemonitor.cli import main; main()",
+    return subprocess.run([sys.executable, "-c", "from vemonitor.launch import main; main()",
                            *args], env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -27,12 +27,20 @@ are inflated first, as a decompressing proxy in front of emoncms would.
 Points are keyed by (node, name, time) as emoncms feeds key data by time, so a
 resent batch replaces rather than duplicates; ``deliveries`` keeps every point
 processed, duplicates included. Failures on demand: ``fail(mode, ...)``.
+
+Run as a process (``python contract_server.py --port N --journal FILE``) it can be
+killed and restarted like a real server: with a journal, the points of each request
+are appended to the file (one JSON line per request) BEFORE the answer goes out and
+read back at start, so nothing it acknowledged is lost to a SIGKILL (not fsynced: a
+killed process, not a power cut). ``read_journal`` returns what such a file holds.
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
+import os
 import re
 import socket
 import struct
@@ -42,6 +50,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -131,11 +140,17 @@ class ContractServer:
     """emoncms's input API on 127.0.0.1, in a thread, recording what it receives."""
 
     def __init__(self, apikeys: Iterable[str] = (DEFAULT_KEY,), *,
-                 clock: Callable[[], float] = time.time, org_limits: bool = False) -> None:
+                 clock: Callable[[], float] = time.time, org_limits: bool = False,
+                 port: int = 0, journal: str | Path | None = None) -> None:
         self.apikeys = set(apikeys)
         self.clock = clock
         self.org_limits = org_limits
-        self.points: dict[tuple[str, str, int], float] = {}
+        # What a previous process acknowledged comes back before the port is bound.
+        self.points: dict[tuple[str, str, int], float] = (
+            {(p.node, p.name, p.time): p.value for batch in read_journal(journal) for p in batch}
+            if journal else {})
+        self._journal = (os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                         if journal else None)
         self.deliveries: list[Point] = []
         self.renamed: list[tuple[str, str]] = []  # (name sent, name stored)
         self.dropped: list[tuple[str, str, str]] = []  # (node, name, why)
@@ -143,7 +158,7 @@ class ContractServer:
         self._failures: list[Failure] = []
         self._lock = threading.Lock()
         self._release = threading.Event()  # cuts injected sleeps short at stop()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.contract = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,),
@@ -153,8 +168,7 @@ class ContractServer:
     @property
     def url(self) -> str:
         """Return the base URL (what a connector's ``addr`` is)."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     def start(self) -> ContractServer:
         """Serve in a background thread."""
@@ -167,6 +181,13 @@ class ContractServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(5)
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            os.close(journal)
+
+    def serve(self) -> None:
+        """Serve in the calling thread until the process is stopped (the process entry point)."""
+        self._httpd.serve_forever(0.05)
 
     # ------------------------------------------------------------------ test API
     def fail(self, mode: str, times: int = 1, delay: float = 0.0,
@@ -293,7 +314,9 @@ class ContractServer:
         return "ok"
 
     def store(self, node: str, inputs: dict[str, float], when: int) -> None:
-        """Keep each value under the names emoncms would create (process_node)."""
+        """Keep each value under the names emoncms would create (process_node); with a journal,
+        write them to it before returning, so before the request is answered."""
+        kept: list[Point] = []
         with self._lock:
             for name, value in inputs.items():
                 stored_node, stored_name = sanitize(node), sanitize(name)
@@ -307,6 +330,28 @@ class ContractServer:
                     continue
                 self.points[(stored_node, stored_name, when)] = value
                 self.deliveries.append(Point(stored_node, stored_name, when, value))
+                kept.append(Point(stored_node, stored_name, when, value))
+            if self._journal is not None and kept:
+                line = json.dumps([[p.node, p.name, p.time, p.value] for p in kept]) + "\n"
+                os.write(self._journal, line.encode())  # one O_APPEND write: whole or absent
+
+
+def read_journal(path: str | Path | None) -> list[list[Point]]:
+    """Return the points of each stored request in a journal, oldest first (none if absent).
+
+    A last line cut short (the process killed while writing it) was never acknowledged
+    and is skipped.
+    """
+    if path is None or not Path(path).exists():
+        return []
+    batches: list[list[Point]] = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            entries = json.loads(line)
+        except ValueError:
+            continue
+        batches.append([Point(str(n), str(k), int(t), float(v)) for n, k, t, v in entries])
+    return batches
 
 
 def _bulk_inputs(values: list[Any]) -> dict[str, float]:
@@ -434,3 +479,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except OSError:  # the client gave up (a timeout test): nothing to tell it
             self.close_connection = True
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve emoncms's input API on 127.0.0.1:<port> until killed (a stand-alone server)."""
+    parser = argparse.ArgumentParser(description="emoncms input API contract server (tests)")
+    parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
+    parser.add_argument("--apikey", action="append", help=f"accepted key (default {DEFAULT_KEY})")
+    parser.add_argument("--journal", help="file keeping every stored point across restarts")
+    parser.add_argument("--slow", type=float, default=0.0,
+                        help="answer each request this many seconds after storing its points")
+    args = parser.parse_args(argv)
+    server = ContractServer(args.apikey or [DEFAULT_KEY], port=args.port, journal=args.journal)
+    if args.slow > 0:
+        server.fail("slow", times=2**62, delay=args.slow, process=True)
+    server.serve()
+
+
+if __name__ == "__main__":
+    main()

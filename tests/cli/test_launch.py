@@ -1,0 +1,82 @@
+"""The entry point: a single run composes in a child process and never keeps Hydra loaded."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_cli_run import _env
+from vemonitor import launch
+
+PROBE = """
+import sys
+from vemonitor.launch import main
+main(sys.argv[1:])
+print("HYDRA-LOADED" if "hydra" in sys.modules else "HYDRA-NOT-LOADED")
+"""
+
+
+def test_a_single_run_stores_rows_without_ever_importing_hydra(tmp_path: Path) -> None:
+    """The daemon process runs the Demo block to its end with Hydra only in the child."""
+    state = tmp_path / "state"
+    proc = subprocess.run([sys.executable, "-c", PROBE, "speed=4", "duration=12",
+                           f"state_dir={state}"], env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "summary of block Demo" in proc.stdout
+    assert proc.stdout.rstrip().endswith("HYDRA-NOT-LOADED"), proc.stdout[-300:]
+    # Hydra's job_logging (composed in the child) is applied in the daemon.
+    assert "INFO vemonitor.serial_reader: bmv700: available" in proc.stderr
+    with sqlite3.connect(state / "store.sqlite") as db:
+        assert db.execute("select count(*) from rows").fetchone()[0] > 0
+
+
+def test_a_mistake_found_by_the_child_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "vemonitor", "block=Nope",
+                           f"state_dir={tmp_path}/state"], env=_env(tmp_path),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "vemonitor: config error: block: unknown block 'Nope' (available: "
+        "BatteryAndPannelsMonitor, BatteryMonitor, Demo)"]
+
+
+@pytest.mark.parametrize(("args", "single"), [
+    ([], True),
+    (["block=BatteryMonitor", "debug=true"], True),
+    (["--block", "Home", "--debug"], True),
+    (["-m", "duration=1,2"], False),
+    (["--multirun", "duration=1,2"], False),
+    (["--cfg", "job"], False),
+    (["--cfg=job"], False),
+    (["--help"], False),
+    (["scan"], False),
+    (["integrations"], False),
+])
+def test_what_counts_as_a_single_run(args: list[str], single: bool) -> None:
+    assert launch.single_run(args) is single
+
+
+def test_a_crash_while_composing_is_reported_not_hung(monkeypatch: pytest.MonkeyPatch,
+                                                       capfd: pytest.CaptureFixture[str]) -> None:
+    """A bug in the child (not a user mistake) ends it; the parent says so instead of waiting."""
+    def broken(args: list[str]) -> dict[str, object]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(launch, "compose_payload", broken)
+    with pytest.raises(launch.ComposeError, match="child exit status 1"):
+        launch.compose_isolated(["duration=1"])
+    assert "RuntimeError: a bug" in capfd.readouterr().err
+
+
+def test_the_child_hands_back_plain_data(tmp_path: Path) -> None:
+    """What crosses the pipe is the resolved config, the origins and the logging config."""
+    composed = launch.compose_isolated(["block=BatteryMonitor", f"state_dir={tmp_path}"])
+    assert composed["container"]["block"]["name"] == "BatteryMonitor"
+    assert composed["container"]["state_dir"] == str(tmp_path)
+    assert composed["origins"]["block"] == "conf/block/BatteryMonitor.yaml"
+    assert composed["logging"]["root"]["handlers"] == ["console"]
