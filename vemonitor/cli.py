@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 # ------------------------------------------------------------------- preparation
 def register_resolvers() -> None:
     """Register the resolvers the shipped config uses (idempotent)."""
-    from vemonitor.config.build import default_state_dir
+    from vemonitor.config.paths import default_state_dir
 
     def state_dir(configured: str | None) -> str:
         return str(Path(configured).expanduser()) if configured else str(default_state_dir())

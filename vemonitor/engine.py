@@ -144,7 +144,7 @@ class InputWorker:
         self.stale_after = stale_after
         self.stats = InputStats()
         self._cursor = -math.inf
-        self.pushes = hasattr(source, "notify_on_update")
+        self.pushes = callable(getattr(source, "notify_on_update", None))
         self._period = DEVICE_PERIOD  # learned time between two snapshots
         self._seen_at: float | None = None  # receive time of the newest snapshot seen
         self._used_at: float | None = None  # receive time of the snapshot of the last row
@@ -382,7 +382,7 @@ class Engine:
             if reg.source_factory is not None and used:
                 source = reg.source_factory(name, connector.config, self.context)
                 notify = getattr(source, "notify_on_update", None)
-                if notify is not None:  # wake the scheduler on each new snapshot
+                if callable(notify):  # wake the scheduler on each new snapshot
                     notify(self._wake.set)
                 self.sources[f"{domain}:{name}"] = source
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata, resources
@@ -51,20 +52,55 @@ class Manifest:
     origin: str = "built-in"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], origin: str) -> Manifest:
-        """Build a manifest from JSON data, naming the integration in any error."""
+    def from_dict(cls, data: Any, origin: str) -> Manifest:
+        """Build a manifest from JSON data, naming the integration and the field in any error.
+
+        Every field is checked for its type, so a typo in a third-party manifest is
+        reported here rather than as a strange failure later.
+        """
         try:
-            provides = tuple(data["provides"])
+            if not isinstance(data, dict):
+                raise ValueError("it must hold a JSON object")
+            provides = _texts(data, "provides", required=True)
             unknown = [p for p in provides if p not in PROVIDES]
             if unknown:
                 raise ValueError(f"unknown 'provides' {unknown}, expected {list(PROVIDES)}")
-            return cls(domain=str(data["domain"]), name=str(data["name"]),
-                       version=str(data["version"]), provides=provides,
-                       iot_class=str(data.get("iot_class", "local_polling")),
-                       requirements=tuple(data.get("requirements", ())),
-                       aliases=tuple(data.get("aliases", ())), origin=origin)
-        except (KeyError, TypeError, ValueError) as err:
+            domain = _text(data, "domain")
+            if not DOMAIN_PATTERN.fullmatch(domain):
+                raise ValueError(f"'domain' {domain!r} must be lower case letters, digits and _")
+            return cls(domain=domain, name=_text(data, "name"), version=_text(data, "version"),
+                       provides=provides, iot_class=_text(data, "iot_class", "local_polling"),
+                       requirements=_texts(data, "requirements"),
+                       aliases=_texts(data, "aliases"), origin=origin)
+        except ValueError as err:
             raise IntegrationError(f"{origin}: invalid manifest.json ({err})") from err
+
+
+DOMAIN_PATTERN = re.compile(r"[a-z][a-z0-9_]*")  # a domain is a config key (block.outputs.<domain>)
+
+
+def _text(data: dict[str, Any], key: str, default: str | None = None) -> str:
+    """Return a manifest's non-empty string field (``default`` when absent, else required)."""
+    if key not in data and default is not None:
+        return default
+    if key not in data:
+        raise ValueError(f"missing '{key}'")
+    value = data[key]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"'{key}' must be a non-empty string, got {value!r}")
+    return value
+
+
+def _texts(data: dict[str, Any], key: str, required: bool = False) -> tuple[str, ...]:
+    """Return a manifest's list-of-strings field (empty when absent and not required)."""
+    if key not in data:
+        if required:
+            raise ValueError(f"missing '{key}'")
+        return ()
+    value = data[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"'{key}' must be a list of strings, got {value!r}")
+    return tuple(value)
 
 
 # ----------------------------------------------------------------- worker contracts
@@ -185,7 +221,8 @@ class Registry:
             if not manifest_file.is_file():
                 continue
             module = f"{BUILTIN_PACKAGE}.{folder.name}"
-            self._add_manifest(manifest_file.read_text(), f"built-in {module}", module)
+            self._add_manifest(manifest_file.read_text(), f"built-in {module}", module,
+                               folder.name)
 
     def _discover_entry_points(self) -> None:
         for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -195,17 +232,25 @@ class Registry:
             except (ModuleNotFoundError, FileNotFoundError, TypeError, ImportError) as err:
                 self.failed[entry.name] = f"{origin}: no manifest.json ({err})"
                 continue
-            self._add_manifest(text, origin, entry.value)
+            self._add_manifest(text, origin, entry.value, entry.name)
 
-    def _add_manifest(self, text: str, origin: str, module: str) -> None:
+    def _add_manifest(self, text: str, origin: str, module: str, key: str) -> None:
+        """Record a manifest; a broken one is recorded in ``failed`` under ``key``.
+
+        ``key`` is what the user can find in their setup: the entry point's name for an
+        installed package, the folder's name for a built-in integration.
+        """
         try:
             manifest = Manifest.from_dict(json.loads(text), origin)
-        except (IntegrationError, json.JSONDecodeError) as err:
-            self.failed[module] = str(err)
+        except json.JSONDecodeError as err:
+            self.failed[key] = f"{origin}: manifest.json is not JSON ({err})"
+            return
+        except IntegrationError as err:
+            self.failed[key] = str(err)
             return
         if manifest.domain in self.manifests:
             first = self.manifests[manifest.domain].origin
-            self.failed[module] = f"{origin}: domain '{manifest.domain}' already provided by {first}"
+            self.failed[key] = f"{origin}: domain '{manifest.domain}' already provided by {first}"
             return
         self.manifests[manifest.domain] = manifest
         self._modules[manifest.domain] = lambda: importlib.import_module(module)

@@ -164,9 +164,9 @@ def test_broken_packages_are_listed_as_failed_with_their_reason(site: Path,
     assert boom["version"] == "9.9.9"
     assert boom["error"] == (f"integration 'boom' (package {BROKEN_DIST} (vm_boom)) failed to "
                              "load: RuntimeError: boom: cannot set up")
-    # The registry keys a bad manifest by its module, a missing package by its entry point.
-    assert rows["vm_badmanifest"]["error"] == (
-        f"package {BROKEN_DIST} (vm_badmanifest): invalid manifest.json ('version')")
+    # Failures are keyed by the entry point's name (what the package's pyproject declares).
+    assert rows["badmanifest"]["error"] == (
+        f"package {BROKEN_DIST} (vm_badmanifest): invalid manifest.json (missing 'version')")
     assert rows["ghost"]["error"].startswith(
         f"package {BROKEN_DIST} (vm_not_installed): no manifest.json (No module named")
     assert rows["jsonl"]["error"] is None

@@ -10,7 +10,6 @@ Validation does no I/O.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from vemonitor.batteries import BatteryBank, load_bank
 from vemonitor.clock import MAX_SPEED
 from vemonitor.config.errors import ConfigError
+from vemonitor.config.paths import default_state_dir
 from vemonitor.config.schema import (
     MAX_CACHE_INTERVAL,
     MAX_INTERVAL,
@@ -102,13 +102,6 @@ class RunSpec:
 
 
 SECRET_KEYS = ("password", "apikey", "api_key", "auth", "token", "secret", "passwd")
-
-
-def default_state_dir() -> Path:
-    """Return $XDG_STATE_HOME/vemonitor, or ~/.local/state/vemonitor."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                            "state")
-    return Path(base) / "vemonitor"
 
 
 def build_run(cfg: Mapping[str, Any], registry: Registry,

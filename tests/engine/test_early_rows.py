@@ -1,0 +1,134 @@
+"""Rows are made when their slot's data is in, not at the slot's end; stamps never lie ahead."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.engine.helpers import Recorder, block_config, running
+from vemonitor.clock import ManualClock
+from vemonitor.config.build import InputSpec
+from vemonitor.config.schema import InputItem
+from vemonitor.engine import DataCache, InputWorker
+from vemonitor.middlewares import chain
+from vemonitor.model import Batch
+
+
+class PushingSource:
+    """A source that pushes (like the serial one): its snapshot is set by the test."""
+
+    name = "dev"
+
+    def __init__(self) -> None:
+        self.snapshot: tuple[dict[str, Any], float] | None = None
+
+    def notify_on_update(self, callback: Any) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def latest(self) -> tuple[dict[str, Any], float] | None:
+        return self.snapshot
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
+
+class PolledSource(PushingSource):
+    notify_on_update = None  # type: ignore[assignment]
+
+
+def _worker(source: PushingSource, interval: float) -> tuple[InputWorker, DataCache]:
+    spec = InputSpec(name="dev", domain="serial", source="dev", time_interval=interval,
+                     columns=("V",), ref_cols=(), item=InputItem(source="dev"))
+    cache = DataCache(100)
+    return InputWorker(spec, source, chain([]), cache, 5.0, ManualClock(100.0)), cache
+
+
+@pytest.mark.parametrize(("received", "interval", "due", "ready"), [
+    (99.3, 1, 100.0, True),    # in the slot [99, 100) and the next one comes after 100
+    (98.7, 1, 100.0, False),   # from the previous slot: the next snapshot belongs here
+    (96.0, 5, 100.0, False),   # 5 s slot: four more snapshots will come before its end
+    (99.2, 5, 100.0, True),    # the slot's last snapshot
+])
+def test_a_slot_closes_early_only_on_its_last_snapshot(received: float, interval: float,
+                                                         due: float, ready: bool) -> None:
+    source = PushingSource()
+    worker, _ = _worker(source, interval)
+    source.snapshot = ({"V": 12.5}, received)
+    assert worker.ready(due) is ready
+
+
+def test_a_snapshot_makes_one_row_only() -> None:
+    source = PushingSource()
+    worker, cache = _worker(source, 1)
+    source.snapshot = ({"V": 12.5}, 99.3)
+    assert worker.ready(100.0)
+    worker.tick(100.0)
+    assert not worker.ready(101.0)  # the same snapshot: wait for the next one (or the tick)
+    rows = cache.arrived_after("dev", 0)
+    assert [row.time for _, row in rows] == [99.0]  # stamped at the slot's start
+
+
+def test_a_faster_device_is_learned_so_no_snapshot_is_skipped() -> None:
+    """With snapshots every 0.5 s, one at 0.7 s before the slot's end is not its last."""
+    source = PushingSource()
+    worker, _ = _worker(source, 1)
+    for received in (97.8, 98.3, 98.8):
+        source.snapshot = ({"V": 12.5}, received)
+        worker.ready(99.0)
+    source.snapshot = ({"V": 12.6}, 99.3)
+    assert not worker.ready(100.0)
+    source.snapshot = ({"V": 12.7}, 99.8)
+    assert worker.ready(100.0)
+
+
+def test_a_polled_source_waits_for_the_slot_end() -> None:
+    source = PolledSource()
+    worker, _ = _worker(source, 1)
+    source.snapshot = ({"V": 12.5}, 99.3)
+    assert not worker.ready(100.0)
+
+
+class TimedRecorder(Recorder):
+    """Records when each batch was handed over (clock time)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock: Any = None
+        self.written_at: list[tuple[float, Batch]] = []
+        self._lock = threading.Lock()
+
+    def write(self, batch: Batch) -> None:
+        super().write(batch)
+        with self._lock:
+            self.written_at.append((self.clock.now(), batch))
+
+
+def test_rows_reach_the_sink_within_their_own_slot(tmp_path: Path) -> None:
+    """Real time, real pty: each 1 s row is sent before its slot ends (a tick design would
+    send it at least one interval after its stamp), and no stamp is in the future."""
+    recorders: dict[str, Recorder] = {"out": TimedRecorder()}
+    inputs = {"bmv": {"source": "bmv700", "time_interval": 1, "columns": ["V", "SOC"]}}
+    outputs = {"record": {"out": {"time_interval": 1, "cache_interval": 1}}}
+    config = block_config(tmp_path / "sim", inputs, outputs, tmp_path / "state")
+    with running(config, recorders, ["bmv700"], tmp_path / "sim") as (engine, _sim):
+        recorder = recorders["out"]
+        assert isinstance(recorder, TimedRecorder)
+        recorder.clock = engine.clock
+        engine.run(8)
+    sent = [(at - row.time, row) for at, batch in recorder.written_at for row in batch.rows]
+    assert len(sent) >= 5
+    assert all(delay >= 0 for delay, _ in sent), "a row stamped in the future"
+    within_slot = [delay for delay, _ in sent if delay < 1.0]
+    assert len(within_slot) >= len(sent) - 1, sorted(delay for delay, _ in sent)
+    assert max(row.age for _, row in sent) < 0.5  # made as its snapshot came in
+    times = [row.time for _, row in sent]
+    assert times == sorted(set(times)) and all(t == int(t) for t in times)
