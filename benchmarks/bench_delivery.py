@@ -86,9 +86,10 @@ def emoncms_requests_per_hour() -> dict[str, float]:
         if not directory.exists():
             continue
         prepared = prepare([f"config_dir={directory}", "block=BatteryMonitor"])
-        spec = build_run(resolved(compose_config(prepared)), Registry().discover(),
-                         prepared.origins)
-        out[folder] = sum(b.requests for b in budget.budget(spec) if b.domain == "emoncms")
+        registry = Registry().discover()
+        spec = build_run(resolved(compose_config(prepared)), registry, prepared.origins)
+        out[folder] = sum(b.requests for b in budget.budget(spec, registry)
+                          if b.domain == "emoncms")
     return out
 
 

@@ -9,27 +9,26 @@ start when a limit would be exceeded, unless ``budget_override=true``.
 Cost model (per output, one send every ``time_interval * cache_interval`` s):
 
 * every durable output: one outbox transaction (an fsync with ``synchronous=FULL``)
-  to store the batch, one to remove it once sent: 2 local writes per send (the
-  console's outbox is in memory: none);
-* sqlite: one more transaction in the local store: 3 local writes per send;
-* emoncms, mqtt: one HTTP request / one publish per send (per row for mqtt);
-* redis: round trips per send = 1 (pipelined), commands per send from the
-  integration's structure (HmapTimeSeries: 8 per input; Stream: 3 + 1 per row).
+  to store the batch, one to remove it once sent: 2 local writes per send (an
+  output registered with ``durable=False``, like the console, keeps its outbox in
+  memory: none);
+* the rest is declared by each integration as a ``SendCost`` when it registers
+  (vemonitor.registry): sqlite adds one local write per send; emoncms makes one
+  HTTP request per send; mqtt one publish per row; redis one pipelined round trip
+  per send and the commands its structure needs (HmapTimeSeries: 8 per input;
+  Stream: 3 + 1 per row). A third-party output declares its own the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vemonitor.config.build import OutputSpec, RunSpec
 from vemonitor.config.errors import ConfigError
+from vemonitor.registry import Registry
 
 SECONDS_PER_HOUR = 3600.0
 OUTBOX_WRITES_PER_SEND = 2
-LOCAL_WRITES: Mapping[str, int] = {"sqlite": 1}  # extra local writes per send by domain
-REQUESTS_PER_SEND: Mapping[str, str] = {"emoncms": "send", "redis": "send", "mqtt": "row"}
-MEMORY_OUTBOX = frozenset({"console"})  # outputs registered with durable=False
 
 
 @dataclass(frozen=True)
@@ -59,31 +58,30 @@ def rows_per_hour(spec: RunSpec, output: OutputSpec) -> float:
     return sum(SECONDS_PER_HOUR / i.time_interval for i in spec.inputs if i.name in names)
 
 
-def output_budget(spec: RunSpec, output: OutputSpec) -> OutputBudget:
-    """Return the expected hourly cost of ``output``."""
+def output_budget(spec: RunSpec, output: OutputSpec, registry: Registry) -> OutputBudget:
+    """Return the expected hourly cost of ``output``, from its integration's SendCost."""
+    registration = registry.get(output.domain)
+    cost = registration.cost
     sends = SECONDS_PER_HOUR / (output.time_interval * output.cache_interval)
     rows = rows_per_hour(spec, output)
-    per = REQUESTS_PER_SEND.get(output.domain)
-    requests = sends if per == "send" else rows if per == "row" else 0.0
-    outbox = 0 if output.domain in MEMORY_OUTBOX else OUTBOX_WRITES_PER_SEND
-    local = sends * (outbox + LOCAL_WRITES.get(output.domain, 0))
-    commands = 0.0
-    if output.domain == "redis":
-        inputs = len(output.columns) or len(spec.inputs)
-        structure = str(getattr(output.item, "structure", "HmapTimeSeries"))
-        commands = sends * 3 + rows if "Stream" in structure else sends * 8 * inputs
+    requests = {"send": sends, "row": rows}.get(cost.requests or "", 0.0)
+    outbox = OUTBOX_WRITES_PER_SEND if registration.durable else 0
+    local = sends * (outbox + cost.local_writes)
+    inputs = len(output.columns) or len(spec.inputs)
+    commands = (cost.redis_commands(output.item, inputs, sends, rows)
+                if cost.redis_commands is not None else 0.0)
     return OutputBudget(output.name, output.domain, sends, rows, local, requests, commands)
 
 
-def budget(spec: RunSpec) -> list[OutputBudget]:
+def budget(spec: RunSpec, registry: Registry) -> list[OutputBudget]:
     """Return the budget of every output of a run."""
-    return [output_budget(spec, output) for output in spec.outputs]
+    return [output_budget(spec, output, registry) for output in spec.outputs]
 
 
-def check(spec: RunSpec, override: bool = False) -> list[str]:
+def check(spec: RunSpec, registry: Registry, override: bool = False) -> list[str]:
     """Return the limit violations; raise ConfigError for them unless ``override``."""
     problems = []
-    for output, cost in zip(spec.outputs, budget(spec), strict=True):
+    for output, cost in zip(spec.outputs, budget(spec, registry), strict=True):
         for limit_name, value in (("max_requests_per_hour", cost.requests),
                                   ("max_writes_per_hour", cost.local_writes)):
             limit = getattr(output.item, limit_name, None)
@@ -96,10 +94,10 @@ def check(spec: RunSpec, override: bool = False) -> list[str]:
     return problems
 
 
-def describe(spec: RunSpec) -> str:
+def describe(spec: RunSpec, registry: Registry) -> str:
     """Return the budget as lines a user reads at start-up."""
     lines = ["expected per hour:"]
-    for cost in budget(spec):
+    for cost in budget(spec, registry):
         parts = [f"{cost.sends:.0f} sends", f"{cost.rows:.0f} rows",
                  f"{cost.local_writes:.0f} local writes"]
         if cost.requests:

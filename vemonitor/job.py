@@ -39,7 +39,7 @@ def prepare_run(container: dict[str, Any], origins: dict[str, str]) -> tuple[Run
 
     registry = Registry().discover()
     spec = build_run(container, registry, origins)
-    budget.check(spec, spec.runtime.budget_override)
+    budget.check(spec, registry, spec.runtime.budget_override)
     check_state_dir(spec.runtime.state_dir)
     try:
         Engine(spec, registry, SystemClock())
@@ -62,10 +62,10 @@ def check_state_dir(path: Path) -> None:
 def execute(spec: RunSpec, registry: Registry) -> None:
     """Run one validated job: budget warnings, dry run or the engine, then the summary."""
     try:
-        for problem in budget.check(spec, spec.runtime.budget_override):
+        for problem in budget.check(spec, registry, spec.runtime.budget_override):
             log.warning("budget override: %s", problem)
         if spec.runtime.dry_run:
-            print(plan(spec))
+            print(plan(spec, registry))
             return
         summary = run(spec, registry)
     except (ConfigError, IntegrationError) as err:
@@ -88,7 +88,7 @@ def run(spec: RunSpec, registry: Registry) -> dict[str, Any]:
     with simulator(spec, clock) as sim_dir:
         engine = Engine(spec, registry, clock, sim_dir)
         log.info("block %s: %d inputs, %d outputs; %s", spec.block, len(spec.inputs),
-                 len(spec.outputs), budget.describe(spec))
+                 len(spec.outputs), budget.describe(spec, registry))
         server = _metrics(engine, spec)
         try:
             with _stop_on_signals(engine.stop):
@@ -97,7 +97,7 @@ def run(spec: RunSpec, registry: Registry) -> dict[str, Any]:
             if server is not None:
                 server.shutdown()
         summary = engine.summary()
-        summary["budget"] = {b.output: b.as_dict() for b in budget.budget(spec)}
+        summary["budget"] = {b.output: b.as_dict() for b in budget.budget(spec, registry)}
         return summary
 
 
@@ -155,7 +155,7 @@ def _stop_on_signals(stop: Any) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def plan(spec: RunSpec) -> str:
+def plan(spec: RunSpec, registry: Registry) -> str:
     """Return what a run would do: inputs, outputs and the write budget (dry_run=true)."""
     lines = [f"block {spec.block} (dry run: nothing started)"]
     for item in spec.inputs:
@@ -164,7 +164,7 @@ def plan(spec: RunSpec) -> str:
     for out in spec.outputs:
         lines.append(f"  output {out.name}: {out.domain} every {out.time_interval:g} s, "
                      f"batches of {out.cache_interval} ticks")
-    return "\n".join([*lines, budget.describe(spec)])
+    return "\n".join([*lines, budget.describe(spec, registry)])
 
 
 def _job_dir() -> Path | None:

@@ -183,6 +183,25 @@ SinkFactory = Callable[[Any, Any, Context], Sink]
 CacheFactory = Callable[[Any, int, Context], Cache]
 
 
+@dataclass(frozen=True)
+class SendCost:
+    """What one send of an output costs, declared by its integration (for the write budget).
+
+    ``local_writes``: writes to local storage per send besides the outbox's own;
+    ``requests``: ``"send"`` (one request per send), ``"row"`` (one per row) or None;
+    ``redis_commands(item, inputs, sends, rows)``: Redis commands per hour, or None.
+    """
+
+    local_writes: int = 0
+    requests: str | None = None
+    redis_commands: Callable[[OutputItem, int, float, float], float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.requests not in (None, "send", "row"):
+            raise ValueError(f"SendCost.requests must be 'send', 'row' or None, "
+                             f"got {self.requests!r}")
+
+
 @dataclass
 class Registration:
     """What one integration registered."""
@@ -195,6 +214,7 @@ class Registration:
     sink_factory: SinkFactory | None = None
     cache_factory: CacheFactory | None = None
     durable: bool = True  # False: the output's outbox lives in memory (e.g. the console)
+    cost: SendCost = field(default_factory=SendCost)
 
 
 class Registry:
@@ -263,15 +283,17 @@ class Registry:
                  output_item: type[OutputItem] | None = None,
                  source_factory: SourceFactory | None = None,
                  sink_factory: SinkFactory | None = None,
-                 cache_factory: CacheFactory | None = None, durable: bool = True) -> None:
+                 cache_factory: CacheFactory | None = None, durable: bool = True,
+                 cost: SendCost | None = None) -> None:
         """Record an integration's schemas and worker factories (called from its setup).
 
         ``durable=False`` keeps the output's outbox in memory: for outputs whose
         rows are worth nothing after a restart (a screen), so they cost no disk writes.
+        ``cost`` says what one send costs, for the write budget (vemonitor.budget).
         """
         self._registered[domain] = Registration(
             self.manifests[domain], connector, input_item, output_item, source_factory,
-            sink_factory, cache_factory, durable)
+            sink_factory, cache_factory, durable, cost or SendCost())
 
     def canonical(self, domain: str) -> str:
         """Return the domain for a name or a legacy alias (``serial`` -> ``vedirect``)."""

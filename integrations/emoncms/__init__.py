@@ -8,7 +8,7 @@ from integrations.emoncms.errors import EmoncmsAuthError, EmoncmsError, EmoncmsU
 from integrations.emoncms.names import check_names
 from integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
 from vemonitor.config.schema import OutputItem
-from vemonitor.registry import Context, Manifest, Registry, Sink
+from vemonitor.registry import Context, Manifest, Registry, SendCost, Sink
 
 __all__ = ["EmoncmsAuthError", "EmoncmsConnector", "EmoncmsError", "EmoncmsOutput",
            "EmoncmsUnavailable", "check_names", "create_sink", "setup"]
@@ -29,4 +29,4 @@ def create_sink(item: OutputItem, connector: Any | None, ctx: Context) -> Sink:
 def setup(registry: Registry, manifest: Manifest) -> None:
     """Register the emoncms connector and output schemas and the sink factory."""
     registry.register(manifest.domain, connector=EmoncmsConnector, output_item=EmoncmsOutput,
-                      sink_factory=create_sink)
+                      sink_factory=create_sink, cost=SendCost(requests="send"))  # one bulk POST

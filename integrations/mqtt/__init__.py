@@ -6,7 +6,7 @@ from typing import Any
 
 from integrations.mqtt.schema import MqttConnector, MqttOutput
 from vemonitor.config.schema import OutputItem
-from vemonitor.registry import Context, Manifest, Registry, Sink
+from vemonitor.registry import Context, Manifest, Registry, SendCost, Sink
 
 __all__ = ["MqttConnector", "MqttOutput", "create_sink", "setup"]
 
@@ -26,4 +26,4 @@ def create_sink(item: OutputItem, connector: Any | None, ctx: Context) -> Sink:
 def setup(registry: Registry, manifest: Manifest) -> None:
     """Register the mqtt connector and output schemas and the sink factory."""
     registry.register(manifest.domain, connector=MqttConnector, output_item=MqttOutput,
-                      sink_factory=create_sink)
+                      sink_factory=create_sink, cost=SendCost(requests="row"))  # a publish per row

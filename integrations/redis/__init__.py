@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vemonitor.registry import Cache, Context, Manifest, Registry, Sink, Source
+from vemonitor.config.schema import OutputItem
+from vemonitor.registry import Cache, Context, Manifest, Registry, SendCost, Sink, Source
 
 if TYPE_CHECKING:
     from integrations.redis.schema import RedisConnector, RedisOutput
@@ -16,7 +17,18 @@ def setup(registry: Registry, manifest: Manifest) -> None:
 
     registry.register(manifest.domain, connector=RedisConnector, input_item=RedisInput,
                       output_item=RedisOutput, source_factory=create_source,
-                      sink_factory=create_sink, cache_factory=create_cache)
+                      sink_factory=create_sink, cache_factory=create_cache,
+                      cost=SendCost(requests="send", redis_commands=commands_per_hour))
+
+
+def commands_per_hour(item: OutputItem, inputs: int, sends: float, rows: float) -> float:
+    """Return the Redis commands per hour of an output (for the write budget).
+
+    Each send is one round trip running the write script (integrations/redis/layout.py);
+    the commands it runs are 8 per input for HmapTimeSeries, 3 plus one per row for Stream.
+    """
+    structure = str(getattr(item, "structure", "HmapTimeSeries"))
+    return sends * 3 + rows if "Stream" in structure else sends * 8 * inputs
 
 
 def create_sink(item: RedisOutput, connector: RedisConnector | None, ctx: Context) -> Sink:

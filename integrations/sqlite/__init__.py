@@ -6,7 +6,7 @@ from typing import Any
 
 from integrations.sqlite.schema import SqliteOutputItem
 from vemonitor.config.schema import OutputItem
-from vemonitor.registry import Context, Manifest, Registry, Sink
+from vemonitor.registry import Context, Manifest, Registry, SendCost, Sink
 
 
 def create_sink(item: OutputItem, connector_config: Any | None, ctx: Context) -> Sink:
@@ -21,4 +21,5 @@ def create_sink(item: OutputItem, connector_config: Any | None, ctx: Context) ->
 
 def setup(registry: Registry, manifest: Manifest) -> None:
     """Register the sqlite output item schema and its sink factory."""
-    registry.register(manifest.domain, output_item=SqliteOutputItem, sink_factory=create_sink)
+    registry.register(manifest.domain, output_item=SqliteOutputItem, sink_factory=create_sink,
+                      cost=SendCost(local_writes=1))  # one transaction in the store per send
