@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         from vemonitor.job import prepare_run
 
         spec, registry = prepare_run(composed["container"], composed["origins"])
+    except KeyboardInterrupt:  # Ctrl-C during start-up: nothing started, nothing to say
+        sys.exit(130)
     except (ComposeError, ConfigError) as err:
         print(f"vemonitor: config error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -110,6 +112,8 @@ def _child(args: list[str], write_fd: int) -> None:
         payload = compose_payload(args)
         with os.fdopen(write_fd, "wb") as pipe:
             pickle.dump(payload, pipe)
+    except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C, or the parent is gone: quietly
+        status = 130
     except BaseException:  # a bug, not a user mistake: show it, and the parent says it failed
         traceback.print_exc()
         status = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vemonitor.config.schema import OutputItem
-from vemonitor.registry import Context, Manifest, Registry, Sink
+from vemonitor.registry import Context, Manifest, Registry, SendCost, Sink
 
 from vemonitor_jsonl.schema import JsonlOutputItem
 
@@ -21,5 +21,6 @@ def create_sink(item: OutputItem, connector_config: Any | None, ctx: Context) ->
 
 
 def setup(registry: Registry, manifest: Manifest) -> None:
-    """Register the jsonl output item schema and its sink factory."""
-    registry.register(manifest.domain, output_item=JsonlOutputItem, sink_factory=create_sink)
+    """Register the jsonl output item schema, its sink factory and what a send costs."""
+    registry.register(manifest.domain, output_item=JsonlOutputItem, sink_factory=create_sink,
+                      cost=SendCost(local_writes=1))  # one append (and fsync) per send
