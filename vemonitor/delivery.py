@@ -37,7 +37,7 @@ from vemonitor.registry import Sink
 
 log = logging.getLogger(__name__)
 
-IDLE_WAIT = 1.0  # real seconds between outbox checks when nothing notifies
+IDLE_WAIT = 5.0  # real seconds between outbox checks when nothing notifies (every new batch does)
 
 
 class SinkAuthError(Exception):

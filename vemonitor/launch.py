@@ -1,8 +1,8 @@
 """The ``vemonitor`` command's entry point: a single run never keeps Hydra in memory.
 
 A daemon on a Raspberry Pi runs for months, so what it keeps loaded matters.
-Hydra, its ANTLR grammars and the composed OmegaConf tree take about a fifth of
-the process's memory and are needed for a fraction of a second at start-up. So a
+Hydra, its override grammar and the composed config tree take several MB
+(docs/performance.md) and are needed for a fraction of a second at start-up. So a
 single run composes its configuration in a short-lived child process
 (``os.fork``): the child imports Hydra, composes and resolves the configuration
 (the seed's legacy files included) and hands back plain data through a pipe; the

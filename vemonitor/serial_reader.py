@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import select
 import threading
 import time
@@ -38,7 +39,8 @@ SERIAL_SETTINGS: dict[str, Any] = {
     "stopbits": serial.STOPBITS_ONE, "xonxoff": False, "rtscts": False, "dsrdtr": False,
 }
 READ_CHUNK = 4096
-POLL_SECONDS = 0.25  # how often a silent port is checked for staleness and stop requests
+POLL_SECONDS = 1.0  # how often a silent port is checked for staleness and stop requests (a
+# flowing port wakes the reader itself; fewer idle wake-ups cost less CPU on a Pi)
 
 
 @dataclass
@@ -102,6 +104,8 @@ class SerialReader:
         self._open_port = open_port or _open_serial
         self._subscribers: list[SnapshotCallback] = []
         self._stop = threading.Event()
+        # close() writes a byte here so a select() waiting on a silent port returns at once.
+        self._wake_r, self._wake_w = os.pipe()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._available = False
@@ -124,9 +128,15 @@ class SerialReader:
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop the thread and close the port (idempotent)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
+        os.write(self._wake_w, b"x")
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._thread is None or not self._thread.is_alive():
+            for fd in (self._wake_r, self._wake_w):  # the thread no longer selects on them
+                os.close(fd)
 
     # ------------------------------------------------------------------ internals
     def _run(self) -> None:
@@ -169,8 +179,10 @@ class SerialReader:
         fd = port.fileno()
         self._last_valid = time.monotonic()
         while not self._stop.is_set():
-            ready, _, _ = select.select([fd], [], [], POLL_SECONDS)
+            ready, _, _ = select.select([fd, self._wake_r], [], [], POLL_SECONDS)
             mono = time.monotonic()
+            if self._stop.is_set():
+                return
             if ready:
                 data = port.read(port.in_waiting or 1)
                 if not data:

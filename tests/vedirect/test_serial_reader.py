@@ -120,3 +120,25 @@ def test_idle_port_costs_almost_no_cpu(tmp_path: Path) -> None:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert threading.active_count() >= 1
     assert cpu / elapsed < 0.05, f"{cpu:.3f} s CPU in {elapsed:.1f} s"
+
+
+def test_close_ends_the_reader_at_once_on_a_silent_port_and_leaks_no_descriptor() -> None:
+    """A reader waiting on a port that sends nothing stops as soon as it is closed (not at
+    its next poll), and gives back every file descriptor it used."""
+    import os
+
+    from vemonitor import serial_reader
+
+    master, slave = os.openpty()
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        reader = SerialReader("quiet", os.ttyname(slave))
+        reader.start()
+        time.sleep(0.3)  # let it open the port and wait in select()
+        reader.close(timeout=serial_reader.POLL_SECONDS / 4)
+        assert reader._thread is not None and not reader._thread.is_alive()
+        assert len(os.listdir("/proc/self/fd")) == before
+        reader.close()  # idempotent
+    finally:
+        os.close(master)
+        os.close(slave)
