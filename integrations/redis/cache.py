@@ -10,6 +10,11 @@ not yet sent survive a restart of the daemon.
 The engine's tick must never fail because Redis blinked: while Redis is
 unreachable, rows are kept in a bounded memory buffer (logged once), served by
 ``between``, and written to Redis when it answers again.
+
+Outputs take rows in arrival order (``arrived_after``, as from the memory cache),
+from a bounded index of the rows this process added: a row forwarded late with an
+old time (a Redis input reading another vemonitor) is still sent, which a query by
+time would miss once the output's cursor passed that time.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from integrations.redis.client import (
     translate,
 )
 from integrations.redis.schema import RedisConnector
+from vemonitor.engine import DataCache
 from vemonitor.model import Row
 from vemonitor.registry import Context
 
@@ -55,6 +61,16 @@ class RedisCache:
         self._pending: dict[str, deque[Row]] = {}  # per input, while Redis is unreachable
         self._lock = threading.Lock()
         self._failing = False
+        self._arrivals = DataCache(max_points)  # this process's rows, in arrival order
+
+    @property
+    def seq(self) -> int:
+        """Return the arrival number of the last row added."""
+        return self._arrivals.seq
+
+    def arrived_after(self, source: str, seq: int) -> list[tuple[int, Row]]:
+        """Return (arrival number, row) of the rows of ``source`` added after ``seq``."""
+        return self._arrivals.arrived_after(source, seq)
 
     def __repr__(self) -> str:
         return f"RedisCache({self.connector.address()}, max_points={self.max_points})"
@@ -90,6 +106,7 @@ class RedisCache:
             # After an outage, catch up oldest first before writing the new row.
             if not (self._flush() and self._store(row)):
                 self._keep(row)
+        self._arrivals.add(row)
 
     def between(self, source: str, after: float, upto: float) -> list[Row]:
         """Return the rows of ``source`` with after < time <= upto, oldest first."""

@@ -14,10 +14,13 @@ from vemonitor.config.build import build_run
 from vemonitor.engine import Engine
 
 
-@pytest.mark.parametrize("structure", ["HmapTimeSeries", "Stream"])
-def test_central_instance_forwards_every_row_with_its_own_time(tmp_path: Path,
-                                                               structure: str) -> None:
-    """Rows keep their edge timestamps and values; each arrives once at the central output."""
+@pytest.mark.parametrize(("structure", "redis_cache"), [
+    ("HmapTimeSeries", False), ("Stream", False), ("HmapTimeSeries", True)])
+def test_central_instance_forwards_every_row_with_its_own_time(tmp_path: Path, structure: str,
+                                                               redis_cache: bool) -> None:
+    """Rows keep their edge timestamps and values; each arrives once at the central output,
+    also when the central block keeps its rows in a redis_cache (rows older than the output's
+    cursor arrive there too)."""
     with RedisServer(workdir=tmp_path / "redis") as server:
         redis_local = {"local": {"host": "127.0.0.1", "port": server.port}}
         edge_rows: dict[str, Recorder] = {}
@@ -40,6 +43,8 @@ def test_central_instance_forwards_every_row_with_its_own_time(tmp_path: Path,
             "appConnectors": {"redis": redis_local},
             "state_dir": str(tmp_path / "central"),
         }
+        if redis_cache:
+            central["block"]["redis_cache"] = {"source": "local", "max_data_points": 120}
         spec = build_run(central, registry)
         Engine(spec, registry, SystemClock(), None).run(4)
     sent = {(r.time, r.values["V"], r.values["SOC"]) for r in edge_rows["seen"].rows()}
