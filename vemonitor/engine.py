@@ -26,8 +26,9 @@ Semantics (the seed's, made to hold for any pair of intervals):
   means the row used the previous snapshot.
 * An output ticks at multiples of its own ``time_interval`` and takes every row
   of the slots that closed since its previous tick (rows stamped before the
-  tick); after ``cache_interval`` ticks it sends them as one batch. With 1 s inputs a batch so holds
-  ``time_interval * cache_interval`` points per input, as the seed documents.
+  tick); after ``cache_interval`` ticks it sends them as one batch. With 1 s
+  inputs a batch so holds ``time_interval * cache_interval`` points per input,
+  as the seed documents.
 * A scheduler that falls behind by less than two real seconds catches up tick
   by tick; one further behind (suspend, clock jump) skips to the latest due tick
   rather than bursting, counting the skipped ticks.
@@ -132,7 +133,7 @@ def first_tick(now: float, interval: float) -> float:
 
 
 class InputWorker:
-    """Makes one row per tick from its source's latest snapshot."""
+    """Makes one row per slot from its source's latest snapshot (see the module doc)."""
 
     def __init__(self, spec: InputSpec, source: Source, steps: Step, cache: Cache,
                  stale_after: float, clock: Clock) -> None:
@@ -399,7 +400,6 @@ class Engine:
                 subscribe(spec.item)
             self.inputs.append(InputWorker(spec, source, chain(steps), self.cache,
                                            self.context.stale_after, self.clock))
-
             self.context.inputs[spec.name] = InputInfo(
                 spec.name, spec.domain, spec.source, spec.columns,
                 {col: std for std, col in spec.ref_cols}, source)
