@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.procstat import cpu_rss  # noqa: E402
+from benchmarks.procstat import measure_daemon  # noqa: E402
 from tests.servers import MosquittoServer, RedisServer  # noqa: E402
 
 ORIGINAL = {"cpu_percent": 2.3, "rss_mb": 45.0, "startup_s": 7.0, "age_s": "8 to 76"}
@@ -63,24 +63,13 @@ def cost_per_device(n: int, seconds: float) -> dict[str, float]:
         base = Path(tmp)
         sim = _start_sim([f"bmv700:d{i}" for i in range(n)], base / "sim")
         _write_block(base / "conf", n, base / "sim", server.port)
-        env = dict(os.environ, HOME=tmp, XDG_STATE_HOME=tmp)
-        daemon = subprocess.Popen([sys.executable, "-m", "vemonitor", f"config_dir={base}/conf",
-                                   "block=bench", f"state_dir={base}/state",
-                                   f"duration={seconds + 30}"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(10)  # imports and the first cycles are not steady state
-        cpu0, _ = cpu_rss(daemon.pid)
-        began = time.monotonic()
-        time.sleep(seconds)
-        cpu1, rss = cpu_rss(daemon.pid)
-        elapsed = time.monotonic() - began
-        daemon.terminate()
-        daemon.wait(30)
-        sim.terminate()
-        sim.wait(10)
-    cpu = 100 * (cpu1 - cpu0) / elapsed
+        cost = measure_daemon([*VEMONITOR, f"config_dir={base}/conf", "block=bench",
+                               f"state_dir={base}/state", f"duration={seconds + 30}"],
+                              _env(tmp), seconds)
+        _stop(sim)
+    cpu = cost["cpu_percent"]
     return {"devices": n, "cpu_percent": round(cpu, 2), "cpu_per_device": round(cpu / n, 3),
-            "rss_mb": round(rss / 2**20, 1)}
+            "rss_mb": round(cost["rss_mb"], 1)}
 
 
 def battery_monitor_sample(seconds: float) -> dict[str, float]:
@@ -88,24 +77,10 @@ def battery_monitor_sample(seconds: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         sim = _start_sim(["bmv700"], base / "sim")
-        env = dict(os.environ, HOME=tmp, XDG_STATE_HOME=tmp)
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "vemonitor", "block=BatteryMonitor", f"state_dir={base}/state",
-             f"+appConnectors.serial.bmv700.serialPort={base}/sim/ttyVE_bmv700",
-             f"duration={seconds + 30}"], env=env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        time.sleep(10)
-        cpu0, _ = cpu_rss(daemon.pid)
-        began = time.monotonic()
-        time.sleep(seconds)
-        cpu1, rss = cpu_rss(daemon.pid)
-        elapsed = time.monotonic() - began
-        daemon.terminate()
-        daemon.wait(30)
-        sim.terminate()
-        sim.wait(10)
-    return {"cpu_percent": round(100 * (cpu1 - cpu0) / elapsed, 3),
-            "rss_mb": round(rss / 2**20, 1)}
+        cost = measure_daemon([*_battery_monitor(base), f"duration={seconds + 30}"], _env(tmp),
+                              seconds)
+        _stop(sim)
+    return {"cpu_percent": round(cost["cpu_percent"], 3), "rss_mb": round(cost["rss_mb"], 1)}
 
 
 def startup(runs: int = 5) -> dict[str, float]:
@@ -123,72 +98,70 @@ def startup(runs: int = 5) -> dict[str, float]:
             base = Path(tmp)
             sim = _start_sim(["bmv700"], base / "sim")
             time.sleep(0.2 * run)
-            first = _first_row_after_start(base, tmp, seconds=5)
-            sim.terminate()
-            sim.wait(10)
+            began = time.monotonic()
+            daemon = subprocess.Popen(
+                [*_battery_monitor(base), "block.outputs.sqlite.store.cache_interval=1",
+                 "duration=5"], env=_env(tmp), stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+            first = _first_row(base / "state" / "store.sqlite", began)
+            daemon.wait(60)
+            _stop(sim)
         if first is not None:
             times.append(first)
     return {"median_s": round(statistics.median(times), 2) if times else -1.0,
             "max_s": round(max(times), 2) if times else -1.0, "runs": len(times)}
 
 
-def _first_row_after_start(base: Path, home: str, seconds: float) -> float | None:
-    """Start the BatteryMonitor block (store every row); return seconds to its first stored row."""
-    env = dict(os.environ, HOME=home, XDG_STATE_HOME=home)
-    began = time.monotonic()
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "vemonitor", "block=BatteryMonitor", f"state_dir={base}/state",
-         f"+appConnectors.serial.bmv700.serialPort={base}/sim/ttyVE_bmv700",
-         "block.outputs.sqlite.store.cache_interval=1", f"duration={seconds}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first = None
-    store = base / "state" / "store.sqlite"
-    while first is None and time.monotonic() - began < 30:
-        time.sleep(0.01)
-        if store.exists():
-            try:
-                with sqlite3.connect(store) as db:
-                    if db.execute("select count(*) from rows").fetchone()[0]:
-                        first = time.monotonic() - began
-            except sqlite3.Error:
-                pass
-    daemon.wait(seconds + 60)
-    return first
-
-
-def startup_and_age(seconds: float = 25.0) -> dict[str, Any]:
-    """Return seconds from command to first stored row, and data age per input interval."""
+def data_age(seconds: float = 25.0) -> dict[str, dict[str, float]]:
+    """Return the mean and max data age per input, at input intervals 1, 5 and 10 s."""
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         sim = _start_sim(["bmv700"], base / "sim")
-        env = dict(os.environ, HOME=tmp, XDG_STATE_HOME=tmp)
-        began = time.monotonic()
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "vemonitor", "block=BatteryMonitor", f"state_dir={base}/state",
-             f"+appConnectors.serial.bmv700.serialPort={base}/sim/ttyVE_bmv700",
-             "block.outputs.sqlite.store.cache_interval=1",
-             "+block.inputs.serial.every5.source=bmv700", "+block.inputs.serial.every5.time_interval=5",
+        subprocess.run(
+            [*_battery_monitor(base), "+block.inputs.serial.every5.source=bmv700",
+             "+block.inputs.serial.every5.time_interval=5",
              "+block.inputs.serial.every10.source=bmv700",
              "+block.inputs.serial.every10.time_interval=10", f"duration={seconds}"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        first = None
-        store = base / "state" / "store.sqlite"
-        while first is None and time.monotonic() - began < 30:
-            time.sleep(0.05)
-            if store.exists():
-                try:
-                    with sqlite3.connect(store) as db:
-                        if db.execute("select count(*) from rows").fetchone()[0]:
-                            first = time.monotonic() - began
-                except sqlite3.Error:
-                    pass
-        daemon.wait(seconds + 60)
-        sim.terminate()
-        sim.wait(10)
+            env=_env(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            timeout=seconds + 60, check=True)
+        _stop(sim)
         summary = json.loads((base / "state" / "summary.json").read_text())
-    ages = {name: {"mean": item["age_mean"], "max": item["age_max"]}
+    return {name: {"mean": item["age_mean"], "max": item["age_max"]}
             for name, item in summary["inputs"].items()}
-    return {"startup_s": None if first is None else round(first, 2), "age_s": ages}
+
+
+VEMONITOR = [sys.executable, "-m", "vemonitor"]
+
+
+def _battery_monitor(base: Path) -> list[str]:
+    """Return the command running the shipped BatteryMonitor block on the simulated BMV."""
+    return [*VEMONITOR, "block=BatteryMonitor", f"state_dir={base}/state",
+            f"+appConnectors.serial.bmv700.serialPort={base}/sim/ttyVE_bmv700"]
+
+
+def _env(home: str) -> dict[str, str]:
+    """Return an environment whose HOME and state are the run's own temp dir."""
+    return dict(os.environ, HOME=home, XDG_STATE_HOME=home)
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    process.wait(10)
+
+
+def _first_row(store: Path, began: float, timeout: float = 30.0) -> float | None:
+    """Return seconds from ``began`` (monotonic) until ``store`` holds a row, or None."""
+    while time.monotonic() - began < timeout:
+        time.sleep(0.01)
+        if not store.exists():
+            continue
+        try:
+            with sqlite3.connect(store) as db:
+                if db.execute("select count(*) from rows").fetchone()[0]:
+                    return time.monotonic() - began
+        except sqlite3.Error:
+            pass  # created but its table not yet
+    return None
 
 
 def latency(seconds: float = 60.0, kind: str = "redis") -> dict[str, float]:
@@ -338,7 +311,7 @@ def write_doc(results: dict[str, Any]) -> None:
               "cycle (PID block + history block) after the port opens.", "",
               "| input | interval | mean age s | max age s |", "|---|---|---|---|"]
     intervals = {"bmv700": 1, "every5": 5, "every10": 10}
-    for name, age in results["startup"]["age_s"].items():
+    for name, age in results["age"].items():
         lines.append(f"| {name} | {intervals.get(name, '?')} s | {age['mean']} | {age['max']} |")
     lines += ["", "Data age is the age of the device snapshot behind each row when the row is "
               f"made (target <= 1.5 s; the original's grew from {ORIGINAL['age_s']} s). Rows "
@@ -382,12 +355,11 @@ def main() -> int:
     boot = startup()
     print(f"start-up to first stored row: median {boot['median_s']} s, worst {boot['max_s']} s "
           f"({boot['runs']} runs)")
-    startup_age = startup_and_age()
-    for name, age in startup_age["age_s"].items():
+    ages = data_age()
+    for name, age in ages.items():
         print(f"data age {name}: mean {age['mean']} s, max {age['max']} s")
     if opts.write_doc:
-        write_doc({"cost": cost, "startup": startup_age, "latency": lat, "sample": sample,
-                   "boot": boot})
+        write_doc({"cost": cost, "age": ages, "latency": lat, "sample": sample, "boot": boot})
         print("wrote docs/performance.md")
     return 0
 

@@ -20,7 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.procstat import cpu_rss  # noqa: E402
+from benchmarks.procstat import measure_daemon  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
 from vemonitor.clock import SystemClock  # noqa: E402
 from vemonitor.config.build import typed  # noqa: E402
@@ -127,27 +127,14 @@ def daemon_cost(seconds: float) -> dict[str, Any]:
         assert sim.stdout is not None
         sim.stdout.readline()
         env = dict(os.environ, HOME=tmp, XDG_STATE_HOME=tmp)
-        daemon = subprocess.Popen(
+        cost = measure_daemon(
             [sys.executable, "-m", "vemonitor", f"config_dir={folder}", "block=bmvFakeSerial",
              f"state_dir={tmp}/state", f"appConnectors.redis.local.port={server.port}",
              f"appConnectors.serial.bmv700.serialPort={sim_dir}/ttyVE_bmv700",
-             f"duration={seconds + 30}"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(10)  # start-up (imports, first cycle) is not steady state
-        cpu0, _ = cpu_rss(daemon.pid)
-        began = time.monotonic()
-        peak = 0
-        while time.monotonic() - began < seconds:
-            time.sleep(1)
-            peak = max(peak, cpu_rss(daemon.pid)[1])
-        cpu1, rss = cpu_rss(daemon.pid)
-        elapsed = time.monotonic() - began
-        daemon.terminate()
-        daemon.wait(30)
+             f"duration={seconds + 30}"], env, seconds)
         sim.terminate()
         sim.wait(10)
-    return {"cpu_percent": 100 * (cpu1 - cpu0) / elapsed, "rss_mb": rss / 2**20,
-            "peak_rss_mb": peak / 2**20, "seconds": round(elapsed)}
+    return cost
 
 
 def main() -> int:
