@@ -9,15 +9,15 @@
 * ``vemonitor scan`` lists serial ports and the device found on each;
   ``vemonitor integrations`` lists the integrations found.
 
-Before Hydra runs a single job, the configuration is composed and validated once
-here, so a mistake is reported as one line (file, key path, what is wrong) with
-exit status 2, never as a traceback. ``--cfg job`` is answered here too, with
-secrets redacted.
+This module composes with Hydra (``prepare``, ``compose_job``, ``resolved``): a
+single run does so in the child process of :mod:`vemonitor.launch`, and a mistake
+is one line (file, key path, what is wrong) with exit status 2, never a
+traceback. :func:`main` runs the rest in-process: ``--cfg job`` (secrets
+redacted), sweeps and Hydra's own flags, ``scan`` and ``integrations``.
 """
 
 from __future__ import annotations
 
-import logging.config
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -36,6 +36,7 @@ from omegaconf.errors import OmegaConfBaseException
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.legacy import SEARCH_DIRS, LegacyConfig, find_legacy_dir, load_legacy
 from vemonitor.config.schema import BlockConfig, VemonitorConfig
+from vemonitor.launch import CONFIG_FLAGS, has_flag
 
 if TYPE_CHECKING:  # the run's modules are imported by whoever runs it (not the compose child)
     from vemonitor.config.build import RunSpec
@@ -44,8 +45,6 @@ if TYPE_CHECKING:  # the run's modules are imported by whoever runs it (not the 
 CONFIG_MODULE = "conf"
 CONFIG_NAME = "config"
 LEGACY_PREFIX = "legacy__"
-HYDRA_ONLY_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc",
-                    "--multirun", "-m")
 
 
 @dataclass
@@ -60,7 +59,12 @@ ORIGINS: dict[str, str] = {}  # read by the job function (same process)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the command line (``sys.argv`` by default); exit with its status."""
+    """Run what is Hydra's own or a short command in-process; exit with its status.
+
+    ``vemonitor.launch.main`` (the command) sends everything but a single run
+    here: ``scan``, ``integrations``, ``--cfg`` (answered here, secrets
+    redacted), and Hydra's flags (``-m`` sweeps, ``--help``...).
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in SUBCOMMANDS:
         sys.exit(SUBCOMMANDS[args[0]](args[1:]))
@@ -70,23 +74,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         prepared = prepare(args)
         ORIGINS.clear()
         ORIGINS.update(prepared.origins)
-        if _has_flag(prepared.argv, "--cfg", "-c"):
+        if has_flag(prepared.argv, *CONFIG_FLAGS):
             sys.exit(print_config(prepared))
-        single_run = not any(flag in prepared.argv for flag in HYDRA_ONLY_FLAGS)
-        if single_run:
-            spec, registry, logging_config = preflight(prepared)
     except ConfigError as err:
         print(f"vemonitor: config error: {err}", file=sys.stderr)
         sys.exit(2)
-    if single_run:
-        # One job: run it on the configuration just composed and checked. Going
-        # through @hydra.main would compose it all again (a fifth of start-up);
-        # Hydra is still what composed it, and its job_logging is applied here.
-        from vemonitor.job import execute
-
-        logging.config.dictConfig(logging_config)
-        execute(spec, registry)
-        return
     from vemonitor.hydra_app import hydra_entry
 
     sys.argv = [sys.argv[0], *prepared.argv]
@@ -234,10 +226,6 @@ def _override_value(argv: list[str], key: str) -> str | None:
     return None
 
 
-def _has_flag(argv: list[str], *flags: str) -> bool:
-    return any(arg in flags or arg.startswith(tuple(f + "=" for f in flags)) for arg in argv)
-
-
 def _overrides(argv: list[str]) -> list[str]:
     """Return the key=value overrides of a command line (flags and their values removed)."""
     out: list[str] = []
@@ -291,18 +279,12 @@ def resolved(cfg: Any) -> dict[str, Any]:
     return {str(key): value for key, value in container.items()}
 
 
-def preflight(prepared: Prepared) -> tuple[RunSpec, Registry, dict[str, Any]]:
-    """Compose and validate once, so mistakes never reach Hydra's job runner.
-
-    Building the engine constructs every source and sink without I/O (their
-    contract), so a sink's own settings are checked here too. Returns the run,
-    the registry and the logging configuration a single run goes on with.
-    """
+def preflight(prepared: Prepared) -> tuple[RunSpec, Registry]:
+    """Compose in this process and validate completely (``job.prepare_run``): the run
+    and the registry, or a ConfigError naming the mistake."""
     from vemonitor.job import prepare_run
 
-    cfg, logging_config = compose_job(prepared)
-    spec, registry = prepare_run(resolved(cfg), prepared.origins)
-    return spec, registry, logging_config
+    return prepare_run(resolved(compose_config(prepared)), prepared.origins)
 
 
 def print_config(prepared: Prepared) -> int:

@@ -65,8 +65,13 @@ def single_run(args: list[str]) -> bool:
     """Return True for a plain run of one block (no subcommand, no Hydra-only flag)."""
     if args and args[0] in SUBCOMMAND_NAMES:
         return False
-    return not any(arg in HYDRA_ONLY_FLAGS or arg in CONFIG_FLAGS
-                   or arg.startswith(tuple(f"{flag}=" for flag in CONFIG_FLAGS)) for arg in args)
+    return not (any(arg in HYDRA_ONLY_FLAGS for arg in args) or has_flag(args, *CONFIG_FLAGS))
+
+
+def has_flag(args: list[str], *flags: str) -> bool:
+    """Return True when one of ``flags`` is given (``--cfg job`` or ``--cfg=job``)."""
+    return any(arg in flags or arg.startswith(tuple(f"{flag}=" for flag in flags))
+               for arg in args)
 
 
 def compose_isolated(args: list[str]) -> dict[str, Any]:
@@ -124,10 +129,8 @@ def _child(args: list[str], write_fd: int) -> None:
 
 def _warm_up() -> None:
     """Import what the run needs while the child composes (in parallel on a second core)."""
-    from vemonitor.engine import Engine  # noqa: F401
-    from vemonitor.registry import Registry
-
-    Registry().discover()
+    import vemonitor.engine  # noqa: F401
+    import vemonitor.job  # noqa: F401
 
 
 def _unwrap(payload: dict[str, Any]) -> dict[str, Any]:
