@@ -238,10 +238,8 @@ class OutputWorker:
 
     def __init__(self, spec: OutputSpec, sink: Sink, cache: Cache, inputs: list[str],
                  outbox: Outbox | MemoryOutbox, clock: Clock,
-                 input_names: Mapping[str, Mapping[str, str]] | None = None,
-                 intervals: Mapping[str, float] | None = None) -> None:
+                 input_names: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.spec = spec
-        self.intervals = dict(intervals or {})  # input -> time_interval
         self.cache = cache
         self.inputs = list(spec.columns) or inputs
         # Standard names (ref_cols, device column -> standard name): the output's own
@@ -251,7 +249,6 @@ class OutputWorker:
         self.outbox = outbox
         self.clock = clock
         self.ticks = 0
-        self._cursor: dict[str, float] = {}  # input -> time of the last row taken (by-time caches)
         self._seen: dict[str, int] = {}  # input -> arrival number of the last row taken
         self._pending: list[Row] = []
         self._gathered = 0
@@ -262,14 +259,9 @@ class OutputWorker:
                              drain_rows=delivery.drain_rows,
                              drain_interval=delivery.drain_interval)
 
-    def start(self, now: float) -> None:
-        """Open the outbox and start the sender; rows of slots closing after ``now`` are gathered.
-
-        The first slot of an input may start before ``now`` (by less than its
-        interval); a row of an earlier run closed at or before ``now`` - interval.
-        """
-        self._cursor = {name: now - self.intervals.get(name, 0.0) for name in self.inputs}
-        self._seen = dict.fromkeys(self.inputs, getattr(self.cache, "seq", 0))
+    def start(self) -> None:
+        """Open the outbox and start the sender; rows added to the cache from now on are gathered."""
+        self._seen = dict.fromkeys(self.inputs, self.cache.seq)
         self.outbox.open()
         self.sender.start()
 
@@ -279,7 +271,6 @@ class OutputWorker:
             columns = self.spec.columns.get(name, ())
             for row in self._new_rows(name, at):
                 self._pending.append(self._select(row, columns))
-        self._cursor = dict.fromkeys(self.inputs, math.nextafter(at, -math.inf))
         self._gathered += 1
         self.ticks += 1
         if self._gathered >= self.spec.cache_interval:
@@ -291,16 +282,9 @@ class OutputWorker:
         return self._gathered + 1 >= self.spec.cache_interval
 
     def _new_rows(self, name: str, at: float) -> list[Row]:
-        """Return the rows of input ``name`` stamped before ``at`` not taken yet.
-
-        By arrival when the cache can (a row forwarded late is still taken), else by time.
-        """
-        arrived_after = getattr(self.cache, "arrived_after", None)
-        if arrived_after is None:  # e.g. the Redis cache: after < time <= upto
-            return self.cache.between(name, self._cursor.get(name, -math.inf),
-                                      math.nextafter(at, -math.inf))
+        """Return the rows of input ``name`` stamped before ``at`` not taken yet, by arrival."""
         taken: list[Row] = []
-        for seq, row in arrived_after(name, self._seen.get(name, 0)):
+        for seq, row in self.cache.arrived_after(name, self._seen.get(name, 0)):
             if row.time >= at:  # a slot this tick does not cover yet: the next tick takes it
                 break
             taken.append(row)
@@ -408,7 +392,6 @@ class Engine:
         """One worker per output item, each with its sink and its durable outbox."""
         names = [i.spec.name for i in self.inputs]
         standard = {name: info.standard_names for name, info in self.context.inputs.items()}
-        intervals = {i.spec.name: i.spec.time_interval for i in self.inputs}
         for out in self.spec.outputs:
             reg = registry.get(out.domain)
             assert reg.sink_factory is not None
@@ -427,7 +410,7 @@ class Engine:
                 Outbox(outbox_path(self.spec.runtime.state_dir, out.name), out.name, limits,
                        delivery.synchronous) if reg.durable else MemoryOutbox(out.name, limits))
             self.outputs.append(OutputWorker(out, sink, self.cache, names, outbox, self.clock,
-                                             standard, intervals))
+                                             standard))
 
     @staticmethod
     def stale_after(spec: RunSpec) -> float:
@@ -457,7 +440,7 @@ class Engine:
         for source in self.sources.values():
             source.start()
         for output in self.outputs:
-            output.start(self.started_at)
+            output.start()
 
     def run(self, duration: float | None = None) -> None:
         """Run ticks until ``stop()`` is called or ``duration`` seconds of clock time pass."""

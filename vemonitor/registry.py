@@ -168,13 +168,19 @@ class Context:
 
 
 class Cache(Protocol):
-    """Where rows wait between inputs and outputs (memory by default, or redis_cache)."""
+    """Where rows wait between inputs and outputs (memory by default, or redis_cache).
+
+    Outputs take rows by arrival: ``seq`` is the arrival number of the last row
+    added, ``arrived_after(source, seq)`` the (number, row) pairs added after it,
+    so a row forwarded late with an old time is taken like any other.
+    """
 
     dropped: int
+    seq: int
 
     def add(self, row: Row) -> None: ...
 
-    def between(self, source: str, after: float, upto: float) -> list[Row]: ...
+    def arrived_after(self, source: str, seq: int) -> list[tuple[int, Row]]: ...
 
 
 # Factories receive their own integration's typed item/connector (hence Any here).

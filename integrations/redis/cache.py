@@ -1,11 +1,13 @@
 """A data cache kept in Redis: bounded per input, and still there after a restart.
 
-Same interface as :class:`vemonitor.engine.DataCache` (``add``, ``between``,
-``dropped``). Each input is a ZSET ``<namespace>:<input>`` scored by row time,
-whose members are JSON ``[time, values, age]``; one EVALSHA per ``add`` (which
-also claims the db, see :mod:`integrations.redis.layout`) and one ZRANGEBYSCORE
-per ``between``. Unlike vemonitor_m8 the cache is not wiped at start, so rows
-not yet sent survive a restart of the daemon.
+Same interface as :class:`vemonitor.engine.DataCache` (``add``, ``seq``,
+``arrived_after``, ``between``, ``dropped``). Each input is a ZSET
+``<namespace>:<input>`` scored by row time, whose members are JSON
+``[time, values, age]``; one EVALSHA per ``add`` (which also claims the db, see
+:mod:`integrations.redis.layout`) and one ZRANGEBYSCORE per ``between``. Unlike
+vemonitor_m8 the cache is not wiped at start: other readers (and ``between``)
+still find the rows after a restart. Rows not yet sent wait in each output's
+durable outbox, not here.
 
 The engine's tick must never fail because Redis blinked: while Redis is
 unreachable, rows are kept in a bounded memory buffer (logged once), served by

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +103,10 @@ class TimedRecorder(Recorder):
         super().__init__()
         self.clock: Any = None
         self.written_at: list[tuple[float, Batch]] = []
-        self._lock = threading.Lock()
 
     def write(self, batch: Batch) -> None:
         super().write(batch)
-        with self._lock:
+        with self.lock:
             self.written_at.append((self.clock.now(), batch))
 
 
