@@ -9,7 +9,10 @@ One sender thread per output:
 * on a failure keeps everything, logs ONE line when the sink goes down and one
   when it recovers, and waits with exponential backoff and jitter
   (``retry_initial`` doubling up to ``retry_max``); an authentication failure
-  waits ``auth_retry`` instead: whatever the failure, there is no request storm;
+  (:class:`~vemonitor.errors.SinkAuthFailed`) waits ``auth_retry`` instead, and so
+  does a :class:`~vemonitor.errors.SinkRejected` (a refusal retrying will not fix:
+  said once as such, with its fix, data kept): whatever the failure, there is no
+  request storm. The kind comes from the error's class (``vemonitor.errors``);
 * connects the sink lazily, so a server down at start-up is just an outage;
 * when sent batches cannot be removed from the outbox (disk full, read-only
   state directory), keeps sending what follows them and retries the removal
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vemonitor.clock import Clock
+from vemonitor.errors import SinkAuthFailed, SinkError, is_auth_failure, is_permanent
 from vemonitor.model import Batch
 from vemonitor.outbox import MemoryOutbox, Outbox, OutboxError
 from vemonitor.registry import Sink
@@ -40,15 +44,12 @@ log = logging.getLogger(__name__)
 IDLE_WAIT = 5.0  # real seconds between outbox checks when nothing notifies (every new batch does)
 
 
-class SinkAuthError(Exception):
-    """Raised by a sink when the server refused its credentials (retried slowly)."""
+SinkAuthError = SinkAuthFailed  # the name third-party sinks of 0.1 raise
 
 
 def is_auth_error(err: BaseException) -> bool:
-    """Return True for credential failures, whichever library raised them."""
-    if isinstance(err, SinkAuthError):
-        return True
-    return any("Auth" in cls.__name__ for cls in type(err).__mro__)
+    """Return True for failures that wait the slow pace (credentials, permanent refusals)."""
+    return is_auth_failure(err) or is_permanent(err)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class DeliveryStats:
     outages: int = 0
     write_seconds: float = 0.0  # total time sinks took to accept batches
     unremoved: int = 0  # sent batches the outbox could not remove yet (disk full)
+    rejected: bool = False  # the sink refuses the data for a reason retrying will not fix
     last_error: str = ""
 
 
@@ -205,9 +207,15 @@ class Sender:
         if self._down_since is None:
             self._down_since = self.clock.now()
             self.stats.outages += 1
+            if is_permanent(err):
+                self.stats.rejected = True
+                log.error("output %s: sink refuses the data and retrying will not fix it (%s)%s;"
+                          " keeping every row in the outbox, trying again every %.0f s",
+                          self.name, self.stats.last_error, _hint(err), self.policy.auth)
+                return
             kind = "refused our credentials" if self._auth else "is unavailable"
-            log.warning("output %s: sink %s (%s); keeping data, retrying with backoff",
-                        self.name, kind, self.stats.last_error)
+            log.warning("output %s: sink %s (%s)%s; keeping data, retrying with backoff",
+                        self.name, kind, self.stats.last_error, _hint(err))
 
     def _succeeded(self, batch: Batch) -> None:
         self.stats.batches += 1
@@ -222,12 +230,19 @@ class Sender:
             self._down_since = None
         self._attempt = 0
         self._auth = False
+        self.stats.rejected = False
+
+
+def _hint(err: BaseException) -> str:
+    """Return '; fix: ...' for an error that carries a fix, else ''."""
+    hint = err.hint if isinstance(err, SinkError) else ""
+    return f"; fix: {hint}" if hint else ""
 
 
 def _describe(err: BaseException) -> str:
     """Return a one-line description of a sink failure (never a traceback)."""
     text = str(err).splitlines()[0] if str(err) else ""
-    prefix = "auth: " if is_auth_error(err) else ""
+    prefix = "auth: " if is_auth_failure(err) else "rejected: " if is_permanent(err) else ""
     return f"{prefix}{type(err).__name__}: {text}" if text else f"{prefix}{type(err).__name__}"
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vemonitor.errors import OutboxError
 from vemonitor.model import Batch, Row
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
-class OutboxError(Exception):
-    """The outbox file cannot be used (disk full, read-only, corrupt); names the file."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from vemonitor.clock import Clock
+from vemonitor.errors import IntegrationError
 from vemonitor.config.schema import Connector, InputItem, OutputItem
 from vemonitor.model import Batch, Row
 from vemonitor.scan import Scanner
@@ -34,8 +35,6 @@ BUILTIN_PACKAGE = "integrations"
 PROVIDES = ("input", "output", "cache")
 
 
-class IntegrationError(Exception):
-    """An integration is missing, broken, or misused; the message names it."""
 
 
 @dataclass(frozen=True)

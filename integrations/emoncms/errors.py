@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from vemonitor.errors import SinkAuthFailed, SinkError, SinkUnavailable
 
-class EmoncmsError(Exception):
+
+class EmoncmsError(SinkError):
     """A batch was not accepted by EmonCms (base of the more precise errors below)."""
 
 
-class EmoncmsAuthError(EmoncmsError):
+class EmoncmsAuthError(EmoncmsError, SinkAuthFailed):
     """The server refused the API key (HTTP 401 or an 'Invalid API key' body)."""
 
 
-class EmoncmsUnavailable(EmoncmsError):
+class EmoncmsUnavailable(EmoncmsError, SinkUnavailable):
     """The server could not be reached or did not answer ``ok`` (5xx, timeout, reset...)."""

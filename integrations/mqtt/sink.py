@@ -29,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from integrations.mqtt import discovery as ha
 from integrations.mqtt.schema import MqttConnector, MqttOutput
 from vemonitor import __version__
-from vemonitor.delivery import SinkAuthError
+from vemonitor.errors import SinkAuthFailed, SinkError, SinkUnavailable
 from vemonitor.model import Batch, Row
 from vemonitor.registry import Context, InputInfo
 
@@ -42,15 +42,15 @@ STATE_FILE_VERSION = 1
 CLOSE_WAIT = 2.0  # seconds to hand the bridge's "offline" to the broker at close
 
 
-class MqttError(Exception):
+class MqttError(SinkError):
     """Base of the MQTT integration's errors (messages never contain the password)."""
 
 
-class MqttUnavailable(MqttError):
+class MqttUnavailable(MqttError, SinkUnavailable):
     """The broker is unreachable, refused us for a reason other than credentials, or timed out."""
 
 
-class MqttAuthError(MqttError, SinkAuthError):
+class MqttAuthError(MqttError, SinkAuthFailed):
     """The broker refused the credentials (retried slowly by the core)."""
 
 

@@ -16,24 +16,25 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from integrations.redis.schema import RedisConnector
+from vemonitor.errors import SinkAuthFailed, SinkError, SinkRejected, SinkUnavailable
 
 META_KEY = "vemonitor_meta"
 APP = "vemonitor"
 
 
-class RedisIntegrationError(Exception):
+class RedisIntegrationError(SinkError):
     """Base of the Redis integration's errors."""
 
 
-class RedisUnavailable(RedisIntegrationError):
+class RedisUnavailable(RedisIntegrationError, SinkUnavailable):
     """The server cannot be reached or timed out: not ready, retry later."""
 
 
-class RedisAuthError(RedisIntegrationError):
+class RedisAuthError(RedisIntegrationError, SinkAuthFailed):
     """The server refused the credentials."""
 
 
-class RedisForeignDb(RedisIntegrationError):
+class RedisForeignDb(RedisIntegrationError, SinkRejected):
     """The database holds another application's keys: vemonitor will not write there."""
 
 

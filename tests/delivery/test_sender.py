@@ -11,6 +11,7 @@ import pytest
 
 from vemonitor.clock import ScaledClock, SystemClock
 from vemonitor.delivery import RetryPolicy, Sender, SinkAuthError
+from vemonitor.errors import SinkRejected
 from vemonitor.model import Batch, Row
 from vemonitor.outbox import Outbox, OutboxError
 
@@ -95,6 +96,35 @@ def test_auth_failure_waits_the_slow_auth_delay(tmp_path: Path) -> None:
     gaps = [b - a for a, b in zip(sink.attempts, sink.attempts[1:])]
     assert all(gap > 200 for gap in gaps), gaps
     assert box.depth()["rows"] == 5
+
+
+def test_a_permanent_refusal_is_said_once_with_its_fix_and_keeps_the_data(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """SinkRejected: one ERROR naming the fix, slow retries (no backoff storm), rows kept."""
+    class Refused(SinkRejected):
+        def __init__(self, message: str) -> None:
+            super().__init__(message, hint="point the output at an empty db")
+
+    sink = FlakySink(Refused)
+    sender, box, clock = _setup(tmp_path, sink, speed=200.0)
+    sink.down.set()
+    _put(box, 0)
+    with caplog.at_level(logging.INFO):
+        sender.start()
+        clock.sleep(900.0)
+        assert sender.stats.rejected
+        sink.down.clear()  # the user fixed the server side: delivery resumes, no restart
+        deadline = time.monotonic() + 20
+        while box.depth()["rows"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sender.stop(0.5)
+    gaps = [b - a for a, b in zip(sink.attempts, sink.attempts[1:])]
+    assert all(gap > 200 for gap in gaps), gaps
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "retrying will not fix" in errors[0]
+    assert "fix: point the output at an empty db" in errors[0]
+    assert [r.time for r in sink.rows] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert not sender.stats.rejected
 
 
 def test_backlog_drains_in_bounded_sends_while_new_data_flows(tmp_path: Path) -> None:
