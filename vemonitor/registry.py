@@ -22,8 +22,8 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from vemonitor.clock import Clock
-from vemonitor.errors import IntegrationError
 from vemonitor.config.schema import Connector, InputItem, OutputItem
+from vemonitor.errors import IntegrationError
 from vemonitor.model import Batch, Row
 from vemonitor.scan import Scanner
 from vemonitor.vedirect.fields import Value
