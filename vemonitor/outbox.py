@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vemonitor.errors import OutboxError
+from vemonitor.errors import OutboxError as OutboxError  # re-exported
 from vemonitor.model import Batch, Row
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from vemonitor.clock import Clock
 from vemonitor.config.schema import Connector, InputItem, OutputItem
-from vemonitor.errors import IntegrationError
+from vemonitor.errors import IntegrationError as IntegrationError  # re-exported
 from vemonitor.model import Batch, Row
 from vemonitor.scan import Scanner
 from vemonitor.vedirect.fields import Value
