@@ -302,7 +302,7 @@ def write_doc(results: dict[str, Any]) -> None:
               "Targets: <= 0.2 % of a core per device, RSS <= 40 MB for the BatteryMonitor "
               f"sample. The original vemonitor_m8: {ORIGINAL['cpu_percent']} % CPU, "
               f"{ORIGINAL['rss_mb']:g} MB. The daemon never loads Hydra: a short-lived child "
-              "process composes the configuration (vemonitor/launch.py).", "",
+              "process composes the configuration (vemonitor/cli.py).", "",
               "## Start-up and data age", "",
               f"Command to first row stored (BatteryMonitor, {results['boot']['runs']} runs at "
               f"different device phases): median {results['boot']['median_s']} s, worst "

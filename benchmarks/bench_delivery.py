@@ -68,15 +68,14 @@ def redis_commands_per_row(batches: int = 200, rows_per_batch: int = 5) -> dict[
 def emoncms_requests_per_hour() -> dict[str, float]:
     """Return the budgeted EmonCms requests per hour of the seed's BatteryMonitor samples."""
     from vemonitor import budget
-    from vemonitor.cli import (  # noqa
+    from vemonitor.config.build import build_run
+    from vemonitor.config.compose import (
         compose_config,
-        preflight,
         prepare,
         register_resolvers,
         register_schema,
         resolved,
     )
-    from vemonitor.config.build import build_run
 
     register_resolvers()
     register_schema()

@@ -60,17 +60,17 @@ def check_state_dir(path: Path) -> None:
 
 
 def execute(spec: RunSpec, registry: Registry) -> None:
-    """Run one validated job: budget warnings, dry run or the engine, then the summary."""
-    try:
-        for problem in budget.check(spec, registry, spec.runtime.budget_override):
-            log.warning("budget override: %s", problem)
-        if spec.runtime.dry_run:
-            print(plan(spec, registry))
-            return
-        summary = run(spec, registry)
-    except (ConfigError, IntegrationError) as err:
-        print(f"vemonitor: config error: {err}", file=sys.stderr)
-        sys.exit(2)
+    """Run one validated job: budget warnings, dry run or the engine, then the summary.
+
+    A mistake found only now (a metrics port in use...) is raised as a ConfigError
+    for the command to print.
+    """
+    for problem in budget.check(spec, registry, spec.runtime.budget_override):
+        log.warning("budget override: %s", problem)
+    if spec.runtime.dry_run:
+        print(plan(spec, registry))
+        return
+    summary = run(spec, registry)
     print_summary(summary)
     write_summary(summary, spec.runtime.state_dir, _job_dir())
 
@@ -169,7 +169,7 @@ def plan(spec: RunSpec, registry: Registry) -> str:
 
 def _job_dir() -> Path | None:
     """Return the job's output directory in a multirun (None for a single run)."""
-    if "hydra" not in sys.modules:  # a single run never loads Hydra (vemonitor.launch)
+    if "hydra" not in sys.modules:  # a single run never loads Hydra (vemonitor.cli)
         return None
     from hydra.core.hydra_config import HydraConfig
 

@@ -160,7 +160,7 @@ def test_integration_keys_are_documented_in_its_section(doc: str, registry: Regi
 
 
 def test_shipped_blocks_are_listed(doc: str) -> None:
-    from vemonitor.cli import shipped_blocks
+    from vemonitor.config.compose import shipped_blocks
 
     blocks = shipped_blocks()
     assert "BatteryMonitor" in blocks

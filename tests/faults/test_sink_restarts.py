@@ -39,7 +39,7 @@ def _vemonitor(args: list[str], tmp_path: Path) -> subprocess.Popen[str]:
     """Start ``vemonitor`` (as test_process_faults does); its output goes to files in tmp_path."""
     env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "x"))
     with (tmp_path / "vemonitor.out").open("w") as out, (tmp_path / "vemonitor.err").open("w") as err:
-        return subprocess.Popen([sys.executable, "-c", "from vemonitor.launch import main; main()",
+        return subprocess.Popen([sys.executable, "-c", "from vemonitor.cli import main; main()",
                                  *COMMON, f"state_dir={tmp_path / 'state'}", *args],
                                 env=env, stdout=out, stderr=err, text=True)
 

@@ -15,7 +15,8 @@ from hw_sim import Simulator
 from tests.conftest import SEED_CONFIGS, require_shared
 from tests.integrations.emoncms.contract_server import ContractServer
 from tests.servers import RedisServer
-from vemonitor.cli import preflight, prepare, register_resolvers, register_schema
+from vemonitor.cli import preflight
+from vemonitor.config.compose import prepare, register_resolvers, register_schema
 from vemonitor.config.errors import ConfigError
 
 # (set, block) -> None when valid, else the precise error the sample earns.
@@ -50,7 +51,7 @@ def test_seed_set_loads_and_validates(folder: str, block: str) -> None:
 
 def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "x"))
-    return subprocess.run([sys.executable, "-c", "from vemonitor.launch import main; main()",
+    return subprocess.run([sys.executable, "-c", "from vemonitor.cli import main; main()",
                            *args], env=env, capture_output=True, text=True, timeout=120)
 
 
