@@ -22,11 +22,12 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.procstat import measure_daemon  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
+from vemonitor.api import Context  # noqa: E402
+from vemonitor.api import load_item as typed  # noqa: E402
 from vemonitor.clock import SystemClock  # noqa: E402
-from vemonitor.config.build import typed  # noqa: E402
 from vemonitor.model import Batch, Row  # noqa: E402
 from vemonitor.outbox import Outbox, OutboxLimits  # noqa: E402
-from vemonitor.registry import Context, Registry  # noqa: E402
+from vemonitor.registry import Registry  # noqa: E402
 
 SEED = ROOT.parent / "shared" / "seed_configs"
 BMV_COLUMNS = ["V", "I", "P", "CE", "SOC", "Alarm", "AR", "Relay", "H2", "H17", "H18"]

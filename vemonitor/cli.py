@@ -127,7 +127,7 @@ def compose_payload(args: list[str]) -> dict[str, Any]:
 
     try:
         return compose_run(args)
-    except ConfigError as err:
+    except (ConfigError, IntegrationError) as err:
         return {"error": str(err)}
 
 
@@ -166,13 +166,13 @@ def _with_hydra(args: list[str]) -> None:
     """Answer ``--cfg`` (secrets redacted), or hand the command line to Hydra's runner."""
     from vemonitor.config import compose
 
-    compose.register_resolvers()
-    compose.register_schema()
     try:
+        compose.register_resolvers()
+        compose.register_schema()
         prepared = compose.prepare(args)
         if has_flag(prepared.argv, *CONFIG_FLAGS):
             sys.exit(compose.print_config(prepared))
-    except ConfigError as err:
+    except (ConfigError, IntegrationError) as err:
         exit_config_error(err)
     compose.run_hydra(prepared, run_job)
 

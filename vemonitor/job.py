@@ -1,4 +1,4 @@
-"""One vemonitor job, as Hydra runs it: validate, start the simulator if asked, run the engine.
+"""One vemonitor job: validate, start the services (the simulator) if asked, run the engine.
 
 Shutdown work is done in our own try/finally (Ctrl-C skips Hydra's callbacks):
 SIGINT and SIGTERM stop the inputs, outputs flush what they gathered, the summary
@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from vemonitor import budget, logsafe
+from vemonitor.api import ServiceContext
 from vemonitor.clock import Clock, ScaledClock, SystemClock
 from vemonitor.config.build import RunSpec, build_run
-from vemonitor.config.errors import ConfigError
-from vemonitor.registry import IntegrationError, Registry
+from vemonitor.errors import ConfigError, IntegrationError
+from vemonitor.registry import Registry
 
 log = logging.getLogger("vemonitor")
 
@@ -30,19 +31,19 @@ log = logging.getLogger("vemonitor")
 def prepare_run(container: dict[str, Any], origins: dict[str, str]) -> tuple[RunSpec, Registry]:
     """Validate a composed configuration completely, before anything starts.
 
-    Builds the run, checks the write budget and the state directory, and builds
-    the engine once: every source and sink is constructed without I/O (their
-    contract), so a sink's own settings are checked too. Any mistake is a
-    ConfigError (one line).
+    Builds the run, checks the write budget and the state directory, and wires
+    the run once (:func:`vemonitor.engine.wiring.wire`): every source and sink is
+    constructed without I/O (their contract), so a sink's own settings are
+    checked too. Any mistake is a ConfigError (one line).
     """
-    from vemonitor.engine import Engine
+    from vemonitor.engine.wiring import wire
 
     registry = Registry().discover()
     spec = build_run(container, registry, origins)
     budget.check(spec, registry, spec.runtime.budget_override)
     check_state_dir(spec.runtime.state_dir)
     try:
-        Engine(spec, registry, SystemClock())
+        wire(spec, registry, SystemClock())
     except IntegrationError as err:
         raise ConfigError(str(err)) from err
     return spec, registry
@@ -85,8 +86,8 @@ def run(spec: RunSpec, registry: Registry) -> dict[str, Any]:
     spec.runtime.state_dir.mkdir(parents=True, exist_ok=True)
     clock: Clock = (ScaledClock(SystemClock(), spec.runtime.speed) if spec.runtime.speed != 1
                     else SystemClock())
-    with simulator(spec, clock) as sim_dir:
-        engine = Engine(spec, registry, clock, sim_dir)
+    with services(spec, registry, clock) as port_globs:
+        engine = Engine(spec, registry, clock, port_globs)
         log.info("block %s: %d inputs, %d outputs; %s", spec.block, len(spec.inputs),
                  len(spec.outputs), budget.describe(spec, registry))
         server = _metrics(engine, spec)
@@ -118,23 +119,18 @@ def _metrics(engine: Any, spec: RunSpec) -> Any:
 
 
 @contextlib.contextmanager
-def simulator(spec: RunSpec, clock: Clock) -> Iterator[str | None]:
-    """Start the configured hw_sim devices in-process (sharing the engine's clock)."""
-    sim = spec.runtime.simulator
-    if not sim.devices:
-        yield None
-        return
-    from hw_sim import Simulator
-    from hw_sim.faults import parse_faults
+def services(spec: RunSpec, registry: Registry, clock: Clock) -> Iterator[tuple[str, ...]]:
+    """Run the installed services around the engine (the simulator: ``simulator.devices``).
 
-    directory = sim.dir or str(spec.runtime.state_dir / "sim")
-    try:
-        faults = parse_faults(sim.faults) if sim.faults else None
-    except ValueError as err:
-        raise SystemExit(f"vemonitor: config error: simulator.faults: {err}") from err
-    with Simulator(sim.devices, directory, clock=clock, faults=faults) as running:
-        log.info("simulator: %s", ", ".join(f"{d.name} on {d.path}" for d in running))
-        yield directory
+    Yields the serial ports they add to every scan. They share the engine's clock.
+    """
+    context = ServiceContext(clock=clock, state_dir=str(spec.runtime.state_dir))
+    with contextlib.ExitStack() as stack:
+        globs: list[str] = []
+        for key, service in registry.services.items():
+            if key in spec.services:
+                globs += stack.enter_context(service.start(spec.services[key], context)).port_globs
+        yield tuple(globs)
 
 
 @contextlib.contextmanager

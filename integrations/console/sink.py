@@ -11,8 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from integrations.console.schema import ConsoleOutputItem
-from vemonitor.config.errors import ConfigError
-from vemonitor.model import Batch, Row
+from vemonitor.api import Batch, ConfigError, Row
 
 if TYPE_CHECKING:  # rich is imported lazily: lines mode (headless, journald) never needs it
     from rich.console import Console

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vemonitor.errors import SinkAuthFailed, SinkError, SinkUnavailable
+from vemonitor.api import SinkAuthFailed, SinkError, SinkUnavailable
 
 
 class EmoncmsError(SinkError):

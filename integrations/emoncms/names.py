@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from vemonitor.config.schema import OutputItem
+from vemonitor.api import OutputItem
 
 if TYPE_CHECKING:
     from integrations.emoncms.schema import EmoncmsConnector

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from integrations.emoncms.names import input_warning, name_problem, node_warning
-from vemonitor.model import Row
+from vemonitor.api import Row
 from vemonitor.vedirect.fields import Value
 
 Number = int | float

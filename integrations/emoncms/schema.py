@@ -12,7 +12,7 @@ from integrations.emoncms.names import (
     NODE_MAX_EMONCMS_ORG,
     name_problem,
 )
-from vemonitor.config.schema import Connector, OutputItem
+from vemonitor.api import Connector, OutputItem
 
 MAX_TIMEOUT = 300.0  # seconds; a longer wait only delays the outbox's own retry
 

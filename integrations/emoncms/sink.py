@@ -26,9 +26,7 @@ from integrations.emoncms.errors import EmoncmsAuthError, EmoncmsError, EmoncmsU
 from integrations.emoncms.names import check_names
 from integrations.emoncms.payload import Encoded, bulk_data, encode_rows
 from integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
-from vemonitor.logsafe import MASK
-from vemonitor.model import Batch
-from vemonitor.registry import Context
+from vemonitor.api import MASK, Batch, Context
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from integrations.mqtt.schema import MqttConnector, MqttOutput
-from vemonitor.config.schema import OutputItem
-from vemonitor.registry import Context, Manifest, Registry, SendCost, Sink
+from vemonitor.api import Context, ManifestInfo, OutputItem, Registrar, SendCost, Sink
 
 __all__ = ["MqttConnector", "MqttOutput", "create_sink", "setup"]
 
@@ -23,7 +22,7 @@ def create_sink(item: OutputItem, connector: Any | None, ctx: Context) -> Sink:
     return MqttSink(item, connector, ctx)
 
 
-def setup(registry: Registry, manifest: Manifest) -> None:
+def setup(registry: Registrar, manifest: ManifestInfo) -> None:
     """Register the mqtt connector and output schemas and the sink factory."""
     registry.register(manifest.domain, connector=MqttConnector, output_item=MqttOutput,
                       sink_factory=create_sink, cost=SendCost(requests="row"))  # a publish per row

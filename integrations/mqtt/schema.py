@@ -6,7 +6,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 
-from vemonitor.config.schema import Connector, OutputItem
+from vemonitor.api import Connector, OutputItem
 
 PROTOCOLS = ("3.1.1", "5")
 QOS_LEVELS = (0, 1, 2)

@@ -28,10 +28,16 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from integrations.mqtt import discovery as ha
 from integrations.mqtt.schema import MqttConnector, MqttOutput
-from vemonitor import __version__
-from vemonitor.errors import SinkAuthFailed, SinkError, SinkUnavailable
-from vemonitor.model import Batch, Row
-from vemonitor.registry import Context, InputInfo
+from vemonitor.api import (
+    Batch,
+    Context,
+    InputInfo,
+    Row,
+    SinkAuthFailed,
+    SinkError,
+    SinkUnavailable,
+    __version__,
+)
 
 log = logging.getLogger(__name__)
 

@@ -39,9 +39,7 @@ from integrations.redis.client import (
     translate,
 )
 from integrations.redis.schema import RedisConnector
-from vemonitor.engine import DataCache
-from vemonitor.model import Row
-from vemonitor.registry import Context
+from vemonitor.api import Context, DataCache, Row
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from integrations.redis.schema import RedisConnector
-from vemonitor.errors import SinkAuthFailed, SinkError, SinkRejected, SinkUnavailable
+from vemonitor.api import SinkAuthFailed, SinkError, SinkRejected, SinkUnavailable
 
 META_KEY = "vemonitor_meta"
 APP = "vemonitor"

@@ -25,7 +25,7 @@ import json
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping
 
-from vemonitor.model import Row
+from vemonitor.api import Row
 from vemonitor.vedirect.fields import Value
 
 FOREIGN_DB = "vemonitor_foreign_db"

@@ -10,8 +10,7 @@ import redis
 from integrations.redis import layout
 from integrations.redis.client import META_KEY, RedisUnavailable, claim_db, connect, translate
 from integrations.redis.schema import RedisConnector, RedisOutput, Structure
-from vemonitor.model import Batch, Row
-from vemonitor.registry import Context
+from vemonitor.api import Batch, Context, Row
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,7 @@ import redis
 from integrations.redis import layout
 from integrations.redis.client import connect, translate
 from integrations.redis.schema import RedisConnector, RedisInput, Structure
-from vemonitor.model import Row
-from vemonitor.registry import Context
+from vemonitor.api import Context, Row
 from vemonitor.vedirect.fields import Value
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from integrations.vedirect.scanner import scanner_for
 from integrations.vedirect.schema import VedirectConnector
-from vemonitor.registry import Context
+from vemonitor.api import Context
 from vemonitor.scan import matches
 from vemonitor.serial_reader import SerialReader
 from vemonitor.vedirect.fields import Value
@@ -25,6 +26,7 @@ class VedirectSource:
         self.name = name
         self.config = config
         self.context = context
+        self.scanner = scanner_for(context)  # one per run, shared by the serial connectors
         self.reader: SerialReader | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -52,7 +54,7 @@ class VedirectSource:
         with self._lock:
             if self.reader is not None:
                 self.reader.close()
-        self.context.scanner.release(self.name)
+        self.scanner.release(self.name)
 
     def notify_on_update(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` (from the reader thread) whenever a new snapshot is complete.
@@ -99,12 +101,12 @@ class VedirectSource:
     def _initial_path(self) -> str | None:
         """Return the fixed port, or the scanned one; None when nothing matches yet."""
         if self.config.serialPort:
-            self.context.scanner.claim(self.name, self.config.serialPort)
+            self.scanner.claim(self.name, self.config.serialPort)
             return self.config.serialPort
         return self._search(fresh=False)
 
     def _search(self, fresh: bool) -> str | None:
-        found = self.context.scanner.find(self.name, self.config.tests(),
+        found = self.scanner.find(self.name, self.config.tests(),
                                           self.config.globs() or None, fresh=fresh)
         if found is None:
             return None
@@ -142,7 +144,7 @@ class VedirectSource:
             old, self.reader = self.reader, None
         if old is not None:
             old.close()
-        self.context.scanner.release(self.name)
+        self.scanner.release(self.name)
 
     def _supervise(self) -> None:
         """Search again when the device is missing, stays unavailable, or is not ours any more."""

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from hw_sim.service import SimulatorConfig  # the simulator service's section
+from vemonitor.api import IntegrationError
 from vemonitor.config.schema import (
     BlockConfig,
     Connector,
@@ -23,10 +25,9 @@ from vemonitor.config.schema import (
     MetricsConfig,
     OutputItem,
     RedisCacheConfig,
-    SimulatorConfig,
     VemonitorConfig,
 )
-from vemonitor.registry import IntegrationError, Registry
+from vemonitor.registry import Registry
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from hw_sim import Simulator
+from vemonitor.api import Context
 from vemonitor.clock import ScaledClock, SystemClock
 from vemonitor.config.build import RunSpec, build_run
 from vemonitor.config.schema import OutputItem
 from vemonitor.engine import Engine
 from vemonitor.model import Batch
-from vemonitor.registry import Context, Manifest, Registry
+from vemonitor.registry import Manifest, Registry
 
 
 class Recorder:
@@ -76,6 +77,6 @@ def running(config: dict[str, Any], recorders: dict[str, Recorder], devices: lis
     spec: RunSpec = build_run({**config, "speed": speed}, registry)
     clock = clock or ScaledClock(SystemClock(), speed)
     with Simulator(devices, sim_dir, clock=clock, **sim_args) as sim:
-        engine = Engine(spec, registry, clock, str(sim_dir))
+        engine = Engine(spec, registry, clock, (f"{sim_dir}/ttyVE_*",))
         yield engine, sim
         engine.shutdown()

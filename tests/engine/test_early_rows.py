@@ -11,7 +11,8 @@ from tests.engine.helpers import Recorder, block_config, running
 from vemonitor.clock import ManualClock
 from vemonitor.config.build import InputSpec
 from vemonitor.config.schema import InputItem
-from vemonitor.engine import DataCache, InputWorker
+from vemonitor.datacache import DataCache
+from vemonitor.engine.workers import InputWorker
 from vemonitor.middlewares import chain
 from vemonitor.model import Batch
 

@@ -15,9 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
 from vemonitor.batteries import BatteryBank, load_bank
 from vemonitor.clock import MAX_SPEED
 from vemonitor.config.errors import ConfigError
@@ -29,9 +26,10 @@ from vemonitor.config.schema import (
     InputItem,
     MetricsConfig,
     OutputItem,
-    SimulatorConfig,
+    load_item,
 )
-from vemonitor.registry import IntegrationError, Registry
+from vemonitor.errors import IntegrationError
+from vemonitor.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,6 @@ class Runtime:
     dry_run: bool = False
     budget_override: bool = False
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
 
 
 @dataclass(frozen=True)
@@ -99,6 +96,7 @@ class RunSpec:
     redis_cache: Mapping[str, Any] | None
     runtime: Runtime
     secrets: tuple[str, ...] = ()
+    services: Mapping[str, Any] = field(default_factory=dict)  # config key -> typed section
 
 
 SECRET_KEYS = ("password", "apikey", "api_key", "auth", "token", "secret", "passwd")
@@ -131,7 +129,7 @@ def build_run(cfg: Mapping[str, Any], registry: Registry,
     return RunSpec(block=name, app=str(block.get("app", "")), inputs=inputs, outputs=outputs,
                    connectors=checker.used, bank=bank, max_data_points=max_points,
                    redis_cache=redis_cache, runtime=_runtime(cfg),
-                   secrets=tuple(sorted(collect_secrets(cfg))))
+                   secrets=tuple(sorted(collect_secrets(cfg))), services=_services(cfg, registry))
 
 
 def collect_secrets(node: Any) -> set[str]:
@@ -158,7 +156,6 @@ def _runtime(cfg: Mapping[str, Any]) -> Runtime:
     """Return the run-level settings (already typed by Hydra's schema)."""
     state_dir = cfg.get("state_dir")
     metrics = cfg.get("metrics") or {}
-    sim = cfg.get("simulator") or {}
     speed = float(cfg.get("speed", 1.0))
     if not 0 < speed <= MAX_SPEED:
         raise ConfigError(f"must be > 0 and <= {MAX_SPEED:g}, got {speed:g}", key="speed")
@@ -172,9 +169,18 @@ def _runtime(cfg: Mapping[str, Any]) -> Runtime:
         speed=speed, stale_after=float(cfg.get("stale_after", 5.0)),
         dry_run=bool(cfg.get("dry_run", False)),
         budget_override=bool(cfg.get("budget_override", False)),
-        metrics=MetricsConfig(port=metrics.get("port"), host=metrics.get("host", "127.0.0.1")),
-        simulator=SimulatorConfig(devices=list(sim.get("devices") or []), dir=sim.get("dir"),
-                                  faults=str(sim.get("faults") or "")))
+        metrics=MetricsConfig(port=metrics.get("port"), host=metrics.get("host", "127.0.0.1")))
+
+
+def _services(cfg: Mapping[str, Any], registry: Registry) -> dict[str, Any]:
+    """Return each installed service's section, typed by its own schema."""
+    out: dict[str, Any] = {}
+    for key, service in registry.services.items():
+        section = cfg.get(key) or {}
+        if not isinstance(section, Mapping):
+            raise ConfigError("must be a mapping", key=key)
+        out[key] = load_item(service.schema, section, None, key)
+    return out
 
 
 def _bank(block: Mapping[str, Any], banks: Any, origins: Mapping[str, str]) -> BatteryBank | None:
@@ -203,37 +209,6 @@ def _items(node: Any, key: str, file: str | None) -> list[tuple[str, dict[str, A
     return [(path, dict(item)) for path, item in pairs]
 
 
-def typed(schema: type, data: Mapping[str, Any], file: str | None, key: str) -> Any:
-    """Return ``data`` as an instance of the dataclass ``schema``, or a precise ConfigError."""
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), dict(data))
-        obj = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as err:
-        sub = getattr(err, "full_key", "") or ""
-        msg = str(getattr(err, "msg", None) or err).splitlines()[0]
-        if msg.startswith("Key '") and "not in" in msg:
-            msg = f"unknown key (allowed: {', '.join(_fields(schema))})"
-        if "Missing mandatory value" in msg:
-            msg = "missing required value"
-        raise ConfigError(msg, file=file, key=f"{key}.{sub}" if sub else key) from err
-    # Every class of the schema checks its own rules (a subclass need not call super).
-    for cls in reversed(type(obj).__mro__):
-        validate = cls.__dict__.get("validate")
-        if validate is not None:
-            try:
-                validate(obj)
-            except ValueError as err:  # an integration's own cross-field rule
-                raise ConfigError(str(err), file=file, key=key) from err
-            except Exception as err:  # an integration's bug: still one line, named
-                raise ConfigError(f"{cls.__name__}.validate() failed: {type(err).__name__}: "
-                                  f"{err}", file=file, key=key) from err
-    return obj
-
-
-def _fields(schema: type) -> list[str]:
-    return list(getattr(schema, "__dataclass_fields__", {}))
-
-
 class _Checker:
     """Cross-checks items against connectors and each other, remembering what is used."""
 
@@ -252,7 +227,7 @@ class _Checker:
             reg = self.registry.get(domain)
             schema = reg.input_item or InputItem
             for path, raw in _items(items, f"block.inputs.{domain_key}", self.block_file):
-                item = typed(schema, raw, self.block_file, path)
+                item = load_item(schema, raw, self.block_file, path)
                 self._interval(item.time_interval, f"{path}.time_interval")
                 self.connector(domain, domain_key, item.source, f"{path}.source")
                 specs.append(InputSpec(domain, item.name, item.source, float(item.time_interval),
@@ -273,7 +248,7 @@ class _Checker:
             for index, (path, raw) in enumerate(
                     _items(items, f"block.outputs.{domain_key}", self.block_file)):
                 raw.setdefault("name", f"{domain}_{index}" if index else domain)
-                item = typed(schema, raw, self.block_file, path)
+                item = load_item(schema, raw, self.block_file, path)
                 self._interval(item.time_interval, f"{path}.time_interval")
                 if not 1 <= item.cache_interval <= MAX_CACHE_INTERVAL:
                     raise ConfigError(f"must be between 1 and {MAX_CACHE_INTERVAL}, got "
@@ -322,7 +297,7 @@ class _Checker:
         path = f"appConnectors.{group_key}.{name}"
         if not isinstance(raw, Mapping):
             raise ConfigError("must be a mapping", file=self.connectors_file, key=path)
-        config = typed(reg.connector, raw, self.connectors_file, path) if reg.connector else raw
+        config = load_item(reg.connector, raw, self.connectors_file, path) if reg.connector else raw
         if not getattr(config, "active", True):
             raise ConfigError(f"connector '{name}' is used but not active", file=self.block_file,
                               key=key)

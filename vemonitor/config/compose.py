@@ -19,9 +19,8 @@ schema does not know them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from omegaconf.errors import OmegaConfBaseException
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.legacy import SEARCH_DIRS, LegacyConfig, find_legacy_dir, load_legacy
 from vemonitor.config.schema import BlockConfig, VemonitorConfig
+from vemonitor.registry import discover_services
 
 CONFIG_MODULE = "conf"
 CONFIG_NAME = "config"
@@ -52,24 +52,27 @@ class Prepared:
 
 # ------------------------------------------------------------------- preparation
 def register_resolvers() -> None:
-    """Register the resolvers the shipped config uses (idempotent)."""
+    """Register the resolvers the shipped config and the services use (idempotent)."""
     from vemonitor.config.paths import default_state_dir
 
     def state_dir(configured: str | None) -> str:
         return str(Path(configured).expanduser()) if configured else str(default_state_dir())
 
-    def sim_dir() -> str:
-        import tempfile
-        return os.path.join(tempfile.gettempdir(), f"vemonitor-sim-{os.getpid()}")
-
-    for name, func in (("vm_state_dir", state_dir), ("vm_sim_dir", sim_dir)):
+    resolvers: dict[str, Callable[..., Any]] = {"vm_state_dir": state_dir}
+    for service in discover_services().values():
+        resolvers.update(service.resolvers)
+    for name, func in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, func)
 
 
 def register_schema() -> None:
-    """Register the primary schema in Hydra's ConfigStore."""
-    ConfigStore.instance().store(name="vemonitor_schema", node=VemonitorConfig)
+    """Register the primary schema in Hydra's ConfigStore, with a section per service."""
+    sections = [(key, service.schema, field(default_factory=service.schema))
+                for key, service in discover_services().items()]
+    schema = (make_dataclass("VemonitorConfig", sections, bases=(VemonitorConfig,))
+              if sections else VemonitorConfig)
+    ConfigStore.instance().store(name="vemonitor_schema", node=schema)
 
 
 def hydra_blocks() -> dict[str, str]:

@@ -16,10 +16,14 @@ the same code, so both front ends give the same errors.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vemonitor.errors import ConfigError
 
 # Bounds on intervals (seconds): below 1 s the devices send nothing new; above a
 # day a "time series" stops being one.
@@ -34,15 +38,6 @@ class MetricsConfig:
 
     port: int | None = None
     host: str = "127.0.0.1"
-
-
-@dataclass
-class SimulatorConfig:
-    """hw_sim devices to start in-process before the inputs (the Demo block uses it)."""
-
-    devices: list[str] = field(default_factory=list)
-    dir: str | None = None
-    faults: str = ""
 
 
 @dataclass
@@ -82,7 +77,8 @@ class VemonitorConfig:
     dry_run: bool = False
     budget_override: bool = False
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    # Services (the simulator's ``simulator``) add their own sections to this schema
+    # when the configuration is composed (vemonitor.config.compose.register_schema).
 
 
 # ---------------------------------------------------------------- item schemas
@@ -148,3 +144,42 @@ class OutputItem:
             raise ValueError("delivery: need 0 < retry_initial <= retry_max")
         if min(d.drain_rows, d.max_rows, d.max_bytes) < 1 or d.max_age <= 0:
             raise ValueError("delivery: drain_rows, max_rows, max_bytes, max_age must be > 0")
+
+
+# ---------------------------------------------------------------- loading
+def load_item(schema: type, data: Mapping[str, Any], file: str | None, key: str) -> Any:
+    """Return ``data`` as an instance of the dataclass ``schema``, or a precise ConfigError.
+
+    Unknown keys, wrong types and missing required values are named by key path;
+    then every class of the schema runs its own ``validate()`` (no I/O), whose
+    ValueError becomes the ConfigError's message.
+    """
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), dict(data))
+        obj = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        sub = getattr(err, "full_key", "") or ""
+        msg = str(getattr(err, "msg", None) or err).splitlines()[0]
+        if msg.startswith("Key '") and "not in" in msg:
+            msg = f"unknown key (allowed: {', '.join(_fields(schema))})"
+        if "Missing mandatory value" in msg:
+            msg = "missing required value"
+        raise ConfigError(msg, file=file, key=f"{key}.{sub}" if sub else key) from err
+    # Every class of the schema checks its own rules (a subclass need not call super).
+    for cls in reversed(type(obj).__mro__):
+        validate = cls.__dict__.get("validate")
+        if validate is not None:
+            try:
+                validate(obj)
+            except ConfigError:  # already one line with its own key path
+                raise
+            except ValueError as err:  # an integration's own cross-field rule
+                raise ConfigError(str(err), file=file, key=key) from err
+            except Exception as err:  # an integration's bug: still one line, named
+                raise ConfigError(f"{cls.__name__}.validate() failed: {type(err).__name__}: "
+                                  f"{err}", file=file, key=key) from err
+    return obj
+
+
+def _fields(schema: type) -> list[str]:
+    return list(getattr(schema, "__dataclass_fields__", {}))

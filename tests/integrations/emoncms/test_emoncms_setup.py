@@ -11,10 +11,11 @@ import yaml
 import integrations.emoncms as emoncms
 from integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
 from tests.integrations.emoncms.emon_helpers import FakeClock
-from vemonitor.config.build import typed
+from vemonitor.api import Context
+from vemonitor.api import load_item as typed
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.schema import OutputItem
-from vemonitor.registry import Context, Registry
+from vemonitor.registry import Registry
 
 SAMPLE = Path(emoncms.__file__).with_name("sample.yaml")
 KEY = "0123456789abcdef0123456789abcdef"

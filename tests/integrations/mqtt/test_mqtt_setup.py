@@ -12,10 +12,11 @@ import yaml
 
 import integrations.mqtt as mqtt_integration
 from integrations.mqtt.schema import MqttConnector, MqttOutput
+from vemonitor.api import Context
+from vemonitor.api import load_item as typed
 from vemonitor.clock import SystemClock
-from vemonitor.config.build import typed
 from vemonitor.config.errors import ConfigError
-from vemonitor.registry import Context, Registry
+from vemonitor.registry import Registry
 
 SAMPLE = Path(mqtt_integration.__file__).with_name("sample.yaml")
 

@@ -10,7 +10,8 @@ import yaml
 import integrations.redis as redis_integration
 from integrations.redis.schema import RedisConnector, RedisInput, RedisOutput, Structure
 from tests.conftest import SEED_CONFIGS, require_shared
-from vemonitor.config.build import build_run, typed
+from vemonitor.api import load_item as typed
+from vemonitor.config.build import build_run
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.legacy import load_legacy
 from vemonitor.registry import Registry
