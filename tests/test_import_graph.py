@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "vemonitor.model": CONTRACT,
     "vemonitor.datacache": CONTRACT,
     "vemonitor.logsafe": CONTRACT,
+    "vemonitor.testing": CONTRACT,  # test doubles of the contract, for plugin authors
     "vemonitor.config": CONTRACT,  # the package (empty)
     "vemonitor.config.schema": CONTRACT,  # the item types integrations subclass
     "vemonitor.config.errors": CONTRACT,

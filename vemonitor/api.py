@@ -39,6 +39,7 @@ from vemonitor import __version__ as __version__
 from vemonitor.clock import Clock as Clock
 from vemonitor.config.schema import Connector as Connector
 from vemonitor.config.schema import DeliveryConfig as DeliveryConfig
+from vemonitor.config.schema import FieldError as FieldError
 from vemonitor.config.schema import InputItem as InputItem
 from vemonitor.config.schema import OutputItem as OutputItem
 from vemonitor.config.schema import load_item as load_item

@@ -20,9 +20,6 @@ from vemonitor.clock import MAX_SPEED
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.paths import default_state_dir
 from vemonitor.config.schema import (
-    MAX_CACHE_INTERVAL,
-    MAX_INTERVAL,
-    MIN_INTERVAL,
     InputItem,
     MetricsConfig,
     OutputItem,
@@ -228,7 +225,6 @@ class _Checker:
             schema = reg.input_item or InputItem
             for path, raw in _items(items, f"block.inputs.{domain_key}", self.block_file):
                 item = load_item(schema, raw, self.block_file, path)
-                self._interval(item.time_interval, f"{path}.time_interval")
                 self.connector(domain, domain_key, item.source, f"{path}.source")
                 specs.append(InputSpec(domain, item.name, item.source, float(item.time_interval),
                                        tuple(item.columns), self._ref_cols(item.ref_cols, path),
@@ -249,11 +245,6 @@ class _Checker:
                     _items(items, f"block.outputs.{domain_key}", self.block_file)):
                 raw.setdefault("name", f"{domain}_{index}" if index else domain)
                 item = load_item(schema, raw, self.block_file, path)
-                self._interval(item.time_interval, f"{path}.time_interval")
-                if not 1 <= item.cache_interval <= MAX_CACHE_INTERVAL:
-                    raise ConfigError(f"must be between 1 and {MAX_CACHE_INTERVAL}, got "
-                                      f"{item.cache_interval}", file=self.block_file,
-                                      key=f"{path}.cache_interval")
                 if item.source is not None and reg.connector is not None:
                     self.connector(domain, domain_key, item.source, f"{path}.source")
                 for input_name in item.columns:
@@ -335,11 +326,6 @@ class _Checker:
                               f"(it provides: {', '.join(reg.manifest.provides)})",
                               file=self.block_file, key=key)
         return domain
-
-    def _interval(self, value: float, key: str) -> None:
-        if not MIN_INTERVAL <= value <= MAX_INTERVAL:
-            raise ConfigError(f"must be between {MIN_INTERVAL} and {MAX_INTERVAL} seconds, got "
-                              f"{value:g}", file=self.block_file, key=key)
 
     def _unique(self, names: list[str], what: str, key: str) -> None:
         seen: set[str] = set()

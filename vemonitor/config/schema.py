@@ -82,6 +82,22 @@ class VemonitorConfig:
 
 
 # ---------------------------------------------------------------- item schemas
+class FieldError(ValueError):
+    """A ``validate()`` rule broken by one field: the error names ``<item key>.<field>``."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
+def check_interval(value: float, field_name: str = "time_interval") -> None:
+    """Check an interval in seconds: below 1 s devices send nothing new; above a day a
+    time series stops being one."""
+    if not MIN_INTERVAL <= value <= MAX_INTERVAL:
+        raise FieldError(field_name, f"must be between {MIN_INTERVAL} and {MAX_INTERVAL} "
+                                     f"seconds, got {value:g}")
+
+
 @dataclass
 class Connector:
     """Base of every integration's connector schema (the seed's ``active`` flag included)."""
@@ -99,6 +115,10 @@ class InputItem:
     columns: list[str] = field(default_factory=list)
     ref_cols: list[list[str]] = field(default_factory=list)
     device: str | None = None
+
+    def validate(self) -> None:
+        """Check the range of the input's interval (no I/O)."""
+        check_interval(self.time_interval)
 
 
 @dataclass
@@ -135,7 +155,11 @@ class OutputItem:
     max_writes_per_hour: int | None = None  # local (SD card) writes per hour
 
     def validate(self) -> None:
-        """Check the delivery settings (no I/O)."""
+        """Check the cadence and the delivery settings (no I/O)."""
+        check_interval(self.time_interval)
+        if not 1 <= self.cache_interval <= MAX_CACHE_INTERVAL:
+            raise FieldError("cache_interval", f"must be between 1 and {MAX_CACHE_INTERVAL}, "
+                                               f"got {self.cache_interval}")
         d = self.delivery
         if d.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"delivery.synchronous must be OFF, NORMAL, FULL or EXTRA, got "
@@ -173,6 +197,8 @@ def load_item(schema: type, data: Mapping[str, Any], file: str | None, key: str)
                 validate(obj)
             except ConfigError:  # already one line with its own key path
                 raise
+            except FieldError as err:  # one field's rule: the key path names the field
+                raise ConfigError(str(err), file=file, key=f"{key}.{err.field}") from err
             except ValueError as err:  # an integration's own cross-field rule
                 raise ConfigError(str(err), file=file, key=key) from err
             except Exception as err:  # an integration's bug: still one line, named
