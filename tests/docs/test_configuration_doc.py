@@ -19,6 +19,7 @@ from hw_sim.service import SimulatorConfig  # the simulator service's section
 from vemonitor.api import IntegrationError
 from vemonitor.config.schema import (
     BlockConfig,
+    CacheConfig,
     Connector,
     DeliveryConfig,
     InputItem,
@@ -38,6 +39,7 @@ CORE_SECTIONS: dict[type, str] = {
     MetricsConfig: "metrics",
     SimulatorConfig: "simulator",
     BlockConfig: "Blocks",
+    CacheConfig: "cache",
     RedisCacheConfig: "redis_cache",
     InputItem: "Input items",
     OutputItem: "Output items",

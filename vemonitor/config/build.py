@@ -18,6 +18,7 @@ from typing import Any
 from vemonitor.batteries import BatteryBank, load_bank
 from vemonitor.clock import MAX_SPEED
 from vemonitor.config.errors import ConfigError
+from vemonitor.config.legacy import cache_section
 from vemonitor.config.paths import default_state_dir
 from vemonitor.config.schema import (
     InputItem,
@@ -66,6 +67,15 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
+class CacheSpec:
+    """The block's cache backend: an integration providing ``cache``, and its connector."""
+
+    domain: str
+    source: str
+    max_data_points: int
+
+
+@dataclass(frozen=True)
 class Runtime:
     """Run-level settings."""
 
@@ -90,7 +100,7 @@ class RunSpec:
     connectors: Mapping[tuple[str, str], ConnectorSpec]
     bank: BatteryBank | None
     max_data_points: int
-    redis_cache: Mapping[str, Any] | None
+    cache: CacheSpec | None  # None: the memory cache
     runtime: Runtime
     secrets: tuple[str, ...] = ()
     services: Mapping[str, Any] = field(default_factory=dict)  # config key -> typed section
@@ -118,14 +128,14 @@ def build_run(cfg: Mapping[str, Any], registry: Registry,
     inputs = checker.inputs(block.get("inputs") or {})
     outputs = checker.outputs(block.get("outputs") or {}, {i.name for i in inputs})
     bank = _bank(block, cfg.get("batteryBanks"), origins)
-    redis_cache = checker.redis_cache(block.get("redis_cache"))
+    cache = checker.cache(block)
     max_points = block.get("max_data_points", 3600)
     if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
         raise ConfigError(f"must be an integer >= 1, got {max_points!r}", file=block_file,
                           key="block.max_data_points")
     return RunSpec(block=name, app=str(block.get("app", "")), inputs=inputs, outputs=outputs,
                    connectors=checker.used, bank=bank, max_data_points=max_points,
-                   redis_cache=redis_cache, runtime=_runtime(cfg),
+                   cache=cache, runtime=_runtime(cfg),
                    secrets=tuple(sorted(collect_secrets(cfg))), services=_services(cfg, registry))
 
 
@@ -260,19 +270,23 @@ class _Checker:
         self._unique([s.name for s in specs], "output", "block.outputs")
         return tuple(specs)
 
-    def redis_cache(self, node: Any) -> Mapping[str, Any] | None:
+    def cache(self, block: Mapping[str, Any]) -> CacheSpec | None:
+        """Return the block's cache backend (``cache``, or the seed's ``redis_cache``)."""
+        key, node = cache_section(block)
         if node is None:
             return None
-        if not isinstance(node, Mapping) or "source" not in node:
-            raise ConfigError("must be a mapping with 'source' and 'max_data_points'",
-                              file=self.block_file, key="block.redis_cache")
-        self._integration("redis", "cache", "block.redis_cache")
-        self.connector("redis", "redis", str(node["source"]), "block.redis_cache.source")
+        seed = key.endswith("redis_cache")
+        if not isinstance(node, Mapping) or not {"domain", "source"} <= set(node):
+            wanted = "'source'" if seed else "'domain', 'source'"
+            raise ConfigError(f"must be a mapping with {wanted} and 'max_data_points'",
+                              file=self.block_file, key=key)
+        domain = self._integration(str(node["domain"]), "cache", key if seed else f"{key}.domain")
+        self.connector(domain, domain, str(node["source"]), f"{key}.source")
         points = node.get("max_data_points", 120)
         if isinstance(points, bool) or not isinstance(points, int) or points < 1:
             raise ConfigError(f"must be an integer >= 1, got {points!r}", file=self.block_file,
-                              key="block.redis_cache.max_data_points")
-        return dict(node)
+                              key=f"{key}.max_data_points")
+        return CacheSpec(domain, str(node["source"]), points)
 
     def connector(self, domain: str, domain_key: str, name: str, key: str) -> ConnectorSpec:
         """Return (and remember) the connector ``name`` of ``domain``, typed."""

@@ -49,13 +49,27 @@ class RedisCacheConfig:
 
 
 @dataclass
+class CacheConfig:
+    """Keep the block's data cache in an integration providing ``cache`` instead of memory.
+
+    The seed's ``redis_cache: {source, max_data_points}`` is the same with
+    ``domain: redis`` (translated by :func:`vemonitor.config.legacy.cache_section`).
+    """
+
+    domain: str = MISSING
+    source: str = MISSING
+    max_data_points: int = 120
+
+
+@dataclass
 class BlockConfig:
     """One block (the seed's appBlock): inputs, middlewares and outputs run together."""
 
     name: str = MISSING
     app: str = "batSerialMonitor"
     args: dict[str, Any] = field(default_factory=dict)
-    redis_cache: RedisCacheConfig | None = None
+    cache: CacheConfig | None = None
+    redis_cache: RedisCacheConfig | None = None  # the seed's spelling of cache (domain redis)
     max_data_points: int = 3600
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)

@@ -29,10 +29,6 @@ from vemonitor.middlewares import Step, bank_step, bounds, chain
 from vemonitor.outbox import MemoryOutbox, Outbox, OutboxLimits, outbox_path
 from vemonitor.registry import Registration, Registry
 
-# The memory cache is the default; an integration providing a cache backend is used
-# when the block names it (the seed's ``redis_cache``).
-CACHE_DOMAIN = "redis"
-
 
 @dataclass
 class Wiring:
@@ -61,7 +57,7 @@ def wire(spec: RunSpec, registry: Registry, clock: Clock, port_globs: tuple[str,
                       debug=spec.runtime.debug, stale_after=stale_after(spec),
                       port_globs=port_globs, block=spec.block)
     wiring = Wiring(context, DataCache(spec.max_data_points))
-    if spec.redis_cache is not None:
+    if spec.cache is not None:  # the memory cache unless the block names a backend
         wiring.cache = _cache_backend(spec, registry, context)
     _sources(wiring, spec, registry, wake)
     _inputs(wiring, spec, clock)
@@ -71,13 +67,12 @@ def wire(spec: RunSpec, registry: Registry, clock: Clock, port_globs: tuple[str,
 
 def _cache_backend(spec: RunSpec, registry: Registry, context: Context) -> Cache:
     """Return the block's cache backend (the seed's: a Redis connector holds the rows)."""
-    assert spec.redis_cache is not None
-    reg = registry.get(CACHE_DOMAIN)
+    assert spec.cache is not None
+    reg = registry.get(spec.cache.domain)
     if reg.cache_factory is None:
-        raise IntegrationError(f"integration '{CACHE_DOMAIN}' provides no cache backend")
-    connector = spec.connectors[(CACHE_DOMAIN, str(spec.redis_cache["source"]))]
-    return reg.cache_factory(connector.config, int(spec.redis_cache.get("max_data_points", 120)),
-                             context)
+        raise IntegrationError(f"integration '{spec.cache.domain}' provides no cache backend")
+    connector = spec.connectors[(spec.cache.domain, spec.cache.source)]
+    return reg.cache_factory(connector.config, spec.cache.max_data_points, context)
 
 
 def _sources(wiring: Wiring, spec: RunSpec, registry: Registry,

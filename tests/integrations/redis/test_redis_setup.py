@@ -11,7 +11,7 @@ import integrations.redis as redis_integration
 from integrations.redis.schema import RedisConnector, RedisInput, RedisOutput, Structure
 from tests.conftest import SEED_CONFIGS, require_shared
 from vemonitor.api import load_item as typed
-from vemonitor.config.build import build_run
+from vemonitor.config.build import CacheSpec, build_run
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.legacy import load_legacy
 from vemonitor.registry import Registry
@@ -43,7 +43,7 @@ def test_seed_redis_block_validates() -> None:
     assert out.item.structure is Structure.HmapTimeSeries and out.item.max_items == 3600
     local = spec.connectors[("redis", "local")].config
     assert isinstance(local, RedisConnector) and (local.host, local.port) == ("127.0.0.1", 6379)
-    assert spec.redis_cache == {"source": "local", "max_data_points": 120}
+    assert spec.cache == CacheSpec("redis", "local", 120)  # the seed's redis_cache, generic
 
 
 def test_seed_connectors_with_passwords_type_and_hide_them() -> None:
