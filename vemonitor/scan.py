@@ -28,7 +28,6 @@ from vemonitor.vedirect.events import Block, Rejected
 from vemonitor.vedirect.snapshot import Snapshot, SnapshotAssembler
 
 DEFAULT_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*")
-SIM_GLOB = "ttyVE_*"
 PROBE_TIMEOUT = 3.0  # a device sends a full cycle every second; allow a missed one
 
 
@@ -67,15 +66,13 @@ class ProbeResult:
                 "serial": snap.serial, "firmware": snap.firmware}
 
 
-def candidate_ports(globs: Iterable[str] = DEFAULT_GLOBS, sim_dir: str | None = None) -> list[str]:
-    """Return existing port paths matching ``globs`` (plus the simulator's), one per device.
+def candidate_ports(globs: Iterable[str] = DEFAULT_GLOBS) -> list[str]:
+    """Return existing port paths matching ``globs``, one per device.
 
     A /dev/serial/by-id link and the ttyUSB node it points to are the same device:
     the by-id name is kept because it survives renumbering.
     """
     patterns = list(globs)
-    if sim_dir:
-        patterns.append(os.path.join(sim_dir, SIM_GLOB))
     seen: dict[str, str] = {}
     for pattern in patterns:
         for path in sorted(glob.glob(os.path.expanduser(pattern))):
