@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from hw_sim import Simulator
-from tests.conftest import SEED_CONFIGS, require_shared
 from tests.integrations.emoncms.contract_server import ContractServer
 from tests.servers import RedisServer
+from tests.shared import SEED_CONFIGS, require_shared
 from vemonitor.cli import preflight
 from vemonitor.config.compose import prepare, register_resolvers, register_schema
 from vemonitor.config.errors import ConfigError

@@ -9,7 +9,7 @@ import yaml
 
 import integrations.redis as redis_integration
 from integrations.redis.schema import RedisConnector, RedisInput, RedisOutput, Structure
-from tests.conftest import SEED_CONFIGS, require_shared
+from tests.shared import SEED_CONFIGS, require_shared
 from vemonitor.api import load_item as typed
 from vemonitor.config.build import CacheSpec, build_run
 from vemonitor.config.errors import ConfigError
