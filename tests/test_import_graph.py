@@ -98,6 +98,9 @@ def files(package: str) -> list[Path]:
     return sorted(p for p in (ROOT / package).rglob("*.py") if "__pycache__" not in p.parts)
 
 
+EXAMPLE = "examples/vemonitor-integration-example/vemonitor_jsonl"  # the external example
+
+
 def layer(module: str) -> int | None:
     """Return the layer of a vemonitor module (its own entry, else its package's)."""
     parts = module.split(".")
@@ -160,6 +163,7 @@ def test_the_contract_does_not_load_the_serial_stack() -> None:
 
 
 @pytest.mark.parametrize(("package", "allowed"), [("integrations", PLUGIN_ALLOWED),
+                                                  (EXAMPLE, PLUGIN_ALLOWED),
                                                   ("hw_sim", HW_SIM_ALLOWED)])
 def test_plugins_import_only_the_contract_and_the_codec(package: str,
                                                         allowed: tuple[str, ...]) -> None:
