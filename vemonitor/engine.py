@@ -52,6 +52,7 @@ from vemonitor.clock import Clock
 from vemonitor.config.build import InputSpec, OutputSpec, RunSpec
 from vemonitor.config.errors import ConfigError
 from vemonitor.delivery import RetryPolicy, Sender
+from vemonitor.errors import SinkAuthFailed, SinkRejected
 from vemonitor.middlewares import Step, bank_step, bounds, chain, project
 from vemonitor.model import Batch, DropRow, Row
 from vemonitor.outbox import MemoryOutbox, Outbox, OutboxError, OutboxLimits, outbox_path
@@ -436,11 +437,23 @@ class Engine:
     def start(self) -> None:
         """Start sources and sinks."""
         self.started_at = self.clock.now()
-        _call_if_present(self.cache, "start")
+        self._start_cache()
         for source in self.sources.values():
             source.start()
         for output in self.outputs:
             output.start()
+
+    def _start_cache(self) -> None:
+        """Start the cache; a Redis db it may not use is a configuration mistake (one line,
+        exit 2): without its cache the block cannot run, and silently falling back to
+        memory would drop the persistence the user asked for."""
+        try:
+            _call_if_present(self.cache, "start")
+        except (SinkRejected, SinkAuthFailed) as err:
+            source = (self.spec.redis_cache or {}).get("source", "?")
+            fix = (f" (appConnectors.redis.{source}.db; EmonCms keeps its own keys in db 0)"
+                   if isinstance(err, SinkRejected) else "")
+            raise IntegrationError(f"redis_cache: {err}{fix}") from err
 
     def run(self, duration: float | None = None) -> None:
         """Run ticks until ``stop()`` is called or ``duration`` seconds of clock time pass."""
