@@ -122,7 +122,8 @@ class EmoncmsSink:
         self._session = session
 
     def write(self, batch: Batch) -> None:
-        """Send the batch in one request; return on ``ok``, raise an EmoncmsError otherwise."""
+        """Send the batch in one request (a second one when ``auth: auto`` falls back to the
+        body); return on ``ok``, raise an EmoncmsError otherwise."""
         if self._session is None:
             self.start()
         assert self._session is not None
