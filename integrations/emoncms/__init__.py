@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.emoncms.errors import EmoncmsAuthError, EmoncmsError, EmoncmsUnavailable
+from integrations.emoncms.errors import (
+    EmoncmsAuthError,
+    EmoncmsError,
+    EmoncmsRejected,
+    EmoncmsUnavailable,
+)
 from integrations.emoncms.names import check_names
 from integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
 from vemonitor.api import Context, ManifestInfo, OutputItem, Registrar, SendCost, Sink
 
 __all__ = ["EmoncmsAuthError", "EmoncmsConnector", "EmoncmsError", "EmoncmsOutput",
-           "EmoncmsUnavailable", "check_names", "create_sink", "setup"]
+           "EmoncmsRejected", "EmoncmsUnavailable", "check_names", "create_sink", "setup"]
 
 
 def create_sink(item: OutputItem, connector: Any | None, ctx: Context) -> Sink:

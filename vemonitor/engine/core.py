@@ -9,7 +9,15 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from vemonitor.api import Cache, Context, Lifecycle, Source
+from vemonitor.api import (
+    Cache,
+    Context,
+    IntegrationError,
+    Lifecycle,
+    SinkAuthFailed,
+    SinkRejected,
+    Source,
+)
 from vemonitor.clock import Clock
 from vemonitor.config.build import RunSpec
 from vemonitor.engine.schedule import Schedule, Timer, first_tick
@@ -73,12 +81,26 @@ class Engine:
     def start(self) -> None:
         """Start the cache, sources and sinks."""
         self.started_at = self.clock.now()
-        if isinstance(self.cache, Lifecycle):  # a Redis cache connects; memory does not
-            self.cache.start()
+        self._start_cache()
         for source in self.sources.values():
             source.start()
         for output in self.outputs:
             output.start()
+
+    def _start_cache(self) -> None:
+        """Start the cache; a backend it may not use is a configuration mistake (one line,
+        exit 2): without its cache the block cannot run, and silently falling back to
+        memory would drop the persistence the user asked for."""
+        if not isinstance(self.cache, Lifecycle):  # the memory cache has nothing to connect
+            return
+        try:
+            self.cache.start()
+        except (SinkRejected, SinkAuthFailed) as err:
+            spec = self.spec.cache
+            where = f"{spec.domain}.{spec.source}" if spec else "?"
+            fix = (f" (appConnectors.{where}.db; EmonCms keeps its own keys in db 0)"
+                   if isinstance(err, SinkRejected) else "")
+            raise IntegrationError(f"redis_cache: {err}{fix}") from err
 
     def run(self, duration: float | None = None) -> None:
         """Run ticks until ``stop()`` is called or ``duration`` seconds of clock time pass."""

@@ -85,6 +85,7 @@ def test_seed_connectors_validate(seed_configs_dir: Path) -> None:
     ({"timeout": 0}, "timeout must be > 0"),
     ({"node_prefix": "site/1"}, "node_prefix"),
     ({"max_node_length": 0}, "max_node_length must be >= 1"),
+    ({"auth": "url"}, "auth must be one of auto, header, body"),
 ])
 def test_connector_rules(fields: dict[str, Any], message: str) -> None:
     """Each bad connector setting is one ConfigError naming the key path, never the key."""
