@@ -65,6 +65,7 @@ from vemonitor.registry import (
     Source,
 )
 from vemonitor.scan import Scanner
+from vemonitor.seed_values import seed_values
 from vemonitor.vedirect.fields import jsonable
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,13 @@ def first_tick(now: float, interval: float) -> float:
     return (math.floor(now / interval) + 1) * interval
 
 
+# How an input types its values (InputItem.value_format): vemonitor's own, or the seed's.
+ENCODERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "vemonitor": lambda values: {k: jsonable(v) for k, v in values.items()},
+    "vemonitor_m8": lambda values: seed_values(dict(values)),
+}
+
+
 class InputWorker:
     """Makes one row per slot from its source's latest snapshot (see the module doc)."""
 
@@ -149,6 +157,7 @@ class InputWorker:
         self._period = DEVICE_PERIOD  # learned time between two snapshots
         self._seen_at: float | None = None  # receive time of the newest snapshot seen
         self._used_at: float | None = None  # receive time of the snapshot of the last row
+        self._encode = ENCODERS[getattr(spec.item, "value_format", "vemonitor")]
 
     def tick(self, at: float) -> Row | None:
         """Close the slot ending at ``at``: cache its row (stamped at the slot's start).
@@ -222,7 +231,7 @@ class InputWorker:
         except DropRow as drop:
             self.stats.dropped[drop.reason] += 1
             return None
-        row = Row(at, self.spec.name, {k: jsonable(v) for k, v in row_values.items()}, age=age)
+        row = Row(at, self.spec.name, self._encode(row_values), age=age)
         self.cache.add(row)
         self.stats.rows += 1
         self.stats.age_total += age
@@ -246,6 +255,8 @@ class OutputWorker:
         # if it has any, else each input's.
         own = {col: std for std, col in spec.ref_cols}
         self.names = {name: own or dict((input_names or {}).get(name, {})) for name in inputs}
+        if not spec.item.apply_ref_cols:  # a legacy output: the seed never renamed
+            self.names = {name: {} for name in inputs}
         self.outbox = outbox
         self.clock = clock
         self.ticks = 0

@@ -62,6 +62,8 @@ def check_state_dir(path: Path) -> None:
 def execute(spec: RunSpec, registry: Registry) -> None:
     """Run one validated job: budget warnings, dry run or the engine, then the summary."""
     try:
+        for notice in spec.notices:
+            log.warning("%s", notice)
         for problem in budget.check(spec, registry, spec.runtime.budget_override):
             log.warning("budget override: %s", problem)
         if spec.runtime.dry_run:

@@ -9,6 +9,7 @@ from vemonitor.config.schema import Connector, InputItem, OutputItem
 
 CERT_REQS = ("none", "optional", "required")
 DEFAULT_MAX_ITEMS = 3600
+SELECTOR_DBS = 16  # the seed's selector tries db 0..15
 DEFAULT_STREAM_PREFIX = "vemonitor:"
 
 
@@ -36,6 +37,10 @@ class RedisConnector(Connector):
     # Short timeouts: a hung server must fail a write quickly so the outbox can retry.
     socket_timeout: float = 5.0
     socket_connect_timeout: float = 5.0
+    # vemonitor_m8's db selector: when ``db`` holds keys without the seed's marker
+    # (vemonitor_meta.controled_by = vemonitor_m8), use the first of db 0..15 that is
+    # empty or marked, as the seed's writer and reader do. On for legacy configurations.
+    db_selector: bool = False
 
     def validate(self) -> None:
         """Check ranges and TLS options (no I/O)."""
@@ -45,6 +50,9 @@ class RedisConnector(Connector):
             raise ValueError(f"port must be between 1 and 65535, got {self.port}")
         if self.db < 0:
             raise ValueError(f"db must be >= 0, got {self.db}")
+        if self.db_selector and self.db >= SELECTOR_DBS:
+            raise ValueError(f"db_selector needs db between 0 and {SELECTOR_DBS - 1}, got "
+                             f"{self.db}")
         if self.ssl_cert_reqs not in CERT_REQS:
             raise ValueError(f"ssl_cert_reqs must be one of {', '.join(CERT_REQS)}, "
                              f"got {self.ssl_cert_reqs!r}")
