@@ -64,10 +64,16 @@ def clean(value: Value) -> Value:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def encode_values(values: Mapping[str, Value]) -> str:
-    """Return a row's values as compact JSON."""
-    return json.dumps({k: clean(v) for k, v in values.items()}, separators=(",", ":"),
-                      allow_nan=False)
+# JSON text of a hash value: vemonitor's compact form, or the seed's (ve_utils'
+# UJson.dumps_json is json.dumps with its default separators), byte for byte.
+JSON_SEPARATORS: dict[str, tuple[str, str]] = {"compact": (",", ":"),
+                                               "vemonitor_m8": (", ", ": ")}
+
+
+def encode_values(values: Mapping[str, Value], style: str = "compact") -> str:
+    """Return a row's values as JSON text (compact, or spaced as vemonitor_m8 wrote it)."""
+    return json.dumps({k: clean(v) for k, v in values.items()},
+                      separators=JSON_SEPARATORS[style], allow_nan=False)
 
 
 def decode_values(text: str) -> dict[str, Value]:

@@ -10,6 +10,7 @@ from vemonitor.config.schema import Connector, InputItem, OutputItem
 CERT_REQS = ("none", "optional", "required")
 DEFAULT_MAX_ITEMS = 3600
 SELECTOR_DBS = 16  # the seed's selector tries db 0..15
+JSON_STYLES = ("compact", "vemonitor_m8")  # integrations.redis.layout.JSON_SEPARATORS
 DEFAULT_STREAM_PREFIX = "vemonitor:"
 
 
@@ -76,6 +77,9 @@ class RedisOutput(OutputItem):
     redis_node: str | None = None  # HmapTimeSeries: the SET name and key prefix
     stream_prefix: str = DEFAULT_STREAM_PREFIX  # Stream: key = prefix + node
     max_items: int = DEFAULT_MAX_ITEMS  # rows kept per node (exact for hashes, ~ for streams)
+    # HmapTimeSeries JSON text: "compact", or "vemonitor_m8" (the seed's spacing; the
+    # default of a legacy configuration, so hash values are the seed's byte for byte).
+    json_style: str = "compact"
 
     def __post_init__(self) -> None:
         # Accept the name as well as the member when built outside OmegaConf.
@@ -85,6 +89,9 @@ class RedisOutput(OutputItem):
         """Check the fields the structure needs (no I/O)."""
         if not self.source:
             raise ValueError("source (the name of a redis connector) is required")
+        if self.json_style not in JSON_STYLES:
+            raise ValueError(f"json_style must be one of {', '.join(JSON_STYLES)}, got "
+                             f"{self.json_style!r}")
         _check_layout(self.structure, self.redis_node, self.stream_prefix)
         if self.max_items < 1:
             raise ValueError(f"max_items must be >= 1, got {self.max_items}")

@@ -120,7 +120,7 @@ class RedisSink:
             keys += [layout.hmap_key(redis_node, node), layout.index_key(redis_node, node)]
             args.append(len(unique))
             for row in unique:
-                args += [layout.epoch_field(row.time), layout.encode_values(row.values)]
+                args += [layout.epoch_field(row.time), layout.encode_values(row.values, self.item.json_style)]
         return keys, args
 
     def _stream_command(self, batch: Batch, args: Args) -> Command:

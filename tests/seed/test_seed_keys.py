@@ -172,6 +172,7 @@ def test_legacy_meanings_are_explicit_in_the_run(tmp_path: Path) -> None:
     connector = spec.connectors[("redis", "local")].config
     assert (connector.db, connector.db_selector) == (3, True)
     assert redis_out.item.structure.value == "HmapTimeSeries"
+    assert redis_out.item.json_style == "vemonitor_m8"
 
 
 def test_opt_in_to_vemonitor_behaviour_in_a_legacy_block(tmp_path: Path) -> None:

@@ -69,6 +69,10 @@ def assert_seed_rows(reader: SeedHmapReader, summary: dict[str, Any]) -> None:
             assert type(value) is expected, (stamp, column, value)
         assert values["Alarm"] in (0, 1) and values["Relay"] in (0, 1)
         assert 0.0 <= values["SOC"] <= 100.0 and 8.0 < values["V"] < 17.0
+    # Byte for byte: the seed's HmapTimeSeriesApp stored UJson.dumps_json(point), i.e.
+    # json.dumps with its default separators, keys in the output's column order.
+    for text in reader.client.hvals(f"{REDIS_NODE}_bmv700"):
+        assert text == json.dumps({c: json.loads(text)[c] for c in COLUMNS})
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ keep working (docs/migrating-from-vemonitor_m8.md lists every difference):
 * serial inputs type values as the seed did (:mod:`vemonitor.seed_values`):
   ``value_format: vemonitor`` opts in to vemonitor's types;
 * a redis output without ``cache_interval`` sends batches of 5 rows
-  (``RedisOutputWorker.cache_interval = 5`` in the seed);
+  (``RedisOutputWorker.cache_interval = 5`` in the seed), and spaces its JSON as the
+  seed did (``json_style: vemonitor_m8``: json.dumps' default separators);
 * a redis connector without ``db`` uses db 3 (``RedisCli(db=3)`` in the seed) and
   the seed's db selector (``db_selector``): a db holding keys without the seed's
   ``vemonitor_meta`` marker is skipped for the next one, as the seed's reader does.
@@ -139,6 +140,8 @@ def _redis_item(role: str) -> Callable[[dict[str, Any], str, Notices], None]:
             item.setdefault("structure", SEED_STRUCTURE)
         if role == "input":
             _redis_input_columns(item, path, notices)
+        else:
+            item.setdefault("json_style", "vemonitor_m8")
     return rule
 
 
