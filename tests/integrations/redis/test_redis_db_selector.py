@@ -12,10 +12,13 @@ import dataclasses
 import pytest
 import redis
 
+from integrations.redis import create_source
 from integrations.redis.client import RedisForeignDb, select_db
-from integrations.redis.schema import RedisConnector
-from tests.integrations.redis.conftest import batch, rows
+from integrations.redis.schema import RedisConnector, RedisInput
+from integrations.redis.source import RedisSource
+from tests.integrations.redis.conftest import NOW, batch, rows
 from tests.servers import LOOPBACK, RedisServer
+from vemonitor.registry import Context
 
 
 def db(server: RedisServer, number: int) -> redis.Redis:
@@ -99,3 +102,21 @@ def test_sink_refuses_a_db_that_turned_foreign(
     target.delete("vemonitor_meta")
     with pytest.raises(Foreign):
         sink.write(batch(rows("bmv700", 1_700_000_010, 1)))
+
+
+def test_legacy_input_reads_the_db_the_legacy_writer_chose(
+        make_sink, seed_connector: RedisConnector, redis_server: RedisServer,  # type: ignore[no-untyped-def]
+        ctx: Context) -> None:
+    """A redis input with the same legacy connector follows the writer past a foreign db 3
+    (it only reads: it never marks a db)."""
+    db(redis_server, 3).set("foreign", "1")
+    written = rows("bmv700", NOW, 4)
+    make_sink(conn=seed_connector, redis_node="edge").write(batch(written))
+    source = create_source("edge", seed_connector, ctx)
+    assert isinstance(source, RedisSource)
+    source.subscribe(RedisInput(name="bmv700", source="edge", redis_node="edge", since=NOW))
+    source.start()
+    try:
+        assert [r.time for r in source.rows_since(0, "bmv700")] == [r.time for r in written]
+    finally:
+        source.close()
