@@ -157,7 +157,7 @@ class InputWorker:
         self._period = DEVICE_PERIOD  # learned time between two snapshots
         self._seen_at: float | None = None  # receive time of the newest snapshot seen
         self._used_at: float | None = None  # receive time of the snapshot of the last row
-        self._encode = ENCODERS[getattr(spec.item, "value_format", "vemonitor")]
+        self._encode = ENCODERS[spec.item.value_format]
 
     def tick(self, at: float) -> Row | None:
         """Close the slot ending at ``at``: cache its row (stamped at the slot's start).

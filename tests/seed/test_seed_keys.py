@@ -13,6 +13,8 @@ import yaml
 
 from tests.conftest import REPO_ROOT
 from vemonitor.cli import preflight, prepare, register_resolvers, register_schema
+from vemonitor.config.seed import SEED_DOMAINS
+from vemonitor.registry import Registry
 
 README_EXAMPLE = REPO_ROOT / "examples" / "vemonitor_m8_readme"
 
@@ -49,8 +51,20 @@ SEED_SCHEMA_PROPERTIES: dict[str, tuple[str, ...]] = {
 
 # Keys valid for the seed that do nothing in vemonitor: each named in exactly one warning.
 IGNORED = ("args.solarPlants", "appConnectors.serial.bmv.onError", ".max_items")
-NOOP_WORKERS = ("block.inputs.influxDb2", "block.outputs.influxDb2", "block.outputs.serial",
-                "block.inputs.tuya", "block.outputs.tuya")
+SEED_WORKERS_WITHOUT_PEER = (("inputs", "influxDb2"), ("outputs", "influxDb2"),
+                              ("outputs", "serial"), ("inputs", "tuya"), ("outputs", "tuya"))
+
+
+def noop_workers() -> list[str]:
+    """Return the seed workers no integration installed here provides (warned about):
+    when one lands (e.g. influxdb2), its items are handed to it instead."""
+    registry = Registry().discover()
+    out = []
+    for role, key in SEED_WORKERS_WITHOUT_PEER:
+        manifest = registry.manifests.get(registry.canonical(SEED_DOMAINS[key]))
+        if manifest is None or role[:-1] not in manifest.provides:
+            out.append(f"block.{role}.{key}")
+    return out
 
 REF = [["bat_voltage", "V"]]
 
@@ -142,9 +156,11 @@ def test_every_seed_schema_property_is_accepted(tmp_path: Path) -> None:
     proc = vemonitor([f"config_dir={tmp_path}", "block=EveryKey", "dry_run=true"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if "WARNING" in line]
-    for key in (*IGNORED, *NOOP_WORKERS):
+    noop = noop_workers()
+    assert "block.outputs.serial" in noop  # VE.Direct is read-only
+    for key in (*IGNORED, *noop):
         assert sum(key in line for line in warnings) == 1, (key, warnings)
-    assert len(warnings) == len(IGNORED) + len(NOOP_WORKERS), warnings
+    assert len(warnings) == len(IGNORED) + len(noop), warnings
     assert "seed-secret" not in proc.stderr + proc.stdout
     assert "influx-token" not in proc.stderr + proc.stdout
     # The seed's meanings: its redis output keeps its batch size, emoncms its 10.
