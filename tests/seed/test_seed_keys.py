@@ -245,3 +245,19 @@ def test_duplicate_block_names_exit_2_with_one_line(tmp_path: Path) -> None:
     assert "appBlocks[2].name" in lines[0] and "appBlocks[0].name" in lines[0]
     assert str(tmp_path / "vm_conf.yaml") in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_seed_interval_range_is_accepted(tmp_path: Path) -> None:
+    """The seed's schema allows time_interval from 0.5 s: 0.5 is raised to 1 s with a
+    warning naming it (a device sends once a second)."""
+    config = every_key_config()
+    block = config["appBlocks"][0]
+    block["inputs"]["serial"][0]["time_interval"] = 0.5
+    (tmp_path / "vm_conf.yaml").write_text(yaml.safe_dump(config))
+    register_resolvers()
+    register_schema()
+    spec, _ = preflight(prepare([f"config_dir={tmp_path}", "block=EveryKey",
+                                 f"state_dir={tmp_path / 'state'}"]))
+    assert next(i for i in spec.inputs if i.domain == "vedirect").time_interval == 1
+    raised = [n for n in spec.notices if "inputs.serial[0].time_interval" in n]
+    assert len(raised) == 1 and "0.5 s raised to 1 s" in raised[0]

@@ -46,6 +46,10 @@ SEED_DOMAINS: dict[str, str] = {
 SEED_REDIS_DB = 3  # vemonitor_m8's RedisCli(db=3)
 SEED_CACHE_INTERVAL = {"redis": 5}  # the seed's output worker defaults, by worker key
 SEED_STRUCTURE = "HmapTimeSeries"  # the only structure the seed's redis output wrote
+# The seed's schema: time_interval from 0.5 s. Below 1 s a VE.Direct device has nothing
+# new (it sends once a second), so such an interval is raised to 1 s, named. (Above
+# vemonitor's 1 day the seed allowed 4 days: refused here, a day is the longest slot.)
+SEED_MIN_INTERVAL = 0.5
 
 # (where, key) -> why vemonitor has no use for it: accepted, named once, dropped.
 IGNORED: dict[tuple[str, str], str] = {
@@ -94,6 +98,7 @@ def translate_block(block: dict[str, Any], file: str, index: int) -> dict[str, A
         for worker_key, items in groups.items():
             for path, item in _items(items, f"{where}.{role}.{worker_key}"):
                 ITEM_RULES.get((role, worker_key), _no_rule)(item, path, notices)
+                _sub_second_interval(item, path, notices)
                 if role == "outputs":
                     item.setdefault("apply_ref_cols", False)
                     if worker_key in SEED_CACHE_INTERVAL:
@@ -156,6 +161,15 @@ def _redis_input_columns(item: dict[str, Any], path: str, notices: Notices) -> N
                     f"several nodes: vemonitor reads node '{node}' only (one input per node)")
     item.setdefault("node", node)
     item["columns"] = list(cols or [])
+
+
+def _sub_second_interval(item: dict[str, Any], path: str, notices: Notices) -> None:
+    value = item.get("time_interval")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and \
+            SEED_MIN_INTERVAL <= value < 1:
+        item["time_interval"] = 1
+        notices.add(f"time_interval@{path}", f"{path}.time_interval",
+                    f"{value:g} s raised to 1 s (a VE.Direct device sends once a second)")
 
 
 def _no_rule(item: dict[str, Any], path: str, notices: Notices) -> None:
