@@ -66,6 +66,8 @@ def execute(spec: RunSpec, registry: Registry) -> None:
     A mistake found only now (a metrics port in use...) is raised as a ConfigError
     for the command to print.
     """
+    for notice in spec.notices:
+        log.warning("%s", notice)
     for problem in budget.check(spec, registry, spec.runtime.budget_override):
         log.warning("budget override: %s", problem)
     if spec.runtime.dry_run:

@@ -34,8 +34,10 @@ from integrations.redis.client import (
     META_KEY,
     RedisAuthError,
     RedisForeignDb,
+    RedisUnavailable,
     claim_db,
     connect,
+    select_db,
     translate,
 )
 from integrations.redis.schema import RedisConnector
@@ -83,8 +85,16 @@ class RedisCache:
         """Connect and claim the db; refuse a db another application uses (idempotent)."""
         if self.client is not None:
             return
+        try:
+            self.connector = select_db(self.connector)  # vemonitor_m8's rules, if asked
+        except (RedisAuthError, RedisForeignDb):
+            raise
+        except RedisUnavailable as err:  # unreachable now: chosen when it answers
+            self._fail(err)
+            return
         self.client = connect(self.connector, client_name="vemonitor-cache")
-        self._script = self.client.register_script(layout.CACHE_ADD)
+        self._script = self.client.register_script(
+            layout.script(layout.CACHE_ADD, self.connector.db_selector))
         try:
             claim_db(self.client, self.connector, self.clock.now())
         except (RedisAuthError, RedisForeignDb):
@@ -104,7 +114,7 @@ class RedisCache:
         with self._lock:
             self.start()
             # After an outage, catch up oldest first before writing the new row.
-            if not (self._flush() and self._store(row)):
+            if self.client is None or not (self._flush() and self._store(row)):
                 self._keep(row)
         self._arrivals.add(row)
 
@@ -113,6 +123,8 @@ class RedisCache:
         with self._lock:
             self.start()
             pending = [r for r in self._pending.get(source, ()) if after < r.time <= upto]
+            if self.client is None:  # the db selector is still waiting for the server
+                return pending
             try:
                 assert self.client is not None
                 members = cast(list[str], self.client.zrangebyscore(

@@ -7,6 +7,7 @@ subclass raised ``from`` the library's error, with a message naming
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from typing import Any
@@ -15,8 +16,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from integrations.redis.schema import RedisConnector
-from vemonitor.api import SinkAuthFailed, SinkError, SinkRejected, SinkUnavailable
+from integrations.redis import layout
+from integrations.redis.schema import SELECTOR_DBS, RedisConnector
+from vemonitor.api import SinkAuthFailed, SinkError, SinkRejected, SinkUnavailable, __version__
 
 META_KEY = "vemonitor_meta"
 APP = "vemonitor"
@@ -97,6 +99,9 @@ def foreign_message(config: RedisConnector) -> str:
 def claim_db(client: redis.Redis, config: RedisConnector, created: float | None = None) -> None:
     """Mark an empty database as vemonitor's, or raise RedisForeignDb if another app uses it."""
     try:
+        if config.db_selector:
+            _claim_seed_db(client, config, created)
+            return
         pipe = client.pipeline(transaction=False)
         pipe.exists(META_KEY)
         pipe.dbsize()
@@ -111,3 +116,53 @@ def claim_db(client: redis.Redis, config: RedisConnector, created: float | None 
         client.hsetnx(META_KEY, "created", stamp)
     except redis.RedisError as err:
         raise translate(err, config, "checking database ownership") from err
+
+
+# ------------------------------------------------------------ vemonitor_m8's db rules
+def seed_db_usable(client: redis.Redis) -> bool:
+    """Return True for a db the seed's RedisApi.control_current_db accepts.
+
+    Its rule: a db without keys is initialised; a db with keys is accepted only when
+    the ``vemonitor_meta`` hash says ``controled_by: vemonitor_m8``.
+    """
+    pipe = client.pipeline(transaction=False)
+    pipe.dbsize()
+    pipe.hget(META_KEY, "controled_by")
+    size, owner = pipe.execute()
+    return not size or owner == layout.SEED_APP
+
+
+def select_db(config: RedisConnector) -> RedisConnector:
+    """Return the connector on the db the seed's RedisApi.run_db_selector would choose.
+
+    The configured db first, then 0..15 in order (the configured one skipped), the
+    first usable wins; none usable is RedisForeignDb, as the seed stopped there too.
+    Without ``db_selector`` the connector is returned unchanged.
+    """
+    if not config.db_selector:
+        return config
+    order = [config.db, *(db for db in range(SELECTOR_DBS) if db != config.db)]
+    for db in order:
+        candidate = dataclasses.replace(config, db=db)
+        client = connect(candidate, client_name="vemonitor-db-selector")
+        try:
+            if seed_db_usable(client):
+                return candidate
+        except redis.RedisError as err:
+            raise translate(err, candidate, "choosing a db (vemonitor_m8 db selector)") from err
+        finally:
+            client.close()
+    raise RedisForeignDb(f"redis {config.host}:{config.port}: no db 0..{SELECTOR_DBS - 1} is "
+                         f"empty or marked by vemonitor_m8 ('{META_KEY}'); flush one for "
+                         f"vemonitor")
+
+
+def _claim_seed_db(client: redis.Redis, config: RedisConnector, created: float | None) -> None:
+    """Mark an empty db the way the seed's RedisApi.init_db_meta does (plus vemonitor's fields)."""
+    if not seed_db_usable(client):
+        raise RedisForeignDb(foreign_message(config))
+    if client.hget(META_KEY, "controled_by") == layout.SEED_APP:
+        return
+    stamp = str(int(created if created is not None else time.time()))
+    client.hset(META_KEY, mapping={"controled_by": layout.SEED_APP, "version": __version__,
+                                   "app": APP, "created": stamp})

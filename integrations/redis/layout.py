@@ -25,10 +25,11 @@ import json
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping
 
-from vemonitor.api import Row
+from vemonitor.api import Row, __version__
 from vemonitor.vedirect.fields import Value
 
 FOREIGN_DB = "vemonitor_foreign_db"
+SEED_APP = "vemonitor_m8"  # vemonitor_meta.controled_by of a db the seed's reader accepts
 CHUNK = 500  # arguments unpacked per Lua call, far below Lua's C-stack limit (~8000)
 
 
@@ -62,10 +63,16 @@ def clean(value: Value) -> Value:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def encode_values(values: Mapping[str, Value]) -> str:
-    """Return a row's values as compact JSON."""
-    return json.dumps({k: clean(v) for k, v in values.items()}, separators=(",", ":"),
-                      allow_nan=False)
+# JSON text of a hash value: vemonitor's compact form, or the seed's (ve_utils'
+# UJson.dumps_json is json.dumps with its default separators), byte for byte.
+JSON_SEPARATORS: dict[str, tuple[str, str]] = {"compact": (",", ":"),
+                                               "vemonitor_m8": (", ", ": ")}
+
+
+def encode_values(values: Mapping[str, Value], style: str = "compact") -> str:
+    """Return a row's values as JSON text (compact, or spaced as vemonitor_m8 wrote it)."""
+    return json.dumps({k: clean(v) for k, v in values.items()},
+                      separators=JSON_SEPARATORS[style], allow_nan=False)
 
 
 def decode_values(text: str) -> dict[str, Value]:
@@ -106,6 +113,25 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'app', 'vemonitor', 'created', ARGV[1])
 end
 """
+
+# The same prologue for a db shared with vemonitor_m8 (connector ``db_selector``): the
+# seed's reader accepts a non-empty db only when vemonitor_meta.controled_by is
+# 'vemonitor_m8' (RedisApi.is_db_meta), so that is the marker written and checked.
+_CLAIM_SEED = f"""
+if redis.call('HGET', KEYS[1], 'controled_by') ~= '{SEED_APP}' then
+  if redis.call('DBSIZE') > 0 then
+    return redis.error_reply('{FOREIGN_DB}')
+  end
+  redis.call('HSET', KEYS[1], 'controled_by', '{SEED_APP}', 'version', '{__version__}',
+             'app', 'vemonitor', 'created', ARGV[1])
+end
+"""
+
+
+def script(source: str, seed: bool) -> str:
+    """Return a write script with the claim of a seed-shared db (``seed``) or vemonitor's own."""
+    return source.replace(_CLAIM, _CLAIM_SEED, 1) if seed else source
+
 
 # KEYS: meta, the SET, then (hash, idx) per input. ARGV: created, max_items, then per
 # input: count, count x (epoch seconds, json). Returns the number of fields trimmed.

@@ -8,7 +8,14 @@ from typing import Any
 import redis
 
 from integrations.redis import layout
-from integrations.redis.client import META_KEY, RedisUnavailable, claim_db, connect, translate
+from integrations.redis.client import (
+    META_KEY,
+    RedisUnavailable,
+    claim_db,
+    connect,
+    select_db,
+    translate,
+)
 from integrations.redis.schema import RedisConnector, RedisOutput, Structure
 from vemonitor.api import Batch, Context, Row
 
@@ -30,6 +37,7 @@ class RedisSink:
         self._script: Any = None
         self.trimmed = 0  # hash fields removed to stay within max_items
         self.skipped = 0  # stream rows already present (retries) or older than the stream
+        self._db_chosen = False  # vemonitor_m8's db selector ran (connector db_selector)
 
     def __repr__(self) -> str:
         return (f"RedisSink({self.name!r}, {self.connector.address()}, "
@@ -37,20 +45,39 @@ class RedisSink:
 
     def start(self) -> None:
         """Connect and check database ownership; a server still down is claimed at first write."""
+        self._connect()
+        try:
+            self._choose_db()
+            claim_db(self.client, self.connector, self.clock.now())  # type: ignore[arg-type]
+        except RedisUnavailable as err:  # the outbox keeps batches until it is back
+            log.warning("output %s: %s (will retry)", self.name, err)
+
+    def _connect(self) -> None:
         self.client = connect(self.connector, client_name=f"vemonitor-{self.name}")
         source = (layout.HMAP_WRITE if self.item.structure is Structure.HmapTimeSeries
                   else layout.STREAM_WRITE)
-        self._script = self.client.register_script(source)
-        try:
-            claim_db(self.client, self.connector, self.clock.now())
-        except RedisUnavailable as err:  # the outbox keeps batches until it is back
-            log.warning("output %s: %s (will retry)", self.name, err)
+        self._script = self.client.register_script(
+            layout.script(source, self.connector.db_selector))
+
+    def _choose_db(self) -> None:
+        """Run vemonitor_m8's db selector once (connector ``db_selector``), then reconnect."""
+        if not self.connector.db_selector or self._db_chosen:
+            return
+        chosen = select_db(self.connector)
+        self._db_chosen = True
+        if chosen.db != self.connector.db:
+            log.warning("output %s: redis db %d holds another application's keys; using db %d "
+                        "(vemonitor_m8's db selector)", self.name, self.connector.db, chosen.db)
+            self.close()
+            self.connector = chosen
+            self._connect()
 
     def write(self, batch: Batch) -> None:
         """Write every row of the batch in one round trip, or raise a RedisIntegrationError."""
         if self._script is None:
             raise RedisUnavailable(f"redis {self.connector.address()}: output {self.name} "
                                    f"written before start()")
+        self._choose_db()
         command = self._command(batch)
         if command is None:
             return  # nothing to write (empty batch, or only empty rows on a stream)
@@ -92,7 +119,7 @@ class RedisSink:
             keys += [layout.hmap_key(redis_node, node), layout.index_key(redis_node, node)]
             args.append(len(unique))
             for row in unique:
-                args += [layout.epoch_field(row.time), layout.encode_values(row.values)]
+                args += [layout.epoch_field(row.time), layout.encode_values(row.values, self.item.json_style)]
         return keys, args
 
     def _stream_command(self, batch: Batch, args: Args) -> Command:

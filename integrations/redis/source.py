@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 import redis
 
 from integrations.redis import layout
-from integrations.redis.client import connect, translate
+from integrations.redis.client import RedisUnavailable, connect, select_db, translate
 from integrations.redis.schema import RedisConnector, RedisInput, Structure
 from vemonitor.api import Context, Row
 from vemonitor.vedirect.fields import Value
@@ -128,7 +128,16 @@ class RedisSource:
             self._set_floor(reader, self._started_at)
 
     def start(self) -> None:
-        """Create the client; ``since: null`` means rows from now on."""
+        """Create the client; ``since: null`` means rows from now on.
+
+        With ``db_selector`` (a legacy connector) the db is the one vemonitor_m8's
+        selector, and so a vemonitor writing with the same connector, chooses; a server
+        down at start leaves the configured db.
+        """
+        try:
+            self.connector = select_db(self.connector)
+        except RedisUnavailable as err:
+            log.warning("input %s: %s (reading db %d)", self.name, err, self.connector.db)
         self.client = connect(self.connector, client_name=f"vemonitor-in-{self.name}")
         self._started_at = self.clock.now()
         for reader in self.readers.values():

@@ -56,7 +56,8 @@ def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_vedirect_to_redis_sample_runs_against_local_redis(tmp_path: Path) -> None:
-    """The seed's BMV -> Redis sample: HmapTimeSeries hashes with the standard names."""
+    """The seed's BMV -> Redis sample: HmapTimeSeries hashes in the seed's db 3, under the
+    device's column names (a legacy output does not apply ref_cols, as the seed)."""
     folder = require_shared(SEED_CONFIGS / "vemonitor_m8" / "vedirect_to_redis")
     sim_dir = tmp_path / "sim"
     with RedisServer(workdir=tmp_path / "redis") as redis_server, \
@@ -67,13 +68,14 @@ def test_vedirect_to_redis_sample_runs_against_local_redis(tmp_path: Path) -> No
                      f"appConnectors.serial.bmv700.serialPort={sim_dir}/ttyVE_bmv700"], tmp_path)
         assert proc.returncode == 0, proc.stderr
         import redis
-        client = redis.Redis(host="127.0.0.1", port=redis_server.port)
+        client = redis.Redis(host="127.0.0.1", port=redis_server.port, db=3)
         members = {m.decode() for m in client.smembers("bmv700")}
         hashes = client.hgetall("bmv700_bmv700")
     assert members == {"bmv700_bmv700"}
     assert len(hashes) >= 3
     row = json.loads(next(iter(hashes.values())))
-    assert {"bat_voltage", "bat_current", "bat_power", "SOC", "H17"} <= set(row)
+    assert {"V", "I", "P", "SOC", "H17"} <= set(row)
+    assert not {"bat_voltage", "bat_current", "bat_power"} & set(row)
     summary = json.loads((tmp_path / "state" / "summary.json").read_text())
     assert summary["outputs"]["redis"]["errors"] == 0
 

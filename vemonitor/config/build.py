@@ -26,6 +26,7 @@ from vemonitor.config.schema import (
     OutputItem,
     load_item,
 )
+from vemonitor.config.seed import SEED_DOMAINS
 from vemonitor.errors import IntegrationError
 from vemonitor.registry import Registry
 
@@ -104,6 +105,7 @@ class RunSpec:
     runtime: Runtime
     secrets: tuple[str, ...] = ()
     services: Mapping[str, Any] = field(default_factory=dict)  # config key -> typed section
+    notices: tuple[str, ...] = ()  # one-line warnings, logged at start (legacy keys...)
 
 
 SECRET_KEYS = ("password", "apikey", "api_key", "auth", "token", "secret", "passwd")
@@ -124,7 +126,7 @@ def build_run(cfg: Mapping[str, Any], registry: Registry,
     if not isinstance(connectors_cfg, Mapping):
         raise ConfigError("must be a mapping of integration -> connectors",
                           file=origins.get("appConnectors"), key="appConnectors")
-    checker = _Checker(registry, connectors_cfg, origins)
+    checker = _Checker(registry, connectors_cfg, origins, bool(block.get("seed_compat")))
     inputs = checker.inputs(block.get("inputs") or {})
     outputs = checker.outputs(block.get("outputs") or {}, {i.name for i in inputs})
     bank = _bank(block, cfg.get("batteryBanks"), origins)
@@ -136,7 +138,8 @@ def build_run(cfg: Mapping[str, Any], registry: Registry,
     return RunSpec(block=name, app=str(block.get("app", "")), inputs=inputs, outputs=outputs,
                    connectors=checker.used, bank=bank, max_data_points=max_points,
                    cache=cache, runtime=_runtime(cfg),
-                   secrets=tuple(sorted(collect_secrets(cfg))), services=_services(cfg, registry))
+                   secrets=tuple(sorted(collect_secrets(cfg))), services=_services(cfg, registry),
+                   notices=(*map(str, block.get("notices") or ()), *checker.notices))
 
 
 def collect_secrets(node: Any) -> set[str]:
@@ -220,8 +223,10 @@ class _Checker:
     """Cross-checks items against connectors and each other, remembering what is used."""
 
     def __init__(self, registry: Registry, connectors: Mapping[str, Any],
-                 origins: Mapping[str, str]) -> None:
+                 origins: Mapping[str, str], seed_compat: bool = False) -> None:
         self.registry = registry
+        self.seed_compat = seed_compat
+        self.notices: list[str] = []
         self.connectors = connectors
         self.block_file = origins.get("block")
         self.connectors_file = origins.get("appConnectors")
@@ -230,6 +235,8 @@ class _Checker:
     def inputs(self, node: Any) -> tuple[InputSpec, ...]:
         specs: list[InputSpec] = []
         for domain_key, items in self._domains(node, "block.inputs").items():
+            if self._seed_noop(domain_key, "input", f"block.inputs.{domain_key}"):
+                continue
             domain = self._integration(domain_key, "input", f"block.inputs.{domain_key}")
             reg = self.registry.get(domain)
             schema = reg.input_item or InputItem
@@ -248,6 +255,8 @@ class _Checker:
     def outputs(self, node: Any, input_names: set[str]) -> tuple[OutputSpec, ...]:
         specs: list[OutputSpec] = []
         for domain_key, items in self._domains(node, "block.outputs").items():
+            if self._seed_noop(domain_key, "output", f"block.outputs.{domain_key}"):
+                continue
             domain = self._integration(domain_key, "output", f"block.outputs.{domain_key}")
             reg = self.registry.get(domain)
             schema = reg.output_item or OutputItem
@@ -340,6 +349,23 @@ class _Checker:
                               f"(it provides: {', '.join(reg.manifest.provides)})",
                               file=self.block_file, key=key)
         return domain
+
+    def _seed_noop(self, domain_key: str, role: str, key: str) -> bool:
+        """Return True (and say so once) for seed workers no integration here implements.
+
+        Only in a legacy block: the seed's schemas name them (influxDb2, tuya, serial
+        outputs), so they are accepted; the items go to the integration of
+        SEED_DOMAINS[domain_key] as soon as one providing ``role`` is registered.
+        """
+        if not self.seed_compat or domain_key not in SEED_DOMAINS:
+            return False
+        domain = self.registry.canonical(SEED_DOMAINS[domain_key])
+        manifest = self.registry.manifests.get(domain)
+        if manifest is not None and role in manifest.provides:
+            return False
+        self.notices.append(f"{self.block_file}: {key}: vemonitor_m8 '{domain_key}' {role}s are "
+                            f"accepted but do nothing: no integration provides them here")
+        return True
 
     def _unique(self, names: list[str], what: str, key: str) -> None:
         seen: set[str] = set()

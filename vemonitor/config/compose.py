@@ -134,15 +134,31 @@ def _use_legacy(argv: list[str], block: str | None, legacy: LegacyConfig | None,
         raise ConfigError(f"unknown block '{block}' (available: {available})", key="block")
     root = legacy.origins.get("appBlocks", str(legacy.directory / "vm_conf.yaml"))
     _check_block_keys(chosen, root, names.index(block))
+    chosen, sections = seed_meanings(legacy, chosen, root, names.index(block))
     store = ConfigStore.instance()
     store.store(group="block", name=LEGACY_PREFIX + block, node=chosen)
-    sections = {k: v for k, v in legacy.sections.items() if k in ("appConnectors", "batteryBanks")}
     store.store(group="connectors", name="legacy", node=sections, package="_global_")
     argv = [a for a in argv if not a.startswith(("block=", "config_dir=", "connectors="))]
     argv += [f"block={LEGACY_PREFIX}{block}", "connectors=legacy"]
     origins = {"block": root, "appConnectors": legacy.origins.get("appConnectors", root),
                "batteryBanks": legacy.origins.get("batteryBanks", root)}
     return Prepared(argv, origins)
+
+
+def seed_meanings(legacy: LegacyConfig, block: dict[str, Any], file: str,
+                  index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the block and sections with vemonitor_m8's meanings (vemonitor.config.seed)."""
+    from vemonitor.config.seed import translate_block, translate_connectors
+
+    chosen = translate_block(block, file, index)
+    sections = {k: v for k, v in legacy.sections.items() if k in ("appConnectors", "batteryBanks")}
+    connectors_file = legacy.origins.get("appConnectors", file)
+    sections["appConnectors"], notices = translate_connectors(sections.get("appConnectors"),
+                                                              connectors_file)
+    if sections["appConnectors"] is None:
+        del sections["appConnectors"]
+    chosen["notices"] = [*chosen["notices"], *notices]
+    return chosen, sections
 
 
 def _check_block_keys(block: dict[str, Any], file: str, index: int) -> None:

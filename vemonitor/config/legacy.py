@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from vemonitor.config.errors import ConfigError
+from vemonitor.config.seed import check_unique_blocks
 
 ROOT_FILES = ("vm_conf.yaml", "vm_conf.yml")
 SEARCH_DIRS = ("/opt/vemonitor_m8/conf", "/opt/vemonitor/conf", "~/.vemonitor")
@@ -89,6 +90,7 @@ def load_legacy(directory: Path) -> LegacyConfig:
             raise ConfigError("each block must be a mapping", file=str(root),
                               key=f"appBlocks[{index}]")
     data.pop("Imports", None)
+    check_unique_blocks(blocks, origins.get("appBlocks", str(root)))
     return LegacyConfig(directory, blocks, data, origins)
 
 

@@ -30,6 +30,7 @@ from vemonitor.errors import ConfigError
 MIN_INTERVAL = 1
 MAX_INTERVAL = 86400
 MAX_CACHE_INTERVAL = 3600
+VALUE_FORMATS = ("vemonitor", "vemonitor_m8")
 
 
 @dataclass
@@ -73,6 +74,10 @@ class BlockConfig:
     max_data_points: int = 3600
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    # Set by the legacy loader (vemonitor.config.seed): the block came from a vm_conf.yaml,
+    # so the seed's meanings apply; notices are its one-line warnings, logged at start.
+    seed_compat: bool = False
+    notices: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -129,10 +134,16 @@ class InputItem:
     columns: list[str] = field(default_factory=list)
     ref_cols: list[list[str]] = field(default_factory=list)
     device: str | None = None
+    # "vemonitor": typed values (bool, scaled numbers); "vemonitor_m8": the seed's types
+    # (vemonitor.compat), set on the serial inputs of a legacy configuration.
+    value_format: str = "vemonitor"
 
     def validate(self) -> None:
-        """Check the range of the input's interval (no I/O)."""
+        """Check the range of the input's interval and the value format (no I/O)."""
         check_interval(self.time_interval)
+        if self.value_format not in VALUE_FORMATS:
+            raise ValueError(f"value_format must be one of {', '.join(VALUE_FORMATS)}, got "
+                             f"{self.value_format!r}")
 
 
 @dataclass
@@ -164,6 +175,9 @@ class OutputItem:
     cache_interval: int = 1
     columns: dict[str, list[str]] = field(default_factory=dict)
     ref_cols: list[list[str]] = field(default_factory=list)
+    # Rename columns to their ref_cols standard names at this output (vemonitor's default;
+    # a legacy configuration sets it false, as the seed never renamed).
+    apply_ref_cols: bool = True
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     max_requests_per_hour: int | None = None  # refuse to start above it (vemonitor.budget)
     max_writes_per_hour: int | None = None  # local (SD card) writes per hour

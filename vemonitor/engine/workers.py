@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from vemonitor.config.build import InputSpec, OutputSpec
 from vemonitor.delivery import RetryPolicy, Sender
 from vemonitor.middlewares import Step, project
 from vemonitor.outbox import MemoryOutbox, Outbox, OutboxError
+from vemonitor.seed_values import seed_values
 from vemonitor.vedirect.fields import jsonable
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,13 @@ class InputStats:
     dropped: Counter[str] = field(default_factory=Counter)
     age_total: float = 0.0
     age_max: float = 0.0
+
+
+# How an input types its values (InputItem.value_format): vemonitor's own, or the seed's.
+ENCODERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "vemonitor": lambda values: {k: jsonable(v) for k, v in values.items()},
+    "vemonitor_m8": lambda values: seed_values(dict(values)),
+}
 
 
 class InputWorker:
@@ -53,6 +61,7 @@ class InputWorker:
         self._period = DEVICE_PERIOD  # learned time between two snapshots
         self._seen_at: float | None = None  # receive time of the newest snapshot seen
         self._used_at: float | None = None  # receive time of the snapshot of the last row
+        self._encode = ENCODERS[spec.item.value_format]
 
     def tick(self, at: float) -> Row | None:
         """Close the slot ending at ``at``: cache its row (stamped at the slot's start).
@@ -127,7 +136,7 @@ class InputWorker:
         except DropRow as drop:
             self.stats.dropped[drop.reason] += 1
             return None
-        row = Row(at, self.spec.name, {k: jsonable(v) for k, v in row_values.items()}, age=age)
+        row = Row(at, self.spec.name, self._encode(row_values), age=age)
         self.cache.add(row)
         self.stats.rows += 1
         self.stats.age_total += age
@@ -151,6 +160,8 @@ class OutputWorker:
         # if it has any, else each input's.
         own = {col: std for std, col in spec.ref_cols}
         self.names = {name: own or dict((input_names or {}).get(name, {})) for name in inputs}
+        if not spec.item.apply_ref_cols:  # a legacy output: the seed never renamed
+            self.names = {name: {} for name in inputs}
         self.outbox = outbox
         self.clock = clock
         self.ticks = 0
