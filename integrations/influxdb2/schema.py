@@ -26,8 +26,11 @@ DEFAULT_MEASUREMENT = "vemonitor"
 # come back as columns) keep them as tags when forwarded again.
 DEFAULT_TAG_COLUMNS = {"SER#": "serial", "PID": "pid", "serial": "serial", "pid": "pid",
                        "product": "product", "site": "site", "node": "node"}
+# Tags a forwarded row keeps even when ``columns`` lists only fields (who sent it).
+IDENTITY_COLUMNS = ("site", "node", "serial", "pid", "product")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_INFLUXQL_NAME = re.compile(r"[^\"\\\n]+")
+_INFLUXQL_NAME = re.compile(r"[^\"\\\n]+")  # quoted as "name" in InfluxQL
+_INFLUXQL_VALUE = re.compile(r"[^'\\\n]+")  # quoted as 'value' in InfluxQL
 
 
 @dataclass
@@ -121,6 +124,16 @@ class InfluxInput(InputItem):
     since: float | None = None  # epoch seconds; None -> rows written after start
     lookback: float = 0.0  # seconds before start to read again (catch-up after a restart)
 
+    def __post_init__(self) -> None:
+        # Listed fields keep the row's identity too (the engine keeps only listed columns).
+        if self.columns:
+            self.columns = [*self.columns,
+                            *(c for c in IDENTITY_COLUMNS if c not in self.columns)]
+
+    def fields(self) -> list[str]:
+        """Return the listed fields to select (identity comes back as the series' tags)."""
+        return [c for c in self.columns if c not in IDENTITY_COLUMNS]
+
     def validate(self) -> None:
         """Check the database, measurement and tags can be quoted in InfluxQL (no I/O)."""
         for key, value in (("db", self.db), ("measurement", self.measurement)):
@@ -128,7 +141,7 @@ class InfluxInput(InputItem):
                 raise ValueError(f"{key} must be non-empty without quotes, backslashes or "
                                  f"newlines, got {value!r}")
         for key, value in self.tags.items():
-            if not _IDENT.fullmatch(str(key)) or not _INFLUXQL_NAME.fullmatch(str(value)):
+            if not _IDENT.fullmatch(str(key)) or not _INFLUXQL_VALUE.fullmatch(str(value)):
                 raise ValueError(f"tags.{key}: key must be an identifier and the value "
                                  "non-empty without quotes or backslashes")
         if self.since is not None and self.since < 0:

@@ -30,7 +30,7 @@ MAX_ROWS = 10_000  # rows per query; the engine asks again from the last time
 
 def influxql(item: InfluxInput, after: float, limit: int) -> str:
     """Return the InfluxQL query of an item's rows with time > after (ms), oldest first."""
-    fields = ", ".join(f'"{c}"' for c in item.columns) if item.columns else "*"
+    fields = ", ".join(f'"{c}"' for c in item.fields()) or "*"
     where = [f"time > {math.floor(after * 1000)}ms"] if math.isfinite(after) else []
     where += [f"\"{key}\" = '{value}'" for key, value in sorted(item.tags.items())]
     clause = f" WHERE {' AND '.join(where)}" if where else ""
