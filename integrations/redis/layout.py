@@ -17,6 +17,14 @@ Each batch is one EVALSHA running a Lua script: one round trip, atomic (no
 half-trimmed hash), and the database-ownership marker is checked (and created
 on an empty db) in the same step, so a server that restarted empty is claimed
 again instead of being written unmarked.
+
+Redis Cluster (:class:`Names` with ``cluster=True``): a script may only touch keys of
+one hash slot, so every name carries a hash tag ``{...}`` that puts the keys one
+script writes together: ``{R}`` (the SET), ``{R}_N`` and ``{R}_N:idx`` and the meta
+hash ``{R}:vemonitor_meta``; a stream is ``{<prefix>N}`` with its own
+``{<prefix>N}:vemonitor_meta`` (one script per stream); a cache ZSET is
+``{<namespace>:N}``. The cluster scripts mark their meta key without the
+empty-database check (a cluster has one shared keyspace; DBSIZE is per node).
 """
 
 from __future__ import annotations
@@ -24,11 +32,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
 
 from vemonitor.model import Row
 from vemonitor.vedirect.fields import Value
 
 FOREIGN_DB = "vemonitor_foreign_db"
+META_KEY = "vemonitor_meta"  # the same name as integrations/redis/client.py's
 CHUNK = 500  # arguments unpacked per Lua call, far below Lua's C-stack limit (~8000)
 
 
@@ -45,6 +55,45 @@ def index_key(redis_node: str, node: str) -> str:
 def stream_key(prefix: str, node: str) -> str:
     """Return the stream of one input."""
     return f"{prefix}{node}"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Key names of one connector: the original's, or hash-tagged ones on a cluster."""
+
+    cluster: bool = False
+
+    def tag(self, name: str) -> str:
+        """Return ``name`` as a hash tag on a cluster (its slot), as is otherwise."""
+        return f"{{{name}}}" if self.cluster else name
+
+    def meta(self, group: str) -> str:
+        """Return the ownership marker a script writing ``group``'s keys checks."""
+        return f"{{{group}}}:{META_KEY}" if self.cluster else META_KEY
+
+    def hmap_set(self, redis_node: str) -> str:
+        """Return the SET of the hashes of ``redis_node``."""
+        return self.tag(redis_node)
+
+    def hmap(self, redis_node: str, node: str) -> str:
+        """Return the HASH of one input."""
+        return f"{self.tag(redis_node)}_{node}" if self.cluster else hmap_key(redis_node, node)
+
+    def index(self, redis_node: str, node: str) -> str:
+        """Return the ZSET indexing the HASH's timestamps."""
+        return f"{self.hmap(redis_node, node)}:idx"
+
+    def stream(self, prefix: str, node: str) -> str:
+        """Return the stream of one input."""
+        return self.tag(stream_key(prefix, node))
+
+    def stream_meta(self, prefix: str, node: str) -> str:
+        """Return the marker the stream's script checks (the db's own off a cluster)."""
+        return self.meta(stream_key(prefix, node))
+
+    def script(self, source: str) -> str:
+        """Return a write script's source for this keyspace (no db-wide check on a cluster)."""
+        return source.replace(_CLAIM, _CLAIM_CLUSTER) if self.cluster else source
 
 
 def epoch_field(time: float) -> str:
@@ -103,6 +152,13 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   if redis.call('DBSIZE') > 0 then
     return redis.error_reply('{FOREIGN_DB}')
   end
+  redis.call('HSET', KEYS[1], 'app', 'vemonitor', 'created', ARGV[1])
+end
+"""
+
+# On a cluster: mark the slot's meta key; keys of other applications are not ours to count.
+_CLAIM_CLUSTER = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'app', 'vemonitor', 'created', ARGV[1])
 end
 """
