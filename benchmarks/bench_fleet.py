@@ -36,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -137,11 +138,11 @@ def run_fleet(sites: int, edges: int, centrals: int, seconds: float) -> dict[str
         with VictoriaMetricsServer(workdir=base / "vm") as vm, \
                 PersistentMosquitto(workdir=base / "broker") as broker, \
                 RedisClusterServers(base / "cluster") as cluster:
-            sim = subprocess.Popen([sys.executable, "-m", "hw_sim.cli",
-                                    *[f"bmv700:d{i}" for i in range(sites)], "--dir",
+            devices = [f"bmv700:d{i}" for i in range(sites)] if edges else []
+            sim = subprocess.Popen([sys.executable, "-m", "hw_sim.cli", *devices, "--dir",
                                     str(base / "sim")], stdout=subprocess.PIPE, text=True)
             assert sim.stdout is not None
-            for _ in range(sites):
+            for _ in devices:
                 sim.stdout.readline()
             procs: dict[str, list[subprocess.Popen[bytes]]] = {"edge": [], "central": []}
             conf = central_conf(base / "central_conf", broker.port, vm.url,
@@ -152,6 +153,7 @@ def run_fleet(sites: int, edges: int, centrals: int, seconds: float) -> dict[str
                      f"state_dir={base / f'central{k}'}"], env=_env(base),
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             time.sleep(3)
+            synthetic = SyntheticSites(broker.port, sites) if edges == 0 else None
             for j in range(edges):
                 devices = list(range(j, sites, edges))
                 folder = edge_conf(base / f"edge{j}_conf", j, devices, base / "sim", broker.port)
@@ -176,6 +178,8 @@ def run_fleet(sites: int, edges: int, centrals: int, seconds: float) -> dict[str
             after = {name: _cpu(pids) for name, pids in groups.items()}
             samples1 = _count(vm)
             observer.close()
+            if synthetic is not None:
+                synthetic.close()
             for process in procs["edge"] + procs["central"]:
                 process.send_signal(signal.SIGTERM)
             for process in procs["edge"] + procs["central"]:
@@ -197,6 +201,45 @@ def run_fleet(sites: int, edges: int, centrals: int, seconds: float) -> dict[str
                                       "p99": round(_percentile(observer.delays, 0.99), 3)},
             "central_age_s": {"mean": round(statistics.mean(a[0] for a in central_ages), 3),
                               "max": round(max(a[1] for a in central_ages), 3)}}
+
+
+class SyntheticSites:
+    """``sites`` sites publishing one state row a second each, as the MQTT output does
+    (integrations/mqtt/sink.py's state_payload, QoS 1), from this process: the centre's
+    load without the edges' serial reading, to find where the centre saturates."""
+
+    def __init__(self, port: int, sites: int) -> None:
+        from integrations.mqtt.sink import state_payload
+        from vemonitor.model import Row
+
+        self.payload = lambda t, i: state_payload(Row(t, f"d{i}", {
+            "V": 12.5 + (i % 10) / 10, "I": -1.5, "P": -19, "SOC": 80 + i % 20}))
+        self.sites = sites
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-synthetic")
+        self.client.max_queued_messages_set(0)
+        self.client.max_inflight_messages_set(1000)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.stop = threading.Event()
+        self.late = 0  # seconds in which publishing did not finish within the second
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            second = float(int(time.time()))
+            for i in range(self.sites):
+                self.client.publish(f"fleet/syn{i % 50}/d{i}/state", self.payload(second, i),
+                                    qos=1)
+            if time.time() >= second + 1:
+                self.late += 1
+            self.stop.wait(max(second + 1 - time.time(), 0))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 def _count(vm: VictoriaMetricsServer) -> int:
@@ -239,7 +282,8 @@ def _table(results: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sites", type=int, nargs="+", default=[32, 128])
-    parser.add_argument("--edges", type=int, default=2)
+    parser.add_argument("--edges", type=int, default=2,
+                        help="edge processes; 0: synthetic sites published from here")
     parser.add_argument("--centrals", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--write-doc", action="store_true")

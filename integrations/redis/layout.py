@@ -96,6 +96,20 @@ class Names:
         return source.replace(_CLAIM, _CLAIM_CLUSTER) if self.cluster else source
 
 
+def row_node(row: Row) -> str:
+    """Return the node a row is written under: its input, plus the site/node it carries.
+
+    A central input (MQTT, influxDb2) forwards many sites' rows under one input name;
+    each keeps its own hash/stream ``<input>/<site>/<node>`` so two sites' rows of the
+    same second do not overwrite each other (a hash field is one row per second).
+    """
+    site, node = row.values.get("site"), row.values.get("node")
+    if isinstance(node, str) and node:
+        return f"{row.source}/{site}/{node}" if isinstance(site, str) and site else \
+            f"{row.source}/{node}"
+    return row.source
+
+
 def epoch_field(time: float) -> str:
     """Return a row time as the HASH field: whole epoch seconds."""
     return str(math.floor(time))

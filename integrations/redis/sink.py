@@ -95,7 +95,7 @@ class RedisSink:
             keys, args = self._stream_command(batch, args)
             return [(keys, args)] if len(keys) > 1 else []
         commands = []
-        for rows in batch.by_source().values():
+        for rows in by_node(batch.rows).values():
             keys, node_args = self._stream_command(Batch(batch.output, tuple(rows)), list(args))
             if len(keys) > 1:
                 commands.append((keys, node_args))
@@ -105,7 +105,7 @@ class RedisSink:
         redis_node = self.item.redis_node or ""
         names = self.names
         keys = [names.meta(redis_node), names.hmap_set(redis_node)]
-        for node, rows in batch.by_source().items():
+        for node, rows in by_node(batch.rows).items():
             unique = layout.one_per_stamp(rows, layout.epoch_field)
             keys += [names.hmap(redis_node, node), names.index(redis_node, node)]
             args.append(len(unique))
@@ -116,9 +116,9 @@ class RedisSink:
     def _stream_command(self, batch: Batch, args: Args) -> Command:
         """Return the call writing a batch's streams (on a cluster: a batch of one input)."""
         prefix = self.item.stream_prefix
-        first = batch.rows[0].source if batch.rows else ""
+        first = layout.row_node(batch.rows[0]) if batch.rows else ""
         keys = [self.names.stream_meta(prefix, first)]
-        for node, rows in batch.by_source().items():
+        for node, rows in by_node(batch.rows).items():
             unique = [r for r in layout.one_per_stamp(rows, layout.stream_ms) if r.values]
             if not unique:
                 continue
@@ -127,6 +127,14 @@ class RedisSink:
             for row in unique:
                 args += _stream_entry(row)
         return keys, args
+
+
+def by_node(rows: tuple[Row, ...]) -> dict[str, list[Row]]:
+    """Return rows grouped by the node they are written under (layout.row_node)."""
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(layout.row_node(row), []).append(row)
+    return groups
 
 
 def _stream_entry(row: Row) -> Args:
