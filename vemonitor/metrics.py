@@ -122,7 +122,8 @@ class EngineCollector:
                                    "A counter an integration keeps (sink or source stats)",
                                    labels=["kind", "name", "stat"])
         for output in self.engine.outputs:
-            for stat, value in _numbers(getattr(output.sender.sink, "stats", None)):
+            sink = getattr(output.sender, "sink", None)
+            for stat, value in _numbers(getattr(sink, "stats", None)):
                 family.add_metric(["output", output.spec.name, stat], value)
         for key, source in self.engine.sources.items():
             for stat, value in _numbers(source.stats):
