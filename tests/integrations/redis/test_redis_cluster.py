@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from integrations.redis import layout
 from integrations.redis.schema import RedisConnector, RedisInput
@@ -66,6 +67,11 @@ def test_cluster_failover_loses_nothing_and_stores_every_row_once(tmp_path: Path
         summary = engine.summary()
         assert victim.process is None  # it was killed
         cluster.wait_ok([n for n in cluster.nodes if n is not victim])
+        cluster_client = redis.RedisCluster(host="127.0.0.1", port=next(
+            n.port for n in cluster.nodes if n is not victim), decode_responses=True)
+        cached = {node: cluster_client.zcard(f"{{vemonitor:cache:{node}}}")
+                  for node in ("bmv", "mppt")}
+        cluster_client.close()
         read = {}
         for structure in ("HmapTimeSeries", "Stream"):
             source = RedisSource("fleet", RedisConnector(**connector),
@@ -78,6 +84,7 @@ def test_cluster_failover_loses_nothing_and_stores_every_row_once(tmp_path: Path
                                source.rows_since(-1.0)]
             source.close()
     sent = sorted((r.source, r.time, dict(r.values)) for r in recorders["seen"].rows())
+    assert all(count >= RUN - 6 for count in cached.values()), cached  # the cache is there
     assert len(sent) >= 2 * (RUN - 4)
     for structure, rows in read.items():
         assert sorted(rows, key=_key) == sorted(sent, key=_key), structure
