@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,17 @@ class Central:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(self.args, env=self.env, stdout=log,
                                             stderr=subprocess.STDOUT)
+
+    def wait_subscribed(self, deadline: float = 60.0) -> None:
+        """Wait until the daemon logged its (re)connection, after it sent SUBSCRIBE."""
+        end = time.monotonic() + deadline
+        while "connected to mqtt broker" not in self.log.read_text(errors="replace"):
+            assert self.process is not None and self.process.poll() is None, \
+                self.log.read_text(errors="replace")[-2000:]
+            if time.monotonic() > end:
+                raise AssertionError(f"central did not connect: {self.log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        time.sleep(0.5)  # the broker handles its SUBSCRIBE before our next publishes
 
     def kill(self) -> None:
         """SIGKILL: rows not yet acknowledged to the broker come back when it restarts."""

@@ -49,7 +49,8 @@ def test_every_row_exactly_once_across_broker_restart_and_central_kill(tmp_path:
         centrals = [Central(conf, tmp_path / f"central{i}", tmp_path / "home") for i in (1, 2)]
         for central in centrals:
             central.start()
-        time.sleep(3)  # both subscribed before the first row (the sessions then persist)
+        for central in centrals:  # both subscribed before the first row (sessions persist)
+            central.wait_subscribed()
         recorders: dict[str, Recorder] = {}
         edges = [threading.Thread(target=_edge, args=(tmp_path, site, broker.port, recorders))
                  for site in ("site1", "site2")]

@@ -41,21 +41,28 @@ def test_two_sites_rows_of_the_same_second_are_both_stored(tmp_path: Path) -> No
         publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edges")
         publisher.connect("127.0.0.1", broker.port)
         publisher.loop_start()
-        stamp = float(int(time.time()))
+        stamps: list[float] = []
 
         def publish() -> None:
-            time.sleep(1.5)  # the central has subscribed
+            deadline = time.monotonic() + 30
+            while not any(s.stats().get("available") for s in engine.sources.values()):
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.05)
+            time.sleep(0.5)  # the broker handles the central's SUBSCRIBE first
+            stamps.append(stamp := float(int(time.time())))
             for site, volts in (("boat", 12.1), ("van", 13.2)):
                 row = Row(stamp, "bmv", {"V": volts, "SER#": f"HQ-{site}"})
                 publisher.publish(f"fleet/{site}/bmv/state", state_payload(row), qos=1)
 
         import threading
         threading.Thread(target=publish, daemon=True).start()
-        engine.run(4)
+        engine.run(8)
         publisher.disconnect()
         publisher.loop_stop()
         client = redis.Redis(host="127.0.0.1", port=server.port, decode_responses=True)
         hashes = {key: client.hgetall(key) for key in client.smembers("c")}
+    [stamp] = stamps
     seen = sorted((r.values["site"], r.values["V"], r.time) for r in recorders["seen"].rows())
     assert seen == [("boat", 12.1, stamp), ("van", 13.2, stamp)]
     assert set(hashes) == {"c_fleet/boat/bmv", "c_fleet/van/bmv"}
