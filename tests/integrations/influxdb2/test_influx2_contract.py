@@ -117,3 +117,22 @@ def test_each_documented_answer_maps_to_its_error(stub: tuple[str, type[Influx2S
         make_sink(url).write(BATCH)
     assert payload["message"] in str(caught.value)
     assert TOKEN not in str(caught.value)
+
+
+def test_a_server_that_never_answers_is_unavailable_after_the_timeout(
+        make_sink: SinkMaker) -> None:
+    """A hung server (accepts, never answers): SinkUnavailable after `timeout` ms."""
+    import socket
+    import time
+
+    from vemonitor.errors import SinkUnavailable
+
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(1)
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        began = time.monotonic()
+        with pytest.raises(InfluxUnavailable) as caught:
+            make_sink(url, timeout=300).write(BATCH)
+    assert isinstance(caught.value, SinkUnavailable)
+    assert "within 0.3 s" in str(caught.value) and time.monotonic() - began < 10
