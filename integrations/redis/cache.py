@@ -31,7 +31,6 @@ import redis
 
 from integrations.redis import layout
 from integrations.redis.client import (
-    META_KEY,
     RedisAuthError,
     RedisForeignDb,
     RedisUnavailable,
@@ -64,6 +63,7 @@ class RedisCache:
         self._lock = threading.Lock()
         self._failing = False
         self._arrivals = DataCache(max_points)  # this process's rows, in arrival order
+        self.names = layout.Names(connector.is_cluster(), connector.db_selector)
 
     @property
     def seq(self) -> int:
@@ -78,8 +78,8 @@ class RedisCache:
         return f"RedisCache({self.connector.address()}, max_points={self.max_points})"
 
     def key(self, source: str) -> str:
-        """Return the ZSET of one input."""
-        return f"{self.namespace}:{source}"
+        """Return the ZSET of one input (hash-tagged on a cluster: its script's one slot)."""
+        return self.names.tag(f"{self.namespace}:{source}")
 
     def start(self) -> None:
         """Connect and claim the db; refuse a db another application uses (idempotent)."""
@@ -93,8 +93,7 @@ class RedisCache:
             self._fail(err)
             return
         self.client = connect(self.connector, client_name="vemonitor-cache")
-        self._script = self.client.register_script(
-            layout.script(layout.CACHE_ADD, self.connector.db_selector))
+        self._script = self.client.register_script(self.names.script(layout.CACHE_ADD))
         try:
             claim_db(self.client, self.connector, self.clock.now())
         except (RedisAuthError, RedisForeignDb):
@@ -144,7 +143,7 @@ class RedisCache:
                              row.age], separators=(",", ":"), allow_nan=False)
         try:
             self.dropped += int(self._script(
-                keys=[META_KEY, self.key(row.source)],
+                keys=[self.names.meta(f"{self.namespace}:{row.source}"), self.key(row.source)],
                 args=[str(int(self.clock.now())), self.max_points, repr(row.time), member]))
         except redis.RedisError as err:
             typed = translate(err, self.connector, "adding a row to the cache")

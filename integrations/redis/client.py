@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 import socket
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
 from integrations.redis import layout
@@ -45,9 +46,12 @@ class RedisWriteError(RedisIntegrationError):
 
 
 def connect(config: RedisConnector, client_name: str = APP) -> redis.Redis:
-    """Return a client for the connector (no I/O yet); redis-py's own retries are off."""
+    """Return a client for the connector (no I/O yet); redis-py's own retries are off.
+
+    For a cluster this is a RedisCluster (routing by key slot, refreshing its slot map
+    after a failed node); it answers every command the integration uses like a Redis.
+    """
     options: dict[str, Any] = {
-        "host": config.host, "port": config.port, "db": config.db,
         "username": config.username, "password": config.password,
         "socket_timeout": config.socket_timeout,
         "socket_connect_timeout": config.socket_connect_timeout,
@@ -59,7 +63,39 @@ def connect(config: RedisConnector, client_name: str = APP) -> redis.Redis:
         options.update(ssl=True, ssl_ca_certs=config.ssl_ca_certs,
                        ssl_certfile=config.ssl_certfile, ssl_keyfile=config.ssl_keyfile,
                        ssl_cert_reqs=config.ssl_cert_reqs)
-    return redis.Redis(**options)
+    if config.is_cluster():
+        nodes = [ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                 for host, port in config.nodes()]
+        # One attempt per call here too; a failed node makes the client re-read the slot
+        # map, so the outbox's next attempt reaches the promoted replica.
+        cluster = RedisCluster(startup_nodes=nodes, **options)
+        return cast(redis.Redis, cluster)  # same command surface for what we use
+    return redis.Redis(host=config.host, port=config.port, db=config.db, **options)
+
+
+def wait_replicas(client: redis.Redis, config: RedisConnector, key: str, doing: str) -> None:
+    """Return once ``wait_replicas`` replicas hold the writes to ``key`` (WAIT), else raise.
+
+    Replication is asynchronous: a master that dies before its replica copied a write
+    loses it at failover. Raising RedisUnavailable makes the outbox send the batch
+    again, which the write scripts make idempotent (same hash field, stream id skipped).
+    """
+    wanted = config.wait_replicas
+    if wanted <= 0:
+        return
+    args = ("WAIT", wanted, int(config.wait_timeout * 1000))
+    try:
+        if isinstance(client, RedisCluster):
+            node = client.get_node_from_key(key)
+            acked = client.execute_command(*args, target_nodes=node)
+        else:
+            acked = client.execute_command(*args)  # type: ignore[no-untyped-call]
+    except redis.RedisError as err:
+        raise translate(err, config, doing) from err
+    if int(acked) < wanted:
+        raise RedisUnavailable(f"redis {config.address()}: {doing}: only {acked} of "
+                               f"{wanted} replicas confirmed within {config.wait_timeout:g} s; "
+                               f"sending it again")
 
 
 def translate(err: Exception, config: RedisConnector, doing: str) -> RedisIntegrationError:
@@ -97,7 +133,13 @@ def foreign_message(config: RedisConnector) -> str:
 
 
 def claim_db(client: redis.Redis, config: RedisConnector, created: float | None = None) -> None:
-    """Mark an empty database as vemonitor's, or raise RedisForeignDb if another app uses it."""
+    """Mark an empty database as vemonitor's, or raise RedisForeignDb if another app uses it.
+
+    A cluster has no database to own (DBSIZE is per node, and clusters are shared): each
+    write script marks its own hash-tagged meta key instead (layout.Names).
+    """
+    if config.is_cluster():
+        return
     try:
         if config.db_selector:
             _claim_seed_db(client, config, created)

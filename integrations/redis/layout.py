@@ -17,6 +17,14 @@ Each batch is one EVALSHA running a Lua script: one round trip, atomic (no
 half-trimmed hash), and the database-ownership marker is checked (and created
 on an empty db) in the same step, so a server that restarted empty is claimed
 again instead of being written unmarked.
+
+Redis Cluster (:class:`Names` with ``cluster=True``): a script may only touch keys of
+one hash slot, so every name carries a hash tag ``{...}`` that puts the keys one
+script writes together: ``{R}`` (the SET), ``{R}_N`` and ``{R}_N:idx`` and the meta
+hash ``{R}:vemonitor_meta``; a stream is ``{<prefix>N}`` with its own
+``{<prefix>N}:vemonitor_meta`` (one script per stream); a cache ZSET is
+``{<namespace>:N}``. The cluster scripts mark their meta key without the
+empty-database check (a cluster has one shared keyspace; DBSIZE is per node).
 """
 
 from __future__ import annotations
@@ -24,12 +32,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
 
 from vemonitor.api import Row, __version__
 from vemonitor.vedirect.fields import Value
 
 FOREIGN_DB = "vemonitor_foreign_db"
 SEED_APP = "vemonitor_m8"  # vemonitor_meta.controled_by of a db the seed's reader accepts
+META_KEY = "vemonitor_meta"  # the same name as integrations/redis/client.py's
 CHUNK = 500  # arguments unpacked per Lua call, far below Lua's C-stack limit (~8000)
 
 
@@ -46,6 +56,63 @@ def index_key(redis_node: str, node: str) -> str:
 def stream_key(prefix: str, node: str) -> str:
     """Return the stream of one input."""
     return f"{prefix}{node}"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Key names of one connector: the original's, or hash-tagged ones on a cluster."""
+
+    cluster: bool = False
+    seed: bool = False  # a db shared with vemonitor_m8 (connector ``db_selector``)
+
+    def tag(self, name: str) -> str:
+        """Return ``name`` as a hash tag on a cluster (its slot), as is otherwise."""
+        return f"{{{name}}}" if self.cluster else name
+
+    def meta(self, group: str) -> str:
+        """Return the ownership marker a script writing ``group``'s keys checks."""
+        return f"{{{group}}}:{META_KEY}" if self.cluster else META_KEY
+
+    def hmap_set(self, redis_node: str) -> str:
+        """Return the SET of the hashes of ``redis_node``."""
+        return self.tag(redis_node)
+
+    def hmap(self, redis_node: str, node: str) -> str:
+        """Return the HASH of one input."""
+        return f"{self.tag(redis_node)}_{node}" if self.cluster else hmap_key(redis_node, node)
+
+    def index(self, redis_node: str, node: str) -> str:
+        """Return the ZSET indexing the HASH's timestamps."""
+        return f"{self.hmap(redis_node, node)}:idx"
+
+    def stream(self, prefix: str, node: str) -> str:
+        """Return the stream of one input."""
+        return self.tag(stream_key(prefix, node))
+
+    def stream_meta(self, prefix: str, node: str) -> str:
+        """Return the marker the stream's script checks (the db's own off a cluster)."""
+        return self.meta(stream_key(prefix, node))
+
+    def script(self, source: str) -> str:
+        """Return a write script's source for this keyspace: no db-wide check on a cluster
+        (one shared keyspace), the seed's marker on a db shared with vemonitor_m8."""
+        if self.cluster:
+            return source.replace(_CLAIM, _CLAIM_CLUSTER)
+        return script(source, self.seed)
+
+
+def row_node(row: Row) -> str:
+    """Return the node a row is written under: its input, plus the site/node it carries.
+
+    A central input (MQTT, influxDb2) forwards many sites' rows under one input name;
+    each keeps its own hash/stream ``<input>/<site>/<node>`` so two sites' rows of the
+    same second do not overwrite each other (a hash field is one row per second).
+    """
+    site, node = row.values.get("site"), row.values.get("node")
+    if isinstance(node, str) and node:
+        return f"{row.source}/{site}/{node}" if isinstance(site, str) and site else \
+            f"{row.source}/{node}"
+    return row.source
 
 
 def epoch_field(time: float) -> str:
@@ -132,6 +199,13 @@ def script(source: str, seed: bool) -> str:
     """Return a write script with the claim of a seed-shared db (``seed``) or vemonitor's own."""
     return source.replace(_CLAIM, _CLAIM_SEED, 1) if seed else source
 
+
+# On a cluster: mark the slot's meta key; keys of other applications are not ours to count.
+_CLAIM_CLUSTER = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'app', 'vemonitor', 'created', ARGV[1])
+end
+"""
 
 # KEYS: meta, the SET, then (hash, idx) per input. ARGV: created, max_items, then per
 # input: count, count x (epoch seconds, json). Returns the number of fields trimmed.

@@ -42,6 +42,13 @@ class RedisConnector(Connector):
     # (vemonitor_meta.controled_by = vemonitor_m8), use the first of db 0..15 that is
     # empty or marked, as the seed's writer and reader do. On for legacy configurations.
     db_selector: bool = False
+    # Redis Cluster: ``cluster: true`` (host/port is one startup node) or startup nodes
+    # "host:port"; keys then carry hash tags so each script touches one slot (layout.py).
+    cluster: bool = False
+    startup_nodes: list[str] = field(default_factory=list)
+    # A write counts once this many replicas have it (WAIT): a failover then loses nothing.
+    wait_replicas: int = 0
+    wait_timeout: float = 2.0  # seconds WAIT may take before the batch is sent again
 
     def validate(self) -> None:
         """Check ranges and TLS options (no I/O)."""
@@ -63,9 +70,28 @@ class RedisConnector(Connector):
             raise ValueError("ssl_certfile and ssl_keyfile go together")
         if self.socket_timeout <= 0 or self.socket_connect_timeout <= 0:
             raise ValueError("socket_timeout and socket_connect_timeout must be > 0 seconds")
+        if self.is_cluster() and self.db != 0:
+            raise ValueError(f"a Redis Cluster has only db 0, got db {self.db}")
+        for node in self.startup_nodes:
+            host, _, port = str(node).rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"startup_nodes: {node!r} is not host:port")
+        if self.wait_replicas < 0 or self.wait_timeout <= 0:
+            raise ValueError("wait_replicas must be >= 0 and wait_timeout > 0 seconds")
+
+    def is_cluster(self) -> bool:
+        """Return True when the connector names a Redis Cluster."""
+        return self.cluster or bool(self.startup_nodes)
+
+    def nodes(self) -> list[tuple[str, int]]:
+        """Return the cluster's startup nodes (host/port when none are listed)."""
+        found = [(h, int(p)) for h, _, p in (str(n).rpartition(":") for n in self.startup_nodes)]
+        return found or [(self.host, self.port)]
 
     def address(self) -> str:
         """Return ``host:port/db`` for messages (never the credentials)."""
+        if self.is_cluster():
+            return "cluster " + ",".join(f"{h}:{p}" for h, p in self.nodes())
         return f"{self.host}:{self.port}/{self.db}"
 
 

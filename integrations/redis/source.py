@@ -34,8 +34,9 @@ EPSILON = 1e-6  # makes ``since`` inclusive while reads use exclusive bounds
 class _Reader:
     """Reads one input item's rows from one key layout."""
 
-    def __init__(self, item: RedisInput) -> None:
+    def __init__(self, item: RedisInput, names: layout.Names) -> None:
         self.item = item
+        self.names = names
         self.node = item.remote_node()
         self.floor = -math.inf  # set from ``since`` (or the start time) when started
 
@@ -90,13 +91,13 @@ class _Reader:
 
     # ------------------------------------------------------------------ keys
     def _hash(self) -> str:
-        return layout.hmap_key(self.item.redis_node or "", self.node)
+        return self.names.hmap(self.item.redis_node or "", self.node)
 
     def _index(self) -> str:
-        return layout.index_key(self.item.redis_node or "", self.node)
+        return self.names.index(self.item.redis_node or "", self.node)
 
     def _stream(self) -> str:
-        return layout.stream_key(self.item.stream_prefix, self.node)
+        return self.names.stream(self.item.stream_prefix, self.node)
 
 
 def _fetch(reader: _Reader, client: redis.Redis, after: float) -> list[Row]:
@@ -122,7 +123,7 @@ class RedisSource:
 
     def subscribe(self, item: RedisInput) -> None:
         """Attach an input item (before or after start)."""
-        reader = _Reader(item)
+        reader = _Reader(item, layout.Names(self.connector.is_cluster()))
         self.readers[item.name] = reader
         if self._started_at is not None:
             self._set_floor(reader, self._started_at)

@@ -42,7 +42,7 @@ def test_a_mistake_found_by_the_child_is_one_line_and_exit_2(tmp_path: Path) -> 
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
         "vemonitor: config error: block: unknown block 'Nope' (available: "
-        "BatteryAndPannelsMonitor, BatteryMonitor, Demo)"]
+        "BatteryAndPannelsMonitor, BatteryMonitor, Demo, FleetCentral, FleetEdge)"]
 
 
 @pytest.mark.parametrize(("args", "single"), [

@@ -262,3 +262,20 @@ def test_seed_interval_range_is_accepted(tmp_path: Path) -> None:
     assert next(i for i in spec.inputs if i.domain == "vedirect").time_interval == 1
     raised = [n for n in spec.notices if "inputs.serial[0].time_interval" in n]
     assert len(raised) == 1 and "0.5 s raised to 1 s" in raised[0]
+
+
+def test_seed_influx_tags_list_names_tag_columns() -> None:
+    """The seed's influxDb2 ``tags`` (a list of tag names) become tag columns of that name
+    on an output and columns read back on an input; vemonitor's ``tags`` stay key -> value."""
+    from vemonitor.config.seed import translate_block
+
+    block = {"name": "b", "app": "a",
+             "inputs": {"influxDb2": [{"name": "in", "source": "c", "columns": ["V"],
+                                       "tags": ["site"]}]},
+             "outputs": {"influxDb2": [{"source": "c", "db": "d", "tags": ["site", "node"],
+                                        "columns": {"in": ["V"]}}]}}
+    out = translate_block(block, "vm_conf.yaml", 0)
+    assert out["outputs"]["influxDb2"][0]["tag_columns"] == {"site": "site", "node": "node"}
+    assert "tags" not in out["outputs"]["influxDb2"][0]
+    assert out["inputs"]["influxDb2"][0]["columns"] == ["V", "site"]
+    assert "tags" not in out["inputs"]["influxDb2"][0]

@@ -163,6 +163,24 @@ def _redis_input_columns(item: dict[str, Any], path: str, notices: Notices) -> N
     item["columns"] = list(cols or [])
 
 
+def _influx_item(role: str) -> Callable[[dict[str, Any], str, Notices], None]:
+    """The seed's influxDb2 ``tags`` is a list of tag NAMES (its schema: an array of
+    identifiers, no values; its worker was never written). Decision: each name is a row
+    column written (output) or read back (input) as a tag of that name. vemonitor's own
+    ``tags`` are constant key -> value pairs, so the list moves: to ``tag_columns``
+    (merged with the default identity tags) on an output, into ``columns`` on an input."""
+    def rule(item: dict[str, Any], path: str, notices: Notices) -> None:
+        names = item.get("tags")
+        if not isinstance(names, list):
+            return
+        del item["tags"]
+        if role == "output":
+            item["tag_columns"] = {str(name): str(name) for name in names}
+        elif item.get("columns"):
+            item["columns"] = [*item["columns"], *(n for n in names if n not in item["columns"])]
+    return rule
+
+
 def _sub_second_interval(item: dict[str, Any], path: str, notices: Notices) -> None:
     value = item.get("time_interval")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and \
@@ -180,6 +198,8 @@ ITEM_RULES: dict[tuple[str, str], Callable[[dict[str, Any], str, Notices], None]
     ("inputs", "serial"): _serial_input,
     ("inputs", "redis"): _redis_item("input"),
     ("outputs", "redis"): _redis_item("output"),
+    ("inputs", "influxDb2"): _influx_item("input"),
+    ("outputs", "influxDb2"): _influx_item("output"),
 }
 
 

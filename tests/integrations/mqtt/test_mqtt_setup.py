@@ -25,7 +25,7 @@ def test_registry_discovers_and_sets_up_mqtt() -> None:
     """Discovery finds the manifest (output, local_push, paho-mqtt); setup registers schemas."""
     registry = Registry().discover()
     manifest = registry.manifests["mqtt"]
-    assert manifest.provides == ("output",) and manifest.iot_class == "local_push"
+    assert manifest.provides == ("input", "output") and manifest.iot_class == "local_push"
     assert manifest.requirements == ("paho-mqtt>=2.0",)
     reg = registry.get("mqtt")
     assert (reg.connector, reg.output_item) == (MqttConnector, MqttOutput)

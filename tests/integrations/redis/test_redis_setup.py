@@ -78,6 +78,9 @@ def test_sample_validates(monkeypatch: pytest.MonkeyPatch) -> None:
     (RedisInput, {"name": "i", "source": "l", "structure": "HmapTimeSeries"}, "redis_node"),
     (RedisConnector, {"host": "localhost", "port": 70000}, "port"),
     (RedisConnector, {"ssl_ca_certs": "/ca.pem"}, "ssl: true"),
+    (RedisConnector, {"cluster": True, "db": 1}, "only db 0"),
+    (RedisConnector, {"startup_nodes": ["10.0.0.1"]}, "host:port"),
+    (RedisConnector, {"wait_replicas": -1}, "wait_replicas"),
     (RedisConnector, {"ssl": True, "ssl_certfile": "/c.pem"}, "go together"),
     (RedisConnector, {"ssl": True, "ssl_cert_reqs": "maybe"}, "ssl_cert_reqs"),
 ])
