@@ -197,7 +197,7 @@ def latency(seconds: float = 60.0, kind: str = "redis") -> dict[str, float]:
         spec = build_run(config, registry)
         watcher = _mqtt_watcher(server.port, visible) if kind == "mqtt" else None
         with Simulator(["bmv700"], sim_dir) as sim:
-            engine = Engine(spec, registry, SystemClock(), (f"{sim_dir}/ttyVE_*",))
+            engine = Engine(spec, registry, SystemClock(), port_globs=(f"{sim_dir}/ttyVE_*",))
             _note_snapshots(engine, received)
             if kind == "redis":
                 _note_redis_acks(engine, visible)

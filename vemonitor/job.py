@@ -89,7 +89,7 @@ def run(spec: RunSpec, registry: Registry) -> dict[str, Any]:
     clock: Clock = (ScaledClock(SystemClock(), spec.runtime.speed) if spec.runtime.speed != 1
                     else SystemClock())
     with services(spec, registry, clock) as port_globs:
-        engine = Engine(spec, registry, clock, port_globs)
+        engine = Engine(spec, registry, clock, port_globs=port_globs)
         log.info("block %s: %d inputs, %d outputs; %s", spec.block, len(spec.inputs),
                  len(spec.outputs), budget.describe(spec, registry))
         server = _metrics(engine, spec)

@@ -52,6 +52,6 @@ def running(config: dict[str, Any], recorders: dict[str, Recorder], devices: lis
     spec: RunSpec = build_run({**config, "speed": speed}, registry)
     clock = clock or ScaledClock(SystemClock(), speed)
     with Simulator(devices, sim_dir, clock=clock, **sim_args) as sim:
-        engine = Engine(spec, registry, clock, (f"{sim_dir}/ttyVE_*",))
+        engine = Engine(spec, registry, clock, port_globs=(f"{sim_dir}/ttyVE_*",))
         yield engine, sim
         engine.shutdown()

@@ -36,7 +36,7 @@ class Engine:
     signal handler or another thread.
     """
 
-    def __init__(self, spec: RunSpec, registry: Registry, clock: Clock,
+    def __init__(self, spec: RunSpec, registry: Registry, clock: Clock, *,
                  port_globs: tuple[str, ...] = ()) -> None:
         self.spec = spec
         self.clock = clock
