@@ -48,10 +48,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from vemonitor import supervise
 from vemonitor.clock import Clock
 from vemonitor.config.build import InputSpec, OutputSpec, RunSpec
 from vemonitor.config.errors import ConfigError
-from vemonitor.delivery import RetryPolicy, Sender
+from vemonitor.delivery import RetryPolicy, Sender, dead_letter_summary
 from vemonitor.middlewares import Step, bank_step, bounds, chain, project
 from vemonitor.model import Batch, DropRow, Row
 from vemonitor.outbox import MemoryOutbox, Outbox, OutboxError, OutboxLimits, outbox_path
@@ -536,6 +537,7 @@ class Engine:
             "outputs": {o.spec.name: _output_summary(o, elapsed) for o in self.outputs},
             "cache_dropped": self.cache.dropped,
             "skipped_ticks": self.skipped_ticks,
+            "thread_restarts": supervise.restarts(),
         }
 
 
@@ -569,4 +571,5 @@ def _output_summary(output: OutputWorker, elapsed: float) -> Mapping[str, Any]:
     return {"batches": stats.batches, "rows": stats.rows, "points": stats.points,
             "errors": stats.errors, "attempts": stats.attempts, "outages": stats.outages,
             "outbox_rows": waiting["rows"], "dropped_rows": output.outbox.dropped_rows,
+            **dead_letter_summary(output.outbox),
             "writes_per_hour": round(stats.batches * 3600.0 / elapsed, 1)}
