@@ -25,6 +25,7 @@ import json
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping
 
+from vemonitor import outside
 from vemonitor.model import Row
 from vemonitor.vedirect.fields import Value
 
@@ -69,11 +70,12 @@ def encode_values(values: Mapping[str, Value]) -> str:
 
 
 def decode_values(text: str) -> dict[str, Value]:
-    """Return the values of a JSON object written by :func:`encode_values`."""
-    data = json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-    return data
+    """Return the values of a JSON object written by :func:`encode_values`.
+
+    Data from outside: raises vemonitor.outside.BadRow (a ValueError) for
+    non-finite numbers, nesting, wrong types or oversized rows.
+    """
+    return outside.parse_values(text)
 
 
 def encode_fields(values: Mapping[str, Value]) -> list[str]:
@@ -85,8 +87,8 @@ def encode_fields(values: Mapping[str, Value]) -> list[str]:
 
 
 def decode_fields(fields: Mapping[str, str]) -> dict[str, Value]:
-    """Return the values of a stream entry written by :func:`encode_fields`."""
-    return {key: json.loads(text) for key, text in fields.items()}
+    """Return the values of a stream entry written by :func:`encode_fields` (checked)."""
+    return outside.parse_fields(fields)
 
 
 def one_per_stamp(rows: Iterable[Row], stamp: Callable[[float], Hashable]) -> list[Row]:
