@@ -18,10 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vemonitor import budget, logsafe
+from vemonitor import budget, exits, logsafe, statelock, supervise
 from vemonitor.clock import Clock, ScaledClock, SystemClock
 from vemonitor.config.build import RunSpec, build_run
 from vemonitor.config.errors import ConfigError
+from vemonitor.outbox import OutboxError
 from vemonitor.registry import IntegrationError, Registry
 
 log = logging.getLogger("vemonitor")
@@ -70,19 +71,36 @@ def execute(spec: RunSpec, registry: Registry) -> None:
         summary = run(spec, registry)
     except (ConfigError, IntegrationError) as err:
         print(f"vemonitor: config error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exits.CONFIG)
+    except (OutboxError, OSError) as err:
+        print(f"vemonitor: {exits.describe_disk_error(err)}", file=sys.stderr)
+        sys.exit(exits.STATE)
     print_summary(summary)
-    write_summary(summary, spec.runtime.state_dir, _job_dir())
+    try:
+        write_summary(summary, spec.runtime.state_dir, _job_dir())
+    except OSError as err:
+        print(f"vemonitor: cannot write summary.json ({exits.describe_disk_error(err)}); "
+              f"the previous one is kept", file=sys.stderr)
+        sys.exit(exits.STATE)
+    if supervise.FATAL.is_set():
+        sys.exit(exits.BUG)
 
 
 def run(spec: RunSpec, registry: Registry) -> dict[str, Any]:
     """Run a validated spec to its end; return the summary."""
-    from vemonitor.engine import Engine
 
     logsafe.install(spec.secrets)
     if spec.runtime.debug:
         logging.getLogger().setLevel(logging.DEBUG)
     spec.runtime.state_dir.mkdir(parents=True, exist_ok=True)
+    with statelock.hold(spec.runtime.state_dir):
+        return _run_locked(spec, registry)
+
+
+def _run_locked(spec: RunSpec, registry: Registry) -> dict[str, Any]:
+    """Run the engine (the state directory's lock is held)."""
+    from vemonitor.engine import Engine
+
     clock: Clock = (ScaledClock(SystemClock(), spec.runtime.speed) if spec.runtime.speed != 1
                     else SystemClock())
     with simulator(spec, clock) as sim_dir:
@@ -188,7 +206,22 @@ def write_summary(summary: dict[str, Any], state_dir: Path, job_dir: Path | None
     for folder in (state_dir, job_dir):
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "summary.json").write_text(text + "\n", encoding="utf-8")
+            _write_atomic(folder / "summary.json", text + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a file whole or not at all (a full disk keeps the previous one, never 0 bytes)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def print_summary(summary: dict[str, Any]) -> None:

@@ -10,22 +10,8 @@ import pytest
 
 from integrations.redis import layout
 from integrations.redis.source import RedisSource
-from tests.integrations.redis.conftest import (  # noqa: F401 (fixtures)
-    NOW,
-    batch,
-    clock,
-    connector,
-    ctx,
-    make_sink,
-    raw,
-    redis_server,
-    rows,
-)
-from tests.integrations.redis.test_redis_source import (  # noqa: F401 (fixtures)
-    hmap_input,
-    make_source,
-    stream_input,
-)
+from tests.integrations.redis.conftest import NOW
+from tests.integrations.redis.test_redis_source import hmap_input, stream_input
 from vemonitor.model import Batch
 from vemonitor.outbox import Outbox
 

@@ -20,6 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from vemonitor.batteries import BatteryBank, load_bank
 from vemonitor.clock import MAX_SPEED
+from vemonitor.config import bounds
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.paths import default_state_dir
 from vemonitor.config.schema import (
@@ -115,6 +116,8 @@ def build_run(cfg: Mapping[str, Any], registry: Registry,
     name = block.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigError("a block needs a name", file=block_file, key="block.name")
+    bounds.check(cfg, bounds.RUN)
+    bounds.check(block, bounds.BLOCK, "block.", block_file)
     connectors_cfg = cfg.get("appConnectors") or {}
     if not isinstance(connectors_cfg, Mapping):
         raise ConfigError("must be a mapping of integration -> connectors",

@@ -141,6 +141,12 @@ class OutputItem:
     def validate(self) -> None:
         """Check the delivery settings (no I/O)."""
         d = self.delivery
+        from vemonitor.config.bounds import DELIVERY, problem
+
+        for key, bound in DELIVERY.items():
+            why = problem(getattr(d, key), bound)
+            if why:
+                raise ValueError(f"delivery.{key} {why}")
         if d.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"delivery.synchronous must be OFF, NORMAL, FULL or EXTRA, got "
                              f"{d.synchronous!r}")
