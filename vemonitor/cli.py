@@ -18,7 +18,6 @@ redacted), sweeps and Hydra's own flags, ``scan`` and ``integrations``.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -94,8 +93,8 @@ def register_resolvers() -> None:
         return str(Path(configured).expanduser()) if configured else str(default_state_dir())
 
     def sim_dir() -> str:
-        import tempfile
-        return os.path.join(tempfile.gettempdir(), f"vemonitor-sim-{os.getpid()}")
+        from vemonitor.privdir import fresh_name
+        return fresh_name()
 
     for name, func in (("vm_state_dir", state_dir), ("vm_sim_dir", sim_dir)):
         if not OmegaConf.has_resolver(name):

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vemonitor import budget, exits, logsafe, statelock, supervise
+from vemonitor import budget, exits, logsafe, privdir, statelock, supervise
 from vemonitor.clock import Clock, ScaledClock, SystemClock
 from vemonitor.config.build import RunSpec, build_run
 from vemonitor.config.errors import ConfigError
@@ -150,7 +150,8 @@ def simulator(spec: RunSpec, clock: Clock) -> Iterator[str | None]:
         faults = parse_faults(sim.faults) if sim.faults else None
     except ValueError as err:
         raise SystemExit(f"vemonitor: config error: simulator.faults: {err}") from err
-    with Simulator(sim.devices, directory, clock=clock, faults=faults) as running:
+    with privdir.private_dir(directory) as directory, \
+            Simulator(sim.devices, directory, clock=clock, faults=faults) as running:
         log.info("simulator: %s", ", ".join(f"{d.name} on {d.path}" for d in running))
         yield directory
 
