@@ -18,6 +18,7 @@ redacted), sweeps and Hydra's own flags, ``scan`` and ``integrations``.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -76,9 +77,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         if has_flag(prepared.argv, *CONFIG_FLAGS):
             sys.exit(print_config(prepared))
     except ConfigError as err:
-        print(f"vemonitor: config error: {err}", file=sys.stderr)
+        from vemonitor.secretpolicy import scrub
+
+        print(f"vemonitor: config error: {scrub(str(err), args)}", file=sys.stderr)
         sys.exit(2)
     from vemonitor.hydra_app import hydra_entry
+    from vemonitor.secretpolicy import ConfigPrintFilter
+
+    logging.getLogger("hydra._internal.hydra").addFilter(ConfigPrintFilter())  # --info config
 
     sys.argv = [sys.argv[0], *prepared.argv]
     hydra_entry()
@@ -96,6 +102,9 @@ def register_resolvers() -> None:
         from vemonitor.privdir import fresh_name
         return fresh_name()
 
+    from vemonitor.secretpolicy import install_env_resolver
+
+    install_env_resolver()
     for name, func in (("vm_state_dir", state_dir), ("vm_sim_dir", sim_dir)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, func)
@@ -291,10 +300,9 @@ def print_config(prepared: Prepared) -> int:
     cfg = compose_config(prepared)
     container = OmegaConf.to_container(cfg, resolve="--resolve" in prepared.argv)
     assert isinstance(container, dict)
-    from vemonitor.config.build import collect_secrets
-    from vemonitor.logsafe import redact_mapping
+    from vemonitor.secretpolicy import mask_tree
 
-    safe = redact_mapping(container, collect_secrets(container))
+    safe = mask_tree(container)
     print(yaml.safe_dump(safe, sort_keys=False), end="")
     return 0
 

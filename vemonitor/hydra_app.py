@@ -21,12 +21,16 @@ from vemonitor.registry import IntegrationError, Registry
 def hydra_entry(cfg: DictConfig) -> None:
     """Hydra's entry point: run one job and exit non-zero on a config error."""
     from vemonitor.cli import ORIGINS, resolved
+    from vemonitor.secretpolicy import protect_sweep
 
+    protect_sweep()  # multirun.yaml: secrets masked, mode 0600
     try:
         container = resolved(cfg)
         registry = Registry().discover()
         spec = build_run(container, registry, ORIGINS)
     except (ConfigError, IntegrationError) as err:
-        print(f"vemonitor: config error: {err}", file=sys.stderr)
+        from vemonitor.secretpolicy import scrub
+
+        print(f"vemonitor: config error: {scrub(str(err), sys.argv)}", file=sys.stderr)
         sys.exit(2)
     execute(spec, registry)

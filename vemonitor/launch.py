@@ -53,9 +53,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:  # Ctrl-C during start-up: nothing started, nothing to say
         sys.exit(130)
     except (ComposeError, ConfigError) as err:
-        print(f"vemonitor: config error: {err}", file=sys.stderr)
+        from vemonitor.secretpolicy import scrub
+
+        print(f"vemonitor: config error: {scrub(str(err), args)}", file=sys.stderr)
         sys.exit(2)
     from vemonitor.job import execute
+    from vemonitor.secretpolicy import remember
+
+    for value in composed.get("env_secrets", ()):
+        remember(value)  # read from the environment in the child: masked in this process too
 
     logging.config.dictConfig(composed["logging"])
     execute(spec, registry)
@@ -104,8 +110,10 @@ def compose_payload(args: list[str]) -> dict[str, Any]:
     try:
         prepared = cli.prepare(args)
         cfg, logging_config = cli.compose_job(prepared)
+        from vemonitor.secretpolicy import from_env
+
         return {"container": cli.resolved(cfg), "origins": prepared.origins,
-                "logging": logging_config}
+                "logging": logging_config, "env_secrets": from_env()}
     except ConfigError as err:
         return {"error": str(err)}
 

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, field
 
 from vemonitor.config.schema import Connector, OutputItem
+from vemonitor.secretpolicy import check_host
 
 PROTOCOLS = ("3.1.1", "5")
 QOS_LEVELS = (0, 1, 2)
@@ -36,6 +37,7 @@ class MqttConnector(Connector):
 
     def validate(self) -> None:
         """Check ranges and TLS options (no I/O; never echoes the password)."""
+        check_host(self.host)
         if not self.host or any(c.isspace() for c in self.host):
             raise ValueError(f"host must be a host name or address, got {self.host!r}")
         if not 1 <= self.port <= 65535:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from vemonitor.config.schema import Connector, InputItem, OutputItem
+from vemonitor.secretpolicy import check_host
 
 CERT_REQS = ("none", "optional", "required")
 DEFAULT_MAX_ITEMS = 3600
@@ -39,6 +40,7 @@ class RedisConnector(Connector):
 
     def validate(self) -> None:
         """Check ranges and TLS options (no I/O)."""
+        check_host(self.host)
         if not self.host or any(c.isspace() for c in self.host):
             raise ValueError(f"host must be a host name or address, got {self.host!r}")
         if not 1 <= self.port <= 65535:

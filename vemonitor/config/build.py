@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vemonitor import secretpolicy
 from vemonitor.batteries import BatteryBank, load_bank
 from vemonitor.clock import MAX_SPEED
 from vemonitor.config import bounds
@@ -138,23 +139,8 @@ def build_run(cfg: Mapping[str, Any], registry: Registry,
 
 
 def collect_secrets(node: Any) -> set[str]:
-    """Return every non-empty value stored under a secret-looking key (to redact them)."""
-    found: set[str] = set()
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            if isinstance(value, (str, int)) and _is_secret_key(str(key)) and str(value):
-                found.add(str(value))
-            else:
-                found |= collect_secrets(value)
-    elif isinstance(node, list):
-        for value in node:
-            found |= collect_secrets(value)
-    return found
-
-
-def _is_secret_key(key: str) -> bool:
-    lowered = key.lower()
-    return any(word in lowered for word in SECRET_KEYS)
+    """Return every secret value of a configuration (vemonitor.secretpolicy decides)."""
+    return secretpolicy.collect(node)
 
 
 def _runtime(cfg: Mapping[str, Any]) -> Runtime:

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from vemonitor.config.errors import ConfigError
+from vemonitor.secretpolicy import remember
 
 ROOT_FILES = ("vm_conf.yaml", "vm_conf.yml")
 SEARCH_DIRS = ("/opt/vemonitor_m8/conf", "/opt/vemonitor/conf", "~/.vemonitor")
@@ -143,6 +144,7 @@ def _expand(value: Any, file: str, key: str) -> Any:
             name = match[1]
             if name not in os.environ:
                 raise ConfigError(f"environment variable {name} is not set", file=file, key=key)
+            remember(os.environ[name])  # from the environment: a secret wherever it lands
             return os.environ[name]
         return _ENV_VAR.sub(env, value)
     return value
