@@ -53,9 +53,9 @@ DELIVERY = {
 
 def problem(value: Any, bound: Bound) -> str | None:
     """Return what is wrong with ``value`` for ``bound`` (None when it is fine)."""
-    kind = "an integer" if bound.integer else "a number"
     low = ">" if bound.low_open else ">="
-    wanted = f"must be {kind} {low} {bound.low:g} and <= {bound.high:g}"
+    kind = " (an integer)" if bound.integer else ""
+    wanted = f"must be {low} {bound.low:g} and <= {bound.high:g}{kind}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"{wanted}, got {type(value).__name__}"
     if not math.isfinite(value):
