@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vemonitor import budget, exits, logsafe, privdir, statelock, supervise
+from vemonitor import budget, exits, logsafe, privdir, risks, statelock, supervise
 from vemonitor.clock import Clock, ScaledClock, SystemClock
 from vemonitor.config.build import RunSpec, build_run
 from vemonitor.config.errors import ConfigError
@@ -107,6 +107,7 @@ def _run_locked(spec: RunSpec, registry: Registry) -> dict[str, Any]:
         engine = Engine(spec, registry, clock, sim_dir)
         log.info("block %s: %d inputs, %d outputs; %s", spec.block, len(spec.inputs),
                  len(spec.outputs), budget.describe(spec, registry))
+        risks.warn(spec)
         server = _metrics(engine, spec)
         try:
             with _stop_on_signals(engine.stop):

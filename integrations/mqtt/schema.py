@@ -35,6 +35,13 @@ class MqttConnector(Connector):
     protocol: str = "3.1.1"
     timeout: float = 10.0  # seconds to connect and to wait for PUBACKs of one write
 
+    def risks(self) -> list[str]:
+        """Return what weakens this connection's security (one start-up WARNING each)."""
+        if self.tls and self.insecure:
+            return [f"mqtt {self.host}:{self.port}: TLS host name check is off "
+                    f"(insecure=true): a certificate for any host is accepted"]
+        return []
+
     def validate(self) -> None:
         """Check ranges and TLS options (no I/O; never echoes the password)."""
         check_host(self.host)

@@ -34,6 +34,7 @@ class RedisConnector(Connector):
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_cert_reqs: str = "required"
+    ssl_check_hostname: bool = True  # the certificate must name ``host`` (needs required)
     # Short timeouts: a hung server must fail a write quickly so the outbox can retry.
     socket_timeout: float = 5.0
     socket_connect_timeout: float = 5.0
@@ -56,6 +57,19 @@ class RedisConnector(Connector):
             raise ValueError("ssl_certfile and ssl_keyfile go together")
         if self.socket_timeout <= 0 or self.socket_connect_timeout <= 0:
             raise ValueError("socket_timeout and socket_connect_timeout must be > 0 seconds")
+
+    def risks(self) -> list[str]:
+        """Return what weakens this connection's security (one start-up WARNING each)."""
+        if not self.ssl:
+            return []
+        if self.ssl_cert_reqs != "required":
+            return [f"redis {self.address()}: TLS certificate verification is off "
+                    f"(ssl_cert_reqs={self.ssl_cert_reqs}): any server can impersonate it "
+                    f"and receive the password"]
+        if not self.ssl_check_hostname:
+            return [f"redis {self.address()}: TLS host name check is off "
+                    f"(ssl_check_hostname=false): a certificate for any host is accepted"]
+        return []
 
     def address(self) -> str:
         """Return ``host:port/db`` for messages (never the credentials)."""
