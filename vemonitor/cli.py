@@ -199,6 +199,11 @@ def _user_searchpath() -> list[str]:
     existing = [Path(d).expanduser() for d in SEARCH_DIRS if Path(d).expanduser().is_dir()]
     if not existing:
         return []
+    from vemonitor.config.yamlguard import check_file
+
+    for folder in existing:  # Hydra may load any of them: bound them all first
+        for path in sorted(folder.glob("**/*.y*ml"))[:1000]:
+            check_file(path)
     return ["hydra.searchpath=[" + ",".join(f"file://{d}" for d in existing) + "]"]
 
 

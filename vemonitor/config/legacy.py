@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from vemonitor.config import yamlguard
 from vemonitor.config.errors import ConfigError
 from vemonitor.secretpolicy import remember
 
@@ -117,6 +118,7 @@ def _import_path(directory: Path, name: str, root: Path, index: int) -> Path:
 
 def _read_mapping(path: Path) -> dict[str, Any]:
     """Parse a YAML file that must hold a mapping, expanding ${VAR} from the environment."""
+    yamlguard.check_file(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
