@@ -239,5 +239,9 @@ def print_summary(summary: dict[str, Any]) -> None:
                      + f", {item.get('reconnects', 0)} reconnects")
     for name, item in summary["outputs"].items():
         lines.append(f"  output {name}: {item['batches']} batches, {item['points']} points, "
-                     f"{item['errors']} errors, {item['writes_per_hour']:g} writes/hour")
+                     f"{item['errors']} errors, {item['writes_per_hour']:g} writes/hour"
+                     + (f", {item['dead_letter_batches']} dead-lettered"
+                        if item.get("dead_letter_batches") else ""))
+    for thread, count in (summary.get("thread_restarts") or {}).items():
+        lines.append(f"  thread {thread}: restarted {count} times after unexpected errors")
     print("\n".join(lines), flush=True)

@@ -12,6 +12,7 @@ from integrations.vedirect.schema import VedirectConnector
 from vemonitor.registry import Context
 from vemonitor.scan import matches
 from vemonitor.serial_reader import SerialReader
+from vemonitor.supervise import supervised
 from vemonitor.vedirect.fields import Value
 from vemonitor.vedirect.snapshot import Snapshot
 
@@ -40,7 +41,8 @@ class VedirectSource:
         if path is not None:
             self._attach(path, self._found)
         if self.config.serialTest or path is None:
-            self._supervisor = threading.Thread(target=self._supervise,
+            self._supervisor = threading.Thread(target=supervised(f"vedirect-{self.name}",
+                                                                  self._supervise, self._stop),
                                                 name=f"vedirect-{self.name}", daemon=True)
             self._supervisor.start()
 
