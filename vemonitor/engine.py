@@ -454,8 +454,8 @@ class Engine:
                 self.clock.sleep(due - self.clock.now(), self._wake)
                 # Cleared before looking, so a snapshot arriving meanwhile wakes us again.
                 self._wake.clear()
-                if self.stop_event.is_set():
-                    break
+                if self.stop_event.is_set() or supervise.FATAL.is_set():  # never run on with
+                    break  # a thread that ended for good (vemonitor.supervise)
                 now = self.clock.now()
                 if now >= end and due == end:
                     break
