@@ -87,3 +87,13 @@ def test_summary_write_failing_keeps_the_previous_file(tmp_path: Path,
         job.write_summary({"new": 2}, tmp_path, None)
     assert json.loads((tmp_path / "summary.json").read_text()) == {"old": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_systemd_unit_does_not_restart_on_configuration_errors() -> None:
+    """The unit restarts on failure (1 bug, 3 disk) but never on status 2 (configuration)."""
+    unit = (Path(__file__).resolve().parents[2] / "packaging" / "vemonitor.service").read_text()
+    settings = dict(line.split("=", 1) for line in unit.splitlines()
+                    if "=" in line and not line.startswith("#"))
+    assert settings["Restart"] == "on-failure"
+    assert str(exits.CONFIG) in settings["RestartPreventExitStatus"].split()
+    assert str(exits.STATE) not in settings["RestartPreventExitStatus"].split()
