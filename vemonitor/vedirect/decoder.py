@@ -382,12 +382,22 @@ WIRE_BOUNDS = _wire_bounds()
 _WIRE_BOUNDS_STR = {label.decode("ascii"): limit for label, limit in WIRE_BOUNDS.items()}
 
 
+_IN_RANGE: set[tuple[str, str]] = set()  # (label, value) pairs already found in range
+_IN_RANGE_MAX = 4096  # most fields repeat block after block (history counters, ids)
+
+
 def _bounded(fields: dict[str, str]) -> bool:
     """Return True when every bounded field of a clean block is in its physical range."""
-    for label, value in fields.items():
+    for item in fields.items():
+        if item in _IN_RANGE:
+            continue
+        label, value = item
         limit = _WIRE_BOUNDS_STR.get(label)
         if limit is not None and value != "---" and not limit[0] <= int(value) <= limit[1]:
             return False
+        if len(_IN_RANGE) >= _IN_RANGE_MAX:
+            _IN_RANGE.clear()
+        _IN_RANGE.add(item)
     return True
 
 
