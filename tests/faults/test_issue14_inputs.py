@@ -56,3 +56,43 @@ def test_bad_stream_entry_is_dropped(raw: object,
     got = source.rows_since(NOW - 10)
     assert [r.values for r in got] == [{"V": 12.5}]
     assert source.stats()["rejected"] == {"non_finite": 1}
+
+
+def test_daemon_with_a_redis_input_survives_hostile_rows(tmp_path: Path) -> None:
+    """Item 2 end to end: Infinity and a 200,000-deep value in the watched hash: the daemon
+    runs to its end (exit 0; was exit 1 and a crash loop), the good rows are stored and the
+    bad ones counted by reason in the summary."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import redis
+
+    from tests.servers import RedisServer
+
+    with RedisServer(workdir=tmp_path / "redis") as server:
+        client = redis.Redis(port=server.port)
+        now = time.time()
+        key, index = layout.hmap_key("edge", "bmv700"), layout.index_key("edge", "bmv700")
+        for offset, text in ((30, layout.encode_values({"V": 12.5})), (29, BAD["non_finite"]),
+                             (28, BAD["too_deep"]), (27, layout.encode_values({"V": 12.6}))):
+            client.hset(key, str(now - offset), text)
+            client.zadd(index, {str(now - offset): now - offset})
+        state = tmp_path / "state"
+        result = subprocess.run(
+            [sys.executable, "-c", "from vemonitor.launch import main; main()",
+             "block=BatteryMonitor", f"state_dir={state}", "duration=4", "~block.inputs.serial",
+             "+appConnectors.redis.edge.host=127.0.0.1",
+             f"+appConnectors.redis.edge.port={server.port}",
+             "+block.inputs.redis.bmv700.source=edge", "+block.inputs.redis.bmv700.redis_node=edge",
+             f"+block.inputs.redis.bmv700.since={now - 60}",
+             "block.outputs.sqlite.store.cache_interval=1"],
+            capture_output=True, text=True, timeout=120,
+            env=dict(os.environ, HOME=str(tmp_path / "home")))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    summary = json.loads((state / "summary.json").read_text())
+    assert summary["inputs"]["bmv700"]["rows"] == 2
+    assert sum(summary["devices"]["edge"]["rejected"].values()) == 2
