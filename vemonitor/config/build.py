@@ -103,7 +103,7 @@ class RunSpec:
     secrets: tuple[str, ...] = ()
 
 
-SECRET_KEYS = ("password", "apikey", "api_key", "auth", "token", "secret", "passwd")
+# Which values are secret is decided in one place: vemonitor.secretpolicy.
 
 
 def build_run(cfg: Mapping[str, Any], registry: Registry,
