@@ -181,3 +181,35 @@ def test_damaged_page_moves_aside_and_new_batches_are_kept(tmp_path: Path) -> No
     assert len(_moved(path)) == 1
     assert [r.time for _, b in box.peek(100) for r in b.rows] == [5000.0, 5001.0, 5002.0]
     box.close()
+
+
+class BuggyOutbox(Outbox):
+    """An outbox whose first read hits a bug (not an OutboxError)."""
+
+    failures = 1
+
+    def peek(self, max_rows: int, after: int = 0) -> list[tuple[int, Batch]]:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("a bug nobody foresaw")
+        return super().peek(max_rows, after)
+
+
+def test_sender_thread_survives_a_bug_and_delivers(tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Item 1: an unexpected exception in the sender (here in reading the outbox) is logged
+    once, counted, and the sender restarts and delivers (before: the thread died silently)."""
+    box = BuggyOutbox(tmp_path / "rr.sqlite", "rr")
+    box.open()
+    box.put(_batch(0), now=0.0)
+    sink = FlakySink()
+    sender = _sender(box, sink)
+    before = supervise.restarts().get("sender-rr", 0)
+    with caplog.at_level(logging.ERROR):
+        sender.start()
+        _wait(lambda: len(sink.rows) == 3)
+        sender.stop(2.0)
+    assert supervise.restarts()["sender-rr"] == before + 1
+    crashed = [m for m in caplog.messages if "thread sender-rr crashed" in m]
+    assert len(crashed) == 1 and "RuntimeError" in crashed[0] and "output rr" in crashed[0]
+    box.close()
