@@ -537,7 +537,6 @@ class Engine:
             "outputs": {o.spec.name: _output_summary(o, elapsed) for o in self.outputs},
             "cache_dropped": self.cache.dropped,
             "skipped_ticks": self.skipped_ticks,
-            "thread_restarts": supervise.restarts(),
         }
 
 

@@ -109,6 +109,7 @@ def _run_locked(spec: RunSpec, registry: Registry) -> dict[str, Any]:
                  len(spec.outputs), budget.describe(spec, registry))
         risks.warn(spec)
         server = _metrics(engine, spec)
+        restarts_before = supervise.restarts()  # a multirun runs jobs in one process
         try:
             with _stop_on_signals(engine.stop):
                 engine.run(spec.runtime.duration)
@@ -116,6 +117,10 @@ def _run_locked(spec: RunSpec, registry: Registry) -> dict[str, Any]:
             if server is not None:
                 server.shutdown()
         summary = engine.summary()
+        summary["thread_restarts"] = {
+            name: count - restarts_before.get(name, 0)
+            for name, count in supervise.restarts().items()
+            if count > restarts_before.get(name, 0)}
         summary["budget"] = {b.output: b.as_dict() for b in budget.budget(spec, registry)}
         return summary
 
