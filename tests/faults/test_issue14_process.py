@@ -42,7 +42,9 @@ def test_full_disk_at_start_is_one_line_exit_3(tmp_path: Path) -> None:
 @pytest.mark.parametrize("override", ["duration=nan", "stale_after=nan", "metrics.port=99999",
                                       "block.max_data_points=1e24", "duration=inf",
                                       "+block.outputs.sqlite.store.delivery.max_age=nan",
-                                      "+block.outputs.sqlite.store.delivery.retry_max=inf"])
+                                      "+block.outputs.sqlite.store.delivery.retry_max=inf",
+                                      "block.inputs.serial.bmv700.time_interval=nan",
+                                      "appConnectors.vedirect.bmv700.rescan_after=inf"])
 def test_out_of_range_numbers_are_config_errors(tmp_path: Path, override: str) -> None:
     """Items 6 and 10: non-finite or absurd numbers: one line naming the key, exit 2."""
     proc = _vemonitor([*BASE, f"state_dir={tmp_path / 's'}", override], tmp_path)

@@ -87,3 +87,16 @@ def _get(node: Any, dotted: str) -> Any:
             return None
         node = node.get(part)
     return node
+
+
+def non_finite(obj: Any, prefix: str = "") -> tuple[str, float] | None:
+    """Return (dotted key, value) of the first NaN or infinite float in a dataclass tree."""
+    for name in getattr(obj, "__dataclass_fields__", {}):
+        value = getattr(obj, name, None)
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{prefix}{name}", value
+        if hasattr(value, "__dataclass_fields__"):
+            found = non_finite(value, f"{prefix}{name}.")
+            if found is not None:
+                return found
+    return None

@@ -205,6 +205,10 @@ def typed(schema: type, data: Mapping[str, Any], file: str | None, key: str) -> 
         if "Missing mandatory value" in msg:
             msg = "missing required value"
         raise ConfigError(msg, file=file, key=f"{key}.{sub}" if sub else key) from err
+    bad = bounds.non_finite(obj)
+    if bad is not None:  # nan/inf pass most range checks (every comparison is False)
+        raise ConfigError(f"must be a finite number, got {bad[1]}", file=file,
+                          key=f"{key}.{bad[0]}")
     # Every class of the schema checks its own rules (a subclass need not call super).
     for cls in reversed(type(obj).__mro__):
         validate = cls.__dict__.get("validate")
