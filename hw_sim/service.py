@@ -13,10 +13,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from hw_sim.privdir import fresh_name, private_dir
 from vemonitor.api import ConfigError, ServiceContext, ServiceRun, ServiceSpec
 
 log = logging.getLogger("vemonitor")
@@ -43,8 +43,8 @@ class SimulatorConfig:
 
 
 def default_dir() -> str:
-    """Return a per-process directory for the links (the ``${vm_sim_dir:}`` resolver)."""
-    return os.path.join(tempfile.gettempdir(), f"vemonitor-sim-{os.getpid()}")
+    """Return this process's private, unpredictable links folder (``${vm_sim_dir:}``)."""
+    return fresh_name()
 
 
 @contextlib.contextmanager
@@ -58,7 +58,8 @@ def run_simulator(config: SimulatorConfig, context: ServiceContext) -> Iterator[
 
     directory = config.dir or os.path.join(context.state_dir, "sim")
     faults = parse_faults(config.faults) if config.faults else None
-    with Simulator(config.devices, directory, clock=context.clock, faults=faults) as running:
+    with private_dir(directory) as directory, \
+            Simulator(config.devices, directory, clock=context.clock, faults=faults) as running:
         log.info("simulator: %s", ", ".join(f"{d.name} on {d.path}" for d in running))
         yield ServiceRun(port_globs=(os.path.join(directory, f"{LINK_PREFIX}*"),))
 

@@ -38,6 +38,14 @@ LAYERS: dict[str, int] = {
     "vemonitor.config": CONTRACT,  # the package (empty)
     "vemonitor.config.schema": CONTRACT,  # the item types integrations subclass
     "vemonitor.config.errors": CONTRACT,
+    "vemonitor.config.bounds": CONTRACT,  # finite-number checks of the item types
+    "vemonitor.outside": CONTRACT,  # rows from outside (Redis/MQTT inputs) are data
+    "vemonitor.secretpolicy": CONTRACT,  # which values are secret, and masking them
+    "vemonitor.supervise": CODEC,  # supervised threads (stdlib only: the serial reader runs one)
+    "vemonitor.exits": CORE,
+    "vemonitor.statelock": CORE,
+    "vemonitor.config.yamlguard": CORE,
+    "vemonitor.risks": JOB,
     "vemonitor.config.paths": CORE,
     "vemonitor.config.legacy": CORE,
     "vemonitor.config.build": CORE,

@@ -56,6 +56,11 @@ from vemonitor.logsafe import MASK as MASK
 from vemonitor.model import Batch as Batch
 from vemonitor.model import DropRow as DropRow
 from vemonitor.model import Row as Row
+from vemonitor.outside import BadRow as BadRow
+from vemonitor.outside import parse_fields as parse_fields
+from vemonitor.outside import parse_values as parse_values
+from vemonitor.secretpolicy import check_host as check_host
+from vemonitor.supervise import supervised as supervised
 from vemonitor.vedirect.fields import Value as Value
 
 

@@ -61,10 +61,36 @@ def main(argv: Sequence[str] | None = None) -> None:
         _with_hydra(args)
 
 
-def exit_config_error(err: BaseException) -> NoReturn:
-    """Print a configuration mistake as one line on stderr and exit with status 2."""
-    print(f"vemonitor: config error: {err}", file=sys.stderr)
-    sys.exit(2)
+def exit_config_error(err: BaseException, args: Sequence[str] | None = None) -> NoReturn:
+    """Print a configuration mistake as one line on stderr (secrets masked: a value typed on
+    the command line is never echoed back) and exit with status 2."""
+    from vemonitor import exits
+    from vemonitor.secretpolicy import scrub
+
+    text = scrub(str(err), list(sys.argv[1:] if args is None else args))
+    print(f"vemonitor: config error: {text}", file=sys.stderr)
+    sys.exit(exits.CONFIG)
+
+
+def exit_state_error(err: BaseException) -> NoReturn:
+    """Print a disk or state-directory failure as one line and exit with status 3."""
+    from vemonitor import exits
+
+    print(f"vemonitor: {exits.describe_disk_error(err)}", file=sys.stderr)
+    sys.exit(exits.STATE)
+
+
+def execute_job(spec: Any, registry: Any, args: Sequence[str]) -> None:
+    """Run a validated job; a mistake found only now or a disk failure is one line."""
+    from vemonitor.job import execute
+    from vemonitor.outbox import OutboxError
+
+    try:
+        execute(spec, registry)
+    except (ConfigError, IntegrationError) as err:
+        exit_config_error(err, args)
+    except (OutboxError, OSError) as err:
+        exit_state_error(err)
 
 
 def single_run(args: list[str]) -> bool:
@@ -91,14 +117,13 @@ def _single(args: list[str]) -> None:
     except KeyboardInterrupt:  # Ctrl-C during start-up: nothing started, nothing to say
         sys.exit(130)
     except (ConfigError, IntegrationError) as err:
-        exit_config_error(err)
-    from vemonitor.job import execute
+        exit_config_error(err, args)
+    from vemonitor.secretpolicy import remember
 
+    for value in composed.get("env_secrets", ()):
+        remember(value)  # read from the environment in the child: masked in this process too
     logging.config.dictConfig(composed["logging"])
-    try:
-        execute(spec, registry)
-    except (ConfigError, IntegrationError) as err:
-        exit_config_error(err)
+    execute_job(spec, registry, args)
 
 
 def compose_isolated(args: list[str]) -> dict[str, Any]:
@@ -173,20 +198,25 @@ def _with_hydra(args: list[str]) -> None:
         if has_flag(prepared.argv, *CONFIG_FLAGS):
             sys.exit(compose.print_config(prepared))
     except (ConfigError, IntegrationError) as err:
-        exit_config_error(err)
+        exit_config_error(err, args)
+    from vemonitor.secretpolicy import ConfigPrintFilter
+
+    logging.getLogger("hydra._internal.hydra").addFilter(ConfigPrintFilter())  # --info config
     compose.run_hydra(prepared, run_job)
 
 
 def run_job(cfg: Any, origins: dict[str, str]) -> None:
     """Run one job Hydra composed (a ``-m`` sweep's): validated exactly like a single run."""
     from vemonitor.config.compose import resolved
-    from vemonitor.job import execute, prepare_run
+    from vemonitor.job import prepare_run
+    from vemonitor.secretpolicy import protect_sweep
 
+    protect_sweep()  # multirun.yaml: secrets masked, mode 0600
     try:
         spec, registry = prepare_run(resolved(cfg), origins)
-        execute(spec, registry)
     except (ConfigError, IntegrationError) as err:
         exit_config_error(err)
+    execute_job(spec, registry, sys.argv[1:])
 
 
 def preflight(prepared: Any) -> tuple[Any, Any]:

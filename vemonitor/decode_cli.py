@@ -94,7 +94,24 @@ def as_json(item: Event | Snapshot) -> dict[str, Any]:
 
 
 def as_text(item: Event | Snapshot) -> str:
-    """Return one event or snapshot as a human-readable line."""
+    """Return one event or snapshot as a human-readable line (control bytes escaped)."""
+    return escape(_text(item))
+
+
+_ESCAPES = {c: f"\\x{c:02x}" for c in range(256) if not 0x20 <= c <= 0x7E}
+_ESCAPES[ord("\\")] = "\\\\"
+
+
+def escape(text: str) -> str:
+    """Return ``text`` with every byte outside printable ASCII as ``\\xNN`` (and ``\\`` doubled).
+
+    A capture is data from outside: an ESC or CSI byte in a HEX line would
+    otherwise reach the terminal as an escape sequence (issue 14 item 9).
+    """
+    return text.translate(_ESCAPES)
+
+
+def _text(item: Event | Snapshot) -> str:
     where = f"[{item.start}:{item.end}]"
     if isinstance(item, Block):
         return f"{where} block " + " ".join(f"{k}={v}" for k, v in item.fields.items())

@@ -14,6 +14,14 @@ One sender thread per output:
   said once as such, with its fix, data kept): whatever the failure, there is no
   request storm. The kind comes from the error's class (``vemonitor.errors``);
 * connects the sink lazily, so a server down at start-up is just an outage;
+* a batch that can never be accepted (its payload does not decode, or the sink
+  raises :class:`~vemonitor.errors.BatchRejected`) goes to the outbox's
+  dead-letter table with one ERROR line, and delivery goes on with the next
+  one. When a merged send is refused that way, the batches behind it are sent
+  one by one, so only the guilty one is set aside;
+* an outbox that cannot be read is said once and retried with backoff; the
+  thread itself is supervised (:mod:`vemonitor.supervise`): a bug restarts it,
+  never kills it;
 * when sent batches cannot be removed from the outbox (disk full, read-only
   state directory), keeps sending what follows them and retries the removal
   before every send; one error line says so. Until the removal succeeds a
@@ -33,9 +41,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from vemonitor import supervise
 from vemonitor.api import Sink
 from vemonitor.clock import Clock
-from vemonitor.errors import SinkAuthFailed, SinkError, is_auth_failure, is_permanent
+from vemonitor.errors import (
+    BatchRejected,
+    SinkAuthFailed,
+    SinkError,
+    is_auth_failure,
+    is_permanent,
+)
 from vemonitor.model import Batch
 from vemonitor.outbox import MemoryOutbox, Outbox, OutboxError
 
@@ -80,6 +95,7 @@ class DeliveryStats:
     write_seconds: float = 0.0  # total time sinks took to accept batches
     unremoved: int = 0  # sent batches the outbox could not remove yet (disk full)
     rejected: bool = False  # the sink refuses the data for a reason retrying will not fix
+    outbox_errors: int = 0  # times the outbox could not be read
     last_error: str = ""
 
 
@@ -107,7 +123,12 @@ class Sender:
         self._auth = False
         self._sent_upto = 0  # id of the newest batch the sink accepted
         self._unremoved: list[int] = []  # accepted, but the outbox could not remove them yet
-        self._thread = threading.Thread(target=self._run, name=f"sender-{name}", daemon=True)
+        self._single_until = 0  # send batches one by one up to this id (a merged send was refused)
+        self._outbox_down = False
+        self._thread = threading.Thread(
+            target=supervise.supervised(f"sender-{name}", self._run, self._stop,
+                                        lambda: f"output {name}, after batch {self._sent_upto}"),
+            name=f"sender-{name}", daemon=True)
 
     def start(self) -> None:
         """Start the sender thread (batches left by a previous run go first)."""
@@ -144,7 +165,13 @@ class Sender:
             if stopping and time.monotonic() > self._deadline:
                 return
             self._remove_sent()
-            items = self.outbox.peek(self.drain_rows, after=self._sent_upto)
+            items = self._peek()
+            if items is None:
+                if stopping:
+                    return
+                self.clock.sleep(self.policy.delay(min(self.stats.outbox_errors, 8), False,
+                                                   self._rng), self._stop)
+                continue
             if not items:
                 if stopping:
                     return
@@ -157,12 +184,28 @@ class Sender:
                 self.clock.sleep(self.policy.delay(self._attempt - 1, self._auth, self._rng),
                                  self._stop)
                 continue
-            if len(items) > 1 or self.outbox.peek(1, after=self._sent_upto):
+            if len(items) > 1 or self._peek():
                 # A backlog drains at a bounded rate while new data keeps arriving.
                 self.clock.sleep(self.drain_interval, self._stop)
 
+    def _peek(self) -> list[tuple[int, Batch]] | None:
+        """Return the next batches to send, or None when the outbox cannot be read (said once)."""
+        single = self._single_until > self._sent_upto
+        try:
+            items = self.outbox.peek(0 if single else self.drain_rows, after=self._sent_upto)
+        except OutboxError as err:
+            self.stats.outbox_errors += 1
+            if not self._outbox_down:
+                log.error("output %s: %s; retrying with backoff", self.name, err)
+            self._outbox_down = True
+            return None
+        if self._outbox_down:
+            log.info("output %s: outbox readable again", self.name)
+            self._outbox_down = False
+        return items[:1] if single else items
+
     def _send(self, items: list[tuple[int, Batch]]) -> bool:
-        """Send the batches as one; return True when the sink accepted them."""
+        """Send the batches as one; return True when the sink accepted them (or set one aside)."""
         rows = tuple(sorted((r for _, b in items for r in b.rows), key=lambda r: (r.time, r.source)))
         batch = Batch(self.name, rows)
         self.stats.attempts += 1
@@ -173,6 +216,8 @@ class Sender:
             began = time.monotonic()
             self.sink.write(batch)
             self.stats.write_seconds += time.monotonic() - began
+        except BatchRejected as err:
+            return self._reject(items, err)
         except Exception as err:  # any sink failure keeps the data; the type sets the wait
             self._failed(err)
             return False
@@ -180,6 +225,20 @@ class Sender:
         self._unremoved += [batch_id for batch_id, _ in items]
         self._remove_sent()
         self._succeeded(batch)
+        return True
+
+    def _reject(self, items: list[tuple[int, Batch]], err: BatchRejected) -> bool:
+        """Dead-letter the one refused batch; a refused merge is retried batch by batch."""
+        if len(items) > 1:
+            self._single_until = items[-1][0]
+            log.info("output %s: a merged send of %d batches was refused by content; sending "
+                     "them one by one", self.name, len(items))
+            return True
+        try:
+            self.outbox.dead_letter([items[0][0]], f"{_describe(err)}{_hint(err)}")
+        except OutboxError as out_err:
+            self._failed(out_err)
+            return False
         return True
 
     def _remove_sent(self) -> None:
@@ -249,3 +308,9 @@ def _describe(err: BaseException) -> str:
 def as_dict(stats: DeliveryStats) -> dict[str, Any]:
     """Return the stats as plain data."""
     return dict(stats.__dict__)
+
+
+def dead_letter_summary(outbox: Outbox | MemoryOutbox) -> dict[str, Any]:
+    """Return an outbox's dead-letter and moved-aside counts for summary.json."""
+    return {"dead_letter_batches": outbox.dead_batches, "dead_letter_rows": outbox.dead_rows,
+            "outbox_moved_aside": [str(p) for p in outbox.moved_aside]}

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vemonitor import budget, logsafe
+from vemonitor import budget, exits, logsafe, risks, statelock, supervise
 from vemonitor.api import ServiceContext
 from vemonitor.clock import Clock, ScaledClock, SystemClock
 from vemonitor.config.build import RunSpec, build_run
@@ -75,24 +75,40 @@ def execute(spec: RunSpec, registry: Registry) -> None:
         return
     summary = run(spec, registry)
     print_summary(summary)
-    write_summary(summary, spec.runtime.state_dir, _job_dir())
+    try:
+        write_summary(summary, spec.runtime.state_dir, _job_dir())
+    except OSError as err:
+        print(f"vemonitor: cannot write summary.json ({exits.describe_disk_error(err)}); "
+              f"the previous one is kept", file=sys.stderr)
+        sys.exit(exits.STATE)
+    if supervise.FATAL.is_set():
+        sys.exit(exits.BUG)
 
 
 def run(spec: RunSpec, registry: Registry) -> dict[str, Any]:
     """Run a validated spec to its end; return the summary."""
-    from vemonitor.engine import Engine
 
     logsafe.install(spec.secrets)
     if spec.runtime.debug:
         logging.getLogger().setLevel(logging.DEBUG)
     spec.runtime.state_dir.mkdir(parents=True, exist_ok=True)
+    with statelock.hold(spec.runtime.state_dir):
+        return _run_locked(spec, registry)
+
+
+def _run_locked(spec: RunSpec, registry: Registry) -> dict[str, Any]:
+    """Run the engine (the state directory's lock is held)."""
+    from vemonitor.engine import Engine
+
     clock: Clock = (ScaledClock(SystemClock(), spec.runtime.speed) if spec.runtime.speed != 1
                     else SystemClock())
     with services(spec, registry, clock) as port_globs:
         engine = Engine(spec, registry, clock, port_globs=port_globs)
         log.info("block %s: %d inputs, %d outputs; %s", spec.block, len(spec.inputs),
                  len(spec.outputs), budget.describe(spec, registry))
+        risks.warn(spec)
         server = _metrics(engine, spec)
+        restarts_before = supervise.restarts()  # a multirun runs jobs in one process
         try:
             with _stop_on_signals(engine.stop):
                 engine.run(spec.runtime.duration)
@@ -100,6 +116,10 @@ def run(spec: RunSpec, registry: Registry) -> dict[str, Any]:
             if server is not None:
                 server.shutdown()
         summary = engine.summary()
+        summary["thread_restarts"] = {
+            name: count - restarts_before.get(name, 0)
+            for name, count in supervise.restarts().items()
+            if count > restarts_before.get(name, 0)}
         summary["budget"] = {b.output: b.as_dict() for b in budget.budget(spec, registry)}
         return summary
 
@@ -186,7 +206,22 @@ def write_summary(summary: dict[str, Any], state_dir: Path, job_dir: Path | None
     for folder in (state_dir, job_dir):
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "summary.json").write_text(text + "\n", encoding="utf-8")
+            _write_atomic(folder / "summary.json", text + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a file whole or not at all (a full disk keeps the previous one, never 0 bytes)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -202,5 +237,9 @@ def print_summary(summary: dict[str, Any]) -> None:
                      + f", {item.get('reconnects', 0)} reconnects")
     for name, item in summary["outputs"].items():
         lines.append(f"  output {name}: {item['batches']} batches, {item['points']} points, "
-                     f"{item['errors']} errors, {item['writes_per_hour']:g} writes/hour")
+                     f"{item['errors']} errors, {item['writes_per_hour']:g} writes/hour"
+                     + (f", {item['dead_letter_batches']} dead-lettered"
+                        if item.get("dead_letter_batches") else ""))
+    for thread, count in (summary.get("thread_restarts") or {}).items():
+        lines.append(f"  thread {thread}: restarted {count} times after unexpected errors")
     print("\n".join(lines), flush=True)

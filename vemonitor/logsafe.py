@@ -11,15 +11,14 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from vemonitor import secretpolicy
+
 MASK = "***"
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
-    """Return ``text`` with every secret replaced by the mask (longest first)."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
+    """Return ``text`` with every secret masked as a whole token (vemonitor.secretpolicy)."""
+    return secretpolicy.redact_text(text, secrets)
 
 
 def redact_mapping(node: Any, secrets: Iterable[str]) -> Any:
@@ -30,29 +29,13 @@ def redact_mapping(node: Any, secrets: Iterable[str]) -> Any:
     if isinstance(node, list):
         return [redact_mapping(v, secrets) for v in node]
     if isinstance(node, str):
-        return redact_text(node, secrets)
+        return MASK if node in secrets else redact_text(node, secrets)
     if node is not None and not isinstance(node, bool) and str(node) in secrets:
         return MASK
     return node
 
 
-class RedactingFilter(logging.Filter):
-    """A handler filter that masks secrets in the fully formatted message."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
-        self.secrets = tuple(s for s in secrets if s)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            masked = redact_text(message, self.secrets)
-            if record.exc_info and record.exc_info[1] is not None:
-                masked = redact_text(f"{masked} ({record.exc_info[1]})", self.secrets)
-                record.exc_info = None
-                record.exc_text = None
-            record.msg, record.args = masked, None
-        return True
+RedactingFilter = secretpolicy.RedactingFilter
 
 
 def install(secrets: Iterable[str]) -> None:

@@ -35,6 +35,17 @@ class EngineCollector:
         yield from self._inputs()
         yield from self._outputs()
         yield from self._integration_stats()
+        yield from self._threads()
+
+    def _threads(self) -> Iterator[Metric]:
+        from vemonitor import supervise
+
+        restarts = CounterMetricFamily("vemonitor_thread_restarts",
+                                       "Supervised thread restarts after an unexpected error",
+                                       labels=["thread"])
+        for name, count in supervise.restarts().items():
+            restarts.add_metric([name], count)
+        yield restarts
 
     def _devices(self) -> Iterator[Metric]:
         frames = CounterMetricFamily("vemonitor_frames", "VE.Direct blocks by result",
@@ -94,6 +105,11 @@ class EngineCollector:
                                    "Age of the oldest batch waiting", labels=labels)
         dropped = CounterMetricFamily("vemonitor_outbox_dropped_rows",
                                       "Rows dropped by the outbox bounds", labels=labels)
+        dead = CounterMetricFamily("vemonitor_output_dead_letters",
+                                   "Batches moved to the outbox's dead-letter table",
+                                   labels=labels)
+        moved = CounterMetricFamily("vemonitor_outbox_moved_aside",
+                                    "Unusable outbox files moved aside", labels=labels)
         latency = SummaryMetricFamily("vemonitor_write_latency_seconds",
                                       "Time a sink took to accept a batch", labels=labels)
         now = self.engine.clock.now()
@@ -104,12 +120,14 @@ class EngineCollector:
                 family.add_metric([name], getattr(stats, key))
             latency.add_metric([name], stats.batches, stats.write_seconds)
             dropped.add_metric([name], output.outbox.dropped_rows)
+            dead.add_metric([name], output.outbox.dead_batches)
+            moved.add_metric([name], len(output.outbox.moved_aside))
             if output.outbox.is_open:
                 waiting = output.outbox.depth()
                 depth.add_metric([name], waiting["rows"])
                 if waiting["oldest"] is not None:
                     oldest.add_metric([name], max(now - waiting["oldest"], 0.0))
-        yield from (*families.values(), depth, oldest, dropped, latency)
+        yield from (*families.values(), depth, oldest, dropped, dead, moved, latency)
 
 
     def _integration_stats(self) -> Iterator[Metric]:

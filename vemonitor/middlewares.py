@@ -12,21 +12,14 @@ from typing import Any
 
 from vemonitor.batteries import BatteryBank
 from vemonitor.model import DropRow
+from vemonitor.vedirect.fields import BOUNDS as FIELD_BOUNDS
 from vemonitor.vedirect.fields import Value
 
 Values = dict[str, Value]
 Step = Callable[[Values], Values]
 
-# Physical limits in user units: a value outside means a garbage reading (a corrupted
-# block that passed the weak checksum), never a real state of an off-grid system.
-BOUNDS: Mapping[str, tuple[float, float]] = {
-    "V": (0.0, 100.0), "V2": (0.0, 100.0), "V3": (0.0, 100.0), "VS": (0.0, 100.0),
-    "VM": (0.0, 100.0), "VPV": (0.0, 500.0), "I": (-10000.0, 10000.0),
-    "IL": (-1000.0, 1000.0), "P": (-100000.0, 100000.0), "PPV": (0.0, 100000.0),
-    "SOC": (0.0, 100.0), "T": (-60.0, 150.0), "CE": (-1000000.0, 0.0),
-    "H19": (0.0, 10000000.0), "H20": (0.0, 100000.0), "H22": (0.0, 100000.0),
-    "AC_OUT_V": (0.0, 400.0), "DC_IN_V": (0.0, 200.0),
-}
+# Physical limits in user units: one table with the decoder's (vemonitor.vedirect.fields).
+BOUNDS: Mapping[str, tuple[float, float]] = FIELD_BOUNDS
 
 
 def rename(ref_cols: Sequence[tuple[str, str]]) -> Step:
@@ -51,7 +44,7 @@ def bounds(limits: Mapping[str, tuple[float, float]] = BOUNDS) -> Step:
             limit = limits.get(key)
             if limit is None or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
-            if not limit[0] <= value <= limit[1]:
+            if not limit[0] <= value <= limit[1]:  # NaN too: every comparison is False
                 raise DropRow(f"out_of_bounds:{key}")
         return values
 

@@ -9,7 +9,8 @@ How it survives: an I/O error or an unplug closes the port, marks the device
 unavailable and retries opening the same path with capped exponential backoff
 (a /dev/serial/by-id link or a simulator symlink may come back). No valid block
 for ``stale_after`` seconds also makes the device unavailable. Each state change
-is logged once.
+is logged once. The thread is supervised (:mod:`vemonitor.supervise`): an
+unexpected exception is logged once, counted, and the reader restarts.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 import serial
 
+from vemonitor import supervise
 from vemonitor.clock import Clock, SystemClock
 from vemonitor.vedirect.decoder import Decoder
 from vemonitor.vedirect.events import Block, HexMessage, Rejected
@@ -123,7 +125,9 @@ class SerialReader:
 
     def start(self) -> None:
         """Start the reader thread."""
-        self._thread = threading.Thread(target=self._run, name=f"serial-{self.name}", daemon=True)
+        target = supervise.supervised(f"serial-{self.name}", self._run, self._stop,
+                                      lambda: f"port {self.port}")
+        self._thread = threading.Thread(target=target, name=f"serial-{self.name}", daemon=True)
         self._thread.start()
 
     def close(self, timeout: float = 2.0) -> None:

@@ -46,6 +46,14 @@ class EmoncmsConnector(Connector):
     max_node_length: int | None = NODE_MAX_EMONCMS_ORG
     max_name_length: int | None = NAME_MAX_EMONCMS_ORG
 
+    def risks(self) -> list[str]:
+        """Return what weakens this connection's security (one start-up WARNING each)."""
+        if self.addr.lower().startswith("https://") and not self.verify_tls:
+            return [f"emoncms {self.addr}: TLS certificate verification is off "
+                    f"(verify_tls=false): any server can impersonate it and receive the "
+                    f"api key"]
+        return []
+
     def validate(self) -> None:
         """Check the address, key, timeout and name settings (no I/O; never echoes the key)."""
         check_addr(self.addr)
@@ -102,3 +110,8 @@ def check_apikey(apikey: str) -> None:
     if any(c.isspace() or not c.isprintable() for c in apikey):
         raise ValueError("apikey contains whitespace or control characters (check for a "
                          "trailing newline in the variable or file it comes from)")
+    if not apikey.isascii():
+        # An HTTP header carries Latin-1 at most and emoncms keys are hex: such a key
+        # would validate and then fail every send for ever.
+        raise ValueError("apikey contains non-ASCII characters (emoncms keys are 32 hex "
+                         "digits; value not shown)")

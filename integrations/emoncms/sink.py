@@ -189,8 +189,11 @@ class EmoncmsSink:
         """Make the one attempt, turning transport failures into typed errors."""
         timeout = self._conf.timeout
         try:
+            # verify= per request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a
+            # session's verify=False (psf/requests#3829), silently turning it back on/off.
             return session.post(self.url, data=body, headers=headers,
-                                timeout=(timeout, timeout), allow_redirects=False)
+                                timeout=(timeout, timeout), allow_redirects=False,
+                                verify=self._conf.verify_tls)
         except requests.Timeout as err:
             raise EmoncmsUnavailable(f"emoncms {self.name}: no answer from {self.url} within "
                                      f"{timeout:g} s") from err

@@ -6,7 +6,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 
-from vemonitor.api import Connector, InputItem, OutputItem
+from vemonitor.api import Connector, InputItem, OutputItem, check_host
 
 PROTOCOLS = ("3.1.1", "5")
 QOS_LEVELS = (0, 1, 2)
@@ -34,8 +34,16 @@ class MqttConnector(Connector):
     protocol: str = "3.1.1"
     timeout: float = 10.0  # seconds to connect and to wait for PUBACKs of one write
 
+    def risks(self) -> list[str]:
+        """Return what weakens this connection's security (one start-up WARNING each)."""
+        if self.tls and self.insecure:
+            return [f"mqtt {self.host}:{self.port}: TLS host name check is off "
+                    f"(insecure=true): a certificate for any host is accepted"]
+        return []
+
     def validate(self) -> None:
         """Check ranges and TLS options (no I/O; never echoes the password)."""
+        check_host(self.host)
         if not self.host or any(c.isspace() for c in self.host):
             raise ValueError(f"host must be a host name or address, got {self.host!r}")
         if not 1 <= self.port <= 65535:

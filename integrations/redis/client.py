@@ -62,7 +62,11 @@ def connect(config: RedisConnector, client_name: str = APP) -> redis.Redis:
     if config.ssl:
         options.update(ssl=True, ssl_ca_certs=config.ssl_ca_certs,
                        ssl_certfile=config.ssl_certfile, ssl_keyfile=config.ssl_keyfile,
-                       ssl_cert_reqs=config.ssl_cert_reqs)
+                       ssl_cert_reqs=config.ssl_cert_reqs,
+                       # Explicit: redis-py < 6 did not check the name by default, so a
+                       # certificate for another host was accepted.
+                       ssl_check_hostname=config.ssl_check_hostname
+                       and config.ssl_cert_reqs == "required")
     if config.is_cluster():
         nodes = [ClusterNode(host, port)  # type: ignore[no-untyped-call]
                  for host, port in config.nodes()]

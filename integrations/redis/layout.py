@@ -34,7 +34,7 @@ import math
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
-from vemonitor.api import Row, __version__
+from vemonitor.api import Row, __version__, parse_fields, parse_values
 from vemonitor.vedirect.fields import Value
 
 FOREIGN_DB = "vemonitor_foreign_db"
@@ -143,11 +143,12 @@ def encode_values(values: Mapping[str, Value], style: str = "compact") -> str:
 
 
 def decode_values(text: str) -> dict[str, Value]:
-    """Return the values of a JSON object written by :func:`encode_values`."""
-    data = json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-    return data
+    """Return the values of a JSON object written by :func:`encode_values`.
+
+    Data from outside: raises vemonitor.BadRow (a ValueError) for
+    non-finite numbers, nesting, wrong types or oversized rows.
+    """
+    return parse_values(text)
 
 
 def encode_fields(values: Mapping[str, Value]) -> list[str]:
@@ -159,8 +160,8 @@ def encode_fields(values: Mapping[str, Value]) -> list[str]:
 
 
 def decode_fields(fields: Mapping[str, str]) -> dict[str, Value]:
-    """Return the values of a stream entry written by :func:`encode_fields`."""
-    return {key: json.loads(text) for key, text in fields.items()}
+    """Return the values of a stream entry written by :func:`encode_fields` (checked)."""
+    return parse_fields(fields)
 
 
 def one_per_stamp(rows: Iterable[Row], stamp: Callable[[float], Hashable]) -> list[Row]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from vemonitor.api import Connector, InputItem, OutputItem
+from vemonitor.api import Connector, InputItem, OutputItem, check_host
 
 CERT_REQS = ("none", "optional", "required")
 DEFAULT_MAX_ITEMS = 3600
@@ -35,6 +35,7 @@ class RedisConnector(Connector):
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_cert_reqs: str = "required"
+    ssl_check_hostname: bool = True  # the certificate must name ``host`` (needs required)
     # Short timeouts: a hung server must fail a write quickly so the outbox can retry.
     socket_timeout: float = 5.0
     socket_connect_timeout: float = 5.0
@@ -52,6 +53,7 @@ class RedisConnector(Connector):
 
     def validate(self) -> None:
         """Check ranges and TLS options (no I/O)."""
+        check_host(self.host)
         if not self.host or any(c.isspace() for c in self.host):
             raise ValueError(f"host must be a host name or address, got {self.host!r}")
         if not 1 <= self.port <= 65535:
@@ -87,6 +89,19 @@ class RedisConnector(Connector):
         """Return the cluster's startup nodes (host/port when none are listed)."""
         found = [(h, int(p)) for h, _, p in (str(n).rpartition(":") for n in self.startup_nodes)]
         return found or [(self.host, self.port)]
+
+    def risks(self) -> list[str]:
+        """Return what weakens this connection's security (one start-up WARNING each)."""
+        if not self.ssl:
+            return []
+        if self.ssl_cert_reqs != "required":
+            return [f"redis {self.address()}: TLS certificate verification is off "
+                    f"(ssl_cert_reqs={self.ssl_cert_reqs}): any server can impersonate it "
+                    f"and receive the password"]
+        if not self.ssl_check_hostname:
+            return [f"redis {self.address()}: TLS host name check is off "
+                    f"(ssl_check_hostname=false): a certificate for any host is accepted"]
+        return []
 
     def address(self) -> str:
         """Return ``host:port/db`` for messages (never the credentials)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -19,7 +20,7 @@ import redis
 from integrations.redis import layout
 from integrations.redis.client import RedisUnavailable, connect, select_db, translate
 from integrations.redis.schema import RedisConnector, RedisInput, Structure
-from vemonitor.api import Context, Row
+from vemonitor.api import BadRow, Context, Row
 from vemonitor.vedirect.fields import Value
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class _Reader:
         self.names = names
         self.node = item.remote_node()
         self.floor = -math.inf  # set from ``since`` (or the start time) when started
+        self.rejected: Counter[str] = Counter()  # rows dropped by reason (data from outside)
 
     def fetch(self, client: redis.Redis, after: float, limit: int) -> list[Row]:
         """Return up to ``limit`` rows with time > after, oldest first."""
@@ -75,19 +77,36 @@ class _Reader:
         if not stamps:
             return []
         texts = cast(list[str | None], client.hmget(self._hash(), stamps))
-        return [Row(float(stamp), self.item.name, layout.decode_values(text))
+        rows = [self._checked(stamp, functools.partial(layout.decode_values, text))
                 for stamp, text in zip(stamps, texts, strict=True) if text is not None]
+        return [row for row in rows if row is not None]
+
+    def _checked(self, stamp: str | float, values: Callable[[], dict[str, Value]]) -> Row | None:
+        """Return a row from outside, or None (counted by reason, said once) when it is bad."""
+        try:
+            time = float(stamp)
+            if not math.isfinite(time):
+                raise BadRow("non_finite", "row time")
+            return Row(time, self.item.name, values())
+        except (ValueError, OverflowError) as err:
+            reason = err.reason if isinstance(err, BadRow) else "bad_time"
+            self.rejected[reason] += 1
+            if self.rejected[reason] == 1:
+                log.warning("input %s: row %s rejected (%s); such rows are dropped and "
+                            "counted", self.item.name, str(stamp)[:40], err)
+            return None
 
     # ------------------------------------------------------------------ streams
     def _stream_fetch(self, client: redis.Redis, after: float, limit: int) -> list[Row]:
         start = str(math.floor(after * 1000) + 1) if math.isfinite(after) else "-"
         entries = cast(list[Entry], client.xrange(self._stream(), min=start, max="+", count=limit))
-        return [self._stream_row(entry) for entry in entries]
+        rows = [self._stream_row(entry) for entry in entries]
+        return [row for row in rows if row is not None]
 
-    def _stream_row(self, entry: Entry) -> Row:
+    def _stream_row(self, entry: Entry) -> Row | None:
         entry_id, fields = entry
-        return Row(int(entry_id.split("-", 1)[0]) / 1000.0, self.item.name,
-                   layout.decode_fields(fields))
+        return self._checked(int(entry_id.split("-", 1)[0]) / 1000.0,
+                             functools.partial(layout.decode_fields, fields))
 
     # ------------------------------------------------------------------ keys
     def _hash(self) -> str:
@@ -168,7 +187,10 @@ class RedisSource:
 
     def stats(self) -> dict[str, Any]:
         """Return the rows read and errors met."""
-        return {**self._stats, "available": not self._failing}
+        rejected: Counter[str] = Counter()
+        for reader in self.readers.values():
+            rejected.update(reader.rejected)
+        return {**self._stats, "available": not self._failing, "rejected": dict(rejected)}
 
     # ------------------------------------------------------------------ helpers
     def _set_floor(self, reader: _Reader, started_at: float) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from integrations.vedirect.scanner import scanner_for
 from integrations.vedirect.schema import VedirectConnector
-from vemonitor.api import Context, InputItem
+from vemonitor.api import Context, InputItem, supervised
 from vemonitor.scan import matches
 from vemonitor.serial_reader import SerialReader
 from vemonitor.vedirect.fields import FIELD_BY_LABEL, Value
@@ -56,7 +56,8 @@ class VedirectSource:
         if path is not None:
             self._attach(path, self._found)
         if self.config.serialTest or path is None:
-            self._supervisor = threading.Thread(target=self._supervise,
+            self._supervisor = threading.Thread(target=supervised(f"vedirect-{self.name}",
+                                                                  self._supervise, self._stop),
                                                 name=f"vedirect-{self.name}", daemon=True)
             self._supervisor.start()
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vemonitor import secretpolicy
 from vemonitor.batteries import BatteryBank, load_bank
 from vemonitor.clock import MAX_SPEED
+from vemonitor.config import bounds
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.legacy import cache_section
 from vemonitor.config.paths import default_state_dir
@@ -108,7 +110,7 @@ class RunSpec:
     notices: tuple[str, ...] = ()  # one-line warnings, logged at start (legacy keys...)
 
 
-SECRET_KEYS = ("password", "apikey", "api_key", "auth", "token", "secret", "passwd")
+# Which values are secret is decided in one place: vemonitor.secretpolicy.
 
 
 def build_run(cfg: Mapping[str, Any], registry: Registry,
@@ -122,6 +124,8 @@ def build_run(cfg: Mapping[str, Any], registry: Registry,
     name = block.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigError("a block needs a name", file=block_file, key="block.name")
+    bounds.check(cfg, bounds.RUN)
+    bounds.check(block, bounds.BLOCK, "block.", block_file)
     connectors_cfg = cfg.get("appConnectors") or {}
     if not isinstance(connectors_cfg, Mapping):
         raise ConfigError("must be a mapping of integration -> connectors",
@@ -143,23 +147,8 @@ def build_run(cfg: Mapping[str, Any], registry: Registry,
 
 
 def collect_secrets(node: Any) -> set[str]:
-    """Return every non-empty value stored under a secret-looking key (to redact them)."""
-    found: set[str] = set()
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            if isinstance(value, (str, int)) and _is_secret_key(str(key)) and str(value):
-                found.add(str(value))
-            else:
-                found |= collect_secrets(value)
-    elif isinstance(node, list):
-        for value in node:
-            found |= collect_secrets(value)
-    return found
-
-
-def _is_secret_key(key: str) -> bool:
-    lowered = key.lower()
-    return any(word in lowered for word in SECRET_KEYS)
+    """Return every secret value of a configuration (vemonitor.secretpolicy decides)."""
+    return secretpolicy.collect(node)
 
 
 def _runtime(cfg: Mapping[str, Any]) -> Runtime:

@@ -58,6 +58,9 @@ def register_resolvers() -> None:
     def state_dir(configured: str | None) -> str:
         return str(Path(configured).expanduser()) if configured else str(default_state_dir())
 
+    from vemonitor.secretpolicy import install_env_resolver
+
+    install_env_resolver()  # ${oc.env:...} values are remembered as secrets
     resolvers: dict[str, Callable[..., Any]] = {"vm_state_dir": state_dir}
     for service in discover_services().values():
         resolvers.update(service.resolvers)
@@ -175,6 +178,11 @@ def _user_searchpath() -> list[str]:
     existing = [Path(d).expanduser() for d in SEARCH_DIRS if Path(d).expanduser().is_dir()]
     if not existing:
         return []
+    from vemonitor.config.yamlguard import check_file
+
+    for folder in existing:  # Hydra may load any of them: bound them all first
+        for path in sorted(folder.glob("**/*.y*ml"))[:1000]:
+            check_file(path)
     return ["hydra.searchpath=[" + ",".join(f"file://{d}" for d in existing) + "]"]
 
 
@@ -268,10 +276,9 @@ def print_config(prepared: Prepared) -> int:
     cfg = compose_config(prepared)
     container = OmegaConf.to_container(cfg, resolve="--resolve" in prepared.argv)
     assert isinstance(container, dict)
-    from vemonitor.config.build import collect_secrets
-    from vemonitor.logsafe import redact_mapping
+    from vemonitor.secretpolicy import mask_tree
 
-    safe = redact_mapping(container, collect_secrets(container))
+    safe = mask_tree(container)
     print(yaml.safe_dump(safe, sort_keys=False), end="")
     return 0
 
@@ -301,7 +308,11 @@ def compose_run(args: list[str]) -> dict[str, Any]:
     register_schema()
     prepared = prepare(args)
     cfg, logging_config = compose_job(prepared)
-    return {"container": resolved(cfg), "origins": prepared.origins, "logging": logging_config}
+    container = resolved(cfg)
+    from vemonitor.secretpolicy import from_env
+
+    return {"container": container, "origins": prepared.origins, "logging": logging_config,
+            "env_secrets": from_env()}
 
 
 def run_hydra(prepared: Prepared, task: Callable[[Any, dict[str, str]], None]) -> None:

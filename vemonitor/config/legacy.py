@@ -28,8 +28,10 @@ from typing import Any
 
 import yaml
 
+from vemonitor.config import yamlguard
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.seed import check_unique_blocks
+from vemonitor.secretpolicy import remember
 
 ROOT_FILES = ("vm_conf.yaml", "vm_conf.yml")
 SEARCH_DIRS = ("/opt/vemonitor_m8/conf", "/opt/vemonitor/conf", "~/.vemonitor")
@@ -119,6 +121,7 @@ def _import_path(directory: Path, name: str, root: Path, index: int) -> Path:
 
 def _read_mapping(path: Path) -> dict[str, Any]:
     """Parse a YAML file that must hold a mapping, expanding ${VAR} from the environment."""
+    yamlguard.check_file(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
@@ -146,6 +149,7 @@ def _expand(value: Any, file: str, key: str) -> Any:
             name = match[1]
             if name not in os.environ:
                 raise ConfigError(f"environment variable {name} is not set", file=file, key=key)
+            remember(os.environ[name])  # from the environment: a secret wherever it lands
             return os.environ[name]
         return _ENV_VAR.sub(env, value)
     return value

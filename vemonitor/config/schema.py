@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vemonitor.config.bounds import non_finite
 from vemonitor.errors import ConfigError
 
 # Bounds on intervals (seconds): below 1 s the devices send nothing new; above a
@@ -189,6 +190,12 @@ class OutputItem:
             raise FieldError("cache_interval", f"must be between 1 and {MAX_CACHE_INTERVAL}, "
                                                f"got {self.cache_interval}")
         d = self.delivery
+        from vemonitor.config.bounds import DELIVERY, problem
+
+        for key, bound in DELIVERY.items():
+            why = problem(getattr(d, key), bound)
+            if why:
+                raise ValueError(f"delivery.{key} {why}")
         if d.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"delivery.synchronous must be OFF, NORMAL, FULL or EXTRA, got "
                              f"{d.synchronous!r}")
@@ -217,6 +224,10 @@ def load_item(schema: type, data: Mapping[str, Any], file: str | None, key: str)
         if "Missing mandatory value" in msg:
             msg = "missing required value"
         raise ConfigError(msg, file=file, key=f"{key}.{sub}" if sub else key) from err
+    bad = non_finite(obj)
+    if bad is not None:  # nan/inf pass most range checks (every comparison is False)
+        raise ConfigError(f"must be a finite number, got {bad[1]}", file=file,
+                          key=f"{key}.{bad[0]}")
     # Every class of the schema checks its own rules (a subclass need not call super).
     for cls in reversed(type(obj).__mro__):
         validate = cls.__dict__.get("validate")

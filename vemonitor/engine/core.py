@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from vemonitor import supervise
 from vemonitor.api import (
     Cache,
     Context,
@@ -113,8 +114,8 @@ class Engine:
                 self.clock.sleep(due - self.clock.now(), self._wake)
                 # Cleared before looking, so a snapshot arriving meanwhile wakes us again.
                 self._wake.clear()
-                if self.stop_event.is_set():
-                    break
+                if self.stop_event.is_set() or supervise.FATAL.is_set():  # never run on with
+                    break  # a thread that ended for good (vemonitor.supervise)
                 now = self.clock.now()
                 if self._schedule.ended(now, due):
                     break

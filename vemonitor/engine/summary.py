@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vemonitor.delivery import dead_letter_summary
 from vemonitor.engine.wiring import Wiring
 from vemonitor.engine.workers import InputStats, OutputWorker
 
@@ -38,4 +39,5 @@ def output_summary(output: OutputWorker, elapsed: float) -> Mapping[str, Any]:
     return {"batches": stats.batches, "rows": stats.rows, "points": stats.points,
             "errors": stats.errors, "attempts": stats.attempts, "outages": stats.outages,
             "outbox_rows": waiting["rows"], "dropped_rows": output.outbox.dropped_rows,
+            **dead_letter_summary(output.outbox),
             "writes_per_hour": round(stats.batches * 3600.0 / elapsed, 1)}

@@ -26,12 +26,13 @@ would accept the same way; tests check both give identical events.
 
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from dataclasses import dataclass
 
 from vemonitor.vedirect.events import Block, Event, HexMessage, Rejected
-from vemonitor.vedirect.fields import MAX_PATTERN_LENGTH, VALUE_PATTERNS
+from vemonitor.vedirect.fields import BOUNDS, FIELD_BY_LABEL, MAX_PATTERN_LENGTH, VALUE_PATTERNS
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +297,8 @@ class Decoder:
                 fields = self._new_shape_fields(data, i, tag, end)
                 if fields is None:
                     break
+            if not _bounded(fields):
+                break  # the state machine rejects it as out_of_range, with the detail
             # The block state is untouched (still at a clean start): only move on.
             events.append(Block(fields, self._block_start, base + end))
             self._block_start = base + end
@@ -358,7 +361,44 @@ def _judge(records: list[tuple[bytes, bytes]], total: int) -> tuple[str | None, 
         pattern = VALUE_PATTERNS.get(label)
         if pattern is not None and pattern.fullmatch(value) is None:
             return "bad_value", "%s=%s" % (label.decode("ascii"), value.decode("ascii"))
+        limit = WIRE_BOUNDS.get(label)
+        if limit is not None and value != b"---" and not limit[0] <= int(value) <= limit[1]:
+            return "out_of_range", "%s=%s" % (label.decode("ascii"), value.decode("ascii"))
     return None, ""
+
+
+def _wire_bounds() -> dict[bytes, tuple[int, int]]:
+    """Return the physical bounds (fields.BOUNDS) as wire integers, for decimal labels."""
+    out: dict[bytes, tuple[int, int]] = {}
+    for label, (low, high) in BOUNDS.items():
+        spec = FIELD_BY_LABEL[label]
+        if spec.kind in ("int", "scaled"):
+            out[label.encode("ascii")] = (math.floor(low / spec.scale + 1e-9),
+                                          math.ceil(high / spec.scale - 1e-9))
+    return out
+
+
+WIRE_BOUNDS = _wire_bounds()
+_WIRE_BOUNDS_STR = {label.decode("ascii"): limit for label, limit in WIRE_BOUNDS.items()}
+
+
+_IN_RANGE: set[tuple[str, str]] = set()  # (label, value) pairs already found in range
+_IN_RANGE_MAX = 4096  # most fields repeat block after block (history counters, ids)
+
+
+def _bounded(fields: dict[str, str]) -> bool:
+    """Return True when every bounded field of a clean block is in its physical range."""
+    for item in fields.items():
+        if item in _IN_RANGE:
+            continue
+        label, value = item
+        limit = _WIRE_BOUNDS_STR.get(label)
+        if limit is not None and value != "---" and not limit[0] <= int(value) <= limit[1]:
+            return False
+        if len(_IN_RANGE) >= _IN_RANGE_MAX:
+            _IN_RANGE.clear()
+        _IN_RANGE.add(item)
+    return True
 
 
 def _hex_valid(raw: bytes) -> bool:

@@ -67,6 +67,7 @@ REJECT_REASONS: dict[str, str] = {
     "value_chars": "a value has a control, NUL or non-ASCII byte",
     "value_oversize": "a value is longer than the protocol allows",
     "bad_value": "a value does not parse for its known field",
+    "out_of_range": "a value is outside its field's physical range (fields.BOUNDS)",
     "too_many_records": "a block has more records than the protocol allows",
     "block_oversize": "no checksum within the largest block size",
     "empty": "a block with no record before its checksum",

@@ -181,6 +181,37 @@ FIELDS: tuple[FieldSpec, ...] = (
 
 FIELD_BY_LABEL: dict[str, FieldSpec] = {spec.label: spec for spec in FIELDS}
 
+# Physical range of every numeric label, in user units (after scaling). A value
+# outside cannot be a real reading (a corrupted block that passed the weak
+# checksum, or data forged upstream): the decoder rejects its block as
+# ``out_of_range`` and the engine's bounds step drops such rows from any input, so
+# the store, Redis, MQTT and Home Assistant all get the same guarantee. Sources:
+# the VE.Direct protocol (units, -1 = infinite TTG, HSDS 0..364), device ranges
+# (BMV 0-95 V, MPPT PV up to 450 V, 32-bit wire counters), and what a bank can do:
+# counters and energy totals never go below 0, depths of discharge and consumed
+# Ah never above it, history min/max voltages stay within a battery's range.
+_VOLTS = (0.0, 100.0)
+_COUNT = (0.0, 10_000_000.0)
+_ENERGY = (0.0, 10_000_000.0)  # kWh: 32-bit wire counters in 0.01 kWh reach 2.1e7
+_DEPTH = (-10_000_000.0, 0.0)  # Ah drawn from the battery are negative
+BOUNDS: dict[str, tuple[float, float]] = {
+    "V": _VOLTS, "V2": _VOLTS, "V3": _VOLTS, "VS": _VOLTS, "VM": _VOLTS,
+    "DM": (-100.0, 100.0), "VPV": (0.0, 500.0), "PPV": (0.0, 100_000.0),
+    "I": (-10_000.0, 10_000.0), "I2": (-10_000.0, 10_000.0), "I3": (-10_000.0, 10_000.0),
+    "IL": (-1000.0, 1000.0), "T": (-60.0, 150.0), "P": (-100_000.0, 100_000.0),
+    "CE": (-1_000_000.0, 0.0), "SOC": (0.0, 100.0),
+    "TTG": (-1.0, 144_000.0),  # minutes; -1 = infinite; 100 days is beyond any estimate
+    "H1": _DEPTH, "H2": _DEPTH, "H3": _DEPTH, "H4": _COUNT, "H5": _COUNT, "H6": _DEPTH,
+    "H7": _VOLTS, "H8": _VOLTS, "H9": (0.0, 20 * 365 * 86400.0),
+    "H10": _COUNT, "H11": _COUNT, "H12": _COUNT, "H13": _COUNT, "H14": _COUNT,
+    "H15": (-1.0, 100.0), "H16": (-1.0, 100.0),  # an unconnected aux input reads ~0
+    "H17": _ENERGY, "H18": _ENERGY, "H19": _ENERGY,
+    "H20": (0.0, 100_000.0), "H21": (0.0, 100_000.0), "H22": (0.0, 100_000.0),
+    "H23": (0.0, 100_000.0), "HSDS": (0.0, 365.0),
+    "AC_OUT_V": (0.0, 400.0), "AC_OUT_I": (-1000.0, 1000.0), "AC_OUT_S": (0.0, 100_000.0),
+    "DC_IN_V": (0.0, 200.0), "DC_IN_I": (-1000.0, 1000.0), "DC_IN_P": (-100_000.0, 100_000.0),
+}
+
 VALUE_PATTERNS: dict[bytes, re.Pattern[bytes]] = {
     spec.label.encode("ascii"): re.compile(pattern)
     for spec in FIELDS

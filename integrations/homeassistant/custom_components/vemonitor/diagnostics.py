@@ -15,11 +15,13 @@ from .const import CONF_SERIAL
 REDACTED = "**REDACTED**"
 TO_REDACT = {CONF_SERIAL, "SER#", "unique_id", "identifiers"}
 _CABLE = re.compile(r"(VE_Direct_cable_)[A-Za-z0-9]+", re.IGNORECASE)
+# udev's by-id names end "<vendor>_<model>_<USB serial>-if<NN>[-port<N>]" (any adapter).
+_BY_ID = re.compile(r"(usb-[^/]*_)([^_/]+)(-if[0-9]+[^/]*)$")
 
 
 def _redact_port(path: str) -> str:
-    """Hide the cable's USB serial in a /dev/serial/by-id name."""
-    return _CABLE.sub(r"\1" + REDACTED, path)
+    """Hide the adapter's USB serial in a /dev/serial/by-id name (any vendor)."""
+    return _BY_ID.sub(r"\1" + REDACTED + r"\3", _CABLE.sub(r"\1" + REDACTED, path))
 
 
 async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: VEMonitorConfigEntry
