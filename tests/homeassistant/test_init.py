@@ -39,6 +39,13 @@ async def _setup(hass: HomeAssistant, sim: Simulator, name: str) -> config_entri
     return entry
 
 
+def _device(hass: HomeAssistant, entry: config_entries.ConfigEntry) -> dr.DeviceEntry:
+    """Return the one device of ``entry`` (no lookup by identifier: deprecated in 2026.8)."""
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    assert len(devices) == 1, devices
+    return devices[0]
+
+
 def _reader_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("serial-")]
 
@@ -105,7 +112,8 @@ async def test_bmv700_entities(hass: HomeAssistant, bmv, scan_sim: Simulator) ->
     ents = er.async_entries_for_config_entry(er.async_get(hass), bmv.entry_id)
     labels = {e.unique_id.removeprefix(f"{uid}_") for e in ents}
     assert not labels & {"PID", "FW", "BMV", "SER#"}
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, uid)})
+    device = _device(hass, bmv)
+    assert (DOMAIN, uid) in device.identifiers
     assert device.manufacturer == "Victron Energy"
     assert device.model == "BMV-700"
     assert device.model_id == "0x0203"
@@ -149,7 +157,8 @@ async def test_mppt_entities(hass: HomeAssistant, mppt, scan_sim: Simulator) -> 
     off_reason = hass.states.get(entity_id(hass, "sensor", uid, "OR"))
     assert "code" in off_reason.attributes
 
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, uid)})
+    device = _device(hass, mppt)
+    assert (DOMAIN, uid) in device.identifiers
     assert device.manufacturer == "Victron Energy"
     assert device.model == "SmartSolar MPPT 75/15"
     assert device.sw_version == "1.59"

@@ -6,8 +6,7 @@ import json
 import re
 from pathlib import Path
 
-COMPONENT = (Path(__file__).resolve().parents[2] / "integrations" / "homeassistant"
-             / "custom_components" / "vemonitor")
+COMPONENT = Path(__file__).resolve().parents[2] / "custom_components" / "vemonitor"
 
 
 def test_manifest() -> None:
@@ -17,7 +16,7 @@ def test_manifest() -> None:
     assert manifest["integration_type"] == "device"
     assert manifest["iot_class"] == "local_push"
     assert manifest["version"]
-    assert any(r.startswith("vemonitor>=") for r in manifest["requirements"])
+    assert manifest["requirements"] == ["pyserial==3.5"]  # on PyPI; not `vemonitor`
     assert {"vid": "0403", "pid": "6015", "description": "*ve direct*"} in manifest["usb"]
     keys = list(manifest)
     assert keys[:2] == ["domain", "name"] and keys[2:] == sorted(keys[2:])  # hassfest order
