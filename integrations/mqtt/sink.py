@@ -95,6 +95,11 @@ class MqttSink:
         state = _load_state(self.state_path)
         self._known: set[str] = set(state.get("topics", []))  # discovery topics of the last run
         self._devices: dict[str, ha.DeviceInfo] = _devices_from(state.get("devices", {}))
+        # device config topic -> {component id: platform} last published (this or last run):
+        # a component that disappears is sent once as {"p": platform} (HA removes it).
+        self._components: dict[str, dict[str, str]] = {
+            str(t): {str(k): str(v) for k, v in c.items()}
+            for t, c in (state.get("components") or {}).items() if isinstance(c, dict)}
         self._seen = self._restore_seen(state.get("columns", {}))
         self._saved = ""
 
@@ -332,39 +337,63 @@ class MqttSink:
                 log.debug("output %s: %s is %s", self.name, node, "online" if up else "offline")
 
     def _sync_discovery(self) -> None:
-        """Publish new or changed discovery; clear entities no longer configured."""
+        """Publish new or changed device configs; migrate per-entity ones; clear the gone."""
         desired = self._desired()
+        legacy = {t for t in self._known if ha.legacy_topic(t, self.layout)}
         for topic, payload in desired.items():
-            if self._sent.get(topic) != payload:
-                self._publish(topic, payload, 1, True)
-                self._sent[topic] = payload
+            device_id = topic.split("/")[-2]
+            # Home Assistant's migration, per device: migrate_discovery on each old
+            # per-entity topic, then the device config (same unique_ids: the entities and
+            # their history stay), then clear the old topics.
+            old = sorted(t for t in legacy if t.split("/")[-3] == device_id)
+            if old:
+                log.info("output %s: moving %d Home Assistant entities of %s to device-based "
+                         "discovery", self.name, len(old), device_id)
+            for stale in old:
+                self._publish(stale, ha.MIGRATE_PAYLOAD, 1, True)
+            gone = ha.removed_components(self._components.get(topic, {}), payload)
+            text = ha.encode({**payload, "cmps": {**payload["cmps"], **gone}})
+            if self._sent.get(topic) != text:
+                self._publish(topic, text, 1, True)
+                self._sent[topic] = text
+            self._components[topic] = {k: str(c["p"]) for k, c in payload["cmps"].items()}
+            for stale in old:
+                self._publish(stale, "", 1, True)
+                legacy.discard(stale)
+                self._known.discard(stale)
         if all(self._identity(g) is not None for g in self.groups):
             for topic in sorted((self._known | set(self._sent)) - set(desired)):
-                self._publish(topic, "", 1, True)  # an empty retained config removes the entity
+                self._publish(topic, "", 1, True)  # an empty retained config removes it
                 self._sent.pop(topic, None)
+                self._components.pop(topic, None)
             self._known = set(desired)
         else:  # a device not identified yet: keep its old entities until it is
             self._known |= set(desired)
         self._save_state()
 
-    def _desired(self) -> dict[str, str]:
-        """Return every discovery topic -> payload this output should have published."""
+    def _desired(self) -> dict[str, dict[str, Any]]:
+        """Return every device discovery topic -> payload this output should have published."""
         if not self.item.discovery:
             return {}
         topic, payload = ha.bridge_config(self.layout)
-        desired = {topic: ha.encode(payload)}
+        desired = {topic: payload}
         for group in self.groups:
             device = self._identity(group)
             if device is None:
                 continue
+            components: dict[str, dict[str, Any]] = {}
             for node in group.nodes:
                 names = self._names(node)
                 for column in self._row_columns(node):
                     label = ha.label_of(column, names)
                     if ha.is_entity(label):
-                        topic, payload = ha.entity_config(node, column, label, device,
+                        key, config = ha.component_config(node, column, label, device,
                                                           self.layout)
-                        desired.setdefault(topic, ha.encode(payload))
+                        components.setdefault(key, config)
+            topic, payload = ha.device_config(device, components, self.layout)
+            if topic in desired:  # two groups named as one device: one config
+                payload["cmps"] = {**payload["cmps"], **desired[topic]["cmps"]}
+            desired[topic] = payload
         return desired
 
     def _identity(self, group: DeviceGroup) -> ha.DeviceInfo | None:
@@ -416,6 +445,8 @@ class MqttSink:
     def _save_state(self) -> None:
         """Write the state file when its content changed (no SD-card writes otherwise)."""
         state = {"version": STATE_FILE_VERSION, "topics": sorted(self._known),
+                 "components": {t: dict(sorted(c.items()))
+                                for t, c in sorted(self._components.items())},
                  "devices": {k: d.as_dict() for k, d in sorted(self._devices.items())},
                  "columns": {n: {"configured": self._configured(n),
                                  "seen": sorted(self._seen.get(n, ()))} for n in self.nodes}}
