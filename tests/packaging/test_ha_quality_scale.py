@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vemonitor.vedirect.tables import PRODUCTS
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENT = ROOT / "custom_components" / "vemonitor"
 DOCS = ROOT / "docs" / "home-assistant.md"
@@ -95,7 +97,9 @@ EVIDENCE: dict[str, Callable[[], bool]] = {
     "docs-data-update": _docs_has("data update"),
     "docs-examples": _docs_has("example"),
     "docs-known-limitations": _docs_has("known limitations"),
-    "docs-supported-devices": _docs_has("supported devices"),
+    "docs-supported-devices": lambda: _docs_has("supported devices")() and all(
+        f"| {name} | `0x{pid:04X}` |" in DOCS.read_text(encoding="utf-8")
+        for pid, name in PRODUCTS.items()),
     "docs-supported-functions": _docs_has("supported functions"),
     "docs-troubleshooting": _docs_has("troubleshooting"),
     "docs-use-cases": _docs_has("use cases"),
@@ -131,3 +135,13 @@ def test_rule_up_to_gold_is_done_or_exempt_with_reason(rule: str) -> None:
         assert status == "done", rule
         if rule in EVIDENCE:
             assert EVIDENCE[rule](), f"{rule} is marked done but the repository does not show it"
+
+
+def test_docs_name_the_tested_home_assistant_versions() -> None:
+    """docs/home-assistant.md names each HA version the test venvs pin."""
+    text = DOCS.read_text(encoding="utf-8")
+    folder = ROOT / "integrations" / "homeassistant"
+    for name in ("requirements_test.txt", "requirements_test_newest.txt"):
+        pinned = re.search(r"homeassistant==(\d+\.\d+\.\d+)", (folder / name).read_text())
+        assert pinned is not None, name
+        assert f"**{pinned.group(1)}**" in text, pinned.group(1)
