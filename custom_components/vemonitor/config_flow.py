@@ -55,7 +55,7 @@ _LOGGER = logging.getLogger(__name__)
 try:
     from homeassistant.config_entries import OptionsFlowWithReload as _OptionsFlowBase
 except ImportError:  # HA < 2025.8
-    _OptionsFlowBase = OptionsFlow  # type: ignore[misc]
+    _OptionsFlowBase = OptionsFlow  # type: ignore[misc,assignment]
 OPTIONS_FLOW_RELOADS: bool = _OptionsFlowBase is not OptionsFlow
 
 # Module attributes so tests (and odd setups) can point the scan elsewhere.

@@ -1,7 +1,8 @@
 """Home Assistant integration tests: they need pytest-homeassistant-custom-component.
 
-That package pins Home Assistant, which needs Python 3.13: these tests run only in the
-3.13 venv (``nox -s homeassistant``). Anywhere else the whole folder is skipped.
+That package pins Home Assistant: these tests run in the venvs .ci/run builds (HA
+2025.4.4 on Python 3.13, HA 2026.10.4 on Python 3.14; neither has the vemonitor
+distribution installed). Anywhere else the whole folder is skipped.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from types import ModuleType
 
 import pytest
 
-SKIP_REASON = ("Home Assistant tests need pytest-homeassistant-custom-component (Python 3.13 venv): "
-               "run `nox -s homeassistant`")
+SKIP_REASON = ("Home Assistant tests need pytest-homeassistant-custom-component (their own "
+               "venvs): run .ci/run, or `nox -s homeassistant`")
 
 HA_TESTS = importlib.util.find_spec("pytest_homeassistant_custom_component") is not None
 
