@@ -174,3 +174,14 @@ def test_manifest_version_is_the_package_version() -> None:
     version = re.search(r'__version__ = "([^"]+)"', init)
     assert version is not None
     assert json.loads((COMPONENT / "manifest.json").read_text())["version"] == version.group(1)
+
+
+def test_python_for_newest_home_assistant_uses_a_private_apt_configuration() -> None:
+    """get_python.sh never reads or changes the machine's apt sources or dpkg database."""
+    script = (ROOT / "integrations" / "homeassistant" / "get_python.sh").read_text()
+    for option in ("Dir::Etc=$CACHE", "Dir::Etc::sourcelist=$CACHE", "Dir::Etc::sourceparts=-",
+                   "Dir::State::status=$CACHE", "Dir::Cache=$CACHE", "Dir::State::Lists=$CACHE"):
+        assert option in script, option
+    assert "install -y -d" in script  # download only; unpacked with dpkg-deb -x under CACHE
+    assert not re.search(r"\b(sudo|dpkg -i|apt-get install -y [^-])", script)
+    assert "/etc/apt" not in script
