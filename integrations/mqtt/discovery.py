@@ -4,6 +4,18 @@ Everything here is a pure function of its arguments (no I/O, no clock): the sink
 decides when to publish, this module decides what. Entities come from
 :data:`vemonitor.vedirect.fields.FIELD_BY_LABEL` (unit, device_class,
 state_class, codes): there is no per-field branch.
+
+Device-based discovery (Home Assistant >= 2024.11): ONE retained config per device, on
+``<prefix>/device/<device id>/config``, with the device block (``dev``), the origin
+(``o``) and every entity of the device in ``cmps`` (component id -> config with its
+platform ``p``). A component dropped from a device is sent once as ``{"p": platform}``
+(Home Assistant removes it); an empty retained config removes the whole device.
+
+vemonitor <= 0.1 published one config per entity (``<prefix>/<platform>/<node>/<id>/
+config``). Home Assistant's documented migration keeps those entities (same unique_id)
+and their history: 1. ``{"migrate_discovery": true}`` (retained) on each old topic,
+2. the device configs, 3. an empty retained payload on each old topic. See
+:func:`legacy_topic` and the sink's ``_sync_discovery``.
 """
 
 from __future__ import annotations
@@ -18,6 +30,9 @@ from vemonitor.vedirect.fields import FIELD_BY_LABEL, FieldSpec
 
 MANUFACTURER = "Victron Energy"
 ORIGIN_NAME = "vemonitor"
+SUPPORT_URL = "https://github.com/vemonitor/vemonitor"
+MIGRATE_PAYLOAD = '{"migrate_discovery":true}'
+
 ONLINE, OFFLINE = "online", "offline"
 PAYLOAD_ON, PAYLOAD_OFF = "ON", "OFF"
 # Identity fields describe the device (device block), they are not entities.
@@ -77,8 +92,12 @@ class Layout:
         return f"vemonitor_bridge_{self.bridge}"
 
     def config(self, component: str, node_id: str, object_id: str) -> str:
-        """Return a discovery config topic."""
+        """Return a per-entity discovery config topic (the form before device discovery)."""
         return f"{self.prefix}/{component}/{node_id}/{object_id}/config"
+
+    def device_config(self, device_id: str) -> str:
+        """Return the device-based discovery topic of one device."""
+        return f"{self.prefix}/device/{device_id}/config"
 
 
 @dataclass(frozen=True)
@@ -91,6 +110,8 @@ class DeviceInfo:
     sw_version: str | None = None
     serial: str | None = None
     manufacturer: str | None = MANUFACTURER
+    model_id: str | None = None  # the PID, e.g. 0xA053
+    hw_version: str | None = None  # HC#, when the device sends it
 
     def as_dict(self) -> dict[str, Any]:
         """Return the plain data (for the state file)."""
@@ -111,18 +132,31 @@ def identify(info: Mapping[str, Any], override: str | None, fallback: str,
     product = str(info["product"]) if info.get("product") else None
     return DeviceInfo(key=key, name=f"{product} {key}" if product else name, model=product,
                       sw_version=str(info["firmware"]) if info.get("firmware") else None,
-                      serial=serial, manufacturer=MANUFACTURER if info.get("pid") else None)
+                      serial=serial, manufacturer=MANUFACTURER if info.get("pid") else None,
+                      model_id=_model_id(info.get("pid")),
+                      hw_version=str(info["hardware"]) if info.get("hardware") else None)
+
+
+def _model_id(pid: Any) -> str | None:
+    """Return the PID as 0xA053 / 0x0203 (the model id Home Assistant shows), None if absent."""
+    if not pid:
+        return None
+    try:
+        return f"0x{int(str(pid), 16):04X}"
+    except ValueError:
+        return str(pid)
 
 
 def origin(version: str) -> dict[str, str]:
     """Return the ``origin`` block: which application published the entity."""
-    return {"name": ORIGIN_NAME, "sw_version": version}
+    return {"name": ORIGIN_NAME, "sw_version": version, "support_url": SUPPORT_URL}
 
 
 def device_block(device: DeviceInfo, layout: Layout) -> dict[str, Any]:
     """Return the ``device`` block of an entity of ``device`` (linked to the bridge)."""
     block: dict[str, Any] = {"identifiers": [f"vemonitor_{device.key}"], "name": device.name,
                              "manufacturer": device.manufacturer, "model": device.model,
+                             "model_id": device.model_id, "hw_version": device.hw_version,
                              "sw_version": device.sw_version, "serial_number": device.serial,
                              "via_device": layout.bridge_identifier}
     return {k: v for k, v in block.items() if v is not None}
@@ -190,40 +224,71 @@ def _presentation(spec: FieldSpec | None) -> dict[str, Any]:
     return {k: v for k, v in shown.items() if v is not None}
 
 
-def entity_config(node: str, column: str, label: str, device: DeviceInfo,
-                  layout: Layout) -> tuple[str, dict[str, Any]]:
-    """Return the discovery topic and payload of one column of one input's device."""
+def device_id(device: DeviceInfo) -> str:
+    """Return the id of a device in discovery topics (also the old per-entity node id)."""
+    return f"vemonitor_{device.key}"
+
+
+def component_config(node: str, column: str, label: str, device: DeviceInfo,
+                     layout: Layout) -> tuple[str, dict[str, Any]]:
+    """Return the component id and config (in ``cmps``) of one column of one input's device."""
     spec = FIELD_BY_LABEL.get(label)
     kind = spec.kind if spec else "text"
-    component = COMPONENT_BY_KIND.get(kind, "sensor")
+    platform = COMPONENT_BY_KIND.get(kind, "sensor")
     template = TEMPLATE_BY_KIND.get(kind, _plain_template)
-    payload: dict[str, Any] = {
+    config: dict[str, Any] = {
+        "p": platform,
         "name": spec.description if spec else column,
-        "unique_id": f"vemonitor_{device.key}_{slug(label)}",
+        "unique_id": f"{device_id(device)}_{slug(label)}",
         "state_topic": layout.state(node),
         "value_template": template(column, spec),
-        "qos": layout.qos,
         **_presentation(spec),
         **_availability(layout, node),
-        "device": device_block(device, layout),
-        "origin": origin(layout.version),
     }
-    if component == "binary_sensor":
-        payload.update(payload_on=PAYLOAD_ON, payload_off=PAYLOAD_OFF)
-    return layout.config(component, f"vemonitor_{device.key}", slug(label)), payload
+    if platform == "binary_sensor":
+        config.update(payload_on=PAYLOAD_ON, payload_off=PAYLOAD_OFF)
+    return slug(label), config
+
+
+def device_config(device: DeviceInfo, components: Mapping[str, Mapping[str, Any]],
+                  layout: Layout) -> tuple[str, dict[str, Any]]:
+    """Return the device-based discovery topic and payload of one device."""
+    return layout.device_config(device_id(device)), {
+        "dev": device_block(device, layout), "o": origin(layout.version),
+        "cmps": {key: dict(components[key]) for key in sorted(components)}, "qos": layout.qos}
+
+
+def removed_components(previous: Mapping[str, str], current: Mapping[str, Any]
+                       ) -> dict[str, dict[str, str]]:
+    """Return ``{"p": platform}`` for each component published before (id -> platform) gone now.
+
+    Home Assistant removes a component whose config in ``cmps`` is only its platform.
+    """
+    return {key: {"p": platform} for key, platform in previous.items()
+            if key not in current.get("cmps", {})}
+
+
+def legacy_topic(topic: str, layout: Layout) -> bool:
+    """Return True for a per-entity config topic (published by vemonitor <= 0.1)."""
+    parts = topic.split("/")
+    head = layout.prefix.split("/")
+    return (len(parts) == len(head) + 4 and parts[:len(head)] == head
+            and parts[len(head)] != "device" and parts[-1] == "config")
 
 
 def bridge_config(layout: Layout) -> tuple[str, dict[str, Any]]:
-    """Return the discovery of the bridge's connectivity sensor (its own availability)."""
-    payload = {
+    """Return the discovery of the bridge device: its connectivity sensor (own availability)."""
+    component = {
+        "p": "binary_sensor",
         "name": "Connectivity",
         "unique_id": f"{layout.bridge_identifier}_connectivity",
         "state_topic": layout.bridge_availability,
         "payload_on": ONLINE, "payload_off": OFFLINE,
         "device_class": "connectivity", "entity_category": "diagnostic",
-        "device": bridge_block(layout), "origin": origin(layout.version),
     }
-    return layout.config("binary_sensor", layout.bridge_identifier, "connectivity"), payload
+    return layout.device_config(layout.bridge_identifier), {
+        "dev": bridge_block(layout), "o": origin(layout.version),
+        "cmps": {"connectivity": component}, "qos": layout.qos}
 
 
 def encode(payload: Mapping[str, Any]) -> str:

@@ -171,14 +171,30 @@ class MqttSink:
                 log.debug("output %s: %s is %s", self.name, node, "online" if up else "offline")
 
     def _sync_discovery(self) -> None:
-        """Publish new or changed discovery; clear entities no longer configured."""
+        """Publish new or changed device configs; migrate per-entity ones; clear the gone."""
         desired = self.discovery.desired()
+        legacy = self.discovery.legacy_topics()
         for topic, payload in desired.items():
-            if self._sent.get(topic) != payload:
-                self.conn.publish(topic, payload, 1, True)
-                self._sent[topic] = payload
+            device_id = topic.split("/")[-2]
+            # Home Assistant's migration, per device: migrate_discovery on each old
+            # per-entity topic, then the device config (same unique_ids: the entities and
+            # their history stay), then clear the old topics.
+            old = sorted(t for t in legacy if t.split("/")[-3] == device_id)
+            if old:
+                log.info("output %s: moving %d Home Assistant entities of %s to device-based "
+                         "discovery", self.name, len(old), device_id)
+            for stale in old:
+                self.conn.publish(stale, ha.MIGRATE_PAYLOAD, 1, True)
+            text = self.discovery.encode(topic, payload)
+            if self._sent.get(topic) != text:
+                self.conn.publish(topic, text, 1, True)
+                self._sent[topic] = text
+            for stale in old:
+                self.conn.publish(stale, "", 1, True)
+                legacy.discard(stale)
+                self.discovery.known.discard(stale)
         for topic in self.discovery.stale(desired, self._sent):
-            self.conn.publish(topic, "", 1, True)  # an empty retained config removes the entity
+            self.conn.publish(topic, "", 1, True)  # an empty retained config removes it
             self._sent.pop(topic, None)
         self.discovery.save()
 

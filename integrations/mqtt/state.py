@@ -50,30 +50,51 @@ class DiscoveryState:
         state = _load_state(state_path)
         self.known: set[str] = set(state.get("topics", []))  # discovery topics of the last run
         self.devices: dict[str, ha.DeviceInfo] = _devices_from(state.get("devices", {}))
+        # device config topic -> {component id: platform} last published (this or last run):
+        # a component that disappears is sent once as {"p": platform} (HA removes it).
+        self.components: dict[str, dict[str, str]] = {
+            str(t): {str(k): str(v) for k, v in c.items()}
+            for t, c in (state.get("components") or {}).items() if isinstance(c, dict)}
         self.seen = self._restore_seen(state.get("columns", {}))
         self._saved = ""
 
-    def desired(self) -> dict[str, str]:
-        """Return every discovery topic -> payload this output should have published."""
+    def desired(self) -> dict[str, dict[str, Any]]:
+        """Return every device discovery topic -> payload this output should have published."""
         if not self.item.discovery:
             return {}
         topic, payload = ha.bridge_config(self.layout)
-        desired = {topic: ha.encode(payload)}
+        desired = {topic: payload}
         for group in self.groups:
             device = self.identity(group)
             if device is None:
                 continue
+            components: dict[str, dict[str, Any]] = {}
             for node in group.nodes:
                 names = self.names(node)
                 for column in self.row_columns(node):
                     label = ha.label_of(column, names)
                     if ha.is_entity(label):
-                        topic, payload = ha.entity_config(node, column, label, device,
+                        key, config = ha.component_config(node, column, label, device,
                                                           self.layout)
-                        desired.setdefault(topic, ha.encode(payload))
+                        components.setdefault(key, config)
+            topic, payload = ha.device_config(device, components, self.layout)
+            if topic in desired:  # two groups named as one device: one config
+                payload["cmps"] = {**payload["cmps"], **desired[topic]["cmps"]}
+            desired[topic] = payload
         return desired
 
-    def stale(self, desired: Mapping[str, str], sent: Iterable[str]) -> list[str]:
+    def legacy_topics(self) -> set[str]:
+        """Return the per-entity discovery topics an older version published (to migrate)."""
+        return {t for t in self.known if ha.legacy_topic(t, self.layout)}
+
+    def encode(self, topic: str, payload: Mapping[str, Any]) -> str:
+        """Return a device config as sent: components gone since last time are listed once
+        as ``{"p": platform}`` (Home Assistant removes them); remember what it holds."""
+        gone = ha.removed_components(self.components.get(topic, {}), payload)
+        self.components[topic] = {k: str(c["p"]) for k, c in payload["cmps"].items()}
+        return ha.encode({**payload, "cmps": {**payload["cmps"], **gone}})
+
+    def stale(self, desired: Mapping[str, Any], sent: Iterable[str]) -> list[str]:
         """Return the topics to clear (published before, no longer desired) and forget them.
 
         While a device is not identified yet its old entities are kept until it is.
@@ -82,6 +103,8 @@ class DiscoveryState:
             self.known |= set(desired)
             return []
         gone = sorted((self.known | set(sent)) - set(desired))
+        for topic in gone:
+            self.components.pop(topic, None)
         self.known = set(desired)
         return gone
 
@@ -133,6 +156,8 @@ class DiscoveryState:
     def save(self) -> None:
         """Write the state file when its content changed (no SD-card writes otherwise)."""
         state = {"version": STATE_FILE_VERSION, "topics": sorted(self.known),
+                 "components": {t: dict(sorted(c.items()))
+                                for t, c in sorted(self.components.items())},
                  "devices": {k: d.as_dict() for k, d in sorted(self.devices.items())},
                  "columns": {n: {"configured": self.configured(n),
                                  "seen": sorted(self.seen.get(n, ()))} for n in self.nodes}}

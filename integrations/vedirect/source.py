@@ -98,7 +98,7 @@ class VedirectSource:
         info: dict[str, Any] = {"available": bool(reader and reader.available)}
         if snapshot is not None:
             info.update(pid=snapshot.pid, product=snapshot.product, serial=snapshot.serial,
-                        firmware=snapshot.firmware)
+                        firmware=snapshot.firmware, hardware=snapshot.raw.get("HC#"))
         return info
 
     def stats(self) -> dict[str, Any]:

@@ -39,6 +39,13 @@ async def _setup(hass: HomeAssistant, sim: Simulator, name: str) -> config_entri
     return entry
 
 
+def _device(hass: HomeAssistant, entry: config_entries.ConfigEntry) -> dr.DeviceEntry:
+    """Return the one device of ``entry`` (no lookup by identifier: deprecated in 2026.8)."""
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    assert len(devices) == 1, devices
+    return devices[0]
+
+
 def _reader_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("serial-")]
 
@@ -91,8 +98,23 @@ async def test_bmv700_entities(hass: HomeAssistant, bmv, scan_sim: Simulator) ->
     ce = hass.states.get(entity_id(hass, "sensor", uid, "CE"))
     assert ce.attributes[ATTR_UNIT_OF_MEASUREMENT] == "Ah"
     assert ATTR_DEVICE_CLASS not in ce.attributes
-    ttg = hass.states.get(entity_id(hass, "sensor", uid, "TTG"))
+    ttg_id = entity_id(hass, "sensor", uid, "TTG")
+    ttg = hass.states.get(ttg_id)
     assert ttg.attributes[ATTR_DEVICE_CLASS] == "duration"
+    # Names from translation keys: short entity ids, names without the field's notes.
+    assert ttg_id == "sensor.bmv_700_time_to_go"
+    assert ttg.attributes["friendly_name"] == "BMV-700 Time to go"
+    assert entity_id(hass, "sensor", uid, "V") == "sensor.bmv_700_battery_voltage"
+
+    registry = er.async_get(hass)
+    # History counters: registered but disabled until the user enables them.
+    deepest = registry.async_get(entity_id(hass, "sensor", uid, "H1"))
+    assert deepest.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    assert hass.states.get(deepest.entity_id) is None
+    assert registry.async_get(entity_id(hass, "sensor", uid, "H17")).disabled_by is None
+    # Alarm reason explains the state: diagnostic.
+    assert registry.async_get(entity_id(hass, "sensor", uid, "AR")).entity_category == "diagnostic"
+    assert registry.async_get(ttg_id).entity_category is None
 
     alarm = hass.states.get(entity_id(hass, "binary_sensor", uid, "Alarm"))
     assert alarm.state in (STATE_ON, STATE_OFF)
@@ -105,7 +127,8 @@ async def test_bmv700_entities(hass: HomeAssistant, bmv, scan_sim: Simulator) ->
     ents = er.async_entries_for_config_entry(er.async_get(hass), bmv.entry_id)
     labels = {e.unique_id.removeprefix(f"{uid}_") for e in ents}
     assert not labels & {"PID", "FW", "BMV", "SER#"}
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, uid)})
+    device = _device(hass, bmv)
+    assert (DOMAIN, uid) in device.identifiers
     assert device.manufacturer == "Victron Energy"
     assert device.model == "BMV-700"
     assert device.model_id == "0x0203"
@@ -130,11 +153,17 @@ async def test_mppt_entities(hass: HomeAssistant, mppt, scan_sim: Simulator) -> 
     tracker = hass.states.get(entity_id(hass, "sensor", uid, "MPPT"))
     assert tracker.state in tracker.attributes[ATTR_OPTIONS]
 
-    for label in ("H19", "H20", "H22"):
+    for label in ("H19", "H20"):
         energy = hass.states.get(entity_id(hass, "sensor", uid, label))
         assert energy.attributes[ATTR_DEVICE_CLASS] == "energy"
         assert energy.attributes[ATTR_UNIT_OF_MEASUREMENT] == "kWh"
         assert energy.attributes[ATTR_STATE_CLASS] == "total_increasing"
+    # Yesterday's yield jumps once a day: no state class (the Energy dashboard must not
+    # count it), still an energy sensor in kWh.
+    yesterday = hass.states.get(entity_id(hass, "sensor", uid, "H22"))
+    assert yesterday.attributes[ATTR_DEVICE_CLASS] == "energy"
+    assert yesterday.attributes[ATTR_UNIT_OF_MEASUREMENT] == "kWh"
+    assert ATTR_STATE_CLASS not in yesterday.attributes
     for label in ("PPV", "H21", "H23"):
         power = hass.states.get(entity_id(hass, "sensor", uid, label))
         assert power.attributes[ATTR_DEVICE_CLASS] == "power"
@@ -149,7 +178,8 @@ async def test_mppt_entities(hass: HomeAssistant, mppt, scan_sim: Simulator) -> 
     off_reason = hass.states.get(entity_id(hass, "sensor", uid, "OR"))
     assert "code" in off_reason.attributes
 
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, uid)})
+    device = _device(hass, mppt)
+    assert (DOMAIN, uid) in device.identifiers
     assert device.manufacturer == "Victron Energy"
     assert device.model == "SmartSolar MPPT 75/15"
     assert device.sw_version == "1.59"

@@ -6,8 +6,7 @@ import json
 import re
 from pathlib import Path
 
-COMPONENT = (Path(__file__).resolve().parents[2] / "integrations" / "homeassistant"
-             / "custom_components" / "vemonitor")
+COMPONENT = Path(__file__).resolve().parents[2] / "custom_components" / "vemonitor"
 
 
 def test_manifest() -> None:
@@ -17,7 +16,7 @@ def test_manifest() -> None:
     assert manifest["integration_type"] == "device"
     assert manifest["iot_class"] == "local_push"
     assert manifest["version"]
-    assert any(r.startswith("vemonitor>=") for r in manifest["requirements"])
+    assert manifest["requirements"] == ["pyserial==3.5"]  # on PyPI; not `vemonitor`
     assert {"vid": "0403", "pid": "6015", "description": "*ve direct*"} in manifest["usb"]
     keys = list(manifest)
     assert keys[:2] == ["domain", "name"] and keys[2:] == sorted(keys[2:])  # hassfest order
@@ -36,3 +35,39 @@ def test_translations_match_and_cover_flow() -> None:
     assert {"already_configured", "reconfigure_successful"} <= set(strings["config"]["abort"])
     assert steps - {"init"} <= set(strings["config"]["step"])
     assert set(strings["options"]["step"]["init"]["data"]) == {"stale_after", "fields"}
+
+
+def _platform(kind: str) -> str | None:
+    """Return the platform a field kind becomes (None: not an entity)."""
+    return {"onoff": "binary_sensor", "int": "sensor", "scaled": "sensor", "code": "sensor",
+            "flags": "sensor"}.get(kind)
+
+
+def test_every_entity_has_a_translated_name_and_known_icon_keys() -> None:
+    """entity-translations: each exposable field's name is in strings.json; icons name only those."""
+    from custom_components.vemonitor.const import IDENTITY_LABELS, translation_key
+    from vemonitor.vedirect.fields import FIELDS
+
+    strings = json.loads((COMPONENT / "strings.json").read_text())
+    expected: dict[str, set[str]] = {"sensor": set(), "binary_sensor": set()}
+    for spec in FIELDS:
+        platform = _platform(spec.kind)
+        if platform and spec.label not in IDENTITY_LABELS:
+            expected[platform].add(translation_key(spec.label))
+    for platform, keys in expected.items():
+        names = strings["entity"][platform]
+        assert set(names) == keys, platform
+        assert all(re.fullmatch(r"[a-z0-9_]+", key) and names[key]["name"] for key in keys)
+    icons = json.loads((COMPONENT / "icons.json").read_text())
+    for platform, entries in icons["entity"].items():
+        assert set(entries) <= expected[platform], platform
+        assert all(entry["default"].startswith("mdi:") for entry in entries.values())
+
+
+def test_every_form_field_has_a_description() -> None:
+    """data_description for each field of each form (config steps and options)."""
+    strings = json.loads((COMPONENT / "strings.json").read_text())
+    steps = [*strings["config"]["step"].values(), *strings["options"]["step"].values()]
+    for step in steps:
+        assert set(step.get("data_description", {})) == set(step.get("data", {})), step["title"]
+    assert strings["exceptions"]["port_unavailable"]["message"]

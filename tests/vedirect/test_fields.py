@@ -48,10 +48,16 @@ def test_bitmasks_name_their_bits() -> None:
 
 def test_home_assistant_classes_follow_protocol_table() -> None:
     """Energy totals are total_increasing kWh; voltages measurement V; enums have no unit."""
-    for label in ("H17", "H18", "H19", "H20", "H22"):
+    for label in ("H17", "H18", "H19", "H20"):
         spec = FIELD_BY_LABEL[label]
         assert (spec.ha_device_class, spec.unit, spec.ha_state_class) == (
             "energy", "kWh", "total_increasing")
+    # Once-a-day values (yesterday's yield and maximum power): no state class, so the
+    # Energy dashboard and long-term statistics never take a daily step as new energy.
+    assert (FIELD_BY_LABEL["H22"].ha_device_class, FIELD_BY_LABEL["H22"].ha_state_class) == (
+        "energy", None)
+    assert (FIELD_BY_LABEL["H23"].ha_device_class, FIELD_BY_LABEL["H23"].ha_state_class) == (
+        "power", None)
     assert FIELD_BY_LABEL["SOC"].ha_device_class == "battery"
     assert FIELD_BY_LABEL["CE"].ha_device_class is None and FIELD_BY_LABEL["CE"].unit == "Ah"
     assert FIELD_BY_LABEL["CS"].ha_device_class == "enum" and FIELD_BY_LABEL["CS"].unit is None

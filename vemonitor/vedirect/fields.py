@@ -157,8 +157,11 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("H19", "Yield total (user resettable counter)", "scaled", "kWh", 0.01, "energy", _TI),
     _f("H20", "Yield today", "scaled", "kWh", 0.01, "energy", _TI),
     _f("H21", "Maximum power today", "int", "W", 1, "power", _M),
-    _f("H22", "Yield yesterday", "scaled", "kWh", 0.01, "energy", _TI),
-    _f("H23", "Maximum power yesterday", "int", "W", 1, "power", _M),
+    # Yesterday's values change once a day, at midnight: no state class (as a
+    # total_increasing, each new day's value would be counted as energy again and corrupt
+    # the Energy dashboard; as a measurement, a daily step is no statistic worth keeping).
+    _f("H22", "Yield yesterday", "scaled", "kWh", 0.01, "energy"),
+    _f("H23", "Maximum power yesterday", "int", "W", 1, "power"),
     _f("HSDS", "Day sequence number (0..364)", "int"),
     _f("ERR", "Error code", "code", dc="enum", codes=tables.ERR),
     _f("CS", "State of operation", "code", dc="enum", codes=tables.CS),

@@ -35,12 +35,20 @@ MakeSink = Callable[..., MqttSink]
 
 
 def entity_configs(observer: Observer, ns: Namespace) -> dict[str, dict[str, object]]:
-    """Return unique_id -> payload of the live (non-empty) discovery configs seen."""
+    """Return unique_id -> entity config of the live device configs seen.
+
+    As Home Assistant reads a device config: each component of ``cmps`` with more than
+    its platform is an entity, with the device block and origin added.
+    """
     found = {}
-    for message in observer.configs(ns.prefix).values():
+    for topic, message in observer.configs(ns.prefix).items():
         if message.payload:
+            assert topic.startswith(f"{ns.prefix}/device/"), topic
             payload = message.json()
-            found[payload["unique_id"]] = payload
+            for component in payload["cmps"].values():
+                if len(component) > 1:
+                    found[component["unique_id"]] = {**component, "device": payload["dev"],
+                                                     "origin": payload["o"]}
     return found
 
 
@@ -58,6 +66,7 @@ def wait_configs(observer: Observer, ns: Namespace, count: int) -> dict[str, dic
 # Entities of the default context: BMV V(bat_voltage) I SOC H17 H18 Relay (PID is identity),
 # MPPT V I PPV CS ERR MPPT H19 H20 H22, and the bridge's connectivity sensor.
 ENTITIES = 6 + 9 + 1
+DEVICES = 3  # one device config each: the BMV, the MPPT, the bridge
 
 
 def test_rows_become_json_state_messages(make_sink: MakeSink, observer: Observer,
@@ -198,9 +207,9 @@ def test_home_assistant_online_republishes_discovery(make_sink: MakeSink, observ
         ha.client.publish(f"{ns.prefix}/status", "online", qos=1).wait_for_publish(2)
         wait_configs(observer, ns, ENTITIES)
         time.sleep(0.3)
-        assert len(observer.configs(ns.prefix)) == ENTITIES
+        assert len(observer.configs(ns.prefix)) == DEVICES
         count = sum(1 for m in observer.messages if m.topic.endswith("/config"))
-        assert count == ENTITIES  # once, not per poll
+        assert count == DEVICES  # once, not per poll
         observer.clear()
         ha.client.publish(f"{ns.prefix}/status", "offline", qos=1).wait_for_publish(2)
         time.sleep(0.3)
@@ -233,7 +242,8 @@ def test_new_columns_in_rows_get_entities(make_sink: MakeSink, sources: dict[str
     state = observer.wait(f"{ns.base}/mppt/state")
     found = entity_configs(observer, ns)
     assert {"vemonitor_HQ2211ABCDE_V", "vemonitor_HQ2211ABCDE_H20"} <= set(found)
-    config_time = observer.wait(f"{ns.prefix}/sensor/vemonitor_HQ2211ABCDE/H20/config")
+    config_time = observer.wait(f"{ns.prefix}/device/vemonitor_HQ2211ABCDE/config",
+                                lambda m: bool(m.payload) and "H20" in m.json()["cmps"])
     assert observer.messages.index(config_time) < observer.messages.index(state)
 
 
@@ -242,7 +252,8 @@ def test_entities_no_longer_configured_are_removed(make_sink: MakeSink,
                                                    make_ctx: Callable[..., Context],
                                                    broker: MosquittoServer, observer: Observer,
                                                    ns: Namespace) -> None:
-    """Next run, configs of dropped columns and inputs get an empty retained payload."""
+    """Next run: a dropped column is sent once as its platform only (HA removes it), a
+    dropped device's config gets an empty retained payload."""
     first = make_sink()
     first.start()
     wait_configs(observer, ns, ENTITIES)
@@ -250,10 +261,13 @@ def test_entities_no_longer_configured_are_removed(make_sink: MakeSink,
     inputs = {"mppt": input_info("mppt", sources["mppt"], ("V", "PPV"))}
     second = make_sink(make_ctx(inputs))
     second.start()
-    removed = f"{ns.prefix}/sensor/vemonitor_HQ2211ABCDE/H19/config"
-    observer.wait(removed, lambda m: m.payload == b"")
-    observer.wait(f"{ns.prefix}/binary_sensor/vemonitor_TestBlock_bmv/Relay/config",
+    mppt = f"{ns.prefix}/device/vemonitor_HQ2211ABCDE/config"
+    observer.wait(mppt, lambda m: bool(m.payload)
+                  and m.json()["cmps"].get("H19") == {"p": "sensor"})
+    observer.wait(f"{ns.prefix}/device/vemonitor_TestBlock_bmv/config",
                   lambda m: m.payload == b"")
+    # Then the config without the removed components (what a late subscriber gets).
+    observer.wait(mppt, lambda m: bool(m.payload) and "H19" not in m.json()["cmps"])
     late = observe(broker.port, f"{ns.prefix}/#")
     try:
         assert set(wait_configs(late, ns, 3)) == {
@@ -263,7 +277,8 @@ def test_entities_no_longer_configured_are_removed(make_sink: MakeSink,
     finally:
         late.close()
     state = json.loads(Path(second.state_path).read_text())
-    assert len(state["topics"]) == 3
+    assert len(state["topics"]) == 2
+    assert state["components"][mppt] == {"PPV": "sensor", "V": "sensor"}
 
 
 def test_discovery_off_publishes_state_only(make_sink: MakeSink, observer: Observer,
@@ -370,3 +385,52 @@ def test_broker_down_at_start_is_an_outage(make_sink: MakeSink) -> None:
     assert time.monotonic() - began < 3
     with pytest.raises(MqttUnavailable, match="not connected"):
         sink.write(batch(rows("mppt", NOW, 1, PPV=1)))
+
+
+def test_per_entity_discovery_of_an_older_version_is_migrated(
+        make_sink: MakeSink, make_ctx: Callable[..., Context], broker: MosquittoServer,
+        observer: Observer, ns: Namespace, tmp_path: Path) -> None:
+    """vemonitor <= 0.1's per-entity configs move to device discovery, as HA documents it.
+
+    Per old topic: {"migrate_discovery": true} (retained), then the device config with the
+    same unique_id, then an empty retained payload; a late subscriber (HA restarting)
+    finds only the device configs.
+    """
+    state_dir = tmp_path / "state-old"
+    old = [f"{ns.prefix}/sensor/vemonitor_HQ2211ABCDE/V/config",
+           f"{ns.prefix}/sensor/vemonitor_HQ2211ABCDE/H19/config",
+           f"{ns.prefix}/binary_sensor/vemonitor_TestBlock_bmv/Relay/config"]
+    publisher = observe(broker.port, "nothing/here")
+    try:
+        for topic in old:  # what the old version left retained on the broker
+            unique_id = "_".join(topic.split("/")[2:4])
+            publisher.client.publish(topic, json.dumps({"unique_id": unique_id}), qos=1,
+                                     retain=True).wait_for_publish(2)
+    finally:
+        publisher.close()
+    state_dir.mkdir()
+    (state_dir / "mqtt-mqtt.json").write_text(json.dumps({"version": 1, "topics": old}))
+    sink = make_sink(make_ctx(state_dir=state_dir))
+    sink.start()
+    mppt = f"{ns.prefix}/device/vemonitor_HQ2211ABCDE/config"
+    found = wait_configs(observer, ns, ENTITIES)
+    assert {"vemonitor_HQ2211ABCDE_V", "vemonitor_HQ2211ABCDE_H19",
+            "vemonitor_TestBlock_bmv_Relay"} <= set(found)
+    for topic in old:
+        cleared = observer.wait(topic, lambda m: m.payload == b"")
+        migrate = observer.wait(topic, lambda m: m.payload == b'{"migrate_discovery":true}')
+        device_topic = f"{ns.prefix}/device/{topic.split('/')[2]}/config"
+        device = observer.wait(device_topic, lambda m: bool(m.payload))
+        order = observer.messages.index
+        assert order(migrate) < order(device) < order(cleared), topic
+    late = observe(broker.port, f"{ns.prefix}/#")
+    try:
+        wait_configs(late, ns, ENTITIES)
+        time.sleep(0.2)
+        assert set(late.configs(ns.prefix)) == {
+            mppt, f"{ns.prefix}/device/vemonitor_TestBlock_bmv/config",
+            f"{ns.prefix}/device/{sink.layout.bridge_identifier}/config"}
+    finally:
+        late.close()
+    saved = json.loads((state_dir / "mqtt-mqtt.json").read_text())
+    assert not any("/sensor/" in t or "/binary_sensor/" in t for t in saved["topics"])

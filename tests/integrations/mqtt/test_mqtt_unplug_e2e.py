@@ -48,8 +48,8 @@ def test_device_availability_follows_unplug_and_replug(tmp_path: Path) -> None:
     changes = [a for i, a in enumerate(availability) if i == 0 or a != availability[i - 1]]
     start = changes.index("online")
     assert changes[start:start + 3] == ["online", "offline", "online"], availability
-    configs = [p for t, p, r in messages if t.startswith("homeassistant/sensor/") and
-               t.endswith("/H17/config") and p]
+    configs = [p for t, p, r in messages if t.startswith("homeassistant/device/") and
+               '"H17"' in p]
     assert configs and '"model": "BMV-700"' in configs[0].replace('":"', '": "')
     states = [t for t, _, _ in messages if t == "vemonitor/bmv/state"]
     assert len(states) >= 8

@@ -12,6 +12,9 @@ from . import VEDevice, VEMonitorConfigEntry
 from .const import exposable_specs
 from .entity import VEMonitorEntity
 
+# Entities are pushed by the reader (should_poll False): no update calls to limit.
+PARALLEL_UPDATES = 0
+
 DEVICE_CLASSES: dict[str, BinarySensorDeviceClass] = {
     "Alarm": BinarySensorDeviceClass.PROBLEM,
     "LOAD": BinarySensorDeviceClass.POWER,

@@ -49,6 +49,15 @@ from .const import (
 
 _LOGGER = logging.getLogger(__name__)
 
+# Options changes reload the entry. HA >= 2025.8 does it for an OptionsFlowWithReload
+# (and, from 2026.12, refuses an update listener that reloads); older HA has no such
+# class, so there __init__ adds an update listener that reloads on new options only.
+try:
+    from homeassistant.config_entries import OptionsFlowWithReload as _OptionsFlowBase
+except ImportError:  # HA < 2025.8
+    _OptionsFlowBase = OptionsFlow  # type: ignore[misc,assignment]
+OPTIONS_FLOW_RELOADS: bool = _OptionsFlowBase is not OptionsFlow
+
 # Module attributes so tests (and odd setups) can point the scan elsewhere.
 SCAN_GLOBS: tuple[str, ...] = scan.DEFAULT_GLOBS
 PROBE_TIMEOUT: float = scan.PROBE_TIMEOUT
@@ -224,7 +233,7 @@ class VEMonitorConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors, description_placeholders=placeholders)
 
 
-class VEMonitorOptionsFlow(OptionsFlow):
+class VEMonitorOptionsFlow(_OptionsFlowBase):
     """Stale timeout and which fields become entities."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:

@@ -12,18 +12,21 @@ import logging
 from datetime import timedelta
 from typing import Any, TypeAlias
 
+import serial
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_track_time_interval
 
-from vemonitor.serial_reader import SerialReader
+from vemonitor.serial_reader import SERIAL_SETTINGS, SerialReader
 from vemonitor.vedirect.snapshot import Snapshot
 
+from .config_flow import OPTIONS_FLOW_RELOADS
 from .const import (
     AVAILABILITY_POLL_SECONDS,
     CONF_FIELDS,
@@ -65,6 +68,7 @@ class VEDevice:
         self.available = False
         self._was_available = False
         self._firmware: str | None = entry.data.get(CONF_FIRMWARE)
+        self.options = dict(entry.options)  # as loaded (see _async_reload_on_new_options)
         self._closed = False
 
     @property
@@ -129,10 +133,11 @@ class VEDevice:
         if not firmware or firmware == self._firmware:
             return
         self._firmware = firmware
-        registry = dr.async_get(self.hass)
-        device = registry.async_get_device(identifiers={(DOMAIN, self.unique_id)})
-        if device is not None:
-            registry.async_update_device(device.id, sw_version=firmware)
+        # async_get_or_create updates the existing device (no lookup by identifier: that
+        # is deprecated since HA 2026.8, identifiers are unique per config entry only).
+        dr.async_get(self.hass).async_get_or_create(
+            config_entry_id=self.entry.entry_id, identifiers={(DOMAIN, self.unique_id)},
+            sw_version=firmware)
 
     async def async_close(self) -> None:
         """Stop the reader thread and close the port (idempotent)."""
@@ -143,7 +148,12 @@ class VEDevice:
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: VEMonitorConfigEntry) -> bool:
-    """Start the reader thread and the entities."""
+    """Start the reader thread and the entities (not ready while the port cannot open)."""
+    reason = await hass.async_add_executor_job(_port_problem, entry.data[CONF_PORT])
+    if reason is not None:
+        raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="port_unavailable",
+                                  translation_placeholders={"port": entry.data[CONF_PORT],
+                                                            "reason": reason})
     device = VEDevice(hass, entry)
     _async_remove_deselected_entities(hass, entry, device)
     await hass.async_add_executor_job(device.reader.start)
@@ -156,7 +166,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: VEMonitorConfigEntry) ->
     entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop))
     entry.async_on_unload(async_track_time_interval(
         hass, device.async_poll_availability, timedelta(seconds=AVAILABILITY_POLL_SECONDS)))
-    entry.async_on_unload(entry.add_update_listener(_async_update_listener))
+    if not OPTIONS_FLOW_RELOADS:  # HA < 2025.8 (see config_flow.OPTIONS_FLOW_RELOADS)
+        entry.async_on_unload(entry.add_update_listener(_async_reload_on_new_options))
     try:
         await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     except Exception:
@@ -184,6 +195,20 @@ def _async_remove_deselected_entities(hass: HomeAssistant, entry: ConfigEntry, d
             registry.async_remove(entity.entity_id)
 
 
-async def _async_update_listener(hass: HomeAssistant, entry: ConfigEntry) -> None:
-    """Options changed (stale timeout, fields): reload the entry."""
-    await hass.config_entries.async_reload(entry.entry_id)
+def _port_problem(port: str) -> str | None:
+    """Return why ``port`` cannot be opened now, or None when it can (executor)."""
+    try:
+        serial.Serial(port, exclusive=True, **SERIAL_SETTINGS).close()
+    except (OSError, serial.SerialException) as err:
+        return err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+    return None
+
+
+async def _async_reload_on_new_options(hass: HomeAssistant, entry: VEMonitorConfigEntry) -> None:
+    """HA < 2025.8 only: reload when the OPTIONS changed.
+
+    Data changes (reconfigure, a moved port) are reloaded by the flow helpers themselves;
+    reloading for them here too would reload twice.
+    """
+    if dict(entry.options) != entry.runtime_data.options:
+        hass.config_entries.async_schedule_reload(entry.entry_id)

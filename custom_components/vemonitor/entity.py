@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from homeassistant.const import EntityCategory
 from homeassistant.core import callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
@@ -9,6 +10,7 @@ from homeassistant.helpers.entity import Entity
 from vemonitor.vedirect.fields import FieldSpec, Value
 
 from . import VEDevice
+from .const import DIAGNOSTIC_LABELS, DISABLED_BY_DEFAULT_LABELS, translation_key
 
 
 class VEMonitorEntity(Entity):
@@ -21,7 +23,12 @@ class VEMonitorEntity(Entity):
         self._device = device
         self._spec = spec
         self._attr_unique_id = f"{device.unique_id}_{spec.label}"
-        self._attr_name = spec.description
+        # Names come from strings.json (entity.<platform>.<key>.name), so entity ids
+        # are short and translatable: sensor.bmv_700_time_to_go.
+        self._attr_translation_key = translation_key(spec.label)
+        if spec.label in DIAGNOSTIC_LABELS:
+            self._attr_entity_category = EntityCategory.DIAGNOSTIC
+        self._attr_entity_registry_enabled_default = spec.label not in DISABLED_BY_DEFAULT_LABELS
         self._attr_device_info = device.device_info
         self._attr_extra_state_attributes = {"label": spec.label}
 

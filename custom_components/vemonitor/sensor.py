@@ -14,6 +14,9 @@ from . import VEDevice, VEMonitorConfigEntry
 from .const import exposable_specs
 from .entity import VEMonitorEntity
 
+# Entities are pushed by the reader (should_poll False): no update calls to limit.
+PARALLEL_UPDATES = 0
+
 SENSOR_KINDS = frozenset({"int", "scaled", "code", "flags"})
 
 

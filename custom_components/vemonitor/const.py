@@ -26,8 +26,22 @@ AVAILABILITY_POLL_SECONDS = 1.0
 # Identity / text fields: they go into the device registry, not into entities.
 IDENTITY_LABELS = frozenset({"PID", "FW", "FWE", "SER#", "BMV", "HC#"})
 
+# Entity presentation (quality scale: entity-category, entity-disabled-by-default).
+# Diagnostic: what explains the device's state rather than being it.
+DIAGNOSTIC_LABELS = frozenset({"AR", "WARN", "OR", "ERR", "MON", "MPPT", "HSDS", "H10"})
+# The BMV's history counters: rarely watched; the user enables the ones wanted. H9 (time
+# since full charge) and H17/H18 (energy, for the Energy dashboard) stay enabled.
+DISABLED_BY_DEFAULT_LABELS = frozenset({
+    "H1", "H2", "H3", "H4", "H5", "H6", "H7", "H8", "H10", "H11", "H12", "H13", "H14",
+    "H15", "H16", "HSDS"})
+
 BY_ID_DIR = "/dev/serial/by-id"
 _CABLE_SERIAL = re.compile(r"VE_Direct_cable_([A-Za-z0-9]+)-if", re.IGNORECASE)
+
+
+def translation_key(label: str) -> str:
+    """Return the entity translation key of a label (``AC_OUT_V`` -> ``ac_out_v``)."""
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
 
 
 def exposable_labels(labels: list[str] | tuple[str, ...] | set[str]) -> list[str]:
