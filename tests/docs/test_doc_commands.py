@@ -108,6 +108,10 @@ class Command:
     where: str
     text: str
 
+    @property
+    def label(self) -> str:
+        return f"{self.where} {shlex.join(shlex.split(self.text, comments=True))}"
+
 
 def documented_commands() -> list[Command]:
     """Return every command of every runnable block of the docs."""
@@ -198,7 +202,7 @@ def _prepare(text: str, tmp: Path) -> list[list[str]]:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("command", documented_commands(), ids=lambda c: f"{c.where} {shlex.join(shlex.split(c.text, comments=True))}")
+@pytest.mark.parametrize("command", documented_commands(), ids=lambda c: c.label)
 def test_documented_command_runs(command: Command, tmp_path: Path) -> None:
     """The command exits 0 (or its documented status) without a traceback; a run prints its summary."""
     env = _environment(tmp_path)
