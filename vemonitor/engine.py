@@ -46,7 +46,8 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from vemonitor.clock import Clock
 from vemonitor.config.build import InputSpec, OutputSpec, RunSpec
@@ -249,6 +250,7 @@ class OutputWorker:
         self.outbox = outbox
         self.clock = clock
         self.ticks = 0
+        self.waiting_at_stop: int | None = None
         self._seen: dict[str, int] = {}  # input -> arrival number of the last row taken
         self._pending: list[Row] = []
         self._gathered = 0
@@ -311,6 +313,8 @@ class OutputWorker:
         """Let the sender deliver what it can within ``timeout``, then close sink and outbox."""
         self.sender.stop(timeout)
         self.sender.sink.close()
+        if self.outbox.is_open:  # the summary says what is left for the next run
+            self.waiting_at_stop = self.outbox.depth()["rows"]
         self.outbox.close()
 
     def _select(self, row: Row, columns: tuple[str, ...]) -> Row:
@@ -563,10 +567,23 @@ def _input_summary(stats: InputStats) -> dict[str, Any]:
             "age_mean": round(mean, 3), "age_max": round(stats.age_max, 3)}
 
 
+@runtime_checkable
+class LocalFile(Protocol):
+    """A sink writing a file on this machine (the sqlite store): the summary says where."""
+
+    path: Path
+
+
 def _output_summary(output: OutputWorker, elapsed: float) -> Mapping[str, Any]:
     stats = output.sender.stats
-    waiting = output.outbox.depth() if output.outbox.is_open else {"rows": None}
+    waiting = (output.outbox.depth()["rows"] if output.outbox.is_open
+               else output.waiting_at_stop)
+    outbox = output.outbox.path if isinstance(output.outbox, Outbox) else None
+    sink = output.sender.sink
+    store = sink.path if isinstance(sink, LocalFile) else None
     return {"batches": stats.batches, "rows": stats.rows, "points": stats.points,
             "errors": stats.errors, "attempts": stats.attempts, "outages": stats.outages,
-            "outbox_rows": waiting["rows"], "dropped_rows": output.outbox.dropped_rows,
+            "outbox_rows": waiting, "dropped_rows": output.outbox.dropped_rows,
+            "outbox": str(outbox) if outbox else None, "file": str(store) if store else None,
+            "down": output.sender.down, "rejected": stats.rejected,
             "writes_per_hour": round(stats.batches * 3600.0 / elapsed, 1)}

@@ -71,8 +71,9 @@ def execute(spec: RunSpec, registry: Registry) -> None:
     except (ConfigError, IntegrationError) as err:
         print(f"vemonitor: config error: {err}", file=sys.stderr)
         sys.exit(2)
-    print_summary(summary)
+    summary["files"] = {"summary": str(spec.runtime.state_dir / "summary.json")}
     write_summary(summary, spec.runtime.state_dir, _job_dir())
+    print_summary(summary, _job_label())
 
 
 def run(spec: RunSpec, registry: Registry) -> dict[str, Any]:
@@ -191,18 +192,23 @@ def write_summary(summary: dict[str, Any], state_dir: Path, job_dir: Path | None
             (folder / "summary.json").write_text(text + "\n", encoding="utf-8")
 
 
-def print_summary(summary: dict[str, Any]) -> None:
-    """Print the exit summary: rows per input, frames per device, batches per output."""
-    lines = [f"summary of block {summary['block']} ({summary['seconds']:g} s):"]
-    for name, item in summary["inputs"].items():
-        lines.append(f"  input  {name}: {item['rows']} rows, {item['missed']} missed"
-                     + (f", dropped {item['dropped']}" if item["dropped"] else ""))
-    for name, item in summary["devices"].items():
-        rejected = item.get("rejected") or {}
-        lines.append(f"  device {name}: {item.get('frames_ok', 0)} frames ok, "
-                     f"{sum(rejected.values())} rejected {rejected or ''}".rstrip()
-                     + f", {item.get('reconnects', 0)} reconnects")
-    for name, item in summary["outputs"].items():
-        lines.append(f"  output {name}: {item['batches']} batches, {item['points']} points, "
-                     f"{item['errors']} errors, {item['writes_per_hour']:g} writes/hour")
-    print("\n".join(lines), flush=True)
+def print_summary(summary: dict[str, Any], label: str = "") -> None:
+    """Print the exit summary: rows per input, frames per device, batches per output, files."""
+    from vemonitor.exit_summary import summary_lines
+
+    print("\n".join(summary_lines(summary, label)), flush=True)
+
+
+def _job_label() -> str:
+    """Return 'job N: overrides' in a multirun (its summaries would look alike), else ''."""
+    if "hydra" not in sys.modules:
+        return ""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        config = HydraConfig.get()
+    except ValueError:
+        return ""
+    if config.mode is None or config.mode.name != "MULTIRUN":
+        return ""
+    return f"job {config.job.num}: {' '.join(config.overrides.task)}"
