@@ -10,6 +10,10 @@ from vemonitor.registry import Registry
 from vemonitor.scan import DEFAULT_GLOBS, PROBE_TIMEOUT, candidate_ports, scan
 
 
+NO_HARDWARE_HINT = ("without hardware, try the simulator: vemonitor block=BatteryMonitor "
+                    "'simulator.devices=[bmv700]' (or just `vemonitor`, the Demo)")
+
+
 def scan_command(args: list[str]) -> int:
     """List serial ports and the VE.Direct device found on each, or why none was."""
     parser = argparse.ArgumentParser(prog="vemonitor scan",
@@ -23,7 +27,8 @@ def scan_command(args: list[str]) -> int:
     opts = parser.parse_args(args)
     ports = candidate_ports(opts.globs or DEFAULT_GLOBS, opts.sim_dir)
     if not ports:
-        print("no serial ports match " + " ".join(opts.globs or DEFAULT_GLOBS))
+        print("no serial ports match " + " ".join(opts.globs or DEFAULT_GLOBS)
+              + " (is the VE.Direct cable plugged in?); " + NO_HARDWARE_HINT)
         return 1
     results = scan(ports, opts.timeout)
     for result in results:
@@ -35,7 +40,10 @@ def scan_command(args: list[str]) -> int:
                   f"{info['serial'] or '-'}, firmware {info['firmware'] or '-'})")
         else:
             print(f"{result.path}: nothing found: {info['reason']}")
-    return 0 if any(r.found for r in results) else 1
+    if not any(r.found for r in results):
+        print(NO_HARDWARE_HINT)
+        return 1
+    return 0
 
 
 def integrations_command(args: list[str]) -> int:

@@ -204,6 +204,28 @@ class Scanner:
             self._last_at = time.monotonic()
         return [self._last[p] for p in paths]
 
+    def explain(self, connector: str, tests: Mapping[str, Mapping[str, Any]],
+                globs: Sequence[str] | None = None) -> str:
+        """Return one line: the ports probed, what each showed, what is expected, what to try.
+
+        Said when a connector's search finds nothing (the last scan's results, no new probe).
+        """
+        patterns = tuple(globs or self.globs)
+        with self._lock:
+            paths = candidate_ports(patterns, self.sim_dir)
+            shown = [f"{p}: " + port_verdict(self._last[p], tests, self._owner(p, connector))
+                     for p in paths if p in self._last]
+        wanted = f"no device with {expected_device(tests)} found"
+        if not paths:
+            probed = "no serial port matches " + " ".join(patterns)
+        else:
+            probed = f"{len(paths)} port(s) probed: " + "; ".join(shown or paths)
+        return f"{wanted}; {probed}. Next: {NEXT_STEPS}"
+
+    def _owner(self, path: str, connector: str) -> str | None:
+        owner = self.claims.get(os.path.realpath(path))
+        return owner if owner not in (None, connector) else None
+
     def claim(self, connector: str, path: str) -> None:
         """Mark ``path`` as used by ``connector`` (a fixed serialPort)."""
         with self._lock:
@@ -214,6 +236,34 @@ class Scanner:
         with self._lock:
             for real in [r for r, c in self.claims.items() if c == connector]:
                 del self.claims[real]
+
+
+def expected_device(tests: Mapping[str, Mapping[str, Any]]) -> str:
+    """Return what a serialTest looks for, as a person says it ('PID 0x203')."""
+    parts = []
+    for test in tests.values():
+        if test.get("typeTest", "value") == "columns":
+            parts.append("fields " + ", ".join(str(c) for c in test.get("columns") or ()))
+        else:
+            parts.append(f"{test.get('key')} {test.get('value')}")
+    return " and ".join(parts) or "any device"
+
+
+def port_verdict(result: ProbeResult, tests: Mapping[str, Mapping[str, Any]],
+                 owner: str | None) -> str:
+    """Return what one probed port showed, against the device a connector expects."""
+    if owner is not None:
+        return f"used by {owner}"
+    snap = result.snapshot
+    if snap is None:
+        return result.why_not()
+    if matches(snap, tests):
+        return f"{snap.product} (PID {snap.pid})"
+    return f"{snap.product} (PID {snap.pid}), not the device expected"
+
+
+NEXT_STEPS = ("run `vemonitor scan` to see what each port shows; without hardware, add "
+              "'simulator.devices=[bmv700,mppt]' to the command line to use simulated devices")
 
 
 def _short(err: BaseException) -> str:
