@@ -9,7 +9,6 @@ from typing import Any
 from vemonitor.registry import Registry
 from vemonitor.scan import DEFAULT_GLOBS, PROBE_TIMEOUT, candidate_ports, scan
 
-
 NO_HARDWARE_HINT = ("without hardware, try the simulator: vemonitor block=BatteryMonitor "
                     "'simulator.devices=[bmv700]' (or just `vemonitor`, the Demo)")
 

@@ -59,9 +59,9 @@ def _file_lines(summary: dict[str, Any]) -> list[str]:
     files: list[tuple[str, str]] = []
     for name, item in summary["outputs"].items():
         if item.get("file"):
-            files.append((f"store of {name}", item["file"]))
+            files.append((f"output {name}, stored rows", item["file"]))
         if item.get("outbox") and item.get("outbox_rows"):
-            files.append((f"outbox of {name}", item["outbox"]))
+            files.append((f"output {name}, waiting rows", item["outbox"]))
     where = summary.get("files", {})
     if where.get("summary"):
         files.append(("this summary", where["summary"]))

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vemonitor import budget, logsafe
+from vemonitor import budget, logsafe, sim_settings
 from vemonitor.clock import Clock, ScaledClock, SystemClock
 from vemonitor.config.build import RunSpec, build_run
 from vemonitor.config.errors import ConfigError
@@ -41,6 +41,7 @@ def prepare_run(container: dict[str, Any], origins: dict[str, str]) -> tuple[Run
     spec = build_run(container, registry, origins)
     budget.check(spec, registry, spec.runtime.budget_override)
     check_state_dir(spec.runtime.state_dir)
+    sim_settings.check(spec.runtime.simulator)
     try:
         Engine(spec, registry, SystemClock())
     except IntegrationError as err:
@@ -129,11 +130,9 @@ def simulator(spec: RunSpec, clock: Clock) -> Iterator[str | None]:
     from hw_sim.faults import parse_faults
 
     directory = sim.dir or str(spec.runtime.state_dir / "sim")
-    try:
-        faults = parse_faults(sim.faults) if sim.faults else None
-    except ValueError as err:
-        raise SystemExit(f"vemonitor: config error: simulator.faults: {err}") from err
-    with Simulator(sim.devices, directory, clock=clock, faults=faults) as running:
+    faults = parse_faults(sim.faults) if sim.faults else None  # checked by prepare_run
+    with Simulator(sim.devices, directory, clock=clock, faults=faults,
+                   utc_offset_s=sim_settings.utc_offset(sim.start, clock.now())) as running:
         log.info("simulator: %s", ", ".join(f"{d.name} on {d.path}" for d in running))
         yield directory
 

@@ -57,8 +57,9 @@ def test_closed_port_summary_says_rows_wait_and_where(tmp_path: Path) -> None:
     assert f"{waiting} rows wait in the outbox" in red
     assert "the sink was failing at exit" in red
     files = {k.strip(): v.strip() for k, v in _files(result.stdout).items()}
-    assert files == {"store of store": str(state / "store.sqlite"),
-                     "outbox of red": str(outbox), "this summary": str(state / "summary.json")}
+    assert files == {"output store, stored rows": str(state / "store.sqlite"),
+                     "output red, waiting rows": str(outbox),
+                     "this summary": str(state / "summary.json")}
     summary = json.loads((state / "summary.json").read_text())
     assert summary["outputs"]["red"]["outbox_rows"] == waiting
     assert summary["outputs"]["store"]["outbox_rows"] == 0

@@ -174,7 +174,8 @@ def _runtime(cfg: Mapping[str, Any]) -> Runtime:
         budget_override=bool(cfg.get("budget_override", False)),
         metrics=MetricsConfig(port=metrics.get("port"), host=metrics.get("host", "127.0.0.1")),
         simulator=SimulatorConfig(devices=list(sim.get("devices") or []), dir=sim.get("dir"),
-                                  faults=str(sim.get("faults") or "")))
+                                  faults=str(sim.get("faults") or ""),
+                                  start=None if sim.get("start") is None else str(sim["start"])))
 
 
 def _bank(block: Mapping[str, Any], banks: Any, origins: Mapping[str, str]) -> BatteryBank | None:

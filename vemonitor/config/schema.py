@@ -43,6 +43,7 @@ class SimulatorConfig:
     devices: list[str] = field(default_factory=list)
     dir: str | None = None
     faults: str = ""
+    start: str | None = None  # local time of day the simulated day starts at (HH:MM)
 
 
 @dataclass
