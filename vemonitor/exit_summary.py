@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-MISSED_NOTE = ("  (missed: input ticks with no complete, recent device cycle, as before the "
-               "first full cycle at start-up or while a device is stale)")
+MISSED_NOTE = "  (missed: ticks without a recent complete device cycle: start-up, stale device)"
 STATE_WORDS = {  # (rejected, down) -> how the output ended
     (True, True): "the sink refuses the data (see the error above for the fix)",
     (False, True): "the sink was failing at exit",
