@@ -332,7 +332,14 @@ def _integrations(args: list[str]) -> int:
     return integrations_command(args)
 
 
+def _report(args: list[str]) -> int:
+    from vemonitor.report import report_command
+
+    return report_command(args)
+
+
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "scan": _scan,
     "integrations": _integrations,
+    "report": _report,
 }

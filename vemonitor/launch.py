@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-SUBCOMMAND_NAMES = ("scan", "integrations")
+SUBCOMMAND_NAMES = ("scan", "integrations", "report")
 HYDRA_ONLY_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc",
                     "--multirun", "-m")
 CONFIG_FLAGS = ("--cfg", "-c")

@@ -14,9 +14,10 @@ How a Markdown file's code blocks are read (the convention for anyone writing do
   ``vemonitor-sim``, ``vemonitor-decode``); an unknown program fails with that advice.
 
 Bounding: a ``vemonitor`` run gets ``duration=`` (replaced when given, so ``speed=60
-duration=3600`` lasts seconds too); ``vemonitor-sim`` gets ``--duration``. Folders such as
-``/tmp/vemonitor-sim`` become the test's own, and ``capture.dump`` is a capture written
-here from the encoder. Runs use a fresh ``$HOME`` and state directory, from the repo root
+duration=3600`` lasts seconds too); ``vemonitor-sim`` gets ``--duration``. Paths under
+``/tmp/`` become the test's own folder, ``capture.dump`` is a capture written here from
+the encoder, and a command that needs something first gets it (``PREREQUISITES``: the
+Demo runs before ``vemonitor report``). Runs use a fresh ``$HOME`` and state directory, from the repo root
 (so ``config_dir=examples/legacy`` is the shipped legacy example).
 
 The README's first two blocks are its set-up commands (``pip install ...``); their
@@ -48,6 +49,10 @@ TIMEOUT = 150  # a run's wall-clock limit on a loaded two-core machine
 # Exit statuses other than 0 a command documents: `vemonitor scan` exits 1 when it found
 # no device (docs/operations.md), which is what a machine without hardware gives.
 DOCUMENTED_STATUS: dict[tuple[str, ...], set[int]] = {("vemonitor", "scan"): {0, 1}}
+# What a command needs done first, as its docs say: a report reads a store, so the Demo
+# runs (bounded) before `vemonitor report`.
+PREREQUISITES: dict[tuple[str, ...], list[str]] = {
+    ("vemonitor", "report"): ["vemonitor", f"duration={RUN_SECONDS}"]}
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,7 @@ def test_the_docs_have_commands_and_a_way_to_skip() -> None:
 # ------------------------------------------------------------------ running them
 def _bounded_vemonitor(argv: list[str]) -> list[str]:
     """Return a vemonitor command line bounded by duration= (a run, not a short command)."""
-    short = {"scan", "integrations", "help"}
+    short = {"scan", "integrations", "help", "report"}
     if (argv[1:2] and argv[1] in short) or any(
             a in ("--help", "-h", "--version", "--cfg", "-c", "--hydra-help") or
             a.startswith("dry_run=true") for a in argv):
@@ -209,7 +214,12 @@ def test_documented_command_runs(command: Command, tmp_path: Path) -> None:
     capture = tmp_path / "capture.dump"
     _capture(capture)
     for argv in _prepare(command.text, tmp_path):
+        before = PREREQUISITES.get(tuple(argv[:2]))
+        if before:
+            subprocess.run(before, cwd=ROOT, env=env, capture_output=True, timeout=TIMEOUT,
+                           check=True)
         argv = [re.sub(r"(^|=)capture\.dump$", rf"\g<1>{capture}", a) for a in argv]
+        argv = [f"{tmp_path}/{a[5:]}" if a.startswith("/tmp/") else a for a in argv]
         result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
                                 timeout=TIMEOUT, check=False)
         said = f"{command.where}: {shlex.join(argv)}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
