@@ -22,6 +22,7 @@ from vemonitor import budget, logsafe, sim_settings
 from vemonitor.clock import Clock, ScaledClock, SystemClock
 from vemonitor.config.build import RunSpec, build_run
 from vemonitor.config.errors import ConfigError
+from vemonitor.errors import OutboxError
 from vemonitor.registry import IntegrationError, Registry
 
 log = logging.getLogger("vemonitor")
@@ -71,6 +72,12 @@ def execute(spec: RunSpec, registry: Registry) -> None:
         summary = run(spec, registry)
     except (ConfigError, IntegrationError) as err:
         print(f"vemonitor: config error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OutboxError as err:  # the state directory is not usable by this user: a setup
+        # mistake, so exit 2 (systemd's RestartPreventExitStatus=2: no restart loop)
+        print(f"vemonitor: config error: state_dir: {err}; fix: make "
+              f"{spec.runtime.state_dir} writable by this user, or set state_dir=",
+              file=sys.stderr)
         sys.exit(2)
     summary["files"] = {"summary": str(spec.runtime.state_dir / "summary.json")}
     write_summary(summary, spec.runtime.state_dir, _job_dir())
@@ -131,10 +138,16 @@ def simulator(spec: RunSpec, clock: Clock) -> Iterator[str | None]:
 
     directory = sim.dir or str(spec.runtime.state_dir / "sim")
     faults = parse_faults(sim.faults) if sim.faults else None  # checked by prepare_run
-    with Simulator(sim.devices, directory, clock=clock, faults=faults,
-                   utc_offset_s=sim_settings.utc_offset(sim.start, clock.now())) as running:
-        log.info("simulator: %s", ", ".join(f"{d.name} on {d.path}" for d in running))
-        yield directory
+    made_here = not Path(directory).exists()
+    try:
+        with Simulator(sim.devices, directory, clock=clock, faults=faults,
+                       utc_offset_s=sim_settings.utc_offset(sim.start, clock.now())) as running:
+            log.info("simulator: %s", ", ".join(f"{d.name} on {d.path}" for d in running))
+            yield directory
+    finally:
+        if made_here:  # the run's own folder (a temp dir per run): not left behind
+            with contextlib.suppress(OSError):
+                Path(directory).rmdir()  # only when empty: never someone's files
 
 
 @contextlib.contextmanager

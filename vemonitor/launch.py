@@ -38,6 +38,7 @@ class ComposeError(Exception):
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (``sys.argv`` by default); exit with its status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    __import__("vemonitor.cli_strict").cli_strict.screen(args)  # --version, help, mistakes
     if not single_run(args):
         from vemonitor.cli import main as in_process
 

@@ -218,8 +218,8 @@ def test_documented_command_runs(command: Command, tmp_path: Path) -> None:
         if before:
             subprocess.run(before, cwd=ROOT, env=env, capture_output=True, timeout=TIMEOUT,
                            check=True)
-        argv = [re.sub(r"(^|=)capture\.dump$", rf"\g<1>{capture}", a) for a in argv]
         argv = [f"{tmp_path}/{a[5:]}" if a.startswith("/tmp/") else a for a in argv]
+        argv = [re.sub(r"(^|=)capture\.dump$", rf"\g<1>{capture}", a) for a in argv]
         result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
                                 timeout=TIMEOUT, check=False)
         said = f"{command.where}: {shlex.join(argv)}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"

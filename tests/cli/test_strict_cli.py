@@ -1,0 +1,130 @@
+"""A strict command line: a mistake is one line with the closest name and exit 2, nothing runs.
+
+Each case runs the real command (``vemonitor.launch.main``) in a fresh environment with
+no duration: if a mistake started the Demo or a port scan, it would not end and the
+test's timeout would say so.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vemonitor.cli_strict import key_defaults, run_level_keys
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _vemonitor(tmp_path: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "xdg"))
+    return subprocess.run([sys.executable, "-c", "from vemonitor.launch import main; main()",
+                           *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--dry-run"], "unknown option --dry-run: use dry_run=true"),
+    (["-v"], "unknown option -v: use --version"),
+    (["--foo"], "unknown option --foo"),
+    (["--verbose"], "use debug=true"),
+    (["--state-dir", "/tmp/x"], "use state_dir=PATH"),
+    (["--block", "BatteryMonitor", "--dry-run"], "unknown option --dry-run"),
+    (["durration=10"], "durration: unknown key (did you mean duration?)"),
+    (["+durration=10"], "durration: unknown key (did you mean duration?)"),
+    (["++stale_afer=3"], "stale_afer: unknown key (did you mean stale_after?)"),
+    (["simulator.device=[bmv700]"], "(did you mean simulator.devices?)"),
+    (["metrics.prot=9100"], "(did you mean metrics.port?)"),
+    (["BatteryMonitor"], "'BatteryMonitor': to run that block, give block=BatteryMonitor"),
+    (["scna"], "did you mean `vemonitor scan`?"),
+])
+def test_a_mistake_is_one_line_exit_2_and_nothing_runs(tmp_path: Path, args: list[str],
+                                                      says: str) -> None:
+    result = _vemonitor(tmp_path, *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vemonitor: command line: "), lines
+    assert says in lines[0]
+    assert not (tmp_path / "xdg").exists()  # nothing ran: no state written
+
+
+def test_version(tmp_path: Path) -> None:
+    result = _vemonitor(tmp_path, "--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == "vemonitor 0.1.0"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["help"], ["block=BatteryMonitor", "--help"]])
+def test_help_lists_run_level_keys_with_defaults_and_the_blocks(tmp_path: Path,
+                                                                args: list[str]) -> None:
+    result = _vemonitor(tmp_path, *args)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for key in run_level_keys():
+        assert f"  {key}=" in out, key
+    assert "  duration=null" in out and "  speed=1.0" in out and "simulator.start=null" in out
+    for block in ("BatteryMonitor", "BatteryAndPannelsMonitor", "Demo"):
+        assert f"  {block} " in out
+    assert "exit status: 0 done, 2 configuration" in out
+    assert not (tmp_path / "xdg").exists()
+
+
+def test_help_names_legacy_blocks_found(tmp_path: Path) -> None:
+    """A legacy vm_conf.yaml in ~/.vemonitor: its blocks are listed too."""
+    home = tmp_path / "home" / ".vemonitor"
+    home.mkdir(parents=True)
+    for name in ("vm_conf.yaml", "vm_appConnectors.yaml"):
+        (home / name).write_text((ROOT / "examples" / "legacy" / name).read_text())
+    result = _vemonitor(tmp_path, "--help")
+    assert f"  bmvFakeSerial  (legacy, {home})" in result.stdout
+
+
+def test_every_run_level_key_has_a_default_and_a_meaning() -> None:
+    """--help reads conf/config.yaml: each key there has its comment (the meaning shown)."""
+    rows = {key: (default, doc) for key, default, doc in key_defaults()}
+    assert set(rows) == set(run_level_keys())
+    assert all(doc for _, doc in rows.values()), [k for k, (_, d) in rows.items() if not d]
+
+
+def test_valid_command_lines_pass(tmp_path: Path) -> None:
+    """Overrides of blocks and connectors, Hydra's flags and the seed's flags are not refused."""
+    result = _vemonitor(tmp_path, "--cfg", "job", "block=BatteryMonitor", "--block",
+                        "BatteryMonitor", "+block.outputs.sqlite.store.retention_days=3",
+                        "~block.outputs.sqlite.store.cache_interval", "debug=true",
+                        "metrics.port=9100")
+    assert result.returncode == 0, result.stderr
+    assert "retention_days: 3" in result.stdout
+
+
+def test_an_unusable_outbox_is_one_line_exit_2(tmp_path: Path) -> None:
+    """The outbox file cannot be opened: one line naming it and the fix, exit 2 (systemd's
+    RestartPreventExitStatus=2 then stops restarting), no traceback."""
+    state = tmp_path / "state"
+    (state / "outbox" / "store.sqlite").mkdir(parents=True)  # a folder where the file goes
+    result = _vemonitor(tmp_path, "block=BatteryMonitor", "simulator.devices=[bmv700]",
+                        "duration=5", f"state_dir={state}")
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("vemonitor: config error: state_dir: outbox ")
+    assert "fix: make" in last and "Traceback" not in result.stderr
+
+
+def test_systemd_unit_does_not_restart_on_configuration_errors() -> None:
+    unit = (ROOT / "packaging" / "vemonitor.service").read_text()
+    assert "RestartPreventExitStatus=2" in unit and "Restart=on-failure" in unit
+
+
+def test_simulator_folder_is_not_left_behind(tmp_path: Path) -> None:
+    """Each simulator run made /tmp/vemonitor-sim-<pid>; it is removed at exit."""
+    env_tmp = tmp_path / "tmp"
+    env_tmp.mkdir()
+    env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "xdg"),
+               TMPDIR=str(env_tmp))
+    result = subprocess.run([sys.executable, "-c", "from vemonitor.launch import main; main()",
+                             "duration=3"], env=env, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert "vemonitor-sim-" in result.stderr  # the simulator ran there
+    assert list(env_tmp.iterdir()) == []
