@@ -140,7 +140,9 @@ def prepare(args: list[str]) -> Prepared:
     blocks = hydra_blocks()
     legacy_dir = find_legacy_dir(config_dir)
     if config_dir is not None and legacy_dir is None:
-        raise ConfigError(f"no vm_conf.yaml in {config_dir}", key="config_dir")
+        missing = "does not exist" if not Path(config_dir).expanduser().exists() else \
+            "holds no vm_conf.yaml"
+        raise ConfigError(f"{config_dir} {missing}", key="config_dir")
     if block is None and config_dir is None:
         return Prepared(argv, _hydra_origins(blocks, "Demo"))
     legacy = load_legacy(legacy_dir) if legacy_dir is not None else None
@@ -163,7 +165,11 @@ def _use_legacy(argv: list[str], block: str | None, legacy: LegacyConfig | None,
     chosen = legacy.block(block) if legacy else None
     if chosen is None or legacy is None:
         available = ", ".join(shipped + [f"{n} (legacy)" for n in names])
-        raise ConfigError(f"unknown block '{block}' (available: {available})", key="block")
+        looked = "" if legacy is not None else (
+            "; no legacy vm_conf.yaml found in " + ", ".join(SEARCH_DIRS)
+            + " (give config_dir=DIR, e.g. config_dir=examples/legacy)")
+        raise ConfigError(f"unknown block '{block}' (available: {available}){looked}",
+                          key="block")
     root = legacy.origins.get("appBlocks", str(legacy.directory / "vm_conf.yaml"))
     _check_block_keys(chosen, root, names.index(block))
     store = ConfigStore.instance()

@@ -208,6 +208,8 @@ def help_text() -> str:
 
 def screen(args: Sequence[str]) -> None:
     """Answer --version/--help/help and stop on a command-line mistake (exit 2), else return."""
+    if (args and args[0] in SUBCOMMANDS) or {"--help", "-h", "--version", "help"} & set(args):
+        _end_quietly_on_closed_pipe()
     if args and args[0] in SUBCOMMANDS:
         return
     if list(args[:1]) == ["help"] or any(a in ("--help", "-h") for a in args):
@@ -220,6 +222,18 @@ def screen(args: Sequence[str]) -> None:
         check(args)
     except UsageError as err:
         _fail(str(err))
+
+
+def _end_quietly_on_closed_pipe() -> None:
+    """Let a short command end like any Unix tool when its reader goes (``| head``).
+
+    Only short commands: the daemon keeps Python's default (a closed stdout is an
+    error it reports), so a restarted journal never kills a run silently.
+    """
+    import signal
+
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
 def _fail(message: str) -> NoReturn:

@@ -61,11 +61,19 @@ def integrations_command(args: list[str]) -> int:
     if opts.json:
         print(json.dumps(rows, indent=2))
         return 0
-    for row in rows:
-        if "name" in row:
-            state = f"FAILED: {row['error']}" if row["error"] else "ok"
-            print(f"{row['domain']:<12} {row['version']:<8} {','.join(row['provides']):<14} "
-                  f"{row['origin']}  {state}")
-        else:
-            print(f"{row['domain']:<12} FAILED: {row['error']}")
+    print(integrations_table(rows))
     return 0
+
+
+MIN_WIDTHS = (12, 8, 14, 0)  # domain, version, provides, origin: the usual layout
+
+
+def integrations_table(rows: list[dict[str, Any]]) -> str:
+    """Return the rows as aligned columns (widths from the data: a long name never shifts)."""
+    table = [[row["domain"], row.get("version", "-"), ",".join(row.get("provides", [])) or "-",
+              row.get("origin", "-"),
+              f"FAILED: {row['error']}" if row["error"] else "ok"] for row in rows]
+    widths = [max([least, *(len(cells[i]) for cells in table)])
+              for i, least in enumerate(MIN_WIDTHS)]
+    return "\n".join(" ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  " + cells[4]
+                     for cells in table)

@@ -128,3 +128,38 @@ def test_simulator_folder_is_not_left_behind(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "vemonitor-sim-" in result.stderr  # the simulator ran there
     assert list(env_tmp.iterdir()) == []
+
+
+def test_legacy_block_not_found_says_where_it_looked(tmp_path: Path) -> None:
+    """--block NAME with no legacy set anywhere: the folders searched and config_dir=."""
+    result = _vemonitor(tmp_path, "--block", "bmvFakeSerial", "--debug")
+    assert result.returncode == 2
+    assert "no legacy vm_conf.yaml found in /opt/vemonitor_m8/conf, /opt/vemonitor/conf, " \
+           "~/.vemonitor (give config_dir=DIR" in result.stderr
+
+
+def test_config_dir_without_vm_conf_is_said(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = _vemonitor(tmp_path, f"config_dir={tmp_path / 'empty'}")
+    assert result.returncode == 2
+    assert f"config_dir: {tmp_path / 'empty'} holds no vm_conf.yaml" in result.stderr
+
+
+def test_integrations_list_is_aligned(tmp_path: Path) -> None:
+    """Every row's origin starts in the same column, whatever the domain's length."""
+    result = _vemonitor(tmp_path, "integrations")
+    lines = result.stdout.splitlines()
+    assert len(lines) >= 6
+    columns = {line.index("built-in") for line in lines if "built-in" in line}
+    assert len(columns) == 1, result.stdout
+
+
+def test_a_short_command_piped_into_head_ends_quietly(tmp_path: Path) -> None:
+    """`vemonitor integrations | head -1`: no BrokenPipeError traceback."""
+    code = "from vemonitor.launch import main; main()"
+    result = subprocess.run(f"'{sys.executable}' -c '{code}' integrations | head -1; "
+                            f"'{sys.executable}' -c '{code}' --help | head -1",
+                            shell=True, capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, HOME=str(tmp_path)))
+    assert result.stdout.splitlines()[1] == "vemonitor 0.1.0"
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
