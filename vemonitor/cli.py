@@ -150,11 +150,12 @@ def prepare(args: list[str]) -> Prepared:
         return _use_legacy(argv, block, legacy, sorted(blocks))
     if block in blocks:
         return Prepared(argv, _hydra_origins(blocks, str(block)))
-    return _use_legacy(argv, block, legacy, sorted(blocks))
+    seed_flags = any(a == "--block" or a.startswith("--block=") for a in args)
+    return _use_legacy(argv, block, legacy, sorted(blocks), seed_flags)
 
 
 def _use_legacy(argv: list[str], block: str | None, legacy: LegacyConfig | None,
-                shipped: list[str]) -> Prepared:
+                shipped: list[str], seed_flags: bool = False) -> Prepared:
     """Register the legacy block as a config option and point the overrides at it."""
     names = legacy.block_names() if legacy else []
     if block is None:
@@ -165,7 +166,7 @@ def _use_legacy(argv: list[str], block: str | None, legacy: LegacyConfig | None,
     chosen = legacy.block(block) if legacy else None
     if chosen is None or legacy is None:
         available = ", ".join(shipped + [f"{n} (legacy)" for n in names])
-        looked = "" if legacy is not None else (
+        looked = "" if legacy is not None or not seed_flags else (
             "; no legacy vm_conf.yaml found in " + ", ".join(SEARCH_DIRS)
             + " (give config_dir=DIR, e.g. config_dir=examples/legacy)")
         raise ConfigError(f"unknown block '{block}' (available: {available}){looked}",

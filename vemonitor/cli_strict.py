@@ -30,6 +30,7 @@ from importlib import metadata, resources
 from typing import NoReturn
 
 from vemonitor.config.schema import MetricsConfig, SimulatorConfig, VemonitorConfig
+from vemonitor.errors import ConfigError
 
 SUBCOMMANDS = ("scan", "integrations", "report")
 # Flags and whether they take a value (Hydra's flags, and the seed's --block/--debug).
@@ -137,6 +138,22 @@ def check(args: Sequence[str]) -> None:
                 next(items, None)
         else:
             check_key(arg)
+
+
+def blame_command_line(err: Exception, args: Sequence[str]) -> None:
+    """Name the command line first when the wrong key was set there.
+
+    ``+block.outputs.sqlite.store.bogus=1`` is the user's typing, not a line of
+    conf/block/BatteryMonitor.yaml: the error sends them to what they typed
+    (``command line, over conf/block/BatteryMonitor.yaml: block.outputs...``).
+    """
+    key = getattr(err, "key", None)
+    if not isinstance(err, ConfigError) or not key:
+        return
+    given = [m["key"] for a in args if (m := KEY.match(a)) and m["eq"]]
+    if any(key == k or key.startswith((f"{k}.", f"{k}[")) for k in given):
+        # "file: key" stays together: the file whose block the override changes.
+        err.file = f"command line, over {err.file}" if err.file else "command line"
 
 
 # ------------------------------------------------------------------ version and help

@@ -54,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:  # Ctrl-C during start-up: nothing started, nothing to say
         sys.exit(130)
     except (ComposeError, ConfigError) as err:
+        __import__("vemonitor.cli_strict").cli_strict.blame_command_line(err, args)
         print(f"vemonitor: config error: {err}", file=sys.stderr)
         sys.exit(2)
     from vemonitor.job import execute

@@ -163,3 +163,14 @@ def test_a_short_command_piped_into_head_ends_quietly(tmp_path: Path) -> None:
                             env=dict(os.environ, HOME=str(tmp_path)))
     assert result.stdout.splitlines()[1] == "vemonitor 0.1.0"
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+
+
+@pytest.mark.parametrize("override", ["+block.outputs.sqlite.store.bogus=1",
+                                      "block.outputs.sqlite.store.cache_interval=-1"])
+def test_a_wrong_command_line_key_blames_the_command_line(tmp_path: Path, override: str) -> None:
+    """A key typed on the command line is not blamed on conf/block/BatteryMonitor.yaml."""
+    result = _vemonitor(tmp_path, "block=BatteryMonitor", override, "dry_run=true")
+    assert result.returncode == 2
+    key = override.lstrip("+").split("=", 1)[0]
+    assert result.stderr.startswith(
+        f"vemonitor: config error: command line, over conf/block/BatteryMonitor.yaml: {key}: ")
