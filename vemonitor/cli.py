@@ -19,6 +19,7 @@ redacted), sweeps and Hydra's own flags, ``scan`` and ``integrations``.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -275,12 +276,22 @@ def compose_job(prepared: Prepared) -> tuple[Any, dict[str, Any]]:
     return cfg, {str(key): value for key, value in logging_config.items()}
 
 
-def resolved(cfg: Any) -> dict[str, Any]:
-    """Return the config as plain data with interpolations resolved, or a ConfigError."""
+def resolved(cfg: Any, origins: dict[str, str] | None = None) -> dict[str, Any]:
+    """Return the config as plain data with interpolations resolved, or a ConfigError.
+
+    A missing environment variable names itself, the file of its section (``origins``)
+    and the way to give a default.
+    """
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None)
+        unset = re.search(r"Environment variable '([^']+)' not found", str(err))
+        if unset:
+            file = (origins or {}).get(str(key or "").split(".")[0])
+            raise ConfigError(f"environment variable {unset[1]} is not set (${{oc.env:"
+                              f"{unset[1]}}}); set it, or give a default: "
+                              f"${{oc.env:{unset[1]},DEFAULT}}", file=file, key=key) from err
         raise ConfigError(_one_line(err), key=key) from err
     assert isinstance(container, dict)
     return {str(key): value for key, value in container.items()}
@@ -291,7 +302,7 @@ def preflight(prepared: Prepared) -> tuple[RunSpec, Registry]:
     and the registry, or a ConfigError naming the mistake."""
     from vemonitor.job import prepare_run
 
-    return prepare_run(resolved(compose_config(prepared)), prepared.origins)
+    return prepare_run(resolved(compose_config(prepared), prepared.origins), prepared.origins)
 
 
 def print_config(prepared: Prepared) -> int:

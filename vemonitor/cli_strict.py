@@ -150,7 +150,9 @@ def blame_command_line(err: Exception, args: Sequence[str]) -> None:
     key = getattr(err, "key", None)
     if not isinstance(err, ConfigError) or not key:
         return
-    given = [m["key"] for a in args if (m := KEY.match(a)) and m["eq"]]
+    # block=NAME and connectors=NAME choose a file: what it holds is not the command line's.
+    given = [m["key"] for a in args if (m := KEY.match(a)) and m["eq"]
+             and m["key"] not in ("block", "connectors")]
     if any(key == k or key.startswith((f"{k}.", f"{k}[")) for k in given):
         # "file: key" stays together: the file whose block the override changes.
         err.file = f"command line, over {err.file}" if err.file else "command line"

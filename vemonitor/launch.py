@@ -106,9 +106,10 @@ def compose_payload(args: list[str]) -> dict[str, Any]:
     try:
         prepared = cli.prepare(args)
         cfg, logging_config = cli.compose_job(prepared)
-        return {"container": cli.resolved(cfg), "origins": prepared.origins,
+        return {"container": cli.resolved(cfg, prepared.origins), "origins": prepared.origins,
                 "logging": logging_config}
     except ConfigError as err:
+        __import__("vemonitor.cli_strict").cli_strict.blame_command_line(err, args)
         return {"error": str(err)}
 
 

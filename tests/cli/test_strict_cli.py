@@ -174,3 +174,21 @@ def test_a_wrong_command_line_key_blames_the_command_line(tmp_path: Path, overri
     key = override.lstrip("+").split("=", 1)[0]
     assert result.stderr.startswith(
         f"vemonitor: config error: command line, over conf/block/BatteryMonitor.yaml: {key}: ")
+
+
+def test_a_missing_environment_variable_names_the_file_and_key(tmp_path: Path) -> None:
+    """${oc.env:VAR} unset in a block file: the file, the key, the variable, how to default."""
+    folder = tmp_path / "home" / ".vemonitor" / "block"
+    folder.mkdir(parents=True)
+    (folder / "Mine.yaml").write_text(
+        "name: Mine\napp: batSerialMonitor\ninputs:\n  serial:\n    bmv700: {source: bmv700}\n"
+        "outputs:\n  sqlite:\n    store: {path: '${oc.env:VM_TEST_UNSET_PATH}'}\n")
+    env_free = {k: v for k, v in os.environ.items() if k != "VM_TEST_UNSET_PATH"}
+    result = subprocess.run([sys.executable, "-c", "from vemonitor.launch import main; main()",
+                             "block=Mine", "dry_run=true"], capture_output=True, text=True,
+                            timeout=60, env={**env_free, "HOME": str(tmp_path / "home")})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"vemonitor: config error: {folder / 'Mine.yaml'}: block.outputs.sqlite.store.path: "
+        "environment variable VM_TEST_UNSET_PATH is not set (${oc.env:VM_TEST_UNSET_PATH}); "
+        "set it, or give a default: ${oc.env:VM_TEST_UNSET_PATH,DEFAULT}")
