@@ -197,7 +197,7 @@ def latency(seconds: float = 60.0, kind: str = "redis") -> dict[str, float]:
         spec = build_run(config, registry)
         watcher = _mqtt_watcher(server.port, visible) if kind == "mqtt" else None
         with Simulator(["bmv700"], sim_dir) as sim:
-            engine = Engine(spec, registry, SystemClock(), str(sim_dir))
+            engine = Engine(spec, registry, SystemClock(), port_globs=(f"{sim_dir}/ttyVE_*",))
             _note_snapshots(engine, received)
             if kind == "redis":
                 _note_redis_acks(engine, visible)
@@ -302,7 +302,7 @@ def write_doc(results: dict[str, Any]) -> None:
               "Targets: <= 0.2 % of a core per device, RSS <= 40 MB for the BatteryMonitor "
               f"sample. The original vemonitor_m8: {ORIGINAL['cpu_percent']} % CPU, "
               f"{ORIGINAL['rss_mb']:g} MB. The daemon never loads Hydra: a short-lived child "
-              "process composes the configuration (vemonitor/launch.py).", "",
+              "process composes the configuration (vemonitor/cli.py).", "",
               "## Start-up and data age", "",
               f"Command to first row stored (BatteryMonitor, {results['boot']['runs']} runs at "
               f"different device phases): median {results['boot']['median_s']} s, worst "

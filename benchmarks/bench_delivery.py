@@ -22,11 +22,12 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.procstat import measure_daemon  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
+from vemonitor.api import Context  # noqa: E402
+from vemonitor.api import load_item as typed  # noqa: E402
 from vemonitor.clock import SystemClock  # noqa: E402
-from vemonitor.config.build import typed  # noqa: E402
 from vemonitor.model import Batch, Row  # noqa: E402
 from vemonitor.outbox import Outbox, OutboxLimits  # noqa: E402
-from vemonitor.registry import Context, Registry  # noqa: E402
+from vemonitor.registry import Registry  # noqa: E402
 
 SEED = ROOT.parent / "shared" / "seed_configs"
 BMV_COLUMNS = ["V", "I", "P", "CE", "SOC", "Alarm", "AR", "Relay", "H2", "H17", "H18"]
@@ -68,15 +69,14 @@ def redis_commands_per_row(batches: int = 200, rows_per_batch: int = 5) -> dict[
 def emoncms_requests_per_hour() -> dict[str, float]:
     """Return the budgeted EmonCms requests per hour of the seed's BatteryMonitor samples."""
     from vemonitor import budget
-    from vemonitor.cli import (  # noqa
+    from vemonitor.config.build import build_run
+    from vemonitor.config.compose import (
         compose_config,
-        preflight,
         prepare,
         register_resolvers,
         register_schema,
         resolved,
     )
-    from vemonitor.config.build import build_run
 
     register_resolvers()
     register_schema()

@@ -36,8 +36,8 @@ class Frame:
     records: list[Record]
 
 
-class Source(Protocol):
-    """Where a device's blocks come from."""
+class FrameSource(Protocol):
+    """Where a device's blocks come from (not a vemonitor Source: this one makes frames)."""
 
     finished: bool
 
@@ -124,7 +124,7 @@ class WrittenBlock:
 class Device:
     """One simulated device: its pty, its writer thread, its faults and counters."""
 
-    def __init__(self, name: str, source: Source, link: Path, clock: ScaledClock,
+    def __init__(self, name: str, source: FrameSource, link: Path, clock: ScaledClock,
                  faults: FaultConfig, seed: int | None) -> None:
         from hw_sim.pty_port import PtyPort
 
@@ -368,7 +368,7 @@ class Simulator:
             if not Path(file).is_file():
                 raise ValueError(f"replay file not found: {file}")
 
-    def _add(self, name: str, source: Source, faults: FaultConfig, seed: int | None) -> None:
+    def _add(self, name: str, source: FrameSource, faults: FaultConfig, seed: int | None) -> None:
         link = self.directory / f"{LINK_PREFIX}{name}"
         # Each device gets its own copy so runtime changes stay per device.
         own = FaultConfig(**vars(faults))

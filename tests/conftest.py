@@ -1,4 +1,4 @@
-"""Shared fixtures: where ../shared lives, and skipping cleanly when it is absent."""
+"""Shared fixtures: the real device captures and the seed configs from ../shared."""
 
 from __future__ import annotations
 
@@ -6,17 +6,9 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-CAPTURES = SHARED / "captures"
-SEED_CONFIGS = SHARED / "seed_configs"
+from tests.shared import CAPTURES, REPO_ROOT, SEED_CONFIGS, SHARED, require_shared
 
-
-def require_shared(path: Path) -> Path:
-    """Return ``path`` or skip the test when ../shared (not part of the repo) is absent."""
-    if not path.exists():
-        pytest.skip(f"{path} is absent: the real captures and seed configs live in ../shared")
-    return path
+__all__ = ["CAPTURES", "REPO_ROOT", "SEED_CONFIGS", "SHARED", "require_shared"]  # older imports
 
 
 @pytest.fixture

@@ -225,17 +225,20 @@ class EmoncmsContractServer(ServerProcess):
     Every point it acknowledges is in ``journal`` (appended before the answer), read back
     when it starts again, so a SIGKILL (:meth:`kill`) loses nothing it said ``ok`` to.
     ``slow`` answers each request that many seconds after storing it, so a kill can land
-    between the two (the client must then send the batch again).
+    between the two (the client must then send the batch again). ``strip_authorization``
+    drops the Authorization header as a web server without EmonCms's SetEnvIf line does.
     """
 
     binary_name = "python3"
     binary_candidates = (sys.executable,)
 
     def __init__(self, port: int | None = None, workdir: str | Path | None = None,
-                 apikey: str = "0123456789abcdef0123456789abcdef", slow: float = 0.0) -> None:
+                 apikey: str = "0123456789abcdef0123456789abcdef", slow: float = 0.0,
+                 strip_authorization: bool = False) -> None:
         super().__init__(port, workdir)
         self.apikey = apikey
         self.slow = slow
+        self.strip_authorization = strip_authorization  # a web server dropping the header
         self.journal = self.dir / "points.jsonl"
 
     @property
@@ -249,6 +252,8 @@ class EmoncmsContractServer(ServerProcess):
                self.apikey, "--journal", str(self.journal)]
         if self.slow:
             cmd += ["--slow", str(self.slow)]
+        if self.strip_authorization:
+            cmd.append("--strip-authorization")
         return cmd
 
     def __enter__(self) -> EmoncmsContractServer:

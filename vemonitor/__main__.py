@@ -1,5 +1,5 @@
 """``python -m vemonitor`` runs the ``vemonitor`` command."""
 
-from vemonitor.launch import main
+from vemonitor.cli import main
 
 main()

@@ -1,4 +1,4 @@
-"""The ``vemonitor`` command: Hydra composes the run; legacy command lines still work.
+"""The ``vemonitor`` command: every run begins in :func:`main`.
 
 * ``vemonitor`` runs the ``Demo`` block (simulated devices, local store).
 * ``vemonitor block=BatteryMonitor debug=true`` runs a shipped block.
@@ -9,332 +9,196 @@
 * ``vemonitor scan`` lists serial ports and the device found on each;
   ``vemonitor integrations`` lists the integrations found.
 
-This module composes with Hydra (``prepare``, ``compose_job``, ``resolved``): a
-single run does so in the child process of :mod:`vemonitor.launch`, and a mistake
-is one line (file, key path, what is wrong) with exit status 2, never a
-traceback. :func:`main` runs the rest in-process: ``--cfg job`` (secrets
-redacted), sweeps and Hydra's own flags, ``scan`` and ``integrations``.
+This module classifies the arguments (:data:`SUBCOMMANDS`, :func:`single_run`)
+and owns the one place a configuration mistake becomes one line and exit status 2
+(:func:`exit_config_error`). The layers below it: :mod:`vemonitor.config.compose`
+(Hydra) -> :mod:`vemonitor.job` (validate, run, summarise) -> :mod:`vemonitor.engine`.
+
+A daemon on a Raspberry Pi runs for months, so what it keeps loaded matters.
+Hydra, its override grammar and the composed config tree take several MB
+(docs/performance.md) and are needed for a fraction of a second at start-up. So a
+single run composes its configuration in a short-lived child process
+(``os.fork``): the child imports Hydra, composes and resolves the configuration
+(the seed's legacy files included) and hands back plain data through a pipe; the
+daemon itself never imports Hydra. While the child composes, the parent imports
+the engine and the integrations, so on two cores the split costs no start-up time.
+Where ``os.fork`` does not exist, the configuration is composed in-process.
+
+Everything else (``--cfg``, ``--help``, ``-m`` multirun) is Hydra's own and runs
+in-process; each ``-m`` job is validated exactly as a single run
+(:func:`vemonitor.job.prepare_run`).
 """
 
 from __future__ import annotations
 
+import logging.config
 import os
-import re
+import pickle
 import sys
+import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NoReturn
 
-import yaml
-from hydra import compose, initialize_config_module
-from hydra.core.config_store import ConfigStore
-from hydra.errors import HydraException
-from omegaconf import OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
+from vemonitor.errors import ConfigError, IntegrationError
 
-from vemonitor.config.errors import ConfigError
-from vemonitor.config.legacy import SEARCH_DIRS, LegacyConfig, find_legacy_dir, load_legacy
-from vemonitor.config.schema import BlockConfig, VemonitorConfig
-from vemonitor.launch import CONFIG_FLAGS, has_flag
-
-if TYPE_CHECKING:  # the run's modules are imported by whoever runs it (not the compose child)
-    from vemonitor.config.build import RunSpec
-    from vemonitor.registry import Registry
-
-CONFIG_MODULE = "conf"
-CONFIG_NAME = "config"
-LEGACY_PREFIX = "legacy__"
+HYDRA_ONLY_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc",
+                    "--multirun", "-m")
+CONFIG_FLAGS = ("--cfg", "-c")
 
 
-@dataclass
-class Prepared:
-    """The command line after legacy translation, and where each config section came from."""
-
-    argv: list[str]
-    origins: dict[str, str] = field(default_factory=dict)
-
-
-ORIGINS: dict[str, str] = {}  # read by the job function (same process)
+class ComposeError(ConfigError):
+    """The configuration could not be composed; the message is the one line to print."""
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run what is Hydra's own or a short command in-process; exit with its status.
-
-    ``vemonitor.launch.main`` (the command) sends everything but a single run
-    here: ``scan``, ``integrations``, ``--cfg`` (answered here, secrets
-    redacted), and Hydra's flags (``-m`` sweeps, ``--help``...).
-    """
+    """Run the command line (``sys.argv`` by default); exit with its status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    __import__("vemonitor.cli_strict").cli_strict.screen(args)  # --version, help, mistakes
     if args and args[0] in SUBCOMMANDS:
         sys.exit(SUBCOMMANDS[args[0]](args[1:]))
-    register_resolvers()
-    register_schema()
+    if single_run(args):
+        _single(args)
+    else:
+        _with_hydra(args)
+
+
+def exit_config_error(err: BaseException) -> NoReturn:
+    """Print a configuration mistake as one line on stderr and exit with status 2."""
+    print(f"vemonitor: config error: {err}", file=sys.stderr)
+    sys.exit(2)
+
+
+def single_run(args: list[str]) -> bool:
+    """Return True for a plain run of one block (no subcommand, no Hydra-only flag)."""
+    if args and args[0] in SUBCOMMANDS:
+        return False
+    return not (any(arg in HYDRA_ONLY_FLAGS for arg in args) or has_flag(args, *CONFIG_FLAGS))
+
+
+def has_flag(args: list[str], *flags: str) -> bool:
+    """Return True when one of ``flags`` is given (``--cfg job`` or ``--cfg=job``)."""
+    return any(arg in flags or arg.startswith(tuple(f"{flag}=" for flag in flags))
+               for arg in args)
+
+
+# ------------------------------------------------------------------ a single run
+def _single(args: list[str]) -> None:
+    """Compose in a child, validate, then run the job in this (Hydra-free) process."""
     try:
-        prepared = prepare(args)
-        ORIGINS.clear()
-        ORIGINS.update(prepared.origins)
+        composed = compose_isolated(args)
+        from vemonitor.job import prepare_run
+
+        spec, registry = prepare_run(composed["container"], composed["origins"])
+    except KeyboardInterrupt:  # Ctrl-C during start-up: nothing started, nothing to say
+        sys.exit(130)
+    except (ConfigError, IntegrationError) as err:
+        __import__("vemonitor.cli_strict").cli_strict.blame_command_line(err, args)
+        exit_config_error(err)
+    from vemonitor.job import execute
+
+    logging.config.dictConfig(composed["logging"])
+    try:
+        execute(spec, registry)
+    except (ConfigError, IntegrationError) as err:
+        exit_config_error(err)
+
+
+def compose_isolated(args: list[str]) -> dict[str, Any]:
+    """Return the composed run (container, origins, logging) from a child process."""
+    if not hasattr(os, "fork"):
+        return _unwrap(compose_payload(args))
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: compose, send, exit without running the parent's cleanup
+        os.close(read_fd)
+        _child(args, write_fd)
+    os.close(write_fd)
+    _warm_up()
+    with os.fdopen(read_fd, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if not data:
+        raise ComposeError(f"composing the configuration failed (child exit status "
+                           f"{os.waitstatus_to_exitcode(status)})")
+    return _unwrap(pickle.loads(data))
+
+
+def compose_payload(args: list[str]) -> dict[str, Any]:
+    """Compose and resolve the configuration with Hydra; return plain data or the error line."""
+    from vemonitor.config.compose import compose_run
+
+    try:
+        return compose_run(args)
+    except (ConfigError, IntegrationError) as err:
+        __import__("vemonitor.cli_strict").cli_strict.blame_command_line(err, args)
+        return {"error": str(err)}
+
+
+def _child(args: list[str], write_fd: int) -> None:
+    """Run in the forked child: write the pickled payload to the pipe, then ``os._exit``."""
+    status = 0
+    try:
+        payload = compose_payload(args)
+        with os.fdopen(write_fd, "wb") as pipe:
+            pickle.dump(payload, pipe)
+    except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C, or the parent is gone: quietly
+        status = 130
+    except BaseException:  # a bug, not a user mistake: show it, and the parent says it failed
+        traceback.print_exc()
+        status = 1
+    finally:
+        sys.stderr.flush()
+        os._exit(status)
+
+
+def _warm_up() -> None:
+    """Import what the run needs while the child composes (in parallel on a second core)."""
+    import vemonitor.engine  # noqa: F401
+    import vemonitor.job  # noqa: F401
+
+
+def _unwrap(payload: dict[str, Any]) -> dict[str, Any]:
+    """Return the payload, or raise its error line."""
+    if "error" in payload:
+        raise ComposeError(str(payload["error"]))
+    return payload
+
+
+# ------------------------------------------------------- Hydra's own (in-process)
+def _with_hydra(args: list[str]) -> None:
+    """Answer ``--cfg`` (secrets redacted), or hand the command line to Hydra's runner."""
+    from vemonitor.config import compose
+
+    try:
+        compose.register_resolvers()
+        compose.register_schema()
+        prepared = compose.prepare(args)
         if has_flag(prepared.argv, *CONFIG_FLAGS):
-            sys.exit(print_config(prepared))
-    except ConfigError as err:
-        print(f"vemonitor: config error: {err}", file=sys.stderr)
-        sys.exit(2)
-    from vemonitor.hydra_app import hydra_entry
-
-    sys.argv = [sys.argv[0], *prepared.argv]
-    hydra_entry()
+            sys.exit(compose.print_config(prepared))
+    except (ConfigError, IntegrationError) as err:
+        exit_config_error(err)
+    compose.run_hydra(prepared, run_job)
 
 
-# ------------------------------------------------------------------- preparation
-def register_resolvers() -> None:
-    """Register the resolvers the shipped config uses (idempotent)."""
-    from vemonitor.config.paths import default_state_dir
+def run_job(cfg: Any, origins: dict[str, str]) -> None:
+    """Run one job Hydra composed (a ``-m`` sweep's): validated exactly like a single run."""
+    from vemonitor.config.compose import resolved
+    from vemonitor.job import execute, prepare_run
 
-    def state_dir(configured: str | None) -> str:
-        return str(Path(configured).expanduser()) if configured else str(default_state_dir())
-
-    def sim_dir() -> str:
-        import tempfile
-        return os.path.join(tempfile.gettempdir(), f"vemonitor-sim-{os.getpid()}")
-
-    for name, func in (("vm_state_dir", state_dir), ("vm_sim_dir", sim_dir)):
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, func)
-
-
-def register_schema() -> None:
-    """Register the primary schema in Hydra's ConfigStore."""
-    ConfigStore.instance().store(name="vemonitor_schema", node=VemonitorConfig)
-
-
-def hydra_blocks() -> dict[str, str]:
-    """Return block name -> file for Hydra blocks: the user's config dirs first, then conf/."""
-    found: dict[str, str] = {}
-    for directory in SEARCH_DIRS:
-        folder = Path(directory).expanduser() / "block"
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.yaml")):
-                found.setdefault(path.stem, str(path))
-    packaged = resources.files(CONFIG_MODULE) / "block"
-    for entry in sorted(packaged.iterdir(), key=lambda p: p.name):
-        if entry.name.endswith(".yaml"):
-            found.setdefault(entry.name[:-5], f"conf/block/{entry.name}")
-    return found
-
-
-def shipped_blocks() -> list[str]:
-    """Return the names of the blocks packaged in conf/block."""
-    return sorted(name for name, path in hydra_blocks().items() if path.startswith("conf/"))
-
-
-def prepare(args: list[str]) -> Prepared:
-    """Translate the seed's flags and decide where the block comes from.
-
-    Precedence: ``config_dir=`` (a legacy set) if given; else a block of the user's
-    legacy ``vm_conf.yaml`` found in the search directories; else a Hydra block of
-    the user's config directories; else a packaged one. No block means ``Demo``.
-    """
-    argv = _translate_legacy_flags(args) + _user_searchpath()
-    block = _override_value(argv, "block")
-    config_dir = _override_value(argv, "config_dir")
-    blocks = hydra_blocks()
-    legacy_dir = find_legacy_dir(config_dir)
-    if config_dir is not None and legacy_dir is None:
-        missing = "does not exist" if not Path(config_dir).expanduser().exists() else \
-            "holds no vm_conf.yaml"
-        raise ConfigError(f"{config_dir} {missing}", key="config_dir")
-    if block is None and config_dir is None:
-        return Prepared(argv, _hydra_origins(blocks, "Demo"))
-    legacy = load_legacy(legacy_dir) if legacy_dir is not None else None
-    if config_dir is not None or (legacy is not None and legacy.block(str(block)) is not None):
-        return _use_legacy(argv, block, legacy, sorted(blocks))
-    if block in blocks:
-        return Prepared(argv, _hydra_origins(blocks, str(block)))
-    seed_flags = any(a == "--block" or a.startswith("--block=") for a in args)
-    return _use_legacy(argv, block, legacy, sorted(blocks), seed_flags)
-
-
-def _use_legacy(argv: list[str], block: str | None, legacy: LegacyConfig | None,
-                shipped: list[str], seed_flags: bool = False) -> Prepared:
-    """Register the legacy block as a config option and point the overrides at it."""
-    names = legacy.block_names() if legacy else []
-    if block is None:
-        if len(names) != 1:
-            raise ConfigError(f"choose a block with block=NAME (blocks: {', '.join(names)})",
-                              key="block")
-        block = names[0]
-    chosen = legacy.block(block) if legacy else None
-    if chosen is None or legacy is None:
-        available = ", ".join(shipped + [f"{n} (legacy)" for n in names])
-        looked = "" if legacy is not None or not seed_flags else (
-            "; no legacy vm_conf.yaml found in " + ", ".join(SEARCH_DIRS)
-            + " (give config_dir=DIR, e.g. config_dir=examples/legacy)")
-        raise ConfigError(f"unknown block '{block}' (available: {available}){looked}",
-                          key="block")
-    root = legacy.origins.get("appBlocks", str(legacy.directory / "vm_conf.yaml"))
-    _check_block_keys(chosen, root, names.index(block))
-    store = ConfigStore.instance()
-    store.store(group="block", name=LEGACY_PREFIX + block, node=chosen)
-    sections = {k: v for k, v in legacy.sections.items() if k in ("appConnectors", "batteryBanks")}
-    store.store(group="connectors", name="legacy", node=sections, package="_global_")
-    argv = [a for a in argv if not a.startswith(("block=", "config_dir=", "connectors="))]
-    argv += [f"block={LEGACY_PREFIX}{block}", "connectors=legacy"]
-    origins = {"block": root, "appConnectors": legacy.origins.get("appConnectors", root),
-               "batteryBanks": legacy.origins.get("batteryBanks", root)}
-    return Prepared(argv, origins)
-
-
-def _check_block_keys(block: dict[str, Any], file: str, index: int) -> None:
-    """Reject keys a block does not have, naming them (Hydra would print a traceback-ish error)."""
-    allowed = set(BlockConfig.__dataclass_fields__)
-    for key in block:
-        if key not in allowed:
-            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(allowed))})", file=file,
-                              key=f"appBlocks[{index}].{key}")
-
-
-def _user_searchpath() -> list[str]:
-    """Return a hydra.searchpath override for the user config dirs that exist (if any)."""
-    existing = [Path(d).expanduser() for d in SEARCH_DIRS if Path(d).expanduser().is_dir()]
-    if not existing:
-        return []
-    return ["hydra.searchpath=[" + ",".join(f"file://{d}" for d in existing) + "]"]
-
-
-def _hydra_origins(blocks: dict[str, str], block: str) -> dict[str, str]:
-    return {"block": blocks.get(block, f"conf/block/{block}.yaml"),
-            "appConnectors": "conf/connectors/default.yaml"}
-
-
-def _translate_legacy_flags(args: list[str]) -> list[str]:
-    """Return args with ``--block X`` / ``--block=X`` / ``--debug`` as Hydra overrides."""
-    out: list[str] = []
-    items = iter(args)
-    for arg in items:
-        if arg == "--block":
-            value = next(items, None)
-            if value is None:
-                raise ConfigError("--block needs a block name", key="block")
-            out.append(f"block={value}")
-        elif arg.startswith("--block="):
-            out.append("block=" + arg.split("=", 1)[1])
-        elif arg == "--debug":
-            out.append("debug=true")
-        else:
-            out.append(arg)
-    return out
-
-
-def _override_value(argv: list[str], key: str) -> str | None:
-    for arg in argv:
-        for prefix in (f"{key}=", f"+{key}=", f"++{key}="):
-            if arg.startswith(prefix):
-                return arg[len(prefix):]
-    return None
-
-
-def _overrides(argv: list[str]) -> list[str]:
-    """Return the key=value overrides of a command line (flags and their values removed)."""
-    out: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg in ("--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-dir",
-                   "-cd", "--config-path", "-cp"):
-            skip = True
-            continue
-        if not arg.startswith("-"):
-            out.append(arg)
-    return out
-
-
-# ------------------------------------------------------------------ validation
-def compose_config(prepared: Prepared) -> Any:
-    """Compose the job config with Hydra's compose API, as one ConfigError on failure."""
-    return compose_job(prepared)[0]
-
-
-def compose_job(prepared: Prepared) -> tuple[Any, dict[str, Any]]:
-    """Return the composed job config and Hydra's ``job_logging`` for it.
-
-    The ``hydra`` node is taken off the job config (its sweep settings only
-    resolve inside a multirun).
-    """
     try:
-        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-            cfg = compose(CONFIG_NAME, overrides=_overrides(prepared.argv),
-                          return_hydra_config=True)
-        with open_dict(cfg):
-            hydra_node = cfg.pop("hydra")
-        logging_config = OmegaConf.to_container(hydra_node.job_logging, resolve=True)
-    except (HydraException, OmegaConfBaseException, ValueError) as err:
-        raise ConfigError(_one_line(err)) from err
-    assert isinstance(logging_config, dict)
-    return cfg, {str(key): value for key, value in logging_config.items()}
+        spec, registry = prepare_run(resolved(cfg), origins)
+        execute(spec, registry)
+    except (ConfigError, IntegrationError) as err:
+        exit_config_error(err)
 
 
-def resolved(cfg: Any, origins: dict[str, str] | None = None) -> dict[str, Any]:
-    """Return the config as plain data with interpolations resolved, or a ConfigError.
-
-    A missing environment variable names itself, the file of its section (``origins``)
-    and the way to give a default.
-    """
-    try:
-        container = OmegaConf.to_container(cfg, resolve=True)
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None)
-        unset = re.search(r"Environment variable '([^']+)' not found", str(err))
-        if unset:
-            file = (origins or {}).get(str(key or "").split(".")[0])
-            raise ConfigError(f"environment variable {unset[1]} is not set (${{oc.env:"
-                              f"{unset[1]}}}); set it, or give a default: "
-                              f"${{oc.env:{unset[1]},DEFAULT}}", file=file, key=key) from err
-        raise ConfigError(_one_line(err), key=key) from err
-    assert isinstance(container, dict)
-    return {str(key): value for key, value in container.items()}
-
-
-def preflight(prepared: Prepared) -> tuple[RunSpec, Registry]:
-    """Compose in this process and validate completely (``job.prepare_run``): the run
-    and the registry, or a ConfigError naming the mistake."""
+def preflight(prepared: Any) -> tuple[Any, Any]:
+    """Compose a prepared command line in this process and validate it completely: the run
+    and the registry, or a ConfigError naming the mistake (what a single run checks)."""
+    from vemonitor.config.compose import compose_config, resolved
     from vemonitor.job import prepare_run
 
-    return prepare_run(resolved(compose_config(prepared), prepared.origins), prepared.origins)
-
-
-def print_config(prepared: Prepared) -> int:
-    """Print the composed job config with every secret replaced by '***'."""
-    cfg = compose_config(prepared)
-    container = OmegaConf.to_container(cfg, resolve="--resolve" in prepared.argv)
-    assert isinstance(container, dict)
-    from vemonitor.config.build import collect_secrets
-    from vemonitor.logsafe import redact_mapping
-
-    safe = redact_mapping(container, collect_secrets(container))
-    print(yaml.safe_dump(safe, sort_keys=False), end="")
-    return 0
-
-
-def _one_line(err: BaseException) -> str:
-    """Return one informative line from a Hydra/OmegaConf error (and the error it wraps)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    if not lines:
-        return type(err).__name__
-    text = lines[0]
-    if text.startswith(("In ", "Could not override")) and len(lines) > 1:
-        text = f"{text} {lines[1]}"
-    cause = err.__cause__
-    if cause is not None and str(cause).strip():
-        cause_lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-        text = f"{text}: {cause_lines[0]}"
-        lines += cause_lines[1:]
-    keys = [line for line in lines[1:] if line.startswith("full_key:")]
-    if keys:
-        text += f" ({keys[0]})"
-    return text
+    return prepare_run(resolved(compose_config(prepared)), prepared.origins)
 
 
 # ------------------------------------------------------------------ subcommands

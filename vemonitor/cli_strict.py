@@ -1,6 +1,6 @@
 """The command line, checked before anything runs: flags, run-level keys, --version, help.
 
-``vemonitor.launch.main`` calls :func:`screen` first. Decisions:
+``vemonitor.cli.main`` calls :func:`screen` first. Decisions:
 
 * An unknown flag (``--foo``, ``-v``, ``--dry-run``) or an unknown run-level key, with
   or without Hydra's ``+``/``++``/``~`` (``durration=10``, ``+durration=10``), is one
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from importlib import metadata, resources
 from typing import NoReturn
 
-from vemonitor.config.schema import MetricsConfig, SimulatorConfig, VemonitorConfig
+from vemonitor.config.schema import MetricsConfig, VemonitorConfig
 from vemonitor.errors import ConfigError
 
 SUBCOMMANDS = ("scan", "integrations", "report")
@@ -49,7 +49,7 @@ HABITS: dict[str, str] = {
     "--verbose": "debug=true", "-d": "debug=true", "--duration": "duration=SECONDS",
     "--state-dir": "state_dir=PATH", "--speed": "speed=N", "--config": "config_dir=PATH",
 }
-SECTIONS: dict[str, type] = {"metrics": MetricsConfig, "simulator": SimulatorConfig}
+SECTIONS: dict[str, type] = {"metrics": MetricsConfig}  # + each service's (the simulator's)
 OPEN_ROOTS = ("block", "appConnectors", "batteryBanks", "hydra", "connectors")
 KEY = re.compile(r"^(?P<prefix>\+\+|\+|~)?(?P<key>[A-Za-z_][\w.\[\]-]*)(?P<eq>=|$)")
 
@@ -58,15 +58,29 @@ class UsageError(Exception):
     """A command-line mistake: the message is the one line to print."""
 
 
+def _sections() -> dict[str, type]:
+    """Return the run-level sections: metrics, and each installed service's (simulator)."""
+    from vemonitor.registry import discover_services
+
+    found = dict(SECTIONS)
+    for key, service in discover_services().items():
+        if dataclasses.is_dataclass(service.schema):
+            found[key] = service.schema
+    return found
+
+
 def run_level_keys() -> list[str]:
-    """Return every run-level key: top-level fields and the fields of metrics/simulator."""
+    """Return every run-level key: top-level fields and the fields of each section."""
     keys: list[str] = []
+    sections = _sections()
     for f in dataclasses.fields(VemonitorConfig):
-        section = SECTIONS.get(f.name)
-        if section is not None:
-            keys += [f"{f.name}.{g.name}" for g in dataclasses.fields(section)]
+        if f.name in sections:
+            keys += [f"{f.name}.{g.name}" for g in dataclasses.fields(sections[f.name])]
         elif f.name not in OPEN_ROOTS:
             keys.append(f.name)
+    for name, section in sections.items():
+        if name not in {f.name for f in dataclasses.fields(VemonitorConfig)}:
+            keys += [f"{name}.{g.name}" for g in dataclasses.fields(section)]
     return keys
 
 
@@ -118,7 +132,7 @@ def _positional(word: str) -> str:
     near = closest(word, list(SUBCOMMANDS))
     if near:
         return f"unknown command {word!r} (did you mean `vemonitor {near}`?)"
-    from vemonitor.cli import hydra_blocks
+    from vemonitor.config.compose import hydra_blocks
 
     blocks = list(hydra_blocks())
     if word in blocks:
@@ -193,7 +207,7 @@ def key_defaults() -> list[tuple[str, str, str]]:
 
 def help_text() -> str:
     """Return ``vemonitor --help``: usage, run-level keys with defaults, blocks found."""
-    from vemonitor.cli import hydra_blocks
+    from vemonitor.config.compose import hydra_blocks
     from vemonitor.config.legacy import find_legacy_dir, load_legacy
 
     lines = [version(), "", "usage:",

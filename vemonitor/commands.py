@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 from vemonitor.registry import Registry
@@ -11,6 +12,7 @@ from vemonitor.scan import DEFAULT_GLOBS, PROBE_TIMEOUT, candidate_ports, scan
 
 NO_HARDWARE_HINT = ("without hardware, try the simulator: vemonitor block=BatteryMonitor "
                     "'simulator.devices=[bmv700]' (or just `vemonitor`, the Demo)")
+SIM_LINKS = "ttyVE_*"  # the links `vemonitor-sim --dir DIR` makes (docs/simulator.md)
 
 
 def scan_command(args: list[str]) -> int:
@@ -24,7 +26,8 @@ def scan_command(args: list[str]) -> int:
                         help="seconds to listen on each port (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="one JSON object per port")
     opts = parser.parse_args(args)
-    ports = candidate_ports(opts.globs or DEFAULT_GLOBS, opts.sim_dir)
+    extra = [os.path.join(opts.sim_dir, SIM_LINKS)] if opts.sim_dir else []
+    ports = candidate_ports([*(opts.globs or DEFAULT_GLOBS), *extra])
     if not ports:
         print("no serial ports match " + " ".join(opts.globs or DEFAULT_GLOBS)
               + " (is the VE.Direct cable plugged in?); " + NO_HARDWARE_HINT)

@@ -33,11 +33,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from vemonitor.api import Sink
 from vemonitor.clock import Clock
 from vemonitor.errors import SinkAuthFailed, SinkError, is_auth_failure, is_permanent
 from vemonitor.model import Batch
 from vemonitor.outbox import MemoryOutbox, Outbox, OutboxError
-from vemonitor.registry import Sink
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""One vemonitor job, as Hydra runs it: validate, start the simulator if asked, run the engine.
+"""One vemonitor job: validate, start the services (the simulator) if asked, run the engine.
 
 Shutdown work is done in our own try/finally (Ctrl-C skips Hydra's callbacks):
 SIGINT and SIGTERM stop the inputs, outputs flush what they gathered, the summary
@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vemonitor import budget, logsafe, sim_settings
+from vemonitor import budget, logsafe
+from vemonitor.api import ServiceContext
 from vemonitor.clock import Clock, ScaledClock, SystemClock
 from vemonitor.config.build import RunSpec, build_run
-from vemonitor.config.errors import ConfigError
-from vemonitor.errors import OutboxError
-from vemonitor.registry import IntegrationError, Registry
+from vemonitor.errors import ConfigError, IntegrationError, OutboxError
+from vemonitor.registry import Registry
 
 log = logging.getLogger("vemonitor")
 
@@ -31,20 +31,19 @@ log = logging.getLogger("vemonitor")
 def prepare_run(container: dict[str, Any], origins: dict[str, str]) -> tuple[RunSpec, Registry]:
     """Validate a composed configuration completely, before anything starts.
 
-    Builds the run, checks the write budget and the state directory, and builds
-    the engine once: every source and sink is constructed without I/O (their
-    contract), so a sink's own settings are checked too. Any mistake is a
-    ConfigError (one line).
+    Builds the run, checks the write budget and the state directory, and wires
+    the run once (:func:`vemonitor.engine.wiring.wire`): every source and sink is
+    constructed without I/O (their contract), so a sink's own settings are
+    checked too. Any mistake is a ConfigError (one line).
     """
-    from vemonitor.engine import Engine
+    from vemonitor.engine.wiring import wire
 
     registry = Registry().discover()
     spec = build_run(container, registry, origins)
     budget.check(spec, registry, spec.runtime.budget_override)
     check_state_dir(spec.runtime.state_dir)
-    sim_settings.check(spec.runtime.simulator)
     try:
-        Engine(spec, registry, SystemClock())
+        wire(spec, registry, SystemClock())
     except IntegrationError as err:
         raise ConfigError(str(err)) from err
     return spec, registry
@@ -62,23 +61,24 @@ def check_state_dir(path: Path) -> None:
 
 
 def execute(spec: RunSpec, registry: Registry) -> None:
-    """Run one validated job: budget warnings, dry run or the engine, then the summary."""
+    """Run one validated job: budget warnings, dry run or the engine, then the summary.
+
+    A mistake found only now (a metrics port in use...) is raised as a ConfigError
+    for the command to print.
+    """
+    for notice in spec.notices:
+        log.warning("%s", notice)
+    for problem in budget.check(spec, registry, spec.runtime.budget_override):
+        log.warning("budget override: %s", problem)
+    if spec.runtime.dry_run:
+        print(plan(spec, registry))
+        return
     try:
-        for problem in budget.check(spec, registry, spec.runtime.budget_override):
-            log.warning("budget override: %s", problem)
-        if spec.runtime.dry_run:
-            print(plan(spec, registry))
-            return
         summary = run(spec, registry)
-    except (ConfigError, IntegrationError) as err:
-        print(f"vemonitor: config error: {err}", file=sys.stderr)
-        sys.exit(2)
     except OutboxError as err:  # the state directory is not usable by this user: a setup
         # mistake, so exit 2 (systemd's RestartPreventExitStatus=2: no restart loop)
-        print(f"vemonitor: config error: state_dir: {err}; fix: make "
-              f"{spec.runtime.state_dir} writable by this user, or set state_dir=",
-              file=sys.stderr)
-        sys.exit(2)
+        raise ConfigError(f"{err}; fix: make {spec.runtime.state_dir} writable by this user, "
+                          "or set state_dir=", key="state_dir") from err
     summary["files"] = {"summary": str(spec.runtime.state_dir / "summary.json")}
     write_summary(summary, spec.runtime.state_dir, _job_dir())
     print_summary(summary, _job_label())
@@ -94,8 +94,8 @@ def run(spec: RunSpec, registry: Registry) -> dict[str, Any]:
     spec.runtime.state_dir.mkdir(parents=True, exist_ok=True)
     clock: Clock = (ScaledClock(SystemClock(), spec.runtime.speed) if spec.runtime.speed != 1
                     else SystemClock())
-    with simulator(spec, clock) as sim_dir:
-        engine = Engine(spec, registry, clock, sim_dir)
+    with services(spec, registry, clock) as port_globs:
+        engine = Engine(spec, registry, clock, port_globs=port_globs)
         log.info("block %s: %d inputs, %d outputs; %s", spec.block, len(spec.inputs),
                  len(spec.outputs), budget.describe(spec, registry))
         server = _metrics(engine, spec)
@@ -127,27 +127,18 @@ def _metrics(engine: Any, spec: RunSpec) -> Any:
 
 
 @contextlib.contextmanager
-def simulator(spec: RunSpec, clock: Clock) -> Iterator[str | None]:
-    """Start the configured hw_sim devices in-process (sharing the engine's clock)."""
-    sim = spec.runtime.simulator
-    if not sim.devices:
-        yield None
-        return
-    from hw_sim import Simulator
-    from hw_sim.faults import parse_faults
+def services(spec: RunSpec, registry: Registry, clock: Clock) -> Iterator[tuple[str, ...]]:
+    """Run the installed services around the engine (the simulator: ``simulator.devices``).
 
-    directory = sim.dir or str(spec.runtime.state_dir / "sim")
-    faults = parse_faults(sim.faults) if sim.faults else None  # checked by prepare_run
-    made_here = not Path(directory).exists()
-    try:
-        with Simulator(sim.devices, directory, clock=clock, faults=faults,
-                       utc_offset_s=sim_settings.utc_offset(sim.start, clock.now())) as running:
-            log.info("simulator: %s", ", ".join(f"{d.name} on {d.path}" for d in running))
-            yield directory
-    finally:
-        if made_here:  # the run's own folder (a temp dir per run): not left behind
-            with contextlib.suppress(OSError):
-                Path(directory).rmdir()  # only when empty: never someone's files
+    Yields the serial ports they add to every scan. They share the engine's clock.
+    """
+    context = ServiceContext(clock=clock, state_dir=str(spec.runtime.state_dir))
+    with contextlib.ExitStack() as stack:
+        globs: list[str] = []
+        for key, service in registry.services.items():
+            if key in spec.services:
+                globs += stack.enter_context(service.start(spec.services[key], context)).port_globs
+        yield tuple(globs)
 
 
 @contextlib.contextmanager
@@ -182,7 +173,7 @@ def plan(spec: RunSpec, registry: Registry) -> str:
 
 def _job_dir() -> Path | None:
     """Return the job's output directory in a multirun (None for a single run)."""
-    if "hydra" not in sys.modules:  # a single run never loads Hydra (vemonitor.launch)
+    if "hydra" not in sys.modules:  # a single run never loads Hydra (vemonitor.cli)
         return None
     from hydra.core.hydra_config import HydraConfig
 

@@ -34,6 +34,7 @@ class EngineCollector:
         yield from self._devices()
         yield from self._inputs()
         yield from self._outputs()
+        yield from self._integration_stats()
 
     def _devices(self) -> Iterator[Metric]:
         frames = CounterMetricFamily("vemonitor_frames", "VE.Direct blocks by result",
@@ -109,6 +110,34 @@ class EngineCollector:
                 if waiting["oldest"] is not None:
                     oldest.add_metric([name], max(now - waiting["oldest"], 0.0))
         yield from (*families.values(), depth, oldest, dropped, latency)
+
+
+    def _integration_stats(self) -> Iterator[Metric]:
+        """Yield the counters integrations keep themselves (sink and source ``stats``).
+
+        E.g. an influxDb2 output's requests, bytes and values left out, an MQTT input's
+        messages, rows waiting and PUBACKs sent, a Redis output's trimmed fields.
+        """
+        family = GaugeMetricFamily("vemonitor_integration_stat",
+                                   "A counter an integration keeps (sink or source stats)",
+                                   labels=["kind", "name", "stat"])
+        for output in self.engine.outputs:
+            sink = getattr(output.sender, "sink", None)
+            for stat, value in _numbers(getattr(sink, "stats", None)):
+                family.add_metric(["output", output.spec.name, stat], value)
+        for key, source in self.engine.sources.items():
+            for stat, value in _numbers(source.stats):
+                family.add_metric(["source", key.split(":", 1)[-1], stat], value)
+        yield family
+
+
+def _numbers(stats: Any) -> list[tuple[str, float]]:
+    """Return the numeric entries of a stats mapping or of what a stats() method returns."""
+    found = stats() if callable(stats) else stats
+    if not isinstance(found, dict):
+        return []
+    return [(str(k), float(v)) for k, v in found.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)]
 
 
 def serve(engine: Engine, port: int, host: str = "127.0.0.1") -> Any:

@@ -7,6 +7,10 @@ pip packages exposing the entry-point group ``vemonitor.integrations`` (the entr
 point names the package). Manifests are read for every integration (cheap JSON);
 ``setup`` runs only for the domains a configuration uses, so a broken
 integration only matters when it is used, and then it is named in the error.
+
+What integrations may use lives in :mod:`vemonitor.api` (the contract); this
+module only finds them (manifests, entry points) and keeps what they register.
+Services (the simulator) are found here too, through ``vemonitor.services``.
 """
 
 from __future__ import annotations
@@ -19,22 +23,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any
 
-from vemonitor.clock import Clock
-from vemonitor.config.schema import Connector, InputItem, OutputItem
-from vemonitor.errors import IntegrationError as IntegrationError  # re-exported
-from vemonitor.model import Batch, Row
-from vemonitor.scan import Scanner
-from vemonitor.vedirect.fields import Value
+from vemonitor.api import (
+    CacheFactory,
+    Connector,
+    InputItem,
+    IntegrationError,
+    OutputItem,
+    SendCost,
+    ServiceSpec,
+    SinkFactory,
+    SourceFactory,
+)
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "vemonitor.integrations"
 BUILTIN_PACKAGE = "integrations"
 PROVIDES = ("input", "output", "cache")
-
-
+SERVICE_GROUP = "vemonitor.services"
 
 
 @dataclass(frozen=True)
@@ -102,111 +110,6 @@ def _texts(data: dict[str, Any], key: str, required: bool = False) -> tuple[str,
     return tuple(value)
 
 
-# ----------------------------------------------------------------- worker contracts
-class Source(Protocol):
-    """An input connection shared by every input item that names it.
-
-    ``latest()`` returns the newest values and their clock time, or None when
-    there is nothing yet or the device is unavailable. Validation does no I/O:
-    ``start()`` connects; ``close()`` is idempotent.
-    """
-
-    name: str
-
-    def start(self) -> None: ...
-
-    def close(self) -> None: ...
-
-    def latest(self) -> tuple[dict[str, Value], float] | None: ...
-
-    def stats(self) -> dict[str, Any]: ...
-
-
-class Sink(Protocol):
-    """An output connection: ``write(batch)`` succeeds or raises; ``close()`` is idempotent."""
-
-    def start(self) -> None: ...
-
-    def write(self, batch: Batch) -> None: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass
-class InputInfo:
-    """What a sink may know about one input of the block (e.g. for Home Assistant discovery)."""
-
-    name: str
-    domain: str
-    connector: str
-    columns: tuple[str, ...]
-    standard_names: dict[str, str]  # device column -> standard name (the input's ref_cols)
-    source: Any  # the Source serving it
-
-    def device(self) -> dict[str, Any]:
-        """Return the live device identity and availability (empty when unknown).
-
-        Keys: available (bool), pid, product, serial, firmware.
-        """
-        describe = getattr(self.source, "device", None)
-        return dict(describe()) if callable(describe) else {}
-
-
-@dataclass
-class Context:
-    """What workers may use: the clock, the state directory, the simulator's directory."""
-
-    clock: Clock
-    state_dir: str
-    debug: bool = False
-    stale_after: float = 5.0
-    sim_dir: str | None = None
-    scanner: Scanner = field(default_factory=Scanner)
-    block: str = ""
-    inputs: dict[str, InputInfo] = field(default_factory=dict)  # filled before sinks are built
-
-
-class Cache(Protocol):
-    """Where rows wait between inputs and outputs (memory by default, or redis_cache).
-
-    Outputs take rows by arrival: ``seq`` is the arrival number of the last row
-    added, ``arrived_after(source, seq)`` the (number, row) pairs added after it,
-    so a row forwarded late with an old time is taken like any other.
-    """
-
-    dropped: int
-    seq: int
-
-    def add(self, row: Row) -> None: ...
-
-    def arrived_after(self, source: str, seq: int) -> list[tuple[int, Row]]: ...
-
-
-# Factories receive their own integration's typed item/connector (hence Any here).
-SourceFactory = Callable[[str, Any, Context], Source]
-SinkFactory = Callable[[Any, Any, Context], Sink]
-CacheFactory = Callable[[Any, int, Context], Cache]
-
-
-@dataclass(frozen=True)
-class SendCost:
-    """What one send of an output costs, declared by its integration (for the write budget).
-
-    ``local_writes``: writes to local storage per send besides the outbox's own;
-    ``requests``: ``"send"`` (one request per send), ``"row"`` (one per row) or None;
-    ``redis_commands(item, inputs, sends, rows)``: Redis commands per hour, or None.
-    """
-
-    local_writes: int = 0
-    requests: str | None = None
-    redis_commands: Callable[[OutputItem, int, float, float], float] | None = None
-
-    def __post_init__(self) -> None:
-        if self.requests not in (None, "send", "row"):
-            raise ValueError(f"SendCost.requests must be 'send', 'row' or None, "
-                             f"got {self.requests!r}")
-
-
 @dataclass
 class Registration:
     """What one integration registered."""
@@ -231,12 +134,15 @@ class Registry:
         self._modules: dict[str, Callable[[], ModuleType]] = {}
         self._aliases: dict[str, str] = {}
         self._registered: dict[str, Registration] = {}
+        self.services: dict[str, ServiceSpec] = {}  # config key -> service (the simulator)
 
     # ------------------------------------------------------------- discovery
     def discover(self) -> Registry:
-        """Read the manifests of built-in integrations and of installed entry points."""
+        """Read the manifests of built-in integrations and of installed entry points,
+        and find the installed services."""
         self._discover_builtin()
         self._discover_entry_points()
+        self.services = discover_services()
         return self
 
     def _discover_builtin(self) -> None:
@@ -336,3 +242,23 @@ class Registry:
             except IntegrationError as err:
                 errors[domain] = str(err)
         return errors
+
+
+def discover_services() -> dict[str, ServiceSpec]:
+    """Return the installed services (entry points ``vemonitor.services``) by config key.
+
+    A service that cannot be loaded is an IntegrationError naming it: its config
+    section would otherwise be reported as an unknown key.
+    """
+    found: dict[str, ServiceSpec] = {}
+    for entry in metadata.entry_points(group=SERVICE_GROUP):
+        try:
+            spec = entry.load()
+        except Exception as err:  # a broken package must be named, not a traceback
+            raise IntegrationError(f"service '{entry.name}' ({entry.value}) failed to load: "
+                                   f"{type(err).__name__}: {err}") from err
+        if not isinstance(spec, ServiceSpec):
+            raise IntegrationError(f"service '{entry.name}' ({entry.value}) is not a "
+                                   f"vemonitor.api.ServiceSpec")
+        found.setdefault(spec.key, spec)
+    return found

@@ -1,8 +1,10 @@
 """Find VE.Direct devices on serial ports: probe each candidate port for a snapshot.
 
-Used by ``vemonitor scan``, by serial connectors configured with ``serialTest``
-(the seed's way to find a device whose ttyUSB number changed), and later by the
-Home Assistant config flow. Ports are probed in parallel threads, each for at most
+Used by ``vemonitor scan``, by the vedirect integration's port scanner
+(``integrations/vedirect/scanner.py``: serial connectors configured with
+``serialTest``, the seed's way to find a device whose ttyUSB number changed),
+and by the Home Assistant config flow. Part of the codec's I/O half: it knows
+the wire, not the engine. Ports are probed in parallel threads, each for at most
 ``timeout`` seconds; a corrupted block while probing does not fail the probe.
 """
 
@@ -11,11 +13,10 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import serial
@@ -27,7 +28,6 @@ from vemonitor.vedirect.events import Block, Rejected
 from vemonitor.vedirect.snapshot import Snapshot, SnapshotAssembler
 
 DEFAULT_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*")
-SIM_GLOB = "ttyVE_*"
 PROBE_TIMEOUT = 3.0  # a device sends a full cycle every second; allow a missed one
 
 
@@ -66,15 +66,13 @@ class ProbeResult:
                 "serial": snap.serial, "firmware": snap.firmware}
 
 
-def candidate_ports(globs: Iterable[str] = DEFAULT_GLOBS, sim_dir: str | None = None) -> list[str]:
-    """Return existing port paths matching ``globs`` (plus the simulator's), one per device.
+def candidate_ports(globs: Iterable[str] = DEFAULT_GLOBS) -> list[str]:
+    """Return existing port paths matching ``globs``, one per device.
 
     A /dev/serial/by-id link and the ttyUSB node it points to are the same device:
     the by-id name is kept because it survives renumbering.
     """
     patterns = list(globs)
-    if sim_dir:
-        patterns.append(os.path.join(sim_dir, SIM_GLOB))
     seen: dict[str, str] = {}
     for pattern in patterns:
         for path in sorted(glob.glob(os.path.expanduser(pattern))):
@@ -162,80 +160,6 @@ def _same_value(actual: str, expected: str) -> bool:
         return int(actual, 0) == int(expected, 0)
     except ValueError:
         return False
-
-
-@dataclass
-class Scanner:
-    """Shares one scan between connectors and keeps each port claimed by one connector."""
-
-    globs: tuple[str, ...] = DEFAULT_GLOBS
-    sim_dir: str | None = None
-    timeout: float = PROBE_TIMEOUT
-    clock: Clock | None = None
-    reuse_for: float = 10.0  # seconds a scan's results serve the next connectors
-    claims: dict[str, str] = field(default_factory=dict)  # realpath -> connector
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _last: dict[str, ProbeResult] = field(default_factory=dict)
-    _last_at: float = -1e9
-
-    def find(self, connector: str, tests: Mapping[str, Mapping[str, Any]],
-             globs: Sequence[str] | None = None, fresh: bool = False) -> ProbeResult | None:
-        """Return the first unclaimed port whose device passes ``tests``, claiming it.
-
-        Connectors starting together share one scan (ports are probed once);
-        ``fresh`` forces a new scan (a device that disappeared is searched again).
-        """
-        with self._lock:
-            paths = [p for p in candidate_ports(globs or self.globs, self.sim_dir)
-                     if self.claims.get(os.path.realpath(p), connector) == connector]
-            for result in self._results(paths, fresh):
-                if result.snapshot is not None and matches(result.snapshot, tests):
-                    self.claims[os.path.realpath(result.path)] = connector
-                    return result
-        return None
-
-    def _results(self, paths: list[str], fresh: bool) -> list[ProbeResult]:
-        """Return probe results for ``paths``, reusing a recent scan where possible."""
-        recent = not fresh and time.monotonic() - self._last_at < self.reuse_for
-        missing = [p for p in paths if not (recent and p in self._last)]
-        if missing:
-            for result in scan(missing, self.timeout, self.clock):
-                self._last[result.path] = result
-            self._last_at = time.monotonic()
-        return [self._last[p] for p in paths]
-
-    def explain(self, connector: str, tests: Mapping[str, Mapping[str, Any]],
-                globs: Sequence[str] | None = None) -> str:
-        """Return one line: the ports probed, what each showed, what is expected, what to try.
-
-        Said when a connector's search finds nothing (the last scan's results, no new probe).
-        """
-        patterns = tuple(globs or self.globs)
-        with self._lock:
-            paths = candidate_ports(patterns, self.sim_dir)
-            shown = [f"{p}: " + port_verdict(self._last[p], tests, self._owner(p, connector))
-                     for p in paths if p in self._last]
-        wanted = f"no device with {expected_device(tests)} found"
-        if not paths:
-            probed = "no serial port matches " + " ".join(patterns)
-        else:
-            probed = f"{len(paths)} port(s) probed: " + "; ".join(shown or paths)
-        return f"{wanted}; {probed}. Next: {NEXT_STEPS}"
-
-    def _owner(self, path: str, connector: str) -> str | None:
-        owner = self.claims.get(os.path.realpath(path))
-        return owner if owner not in (None, connector) else None
-
-    def claim(self, connector: str, path: str) -> None:
-        """Mark ``path`` as used by ``connector`` (a fixed serialPort)."""
-        with self._lock:
-            self.claims[os.path.realpath(path)] = connector
-
-    def release(self, connector: str) -> None:
-        """Forget every port claimed by ``connector``."""
-        with self._lock:
-            for real in [r for r, c in self.claims.items() if c == connector]:
-                del self.claims[real]
 
 
 def expected_device(tests: Mapping[str, Mapping[str, Any]]) -> str:

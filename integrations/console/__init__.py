@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from integrations.console.schema import ConsoleOutputItem
-from vemonitor.config.schema import OutputItem
-from vemonitor.registry import Context, Manifest, Registry, Sink
+from vemonitor.api import Context, ManifestInfo, OutputItem, Registrar, Sink
 
 
 def create_sink(item: OutputItem, connector_config: Any | None, ctx: Context) -> Sink:
@@ -19,7 +18,7 @@ def create_sink(item: OutputItem, connector_config: Any | None, ctx: Context) ->
     return ConsoleSink(item)
 
 
-def setup(registry: Registry, manifest: Manifest) -> None:
+def setup(registry: Registrar, manifest: ManifestInfo) -> None:
     """Register the console output item schema and its sink factory."""
     registry.register(manifest.domain, output_item=ConsoleOutputItem, sink_factory=create_sink,
                       durable=False)  # a screen needs no disk writes

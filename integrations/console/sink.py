@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from integrations.console.schema import ConsoleOutputItem
 from integrations.console.screen import Screen, SourceState
-from vemonitor.config.errors import ConfigError
-from vemonitor.model import Batch, Row
+from vemonitor.api import Batch, ConfigError, Row
 
 if TYPE_CHECKING:  # rich is imported lazily: lines mode (headless, journald) never needs it
     from rich.console import Console

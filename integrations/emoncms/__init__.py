@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.emoncms.errors import EmoncmsAuthError, EmoncmsError, EmoncmsUnavailable
+from integrations.emoncms.errors import (
+    EmoncmsAuthError,
+    EmoncmsError,
+    EmoncmsRejected,
+    EmoncmsUnavailable,
+)
 from integrations.emoncms.names import check_names
 from integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
-from vemonitor.config.schema import OutputItem
-from vemonitor.registry import Context, Manifest, Registry, SendCost, Sink
+from vemonitor.api import Context, ManifestInfo, OutputItem, Registrar, SendCost, Sink
 
 __all__ = ["EmoncmsAuthError", "EmoncmsConnector", "EmoncmsError", "EmoncmsOutput",
-           "EmoncmsUnavailable", "check_names", "create_sink", "setup"]
+           "EmoncmsRejected", "EmoncmsUnavailable", "check_names", "create_sink", "setup"]
 
 
 def create_sink(item: OutputItem, connector: Any | None, ctx: Context) -> Sink:
@@ -26,7 +30,7 @@ def create_sink(item: OutputItem, connector: Any | None, ctx: Context) -> Sink:
     return EmoncmsSink(item, connector, ctx)
 
 
-def setup(registry: Registry, manifest: Manifest) -> None:
+def setup(registry: Registrar, manifest: ManifestInfo) -> None:
     """Register the emoncms connector and output schemas and the sink factory."""
     registry.register(manifest.domain, connector=EmoncmsConnector, output_item=EmoncmsOutput,
                       sink_factory=create_sink, cost=SendCost(requests="send"))  # one bulk POST

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vemonitor.errors import SinkAuthFailed, SinkError, SinkUnavailable
+from vemonitor.api import SinkAuthFailed, SinkError, SinkRejected, SinkUnavailable
 
 
 class EmoncmsError(SinkError):
@@ -15,3 +15,12 @@ class EmoncmsAuthError(EmoncmsError, SinkAuthFailed):
 
 class EmoncmsUnavailable(EmoncmsError, SinkUnavailable):
     """The server could not be reached or did not answer ``ok`` (5xx, timeout, reset...)."""
+
+
+class EmoncmsRejected(EmoncmsError, SinkRejected):
+    """EmonCms refuses every batch for a reason retrying cannot fix: said once, data kept.
+
+    ``{"success": false, "message": ...}`` (a body it cannot parse, a node limit
+    reached) or an empty answer even with the key in the POST body; ``hint`` says
+    what to change.
+    """

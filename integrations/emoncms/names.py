@@ -5,9 +5,10 @@ whitespace in node and input names (``preg_replace('/[^\\p{N}\\p{L}_\\s\\-.]/u',
 in its input model), silently creating an input under the stripped name, and
 emoncms.org refuses nodes over 16 bytes and inputs over 64 bytes. We accept a
 plain space but not tabs or newlines. A name the server would change or drop is
-reported and not sent: sanitising could merge two inputs into one, and the bulk
-API looks nodes up by the raw name, so a changed node would create a duplicate
-input on every post.
+reported and not sent: EmonCms cleans node and input names before looking them up
+(``odd/names`` is the node ``oddnames`` on every post, measured on 11.16.8), so
+a cleaned name would silently merge with another (``bmv/1`` and ``bmv1``) and
+the feeds would not be named as the configuration says.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from vemonitor.config.schema import OutputItem
+from vemonitor.api import OutputItem
 
 if TYPE_CHECKING:
     from integrations.emoncms.schema import EmoncmsConnector

@@ -1,10 +1,11 @@
 """Turn rows into the ``data`` of emoncms's ``input/bulk`` API (pure functions, no I/O).
 
 One entry per row: ``[time, "node", {"name": value}, {"name": value}, ...]``,
-with the row's absolute epoch time in whole seconds. Each object holds ONE
-input: emoncms reads only the first key of each object in a bulk entry
-(``key()``/``current()`` in ``InputMethods::bulk``), so ``{"V": 1, "I": 2}``
-would silently store V alone.
+with the row's absolute epoch time in whole seconds (EmonCms is told
+``time=0``, see timing.py). Each object holds ONE input: EmonCms >= 11.0.5 stores
+every key of an object (``foreach``), but older servers read only the first one
+(``key()``/``current()``), where ``{"V": 1, "I": 2}`` would store V alone; one
+object per input works on both.
 
 Values: numbers as numbers; booleans as 1/0; codes and flags as their integer.
 ``None``, NaN/infinity and text are not sent: emoncms inputs are numeric and it
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from integrations.emoncms.names import input_warning, name_problem, node_warning
-from vemonitor.model import Row
+from vemonitor.api import Row
 from vemonitor.vedirect.fields import Value
 
 Number = int | float

@@ -12,8 +12,9 @@ from integrations.emoncms.names import (
     NODE_MAX_EMONCMS_ORG,
     name_problem,
 )
-from vemonitor.config.schema import Connector, OutputItem
+from vemonitor.api import Connector, OutputItem
 
+AUTH_MODES = ("auto", "header", "body")
 MAX_TIMEOUT = 300.0  # seconds; a longer wait only delays the outbox's own retry
 
 
@@ -33,9 +34,14 @@ class EmoncmsConnector(Connector):
     # them, so this is only for a proxy that inflates request bodies (README).
     compress: bool = False
     node_prefix: str = ""
-    # True: send sentat=<now> so the server corrects this device's clock skew;
-    # False: send time=0 so the server stores the device's times unchanged.
-    correct_skew: bool = True
+    # False (default): send time=0 so EmonCms stores every row at its own second.
+    # True: send sentat=<floor(now)> so EmonCms corrects this device's clock skew,
+    # at the cost of a whole batch shifted +1 s when a request crosses a second
+    # boundary on its way (EmonCms's time() truncates). See timing.py.
+    correct_skew: bool = False
+    # How the key travels: "auto" (Authorization header, switching once to the POST
+    # body when the web server drops the header), "header" or "body" (README, Auth).
+    auth: str = "auto"
     # emoncms.org refuses longer names (in bytes); null lifts a limit (self-hosted).
     max_node_length: int | None = NODE_MAX_EMONCMS_ORG
     max_name_length: int | None = NAME_MAX_EMONCMS_ORG
@@ -44,6 +50,8 @@ class EmoncmsConnector(Connector):
         """Check the address, key, timeout and name settings (no I/O; never echoes the key)."""
         check_addr(self.addr)
         check_apikey(self.apikey)
+        if self.auth not in AUTH_MODES:
+            raise ValueError(f"auth must be one of {', '.join(AUTH_MODES)}, got {self.auth!r}")
         if not 0 < self.timeout <= MAX_TIMEOUT:
             raise ValueError(f"timeout must be > 0 and <= {MAX_TIMEOUT:g} seconds, "
                              f"got {self.timeout:g}")

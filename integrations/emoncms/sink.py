@@ -1,10 +1,19 @@
 """The EmonCms sink: one ``POST <addr>/input/bulk.json`` per batch, one attempt, typed errors.
 
 The outbox in front of every sink retries with backoff, so this sink never
-retries by itself: urllib3 retries and redirects are off. The API key travels
-only in an ``Authorization: Bearer`` header (emoncms's index.php reads it when
-no ``apikey`` parameter is given, per rfc6750) and is kept out of URLs, logs,
-messages and ``repr()``.
+retries by itself: urllib3 retries and redirects are off. The API key travels in
+an ``Authorization: Bearer`` header (emoncms's index.php reads it when no
+``apikey`` parameter is given, per rfc6750) or, when the web server drops that
+header, as the ``apikey`` field of the POST body (index.php reads ``$_POST``
+first); never in the URL, logs, messages or ``repr()``.
+
+Auth fallback (``auth: auto``, the default): a web server that strips
+``Authorization`` (Apache + mod_php without EmonCms's ``SetEnvIf Authorization``
+line) hands EmonCms a request without a key, and EmonCms answers ``200`` with an
+EMPTY body and stores nothing. That answer, where ``ok`` is due, makes the sink
+say once what happened and resend the same batch at once with the key in the
+body, which it keeps doing until it stops. Nothing was stored by the empty
+answer, so the resend cannot duplicate anything.
 """
 
 from __future__ import annotations
@@ -22,13 +31,17 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
-from integrations.emoncms.errors import EmoncmsAuthError, EmoncmsError, EmoncmsUnavailable
+from integrations.emoncms.errors import (
+    EmoncmsAuthError,
+    EmoncmsError,
+    EmoncmsRejected,
+    EmoncmsUnavailable,
+)
 from integrations.emoncms.names import check_names
 from integrations.emoncms.payload import Encoded, bulk_data, encode_rows
 from integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
-from vemonitor.logsafe import MASK
-from vemonitor.model import Batch
-from vemonitor.registry import Context
+from integrations.emoncms.timing import time_fields
+from vemonitor.api import MASK, Batch, Context
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +67,23 @@ class BearerAuth(AuthBase):
         return f"BearerAuth({MASK})"
 
 
+class NoHeaderAuth(AuthBase):
+    """No Authorization header (the key is in the body), and no ~/.netrc one either."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+    def __repr__(self) -> str:
+        return "NoHeaderAuth()"
+
+
+HINT_HEADER = ('add SetEnvIf Authorization "(.*)" HTTP_AUTHORIZATION=$1 to the Apache site '
+               "(EmonCms's .htaccess has it)")
+HINT_SETENVIF = f"{HINT_HEADER}, or set auth: body"
+HINT_COMPRESS = ("set compress: false: stock EmonCms does not inflate request bodies "
+                 "(compress is only for a proxy that does)")
+
+
 class EmoncmsSink:
     """Sends each batch to emoncms's input/bulk API; succeeds on ``ok`` or raises."""
 
@@ -66,6 +96,8 @@ class EmoncmsSink:
         self._clock = ctx.clock
         self._session: requests.Session | None = None
         self._warned: set[str] = set()
+        # The key goes in the body from the start (auth: body) or after a fallback.
+        self._key_in_body = connector.auth == "body"
 
     def __repr__(self) -> str:
         return f"EmoncmsSink(output={self.name!r}, url={self.url!r})"
@@ -79,7 +111,7 @@ class EmoncmsSink:
             return
         session = requests.Session()
         # Set as auth, not as a header: a ~/.netrc entry would otherwise replace it.
-        session.auth = BearerAuth(self._conf.apikey)
+        session.auth = NoHeaderAuth() if self._key_in_body else BearerAuth(self._conf.apikey)
         session.verify = self._conf.verify_tls
         session.headers["Accept"] = "text/plain, application/json"
         adapter = HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=False))
@@ -88,7 +120,8 @@ class EmoncmsSink:
         self._session = session
 
     def write(self, batch: Batch) -> None:
-        """Send the batch in one request; return on ``ok``, raise an EmoncmsError otherwise."""
+        """Send the batch in one request (a second one when ``auth: auto`` falls back to the
+        body); return on ``ok``, raise an EmoncmsError otherwise."""
         if self._session is None:
             self.start()
         assert self._session is not None
@@ -100,9 +133,10 @@ class EmoncmsSink:
             log.debug("emoncms %s: nothing numeric to send in a batch of %d rows", self.name,
                       len(batch.rows))
             return
-        body, headers = self._body(encoded)
-        self.stats["requests"] += 1
-        response = self._post(self._session, body, headers)
+        response = self._send(self._session, encoded)
+        if self._header_dropped(response):
+            self._fall_back_to_body(self._session)
+            response = self._send(self._session, encoded)
         self._check(response)
         self.stats["batches"] += 1
         self.stats["points"] += encoded.points
@@ -114,15 +148,33 @@ class EmoncmsSink:
             session.close()
 
     # ------------------------------------------------------------------ request
+    def _send(self, session: requests.Session, encoded: Encoded) -> requests.Response:
+        """Make one request carrying the batch."""
+        body, headers = self._body(encoded)
+        self.stats["requests"] += 1
+        return self._post(session, body, headers)
+
+    def _header_dropped(self, response: requests.Response) -> bool:
+        """Return True when an empty 200 says the Authorization header never reached EmonCms."""
+        return (self._conf.auth == "auto" and not self._key_in_body
+                and response.status_code == 200 and not response.text.strip())
+
+    def _fall_back_to_body(self, session: requests.Session) -> None:
+        """Say once that the header is dropped; send the key in the POST body from now on."""
+        self._key_in_body = True
+        session.auth = NoHeaderAuth()
+        self.stats["auth_fallbacks"] += 1
+        log.warning("emoncms %s: %s answered an empty 200 to a request with the key in the "
+                    "Authorization header: the web server drops that header, so EmonCms saw "
+                    "no key; sending the key in the POST body from now on (to keep the "
+                    "header: %s)", self.name, self.url, HINT_HEADER)
+
     def _body(self, encoded: Encoded) -> tuple[bytes, dict[str, str]]:
         """Return the form body (compressed if configured) and its headers."""
-        fields = {"data": bulk_data(encoded.entries)}
-        if self._conf.correct_skew:
-            # Rounded, not truncated: with synced clocks and < 0.5 s latency the
-            # server's correction is then exactly 0, so a resend lands on the same times.
-            fields["sentat"] = str(round(self._clock.now()))
-        else:
-            fields["time"] = "0"  # entry times are absolute as they are
+        fields = {"data": bulk_data(encoded.entries),
+                  **time_fields(self._conf.correct_skew, self._clock.now())}
+        if self._key_in_body:
+            fields["apikey"] = self._conf.apikey  # index.php reads $_POST['apikey'] first
         body = urlencode(fields).encode("utf-8")
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         if self._conf.compress:
@@ -165,8 +217,37 @@ class EmoncmsSink:
                                "the final URL, a redirected POST loses its data")
         if status != 200:
             raise EmoncmsError(f"{where} answered HTTP {status}: {self._snippet(text)}")
-        if text != "ok":
-            raise EmoncmsUnavailable(f"{where} did not accept the batch: {self._snippet(text)}")
+        if text == "ok":
+            return
+        if not text:
+            raise self._empty_answer(where)
+        refusal = self._refusal(text)
+        if refusal is not None:
+            raise EmoncmsRejected(f"{where} refused the batch: {refusal!r}; the data is kept",
+                                  hint=HINT_COMPRESS if self._conf.compress
+                                  and refusal.startswith("Format error") else
+                                  "fix the EmonCms side; delivery resumes by itself")
+        raise EmoncmsUnavailable(f"{where} did not accept the batch: {self._snippet(text)}")
+
+    def _empty_answer(self, where: str) -> EmoncmsError:
+        """Return the error an empty 200 means: the key never arrived, or addr is not EmonCms."""
+        if not self._key_in_body:  # auth: header (auto has fallen back before getting here)
+            return EmoncmsAuthError(f"{where} answered an empty 200: the web server drops the "
+                                    "Authorization header, so EmonCms saw no key",
+                                    hint=HINT_SETENVIF)
+        return EmoncmsRejected(f"{where} answered an empty 200 even with the key in the POST "
+                               "body: addr does not lead to EmonCms's input API", hint=(
+                                   "check addr (the URL EmonCms's web page is at)"))
+
+    def _refusal(self, text: str) -> str | None:
+        """Return the message of EmonCms's ``{"success": false, "message": ...}``, if it is one."""
+        try:
+            data: Any = json.loads(text)
+        except ValueError:
+            return None
+        if isinstance(data, dict) and data.get("success") is False:
+            return self._redact(" ".join(str(data.get("message", "")).split())[:SNIPPET])
+        return None
 
     # ------------------------------------------------------------------ reporting
     def _report(self, encoded: Encoded) -> None:

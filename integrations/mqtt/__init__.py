@@ -1,14 +1,13 @@
-"""MQTT output: JSON state topics per input, Home Assistant discovery, availability, last will."""
+"""MQTT output (JSON state topics, Home Assistant discovery, availability, last will) and input."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from integrations.mqtt.schema import MqttConnector, MqttOutput
-from vemonitor.config.schema import OutputItem
-from vemonitor.registry import Context, Manifest, Registry, SendCost, Sink
+from integrations.mqtt.schema import MqttConnector, MqttInput, MqttOutput
+from vemonitor.api import Context, ManifestInfo, OutputItem, Registrar, SendCost, Sink, Source
 
-__all__ = ["MqttConnector", "MqttOutput", "create_sink", "setup"]
+__all__ = ["MqttConnector", "MqttInput", "MqttOutput", "create_sink", "create_source", "setup"]
 
 
 def create_sink(item: OutputItem, connector: Any | None, ctx: Context) -> Sink:
@@ -23,7 +22,15 @@ def create_sink(item: OutputItem, connector: Any | None, ctx: Context) -> Sink:
     return MqttSink(item, connector, ctx)
 
 
-def setup(registry: Registry, manifest: Manifest) -> None:
-    """Register the mqtt connector and output schemas and the sink factory."""
+def create_source(name: str, connector: MqttConnector, ctx: Context) -> Source:
+    """Build the source of one connector; input items attach with ``subscribe(item)``."""
+    from integrations.mqtt.source import MqttSource  # lazily: paho only when used
+
+    return MqttSource(name, connector, ctx)
+
+
+def setup(registry: Registrar, manifest: ManifestInfo) -> None:
+    """Register the mqtt connector, input and output schemas and the factories."""
     registry.register(manifest.domain, connector=MqttConnector, output_item=MqttOutput,
+                      input_item=MqttInput, source_factory=create_source,
                       sink_factory=create_sink, cost=SendCost(requests="row"))  # a publish per row

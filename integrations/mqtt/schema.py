@@ -6,7 +6,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 
-from vemonitor.config.schema import Connector, OutputItem
+from vemonitor.api import Connector, InputItem, OutputItem
 
 PROTOCOLS = ("3.1.1", "5")
 QOS_LEVELS = (0, 1, 2)
@@ -102,3 +102,67 @@ def check_topic_root(key: str, topic: str) -> None:
                          f"got {topic!r}")
     if _TOPIC_FORBIDDEN.search(topic) or topic.startswith("$"):
         raise ValueError(f"{key} must not contain '+', '#' or start with '$', got {topic!r}")
+
+
+_PLACEHOLDER = re.compile(r"\{(site|node)\}")
+
+
+@dataclass
+class MqttInput(InputItem):
+    """Rows read back from the state topics vemonitor's MQTT output publishes.
+
+    ``topic`` is the output's state topic with ``{site}`` and ``{node}`` where any
+    value may stand (each becomes a ``+`` wildcard and is kept in the row as the
+    ``site``/``node`` value), e.g. ``fleet/{site}/{node}/state`` for edges whose
+    ``base_topic`` is ``fleet/<site>``. ``share_group`` subscribes through
+    ``$share/<group>/``: the broker hands each message to one member of the group.
+    """
+
+    topic: str = "vemonitor/{node}/state"
+    share_group: str | None = None
+    qos: int = 1
+    ack_after: float = 5.0  # seconds a row waits in the outputs' outbox before its PUBACK
+    session_expiry: int = 86400  # seconds the broker keeps our queue while we are away
+
+    def validate(self) -> None:
+        """Check the topic template, group and QoS (no I/O)."""
+        levels = self.topic.split("/")
+        if "{node}" not in levels:
+            raise ValueError(f"topic must contain a {{node}} level, got {self.topic!r}")
+        for level in levels:
+            if _PLACEHOLDER.fullmatch(level) is None and (
+                    not level or _TOPIC_FORBIDDEN.search(level) or "{" in level):
+                raise ValueError(f"topic level {level!r} must be text, {{site}} or {{node}} "
+                                 f"(no '+', '#' or empty levels), in {self.topic!r}")
+        if levels[0].startswith("$"):
+            raise ValueError("topic must not start with '$' (use share_group for $share)")
+        if self.share_group is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}",
+                                                             self.share_group):
+            raise ValueError(f"share_group must be 1-64 letters, digits, '_' or '-', "
+                             f"got {self.share_group!r}")
+        if self.qos not in (1, 2):
+            raise ValueError(f"qos must be 1 or 2 (0 could lose rows), got {self.qos}")
+        if not 0 <= self.ack_after <= 3600:
+            raise ValueError(f"ack_after must be between 0 and 3600 seconds, got {self.ack_after}")
+        if self.session_expiry < 0:
+            raise ValueError("session_expiry must be >= 0 seconds")
+
+    def topic_filter(self) -> str:
+        """Return the subscription filter (placeholders as ``+``, with ``$share`` when set)."""
+        plain = _PLACEHOLDER.sub("+", self.topic)
+        return f"$share/{self.share_group}/{plain}" if self.share_group else plain
+
+    def captures(self, topic: str) -> dict[str, str] | None:
+        """Return the placeholder values of a topic, or None when it does not match."""
+        want = self.topic.split("/")
+        got = topic.split("/")
+        if len(want) != len(got):
+            return None
+        found: dict[str, str] = {}
+        for pattern, level in zip(want, got, strict=True):
+            name = _PLACEHOLDER.fullmatch(pattern)
+            if name:
+                found[name.group(1)] = level
+            elif pattern != level:
+                return None
+        return found

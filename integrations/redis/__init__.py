@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vemonitor.config.schema import OutputItem
-from vemonitor.registry import Cache, Context, Manifest, Registry, SendCost, Sink, Source
+from vemonitor.api import Cache, Context, ManifestInfo, OutputItem, Registrar, SendCost, Sink, Source
 
 if TYPE_CHECKING:
     from integrations.redis.schema import RedisConnector, RedisOutput
 
 
-def setup(registry: Registry, manifest: Manifest) -> None:
+def setup(registry: Registrar, manifest: ManifestInfo) -> None:
     """Register the connector and item schemas and the source, sink and cache factories."""
     from integrations.redis.schema import RedisConnector, RedisInput, RedisOutput
 

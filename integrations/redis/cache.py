@@ -31,17 +31,16 @@ import redis
 
 from integrations.redis import layout
 from integrations.redis.client import (
-    META_KEY,
     RedisAuthError,
     RedisForeignDb,
+    RedisUnavailable,
     claim_db,
     connect,
+    select_db,
     translate,
 )
 from integrations.redis.schema import RedisConnector
-from vemonitor.engine import DataCache
-from vemonitor.model import Row
-from vemonitor.registry import Context
+from vemonitor.api import Context, DataCache, Row
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +63,7 @@ class RedisCache:
         self._lock = threading.Lock()
         self._failing = False
         self._arrivals = DataCache(max_points)  # this process's rows, in arrival order
+        self.names = layout.Names(connector.is_cluster(), connector.db_selector)
 
     @property
     def seq(self) -> int:
@@ -78,15 +78,22 @@ class RedisCache:
         return f"RedisCache({self.connector.address()}, max_points={self.max_points})"
 
     def key(self, source: str) -> str:
-        """Return the ZSET of one input."""
-        return f"{self.namespace}:{source}"
+        """Return the ZSET of one input (hash-tagged on a cluster: its script's one slot)."""
+        return self.names.tag(f"{self.namespace}:{source}")
 
     def start(self) -> None:
         """Connect and claim the db; refuse a db another application uses (idempotent)."""
         if self.client is not None:
             return
+        try:
+            self.connector = select_db(self.connector)  # vemonitor_m8's rules, if asked
+        except (RedisAuthError, RedisForeignDb):
+            raise
+        except RedisUnavailable as err:  # unreachable now: chosen when it answers
+            self._fail(err)
+            return
         self.client = connect(self.connector, client_name="vemonitor-cache")
-        self._script = self.client.register_script(layout.CACHE_ADD)
+        self._script = self.client.register_script(self.names.script(layout.CACHE_ADD))
         try:
             claim_db(self.client, self.connector, self.clock.now())
         except (RedisAuthError, RedisForeignDb):
@@ -106,7 +113,7 @@ class RedisCache:
         with self._lock:
             self.start()
             # After an outage, catch up oldest first before writing the new row.
-            if not (self._flush() and self._store(row)):
+            if self.client is None or not (self._flush() and self._store(row)):
                 self._keep(row)
         self._arrivals.add(row)
 
@@ -115,6 +122,8 @@ class RedisCache:
         with self._lock:
             self.start()
             pending = [r for r in self._pending.get(source, ()) if after < r.time <= upto]
+            if self.client is None:  # the db selector is still waiting for the server
+                return pending
             try:
                 assert self.client is not None
                 members = cast(list[str], self.client.zrangebyscore(
@@ -134,7 +143,7 @@ class RedisCache:
                              row.age], separators=(",", ":"), allow_nan=False)
         try:
             self.dropped += int(self._script(
-                keys=[META_KEY, self.key(row.source)],
+                keys=[self.names.meta(f"{self.namespace}:{row.source}"), self.key(row.source)],
                 args=[str(int(self.clock.now())), self.max_points, repr(row.time), member]))
         except redis.RedisError as err:
             typed = translate(err, self.connector, "adding a row to the cache")

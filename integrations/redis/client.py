@@ -7,16 +7,19 @@ subclass raised ``from`` the library's error, with a message naming
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
-from integrations.redis.schema import RedisConnector
-from vemonitor.errors import SinkAuthFailed, SinkError, SinkRejected, SinkUnavailable
+from integrations.redis import layout
+from integrations.redis.schema import SELECTOR_DBS, RedisConnector
+from vemonitor.api import SinkAuthFailed, SinkError, SinkRejected, SinkUnavailable, __version__
 
 META_KEY = "vemonitor_meta"
 APP = "vemonitor"
@@ -43,9 +46,12 @@ class RedisWriteError(RedisIntegrationError):
 
 
 def connect(config: RedisConnector, client_name: str = APP) -> redis.Redis:
-    """Return a client for the connector (no I/O yet); redis-py's own retries are off."""
+    """Return a client for the connector (no I/O yet); redis-py's own retries are off.
+
+    For a cluster this is a RedisCluster (routing by key slot, refreshing its slot map
+    after a failed node); it answers every command the integration uses like a Redis.
+    """
     options: dict[str, Any] = {
-        "host": config.host, "port": config.port, "db": config.db,
         "username": config.username, "password": config.password,
         "socket_timeout": config.socket_timeout,
         "socket_connect_timeout": config.socket_connect_timeout,
@@ -57,7 +63,39 @@ def connect(config: RedisConnector, client_name: str = APP) -> redis.Redis:
         options.update(ssl=True, ssl_ca_certs=config.ssl_ca_certs,
                        ssl_certfile=config.ssl_certfile, ssl_keyfile=config.ssl_keyfile,
                        ssl_cert_reqs=config.ssl_cert_reqs)
-    return redis.Redis(**options)
+    if config.is_cluster():
+        nodes = [ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                 for host, port in config.nodes()]
+        # One attempt per call here too; a failed node makes the client re-read the slot
+        # map, so the outbox's next attempt reaches the promoted replica.
+        cluster = RedisCluster(startup_nodes=nodes, **options)
+        return cast(redis.Redis, cluster)  # same command surface for what we use
+    return redis.Redis(host=config.host, port=config.port, db=config.db, **options)
+
+
+def wait_replicas(client: redis.Redis, config: RedisConnector, key: str, doing: str) -> None:
+    """Return once ``wait_replicas`` replicas hold the writes to ``key`` (WAIT), else raise.
+
+    Replication is asynchronous: a master that dies before its replica copied a write
+    loses it at failover. Raising RedisUnavailable makes the outbox send the batch
+    again, which the write scripts make idempotent (same hash field, stream id skipped).
+    """
+    wanted = config.wait_replicas
+    if wanted <= 0:
+        return
+    args = ("WAIT", wanted, int(config.wait_timeout * 1000))
+    try:
+        if isinstance(client, RedisCluster):
+            node = client.get_node_from_key(key)
+            acked = client.execute_command(*args, target_nodes=node)
+        else:
+            acked = client.execute_command(*args)  # type: ignore[no-untyped-call]
+    except redis.RedisError as err:
+        raise translate(err, config, doing) from err
+    if int(acked) < wanted:
+        raise RedisUnavailable(f"redis {config.address()}: {doing}: only {acked} of "
+                               f"{wanted} replicas confirmed within {config.wait_timeout:g} s; "
+                               f"sending it again")
 
 
 def translate(err: Exception, config: RedisConnector, doing: str) -> RedisIntegrationError:
@@ -95,8 +133,17 @@ def foreign_message(config: RedisConnector) -> str:
 
 
 def claim_db(client: redis.Redis, config: RedisConnector, created: float | None = None) -> None:
-    """Mark an empty database as vemonitor's, or raise RedisForeignDb if another app uses it."""
+    """Mark an empty database as vemonitor's, or raise RedisForeignDb if another app uses it.
+
+    A cluster has no database to own (DBSIZE is per node, and clusters are shared): each
+    write script marks its own hash-tagged meta key instead (layout.Names).
+    """
+    if config.is_cluster():
+        return
     try:
+        if config.db_selector:
+            _claim_seed_db(client, config, created)
+            return
         pipe = client.pipeline(transaction=False)
         pipe.exists(META_KEY)
         pipe.dbsize()
@@ -111,3 +158,53 @@ def claim_db(client: redis.Redis, config: RedisConnector, created: float | None 
         client.hsetnx(META_KEY, "created", stamp)
     except redis.RedisError as err:
         raise translate(err, config, "checking database ownership") from err
+
+
+# ------------------------------------------------------------ vemonitor_m8's db rules
+def seed_db_usable(client: redis.Redis) -> bool:
+    """Return True for a db the seed's RedisApi.control_current_db accepts.
+
+    Its rule: a db without keys is initialised; a db with keys is accepted only when
+    the ``vemonitor_meta`` hash says ``controled_by: vemonitor_m8``.
+    """
+    pipe = client.pipeline(transaction=False)
+    pipe.dbsize()
+    pipe.hget(META_KEY, "controled_by")
+    size, owner = pipe.execute()
+    return not size or owner == layout.SEED_APP
+
+
+def select_db(config: RedisConnector) -> RedisConnector:
+    """Return the connector on the db the seed's RedisApi.run_db_selector would choose.
+
+    The configured db first, then 0..15 in order (the configured one skipped), the
+    first usable wins; none usable is RedisForeignDb, as the seed stopped there too.
+    Without ``db_selector`` the connector is returned unchanged.
+    """
+    if not config.db_selector:
+        return config
+    order = [config.db, *(db for db in range(SELECTOR_DBS) if db != config.db)]
+    for db in order:
+        candidate = dataclasses.replace(config, db=db)
+        client = connect(candidate, client_name="vemonitor-db-selector")
+        try:
+            if seed_db_usable(client):
+                return candidate
+        except redis.RedisError as err:
+            raise translate(err, candidate, "choosing a db (vemonitor_m8 db selector)") from err
+        finally:
+            client.close()
+    raise RedisForeignDb(f"redis {config.host}:{config.port}: no db 0..{SELECTOR_DBS - 1} is "
+                         f"empty or marked by vemonitor_m8 ('{META_KEY}'); flush one for "
+                         f"vemonitor")
+
+
+def _claim_seed_db(client: redis.Redis, config: RedisConnector, created: float | None) -> None:
+    """Mark an empty db the way the seed's RedisApi.init_db_meta does (plus vemonitor's fields)."""
+    if not seed_db_usable(client):
+        raise RedisForeignDb(foreign_message(config))
+    if client.hget(META_KEY, "controled_by") == layout.SEED_APP:
+        return
+    stamp = str(int(created if created is not None else time.time()))
+    client.hset(META_KEY, mapping={"controled_by": layout.SEED_APP, "version": __version__,
+                                   "app": APP, "created": stamp})

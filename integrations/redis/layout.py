@@ -17,6 +17,14 @@ Each batch is one EVALSHA running a Lua script: one round trip, atomic (no
 half-trimmed hash), and the database-ownership marker is checked (and created
 on an empty db) in the same step, so a server that restarted empty is claimed
 again instead of being written unmarked.
+
+Redis Cluster (:class:`Names` with ``cluster=True``): a script may only touch keys of
+one hash slot, so every name carries a hash tag ``{...}`` that puts the keys one
+script writes together: ``{R}`` (the SET), ``{R}_N`` and ``{R}_N:idx`` and the meta
+hash ``{R}:vemonitor_meta``; a stream is ``{<prefix>N}`` with its own
+``{<prefix>N}:vemonitor_meta`` (one script per stream); a cache ZSET is
+``{<namespace>:N}``. The cluster scripts mark their meta key without the
+empty-database check (a cluster has one shared keyspace; DBSIZE is per node).
 """
 
 from __future__ import annotations
@@ -24,11 +32,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
 
-from vemonitor.model import Row
+from vemonitor.api import Row, __version__
 from vemonitor.vedirect.fields import Value
 
 FOREIGN_DB = "vemonitor_foreign_db"
+SEED_APP = "vemonitor_m8"  # vemonitor_meta.controled_by of a db the seed's reader accepts
+META_KEY = "vemonitor_meta"  # the same name as integrations/redis/client.py's
 CHUNK = 500  # arguments unpacked per Lua call, far below Lua's C-stack limit (~8000)
 
 
@@ -47,6 +58,63 @@ def stream_key(prefix: str, node: str) -> str:
     return f"{prefix}{node}"
 
 
+@dataclass(frozen=True)
+class Names:
+    """Key names of one connector: the original's, or hash-tagged ones on a cluster."""
+
+    cluster: bool = False
+    seed: bool = False  # a db shared with vemonitor_m8 (connector ``db_selector``)
+
+    def tag(self, name: str) -> str:
+        """Return ``name`` as a hash tag on a cluster (its slot), as is otherwise."""
+        return f"{{{name}}}" if self.cluster else name
+
+    def meta(self, group: str) -> str:
+        """Return the ownership marker a script writing ``group``'s keys checks."""
+        return f"{{{group}}}:{META_KEY}" if self.cluster else META_KEY
+
+    def hmap_set(self, redis_node: str) -> str:
+        """Return the SET of the hashes of ``redis_node``."""
+        return self.tag(redis_node)
+
+    def hmap(self, redis_node: str, node: str) -> str:
+        """Return the HASH of one input."""
+        return f"{self.tag(redis_node)}_{node}" if self.cluster else hmap_key(redis_node, node)
+
+    def index(self, redis_node: str, node: str) -> str:
+        """Return the ZSET indexing the HASH's timestamps."""
+        return f"{self.hmap(redis_node, node)}:idx"
+
+    def stream(self, prefix: str, node: str) -> str:
+        """Return the stream of one input."""
+        return self.tag(stream_key(prefix, node))
+
+    def stream_meta(self, prefix: str, node: str) -> str:
+        """Return the marker the stream's script checks (the db's own off a cluster)."""
+        return self.meta(stream_key(prefix, node))
+
+    def script(self, source: str) -> str:
+        """Return a write script's source for this keyspace: no db-wide check on a cluster
+        (one shared keyspace), the seed's marker on a db shared with vemonitor_m8."""
+        if self.cluster:
+            return source.replace(_CLAIM, _CLAIM_CLUSTER)
+        return script(source, self.seed)
+
+
+def row_node(row: Row) -> str:
+    """Return the node a row is written under: its input, plus the site/node it carries.
+
+    A central input (MQTT, influxDb2) forwards many sites' rows under one input name;
+    each keeps its own hash/stream ``<input>/<site>/<node>`` so two sites' rows of the
+    same second do not overwrite each other (a hash field is one row per second).
+    """
+    site, node = row.values.get("site"), row.values.get("node")
+    if isinstance(node, str) and node:
+        return f"{row.source}/{site}/{node}" if isinstance(site, str) and site else \
+            f"{row.source}/{node}"
+    return row.source
+
+
 def epoch_field(time: float) -> str:
     """Return a row time as the HASH field: whole epoch seconds."""
     return str(math.floor(time))
@@ -62,10 +130,16 @@ def clean(value: Value) -> Value:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def encode_values(values: Mapping[str, Value]) -> str:
-    """Return a row's values as compact JSON."""
-    return json.dumps({k: clean(v) for k, v in values.items()}, separators=(",", ":"),
-                      allow_nan=False)
+# JSON text of a hash value: vemonitor's compact form, or the seed's (ve_utils'
+# UJson.dumps_json is json.dumps with its default separators), byte for byte.
+JSON_SEPARATORS: dict[str, tuple[str, str]] = {"compact": (",", ":"),
+                                               "vemonitor_m8": (", ", ": ")}
+
+
+def encode_values(values: Mapping[str, Value], style: str = "compact") -> str:
+    """Return a row's values as JSON text (compact, or spaced as vemonitor_m8 wrote it)."""
+    return json.dumps({k: clean(v) for k, v in values.items()},
+                      separators=JSON_SEPARATORS[style], allow_nan=False)
 
 
 def decode_values(text: str) -> dict[str, Value]:
@@ -103,6 +177,32 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   if redis.call('DBSIZE') > 0 then
     return redis.error_reply('{FOREIGN_DB}')
   end
+  redis.call('HSET', KEYS[1], 'app', 'vemonitor', 'created', ARGV[1])
+end
+"""
+
+# The same prologue for a db shared with vemonitor_m8 (connector ``db_selector``): the
+# seed's reader accepts a non-empty db only when vemonitor_meta.controled_by is
+# 'vemonitor_m8' (RedisApi.is_db_meta), so that is the marker written and checked.
+_CLAIM_SEED = f"""
+if redis.call('HGET', KEYS[1], 'controled_by') ~= '{SEED_APP}' then
+  if redis.call('DBSIZE') > 0 then
+    return redis.error_reply('{FOREIGN_DB}')
+  end
+  redis.call('HSET', KEYS[1], 'controled_by', '{SEED_APP}', 'version', '{__version__}',
+             'app', 'vemonitor', 'created', ARGV[1])
+end
+"""
+
+
+def script(source: str, seed: bool) -> str:
+    """Return a write script with the claim of a seed-shared db (``seed``) or vemonitor's own."""
+    return source.replace(_CLAIM, _CLAIM_SEED, 1) if seed else source
+
+
+# On a cluster: mark the slot's meta key; keys of other applications are not ours to count.
+_CLAIM_CLUSTER = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'app', 'vemonitor', 'created', ARGV[1])
 end
 """

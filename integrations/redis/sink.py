@@ -8,10 +8,16 @@ from typing import Any
 import redis
 
 from integrations.redis import layout
-from integrations.redis.client import META_KEY, RedisUnavailable, claim_db, connect, translate
+from integrations.redis.client import (
+    RedisUnavailable,
+    claim_db,
+    connect,
+    select_db,
+    translate,
+    wait_replicas,
+)
 from integrations.redis.schema import RedisConnector, RedisOutput, Structure
-from vemonitor.model import Batch, Row
-from vemonitor.registry import Context
+from vemonitor.api import Batch, Context, Row
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +35,10 @@ class RedisSink:
         self.name = item.name or "redis"
         self.client: redis.Redis | None = None
         self._script: Any = None
+        self.names = layout.Names(connector.is_cluster(), connector.db_selector)
         self.trimmed = 0  # hash fields removed to stay within max_items
         self.skipped = 0  # stream rows already present (retries) or older than the stream
+        self._db_chosen = False  # vemonitor_m8's db selector ran (connector db_selector)
 
     def __repr__(self) -> str:
         return (f"RedisSink({self.name!r}, {self.connector.address()}, "
@@ -38,32 +46,52 @@ class RedisSink:
 
     def start(self) -> None:
         """Connect and check database ownership; a server still down is claimed at first write."""
+        self._connect()
+        try:
+            self._choose_db()
+            claim_db(self.client, self.connector, self.clock.now())  # type: ignore[arg-type]
+        except RedisUnavailable as err:  # the outbox keeps batches until it is back
+            log.warning("output %s: %s (will retry)", self.name, err)
+
+    def _connect(self) -> None:
         self.client = connect(self.connector, client_name=f"vemonitor-{self.name}")
         source = (layout.HMAP_WRITE if self.item.structure is Structure.HmapTimeSeries
                   else layout.STREAM_WRITE)
-        self._script = self.client.register_script(source)
-        try:
-            claim_db(self.client, self.connector, self.clock.now())
-        except RedisUnavailable as err:  # the outbox keeps batches until it is back
-            log.warning("output %s: %s (will retry)", self.name, err)
+        self._script = self.client.register_script(self.names.script(source))
+
+    def _choose_db(self) -> None:
+        """Run vemonitor_m8's db selector once (connector ``db_selector``), then reconnect."""
+        if not self.connector.db_selector or self._db_chosen:
+            return
+        chosen = select_db(self.connector)
+        self._db_chosen = True
+        if chosen.db != self.connector.db:
+            log.warning("output %s: redis db %d holds another application's keys; using db %d "
+                        "(vemonitor_m8's db selector)", self.name, self.connector.db, chosen.db)
+            self.close()
+            self.connector = chosen
+            self._connect()
 
     def write(self, batch: Batch) -> None:
         """Write every row of the batch in one round trip, or raise a RedisIntegrationError."""
         if self._script is None:
             raise RedisUnavailable(f"redis {self.connector.address()}: output {self.name} "
                                    f"written before start()")
-        command = self._command(batch)
-        if command is None:
-            return  # nothing to write (empty batch, or only empty rows on a stream)
-        keys, args = command
-        try:
-            result = int(self._script(keys=keys, args=args))
-        except redis.RedisError as err:
-            raise translate(err, self.connector, f"writing batch of output {self.name}") from err
-        if self.item.structure is Structure.HmapTimeSeries:
-            self.trimmed += result
-        else:
-            self.skipped += result
+        self._choose_db()
+        doing = f"writing batch of output {self.name}"
+        # One command; on a cluster with streams, one per stream (each its own slot).
+        # Each is idempotent, so a batch failing half-way is simply sent again.
+        for keys, args in self._commands(batch):
+            try:
+                result = int(self._script(keys=keys, args=args))
+            except redis.RedisError as err:
+                raise translate(err, self.connector, doing) from err
+            assert self.client is not None
+            wait_replicas(self.client, self.connector, keys[-1], doing)
+            if self.item.structure is Structure.HmapTimeSeries:
+                self.trimmed += result
+            else:
+                self.skipped += result
 
     def close(self) -> None:
         """Release the connection (idempotent)."""
@@ -76,37 +104,56 @@ class RedisSink:
         return {"trimmed": self.trimmed, "skipped": self.skipped}
 
     # ------------------------------------------------------------------ encoding
-    def _command(self, batch: Batch) -> Command | None:
-        """Return the script's KEYS and ARGV for a batch, or None when there is nothing to write."""
+    def _commands(self, batch: Batch) -> list[Command]:
+        """Return the script calls (KEYS, ARGV) of a batch; none when there is nothing to write."""
         args: Args = [str(int(self.clock.now())), self.item.max_items]
         if self.item.structure is Structure.HmapTimeSeries:
             keys, args = self._hmap_command(batch, args)
-            return (keys, args) if len(keys) > 2 else None
-        keys, args = self._stream_command(batch, args)
-        return (keys, args) if len(keys) > 1 else None
+            return [(keys, args)] if len(keys) > 2 else []
+        if not self.names.cluster:
+            keys, args = self._stream_command(batch, args)
+            return [(keys, args)] if len(keys) > 1 else []
+        commands = []
+        for rows in by_node(batch.rows).values():
+            keys, node_args = self._stream_command(Batch(batch.output, tuple(rows)), list(args))
+            if len(keys) > 1:
+                commands.append((keys, node_args))
+        return commands
 
     def _hmap_command(self, batch: Batch, args: Args) -> Command:
         redis_node = self.item.redis_node or ""
-        keys = [META_KEY, redis_node]
-        for node, rows in batch.by_source().items():
+        names = self.names
+        keys = [names.meta(redis_node), names.hmap_set(redis_node)]
+        for node, rows in by_node(batch.rows).items():
             unique = layout.one_per_stamp(rows, layout.epoch_field)
-            keys += [layout.hmap_key(redis_node, node), layout.index_key(redis_node, node)]
+            keys += [names.hmap(redis_node, node), names.index(redis_node, node)]
             args.append(len(unique))
             for row in unique:
-                args += [layout.epoch_field(row.time), layout.encode_values(row.values)]
+                args += [layout.epoch_field(row.time), layout.encode_values(row.values, self.item.json_style)]
         return keys, args
 
     def _stream_command(self, batch: Batch, args: Args) -> Command:
-        keys = [META_KEY]
-        for node, rows in batch.by_source().items():
+        """Return the call writing a batch's streams (on a cluster: a batch of one input)."""
+        prefix = self.item.stream_prefix
+        first = layout.row_node(batch.rows[0]) if batch.rows else ""
+        keys = [self.names.stream_meta(prefix, first)]
+        for node, rows in by_node(batch.rows).items():
             unique = [r for r in layout.one_per_stamp(rows, layout.stream_ms) if r.values]
             if not unique:
                 continue
-            keys.append(layout.stream_key(self.item.stream_prefix, node))
+            keys.append(self.names.stream(prefix, node))
             args.append(len(unique))
             for row in unique:
                 args += _stream_entry(row)
         return keys, args
+
+
+def by_node(rows: tuple[Row, ...]) -> dict[str, list[Row]]:
+    """Return rows grouped by the node they are written under (layout.row_node)."""
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(layout.row_node(row), []).append(row)
+    return groups
 
 
 def _stream_entry(row: Row) -> Args:

@@ -17,10 +17,9 @@ from typing import Any, TypeVar, cast
 import redis
 
 from integrations.redis import layout
-from integrations.redis.client import connect, translate
+from integrations.redis.client import RedisUnavailable, connect, select_db, translate
 from integrations.redis.schema import RedisConnector, RedisInput, Structure
-from vemonitor.model import Row
-from vemonitor.registry import Context
+from vemonitor.api import Context, Row
 from vemonitor.vedirect.fields import Value
 
 log = logging.getLogger(__name__)
@@ -35,8 +34,9 @@ EPSILON = 1e-6  # makes ``since`` inclusive while reads use exclusive bounds
 class _Reader:
     """Reads one input item's rows from one key layout."""
 
-    def __init__(self, item: RedisInput) -> None:
+    def __init__(self, item: RedisInput, names: layout.Names) -> None:
         self.item = item
+        self.names = names
         self.node = item.remote_node()
         self.floor = -math.inf  # set from ``since`` (or the start time) when started
 
@@ -91,13 +91,13 @@ class _Reader:
 
     # ------------------------------------------------------------------ keys
     def _hash(self) -> str:
-        return layout.hmap_key(self.item.redis_node or "", self.node)
+        return self.names.hmap(self.item.redis_node or "", self.node)
 
     def _index(self) -> str:
-        return layout.index_key(self.item.redis_node or "", self.node)
+        return self.names.index(self.item.redis_node or "", self.node)
 
     def _stream(self) -> str:
-        return layout.stream_key(self.item.stream_prefix, self.node)
+        return self.names.stream(self.item.stream_prefix, self.node)
 
 
 def _fetch(reader: _Reader, client: redis.Redis, after: float) -> list[Row]:
@@ -123,13 +123,22 @@ class RedisSource:
 
     def subscribe(self, item: RedisInput) -> None:
         """Attach an input item (before or after start)."""
-        reader = _Reader(item)
+        reader = _Reader(item, layout.Names(self.connector.is_cluster()))
         self.readers[item.name] = reader
         if self._started_at is not None:
             self._set_floor(reader, self._started_at)
 
     def start(self) -> None:
-        """Create the client; ``since: null`` means rows from now on."""
+        """Create the client; ``since: null`` means rows from now on.
+
+        With ``db_selector`` (a legacy connector) the db is the one vemonitor_m8's
+        selector, and so a vemonitor writing with the same connector, chooses; a server
+        down at start leaves the configured db.
+        """
+        try:
+            self.connector = select_db(self.connector)
+        except RedisUnavailable as err:
+            log.warning("input %s: %s (reading db %d)", self.name, err, self.connector.db)
         self.client = connect(self.connector, client_name=f"vemonitor-in-{self.name}")
         self._started_at = self.clock.now()
         for reader in self.readers.values():

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from integrations.sqlite.schema import SqliteOutputItem
-from vemonitor.config.schema import OutputItem
-from vemonitor.registry import Context, Manifest, Registry, SendCost, Sink
+from vemonitor.api import Context, ManifestInfo, OutputItem, Registrar, SendCost, Sink
 
 
 def create_sink(item: OutputItem, connector_config: Any | None, ctx: Context) -> Sink:
@@ -19,7 +18,7 @@ def create_sink(item: OutputItem, connector_config: Any | None, ctx: Context) ->
     return SqliteSink(item, ctx)
 
 
-def setup(registry: Registry, manifest: Manifest) -> None:
+def setup(registry: Registrar, manifest: ManifestInfo) -> None:
     """Register the sqlite output item schema and its sink factory."""
     registry.register(manifest.domain, output_item=SqliteOutputItem, sink_factory=create_sink,
                       cost=SendCost(local_writes=1))  # one transaction in the store per send

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from integrations.sqlite.schema import SqliteOutputItem
-from vemonitor.config.errors import ConfigError
-from vemonitor.model import Batch, Row
-from vemonitor.registry import Context
+from vemonitor.api import Batch, ConfigError, Context, Row, SinkUnavailable
 from vemonitor.vedirect.fields import Value
 
 log = logging.getLogger(__name__)
@@ -33,8 +31,8 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS rows (
 INSERT = 'INSERT OR REPLACE INTO rows (source, time, "values") VALUES (?, ?, ?)'
 
 
-class SqliteStoreError(Exception):
-    """The store could not be opened or written; the message names the file."""
+class SqliteStoreError(SinkUnavailable):
+    """The store could not be opened or written (retried with backoff); names the file."""
 
 
 def resolve_path(path: str | None, state_dir: str) -> Path:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from vemonitor.registry import Context, Manifest, Registry, Source
+from vemonitor.api import Context, ManifestInfo, Registrar, Source
 
 
-def setup(registry: Registry, manifest: Manifest) -> None:
+def setup(registry: Registrar, manifest: ManifestInfo) -> None:
     """Register the serial connector and input schemas and the source factory."""
     from integrations.vedirect.schema import VedirectConnector, VedirectInput
 

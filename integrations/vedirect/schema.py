@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from vemonitor.config.schema import Connector, InputItem
+from vemonitor.api import Connector, InputItem
 
 
 class TestType(Enum):

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from integrations.vedirect.scanner import scanner_for
 from integrations.vedirect.schema import VedirectConnector
-from vemonitor.registry import Context
+from vemonitor.api import Context, InputItem
 from vemonitor.scan import matches
 from vemonitor.serial_reader import SerialReader
-from vemonitor.vedirect.fields import Value
+from vemonitor.vedirect.fields import FIELD_BY_LABEL, Value
 from vemonitor.vedirect.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 GUIDANCE_EVERY = 300.0  # seconds between two warnings of a device still not found
+
+NOT_FIELDS = ("time_ref",)  # the seed's name for the row time, never a device field
+
+
+def describe_unknown(column: str, known: list[str]) -> str:
+    """Return ``'X' (nearest known label: 'Y')`` for a column no one knows."""
+    by_upper = {label.upper(): label for label in known}
+    nearest = difflib.get_close_matches(column.upper(), list(by_upper), n=1, cutoff=0.5)
+    hint = f" (nearest known label: '{by_upper[nearest[0]]}')" if nearest else ""
+    return f"'{column}'{hint}"
 
 
 class VedirectSource:
@@ -26,6 +38,7 @@ class VedirectSource:
         self.name = name
         self.config = config
         self.context = context
+        self.scanner = scanner_for(context)  # one per run, shared by the serial connectors
         self.reader: SerialReader | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -33,6 +46,9 @@ class VedirectSource:
         self._reconnects = 0
         self._found: Snapshot | None = None  # the snapshot the last scan saw
         self._listeners: list[Callable[[], None]] = []
+        # Columns asked for that are not VE.Direct fields: checked against the first
+        # snapshot, then named in one warning (vemonitor_m8 dropped them silently).
+        self._unknown_columns: dict[str, None] = {}
 
     # ------------------------------------------------------------------ contract
     def start(self) -> None:
@@ -53,7 +69,7 @@ class VedirectSource:
         with self._lock:
             if self.reader is not None:
                 self.reader.close()
-        self.context.scanner.release(self.name)
+        self.scanner.release(self.name)
 
     def notify_on_update(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` (from the reader thread) whenever a new snapshot is complete.
@@ -96,16 +112,22 @@ class VedirectSource:
                 "snapshots": s.snapshots, "bytes": s.bytes,
                 "reconnects": s.reconnects + self._reconnects, "last_frame_at": s.last_frame_at}
 
+    def subscribe(self, item: InputItem) -> None:
+        """Learn an input's columns, to name those neither the field table nor the device has."""
+        for column in item.columns:
+            if column not in FIELD_BY_LABEL and column not in NOT_FIELDS:
+                self._unknown_columns[column] = None
+
     # ------------------------------------------------------------------ internals
     def _initial_path(self) -> str | None:
         """Return the fixed port, or the scanned one; None when nothing matches yet."""
         if self.config.serialPort:
-            self.context.scanner.claim(self.name, self.config.serialPort)
+            self.scanner.claim(self.name, self.config.serialPort)
             return self.config.serialPort
         return self._search(fresh=False)
 
     def _search(self, fresh: bool) -> str | None:
-        found = self.context.scanner.find(self.name, self.config.tests(),
+        found = self.scanner.find(self.name, self.config.tests(),
                                           self.config.globs() or None, fresh=fresh)
         if found is None:
             return None
@@ -120,7 +142,7 @@ class VedirectSource:
 
         Between those the same line is logged at DEBUG after every search (``debug=true``).
         """
-        line = self.context.scanner.explain(self.name, self.config.tests(),
+        line = self.scanner.explain(self.name, self.config.tests(),
                                             self.config.globs() or None)
         now = time.monotonic()
         if warned_at is None or now - warned_at >= GUIDANCE_EVERY:
@@ -144,9 +166,21 @@ class VedirectSource:
 
     def _updated(self, _name: str, snapshot: Snapshot) -> None:
         """Tell the listeners about a new complete snapshot."""
+        if snapshot.complete and self._unknown_columns:
+            self._warn_unknown_columns(snapshot)
         if snapshot.complete:
             for callback in self._listeners:
                 callback()
+
+    def _warn_unknown_columns(self, snapshot: Snapshot) -> None:
+        """Name, once, the columns the device does not send either (with the nearest label)."""
+        asked, self._unknown_columns = list(self._unknown_columns), {}
+        missing = [column for column in asked if column not in snapshot.raw]
+        if missing:
+            known = [*FIELD_BY_LABEL, *snapshot.raw]
+            log.warning("%s: columns neither VE.Direct fields nor sent by the device, missing "
+                        "from every row: %s", self.name,
+                        ", ".join(describe_unknown(column, known) for column in missing))
 
     def _identity_ok(self, snapshot: Snapshot | None) -> bool:
         """Return True unless the port now carries a device that fails serialTest."""
@@ -159,7 +193,7 @@ class VedirectSource:
             old, self.reader = self.reader, None
         if old is not None:
             old.close()
-        self.context.scanner.release(self.name)
+        self.scanner.release(self.name)
 
     def _supervise(self) -> None:
         """Search again when the device is missing, stays unavailable, or is not ours any more."""

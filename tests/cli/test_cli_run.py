@@ -25,7 +25,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def _vemonitor(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from vemonitor.launch import main; main()", *args]
+    return [sys.executable, "-c", "from vemonitor.cli import main; main()", *args]
 
 
 def test_demo_runs_with_no_hardware_and_stores_rows(tmp_path: Path) -> None:

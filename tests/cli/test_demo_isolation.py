@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from hw_sim.physics import World
+from hw_sim.service import start_seconds, utc_offset
 from vemonitor.config.errors import ConfigError
-from vemonitor.sim_settings import start_seconds, utc_offset
 
 
 def _vemonitor(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "xdg"),
                PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-c", "from vemonitor.launch import main; main()",
+    return subprocess.run([sys.executable, "-c", "from vemonitor.cli import main; main()",
                            *args], env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -81,6 +81,7 @@ def test_simulator_mistakes_are_one_line_and_exit_2(tmp_path: Path, override: st
     result = _vemonitor(tmp_path, "duration=3", override)
     assert result.returncode == 2
     key = override.split("=", 1)[0]
-    assert result.stderr.startswith(f"vemonitor: config error: {key}: "), result.stderr
+    assert result.stderr.startswith(f"vemonitor: config error: command line: {key}: "), \
+        result.stderr
     assert words in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

@@ -27,7 +27,7 @@ RED = ("+block.outputs.redis.red={source:local,time_interval:1,cache_interval:1,
 def _run(tmp_path: Path, port: int, *extra: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "xdg"),
                PYTHONUNBUFFERED="1")
-    args = [sys.executable, "-c", "from vemonitor.launch import main; main()",
+    args = [sys.executable, "-c", "from vemonitor.cli import main; main()",
             "block=BatteryMonitor", "simulator.devices=[bmv700]", "duration=6",
             f"state_dir={tmp_path / 'state'}",
             f"+appConnectors.redis.local={{host:'{LOOPBACK}',port:{port}}}", RED, *extra]
@@ -100,7 +100,7 @@ def test_wrong_password_is_said_once_and_never_shown(tmp_path: Path) -> None:
 def test_sweep_summaries_are_labelled_by_job(tmp_path: Path) -> None:
     """-m: each job's summary names its job number and overrides (they would look alike)."""
     env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "xdg"))
-    args = [sys.executable, "-c", "from vemonitor.launch import main; main()", "-m",
+    args = [sys.executable, "-c", "from vemonitor.cli import main; main()", "-m",
             "block=BatteryMonitor", "simulator.devices=[bmv700]", "duration=4",
             f"state_dir={tmp_path / 'state'}", "block.outputs.sqlite.store.cache_interval=1,4"]
     result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=180)

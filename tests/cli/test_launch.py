@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_cli_run import _env
-from vemonitor import launch
+from vemonitor import cli
 
 PROBE = """
 import sys
-from vemonitor.launch import main
+from vemonitor.cli import main
 main(sys.argv[1:])
 print("HYDRA-LOADED" if "hydra" in sys.modules else "HYDRA-NOT-LOADED")
 """
@@ -42,7 +42,7 @@ def test_a_mistake_found_by_the_child_is_one_line_and_exit_2(tmp_path: Path) -> 
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
         "vemonitor: config error: block: unknown block 'Nope' (available: "
-        "BatteryAndPannelsMonitor, BatteryMonitor, Demo)"]
+        "BatteryAndPannelsMonitor, BatteryMonitor, Demo, FleetCentral, FleetEdge)"]
 
 
 @pytest.mark.parametrize(("args", "single"), [
@@ -58,7 +58,7 @@ def test_a_mistake_found_by_the_child_is_one_line_and_exit_2(tmp_path: Path) -> 
     (["integrations"], False),
 ])
 def test_what_counts_as_a_single_run(args: list[str], single: bool) -> None:
-    assert launch.single_run(args) is single
+    assert cli.single_run(args) is single
 
 
 def test_a_crash_while_composing_is_reported_not_hung(monkeypatch: pytest.MonkeyPatch,
@@ -67,15 +67,15 @@ def test_a_crash_while_composing_is_reported_not_hung(monkeypatch: pytest.Monkey
     def broken(args: list[str]) -> dict[str, object]:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(launch, "compose_payload", broken)
-    with pytest.raises(launch.ComposeError, match="child exit status 1"):
-        launch.compose_isolated(["duration=1"])
+    monkeypatch.setattr(cli, "compose_payload", broken)
+    with pytest.raises(cli.ComposeError, match="child exit status 1"):
+        cli.compose_isolated(["duration=1"])
     assert "RuntimeError: a bug" in capfd.readouterr().err
 
 
 def test_the_child_hands_back_plain_data(tmp_path: Path) -> None:
     """What crosses the pipe is the resolved config, the origins and the logging config."""
-    composed = launch.compose_isolated(["block=BatteryMonitor", f"state_dir={tmp_path}"])
+    composed = cli.compose_isolated(["block=BatteryMonitor", f"state_dir={tmp_path}"])
     assert composed["container"]["block"]["name"] == "BatteryMonitor"
     assert composed["container"]["state_dir"] == str(tmp_path)
     assert composed["origins"]["block"] == "conf/block/BatteryMonitor.yaml"

@@ -23,9 +23,8 @@ from hw_sim.physics import World
 from hw_sim.simulator import HIDDEN_SOLAR
 from integrations.sqlite.schema import SqliteOutputItem
 from integrations.sqlite.sink import SqliteSink
+from vemonitor.api import Batch, Context, Row
 from vemonitor.clock import SystemClock
-from vemonitor.model import Batch, Row
-from vemonitor.registry import Context
 from vemonitor.report import alarms, gaps
 from vemonitor.vedirect.fields import decode_fields, jsonable
 
@@ -66,7 +65,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _report(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from vemonitor.launch import main; main()",
+    return subprocess.run([sys.executable, "-c", "from vemonitor.cli import main; main()",
                            "report", *args], capture_output=True, text=True, timeout=120)
 
 

@@ -1,6 +1,6 @@
 """A strict command line: a mistake is one line with the closest name and exit 2, nothing runs.
 
-Each case runs the real command (``vemonitor.launch.main``) in a fresh environment with
+Each case runs the real command (``vemonitor.cli.main``) in a fresh environment with
 no duration: if a mistake started the Demo or a port scan, it would not end and the
 test's timeout would say so.
 """
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _vemonitor(tmp_path: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "xdg"))
-    return subprocess.run([sys.executable, "-c", "from vemonitor.launch import main; main()",
+    return subprocess.run([sys.executable, "-c", "from vemonitor.cli import main; main()",
                            *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -123,7 +123,7 @@ def test_simulator_folder_is_not_left_behind(tmp_path: Path) -> None:
     env_tmp.mkdir()
     env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "xdg"),
                TMPDIR=str(env_tmp))
-    result = subprocess.run([sys.executable, "-c", "from vemonitor.launch import main; main()",
+    result = subprocess.run([sys.executable, "-c", "from vemonitor.cli import main; main()",
                              "duration=3"], env=env, capture_output=True, text=True, timeout=90)
     assert result.returncode == 0, result.stderr
     assert "vemonitor-sim-" in result.stderr  # the simulator ran there
@@ -156,7 +156,7 @@ def test_integrations_list_is_aligned(tmp_path: Path) -> None:
 
 def test_a_short_command_piped_into_head_ends_quietly(tmp_path: Path) -> None:
     """`vemonitor integrations | head -1`: no BrokenPipeError traceback."""
-    code = "from vemonitor.launch import main; main()"
+    code = "from vemonitor.cli import main; main()"
     result = subprocess.run(f"'{sys.executable}' -c '{code}' integrations | head -1; "
                             f"'{sys.executable}' -c '{code}' --help | head -1",
                             shell=True, capture_output=True, text=True, timeout=60,
@@ -184,7 +184,7 @@ def test_a_missing_environment_variable_names_the_file_and_key(tmp_path: Path) -
         "name: Mine\napp: batSerialMonitor\ninputs:\n  serial:\n    bmv700: {source: bmv700}\n"
         "outputs:\n  sqlite:\n    store: {path: '${oc.env:VM_TEST_UNSET_PATH}'}\n")
     env_free = {k: v for k, v in os.environ.items() if k != "VM_TEST_UNSET_PATH"}
-    result = subprocess.run([sys.executable, "-c", "from vemonitor.launch import main; main()",
+    result = subprocess.run([sys.executable, "-c", "from vemonitor.cli import main; main()",
                              "block=Mine", "dry_run=true"], capture_output=True, text=True,
                             timeout=60, env={**env_free, "HOME": str(tmp_path / "home")})
     assert result.returncode == 2

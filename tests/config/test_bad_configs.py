@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vemonitor.launch import main
+from vemonitor.cli import main
 
 GOOD_BLOCK = """
 appBlocks:

@@ -46,7 +46,7 @@ def test_central_instance_forwards_every_row_with_its_own_time(tmp_path: Path, s
         if redis_cache:
             central["block"]["redis_cache"] = {"source": "local", "max_data_points": 120}
         spec = build_run(central, registry)
-        Engine(spec, registry, SystemClock(), None).run(4)
+        Engine(spec, registry, SystemClock()).run(4)
     sent = {(r.time, r.values["V"], r.values["SOC"]) for r in edge_rows["seen"].rows()}
     forwarded = [(r.time, r.values["V"], r.values["SOC"]) for r in central_rows["fwd"].rows()]
     assert len(sent) >= 4

@@ -153,7 +153,7 @@ def test_emoncms_outage_loses_nothing_and_backs_off(tmp_path: Path) -> None:
 def _vemonitor(args: list[str], tmp_path: Path, **kwargs: Any) -> subprocess.Popen[str]:
     env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "x"))
     env.update(kwargs.pop("env", {}))
-    return subprocess.Popen([sys.executable, "-c", "from vemonitor.launch import main; main()",
+    return subprocess.Popen([sys.executable, "-c", "from vemonitor.cli import main; main()",
                              *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 

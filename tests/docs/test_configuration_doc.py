@@ -15,18 +15,20 @@ from pathlib import Path
 
 import pytest
 
+from hw_sim.service import SimulatorConfig  # the simulator service's section
+from vemonitor.api import IntegrationError
 from vemonitor.config.schema import (
     BlockConfig,
+    CacheConfig,
     Connector,
     DeliveryConfig,
     InputItem,
     MetricsConfig,
     OutputItem,
     RedisCacheConfig,
-    SimulatorConfig,
     VemonitorConfig,
 )
-from vemonitor.registry import IntegrationError, Registry
+from vemonitor.registry import Registry
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
@@ -37,6 +39,7 @@ CORE_SECTIONS: dict[type, str] = {
     MetricsConfig: "metrics",
     SimulatorConfig: "simulator",
     BlockConfig: "Blocks",
+    CacheConfig: "cache",
     RedisCacheConfig: "redis_cache",
     InputItem: "Input items",
     OutputItem: "Output items",
@@ -160,7 +163,7 @@ def test_integration_keys_are_documented_in_its_section(doc: str, registry: Regi
 
 
 def test_shipped_blocks_are_listed(doc: str) -> None:
-    from vemonitor.cli import shipped_blocks
+    from vemonitor.config.compose import shipped_blocks
 
     blocks = shipped_blocks()
     assert "BatteryMonitor" in blocks

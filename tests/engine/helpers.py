@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from hw_sim import Simulator
+from vemonitor.api import Context
 from vemonitor.clock import ScaledClock, SystemClock
 from vemonitor.config.build import RunSpec, build_run
 from vemonitor.config.schema import OutputItem
 from vemonitor.engine import Engine
-from vemonitor.model import Batch
-from vemonitor.registry import Context, Manifest, Registry
-
-
-class Recorder:
-    """A sink that keeps every batch it is given (a test double for the Sink contract)."""
-
-    def __init__(self) -> None:
-        self.batches: list[Batch] = []
-        self.started = False
-        self.closed = 0
-        self.lock = threading.Lock()
-
-    def start(self) -> None:
-        self.started = True
-
-    def write(self, batch: Batch) -> None:
-        with self.lock:
-            self.batches.append(batch)
-
-    def close(self) -> None:
-        self.closed += 1
-
-    def rows(self, source: str | None = None) -> list[Any]:
-        with self.lock:
-            return [r for b in self.batches for r in b.rows if source in (None, r.source)]
+from vemonitor.registry import Manifest, Registry
+from vemonitor.testing import RecordingSink as Recorder  # the shipped test double
 
 
 def registry_with_recorders(recorders: dict[str, Recorder]) -> Registry:
@@ -76,6 +52,6 @@ def running(config: dict[str, Any], recorders: dict[str, Recorder], devices: lis
     spec: RunSpec = build_run({**config, "speed": speed}, registry)
     clock = clock or ScaledClock(SystemClock(), speed)
     with Simulator(devices, sim_dir, clock=clock, **sim_args) as sim:
-        engine = Engine(spec, registry, clock, str(sim_dir))
+        engine = Engine(spec, registry, clock, port_globs=(f"{sim_dir}/ttyVE_*",))
         yield engine, sim
         engine.shutdown()

@@ -11,40 +11,20 @@ from tests.engine.helpers import Recorder, block_config, running
 from vemonitor.clock import ManualClock
 from vemonitor.config.build import InputSpec
 from vemonitor.config.schema import InputItem
-from vemonitor.engine import DataCache, InputWorker
+from vemonitor.datacache import DataCache
+from vemonitor.engine.workers import InputWorker
 from vemonitor.middlewares import chain
 from vemonitor.model import Batch
+from vemonitor.testing import FakeSource
 
 
-class PushingSource:
-    """A source that pushes (like the serial one): its snapshot is set by the test."""
+class PolledSource(FakeSource):
+    """A source that does not push (like the Redis input): read at ticks only."""
 
-    name = "dev"
-
-    def __init__(self) -> None:
-        self.snapshot: tuple[dict[str, Any], float] | None = None
-
-    def notify_on_update(self, callback: Any) -> None:
-        pass
-
-    def start(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def latest(self) -> tuple[dict[str, Any], float] | None:
-        return self.snapshot
-
-    def stats(self) -> dict[str, Any]:
-        return {}
-
-
-class PolledSource(PushingSource):
     notify_on_update = None  # type: ignore[assignment]
 
 
-def _worker(source: PushingSource, interval: float) -> tuple[InputWorker, DataCache]:
+def _worker(source: FakeSource, interval: float) -> tuple[InputWorker, DataCache]:
     spec = InputSpec(name="dev", domain="serial", source="dev", time_interval=interval,
                      columns=("V",), ref_cols=(), item=InputItem(source="dev"))
     cache = DataCache(100)
@@ -59,14 +39,14 @@ def _worker(source: PushingSource, interval: float) -> tuple[InputWorker, DataCa
 ])
 def test_a_slot_closes_early_only_on_its_last_snapshot(received: float, interval: float,
                                                          due: float, ready: bool) -> None:
-    source = PushingSource()
+    source = FakeSource()
     worker, _ = _worker(source, interval)
     source.snapshot = ({"V": 12.5}, received)
     assert worker.ready(due) is ready
 
 
 def test_a_snapshot_makes_one_row_only() -> None:
-    source = PushingSource()
+    source = FakeSource()
     worker, cache = _worker(source, 1)
     source.snapshot = ({"V": 12.5}, 99.3)
     assert worker.ready(100.0)
@@ -78,7 +58,7 @@ def test_a_snapshot_makes_one_row_only() -> None:
 
 def test_a_faster_device_is_learned_so_no_snapshot_is_skipped() -> None:
     """With snapshots every 0.5 s, one at 0.7 s before the slot's end is not its last."""
-    source = PushingSource()
+    source = FakeSource()
     worker, _ = _worker(source, 1)
     for received in (97.8, 98.3, 98.8):
         source.snapshot = ({"V": 12.5}, received)

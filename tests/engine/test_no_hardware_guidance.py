@@ -16,11 +16,11 @@ import pytest
 import integrations.vedirect.source as source_module
 from hw_sim import Simulator
 from integrations.vedirect import schema as vedirect_schema
+from integrations.vedirect.scanner import SHARED_KEY, Scanner
 from integrations.vedirect.schema import SerialTest, VedirectConnector
 from integrations.vedirect.source import VedirectSource
+from vemonitor.api import Context
 from vemonitor.clock import SystemClock
-from vemonitor.registry import Context
-from vemonitor.scan import Scanner
 
 BMV_TEST = {"t": {"typeTest": "value", "key": "PID", "value": "0x203"}}
 
@@ -56,8 +56,8 @@ def test_the_warning_repeats_every_few_minutes_not_every_search(
     config = VedirectConnector(serialTest={"t": SerialTest(typeTest=vedirect_schema.TestType.value, key="PID",
                                                            value="0x203")},
                                scan_globs=[f"{tmp_path}/ttyUSB*"], rescan_after=0.2)
-    context = Context(clock=SystemClock(), state_dir=str(tmp_path),
-                      scanner=Scanner(globs=(f"{tmp_path}/ttyUSB*",), timeout=0.2))
+    context = Context(clock=SystemClock(), state_dir=str(tmp_path))
+    context.shared[SHARED_KEY] = Scanner(globs=(f"{tmp_path}/ttyUSB*",), timeout=0.2)
     source = VedirectSource("bmv700", config, context)
     source.start()
     try:
@@ -83,7 +83,7 @@ def test_scan_without_ports_points_to_the_simulator(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", "from vemonitor.launch import main; main()",
+    proc = subprocess.run([sys.executable, "-c", "from vemonitor.cli import main; main()",
                            "scan", "--glob", f"{tmp_path}/ttyUSB*"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1

@@ -6,11 +6,12 @@ import time
 from pathlib import Path
 
 from hw_sim import FaultConfig, Simulator
+from integrations.vedirect.scanner import Scanner
 from tests.engine.helpers import Recorder, registry_with_recorders
 from vemonitor.clock import SystemClock
 from vemonitor.config.build import build_run
 from vemonitor.engine import Engine
-from vemonitor.scan import Scanner, candidate_ports, probe
+from vemonitor.scan import candidate_ports, probe
 
 
 def _scan_config(tmp_path: Path, glob: str) -> dict[str, object]:
@@ -48,7 +49,7 @@ def test_each_connector_claims_the_device_that_passes_its_tests(tmp_path: Path) 
     registry = registry_with_recorders(recorders)
     spec = build_run(_scan_config(tmp_path, f"{sim_dir}/ttyVE_*"), registry)
     with Simulator(["bmv700", "mppt", "mppt_fwe"], sim_dir):
-        engine = Engine(spec, registry, SystemClock(), None)
+        engine = Engine(spec, registry, SystemClock())
         engine.run(4)
     ports = {name: source.stats()["port"] for name, source in engine.sources.items()}
     assert ports == {"vedirect:house": f"{sim_dir}/ttyVE_bmv700",
@@ -70,7 +71,7 @@ def test_a_device_that_moves_to_another_port_is_found_again(tmp_path: Path) -> N
     spec = build_run(config, registry)
     first = Simulator(["bmv700:usb0"], sim_dir)
     first.__enter__()
-    engine = Engine(spec, registry, SystemClock(), None)
+    engine = Engine(spec, registry, SystemClock())
     engine.start()
     source = engine.sources["vedirect:house"]
     try:

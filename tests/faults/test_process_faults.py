@@ -23,7 +23,7 @@ from tests.engine.helpers import Recorder, block_config, running
 
 def _vemonitor(args: list[str], tmp_path: Path, preexec: Any = None) -> subprocess.Popen[str]:
     env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "x"))
-    return subprocess.Popen([sys.executable, "-c", "from vemonitor.launch import main; main()",
+    return subprocess.Popen([sys.executable, "-c", "from vemonitor.cli import main; main()",
                              *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, preexec_fn=preexec)
 

@@ -72,7 +72,7 @@ def test_two_devices_swapping_ports_are_followed(tmp_path: Path) -> None:
     spec = build_run(config, registry)
     before = Simulator(["bmv700:a", "mppt:b"], sim_dir)
     before.__enter__()
-    engine = Engine(spec, registry, SystemClock(), None)
+    engine = Engine(spec, registry, SystemClock())
     runner = threading.Thread(target=engine.run, args=(40,), daemon=True)
     runner.start()
     time.sleep(4)

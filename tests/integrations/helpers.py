@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vemonitor.clock import ManualClock
+from vemonitor.testing import ManualClock
 
 NOW = 1_714_560_000.0  # 2024-05-01T10:40:00Z
 

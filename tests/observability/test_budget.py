@@ -14,10 +14,11 @@ import pytest
 from tests.cli.test_cli_run import _env
 from tests.engine.helpers import Recorder, block_config, registry_with_recorders
 from vemonitor import budget
+from vemonitor.api import Context, SendCost
 from vemonitor.config.build import build_run
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.schema import OutputItem
-from vemonitor.registry import Context, Manifest, Registry, SendCost
+from vemonitor.registry import Manifest, Registry
 
 BMV = {"source": "bmv700", "time_interval": 1, "columns": ["V", "SOC"]}
 CONNECTORS = {"redis": {"local": {"host": "127.0.0.1", "port": 6399}},

@@ -121,7 +121,7 @@ def _env(tmp_path: Path, site: Path) -> dict[str, str]:
 
 
 def _vemonitor(tmp_path: Path, site: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from vemonitor.launch import main; main()", *args],
+    return subprocess.run([sys.executable, "-c", "from vemonitor.cli import main; main()", *args],
                           env=_env(tmp_path, site), capture_output=True, text=True, timeout=60)
 
 

@@ -157,6 +157,14 @@ def test_wheel_declares_the_console_scripts(wheel: Path) -> None:
     assert declared == SCRIPTS
 
 
+def test_wheel_declares_the_simulator_service(wheel: Path) -> None:
+    """The core finds the simulator through this entry point (it never imports hw_sim)."""
+    with zipfile.ZipFile(wheel) as archive:
+        text = archive.read("vemonitor-0.1.0.dist-info/entry_points.txt").decode()
+    section = text.split("[vemonitor.services]", 1)[1].split("\n[", 1)[0]
+    assert "simulator = hw_sim.service:SERVICE" in section
+
+
 def test_installed_modules_come_from_the_venv(venv: Path,
                                               outside: tuple[Path, dict[str, str]]) -> None:
     cwd, env = outside

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from vemonitor.registry import IntegrationError, Manifest, Registry
+from vemonitor.api import IntegrationError
+from vemonitor.registry import Manifest, Registry
 
 GOOD = {"domain": "jsonl", "name": "JSON Lines", "version": "0.1.0", "provides": ["output"]}
 

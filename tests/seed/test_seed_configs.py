@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from hw_sim import Simulator
-from tests.conftest import SEED_CONFIGS, require_shared
 from tests.integrations.emoncms.contract_server import ContractServer
 from tests.servers import RedisServer
-from vemonitor.cli import preflight, prepare, register_resolvers, register_schema
+from tests.shared import SEED_CONFIGS, require_shared
+from vemonitor.cli import preflight
+from vemonitor.config.compose import prepare, register_resolvers, register_schema
 from vemonitor.config.errors import ConfigError
 
 # (set, block) -> None when valid, else the precise error the sample earns.
@@ -50,12 +51,13 @@ def test_seed_set_loads_and_validates(folder: str, block: str) -> None:
 
 def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "x"))
-    return subprocess.run([sys.executable, "-c", "from vemonitor.launch import main; main()",
+    return subprocess.run([sys.executable, "-c", "from vemonitor.cli import main; main()",
                            *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_vedirect_to_redis_sample_runs_against_local_redis(tmp_path: Path) -> None:
-    """The seed's BMV -> Redis sample: HmapTimeSeries hashes with the standard names."""
+    """The seed's BMV -> Redis sample: HmapTimeSeries hashes in the seed's db 3, under the
+    device's column names (a legacy output does not apply ref_cols, as the seed)."""
     folder = require_shared(SEED_CONFIGS / "vemonitor_m8" / "vedirect_to_redis")
     sim_dir = tmp_path / "sim"
     with RedisServer(workdir=tmp_path / "redis") as redis_server, \
@@ -66,13 +68,14 @@ def test_vedirect_to_redis_sample_runs_against_local_redis(tmp_path: Path) -> No
                      f"appConnectors.serial.bmv700.serialPort={sim_dir}/ttyVE_bmv700"], tmp_path)
         assert proc.returncode == 0, proc.stderr
         import redis
-        client = redis.Redis(host="127.0.0.1", port=redis_server.port)
+        client = redis.Redis(host="127.0.0.1", port=redis_server.port, db=3)
         members = {m.decode() for m in client.smembers("bmv700")}
         hashes = client.hgetall("bmv700_bmv700")
     assert members == {"bmv700_bmv700"}
     assert len(hashes) >= 3
     row = json.loads(next(iter(hashes.values())))
-    assert {"bat_voltage", "bat_current", "bat_power", "SOC", "H17"} <= set(row)
+    assert {"V", "I", "P", "SOC", "H17"} <= set(row)
+    assert not {"bat_voltage", "bat_current", "bat_power"} & set(row)
     summary = json.loads((tmp_path / "state" / "summary.json").read_text())
     assert summary["outputs"]["redis"]["errors"] == 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import CAPTURES, require_shared
+from tests.shared import CAPTURES, require_shared
 from vemonitor.vedirect import Block, HexMessage, Rejected, decode_bytes
 from vemonitor.vedirect.events import Event
 from vemonitor.vedirect.snapshot import SnapshotAssembler

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import CAPTURES, require_shared
+from tests.shared import CAPTURES, require_shared
 from vemonitor.decode_cli import main
 
 

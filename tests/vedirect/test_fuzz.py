@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import CAPTURES
+from tests.shared import CAPTURES
 from vemonitor.vedirect import Block, Decoder, decode_bytes
 from vemonitor.vedirect.encoder import encode_block, encode_hex
 

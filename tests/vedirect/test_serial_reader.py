@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from hw_sim import FaultConfig, Simulator
-from tests.conftest import CAPTURES, require_shared
+from tests.shared import CAPTURES, require_shared
 from vemonitor.serial_reader import Backoff, SerialReader
 from vemonitor.vedirect import decode_bytes
 from vemonitor.vedirect.events import Block

@@ -15,23 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
 from vemonitor.batteries import BatteryBank, load_bank
 from vemonitor.clock import MAX_SPEED
 from vemonitor.config.errors import ConfigError
+from vemonitor.config.legacy import cache_section
 from vemonitor.config.paths import default_state_dir
 from vemonitor.config.schema import (
-    MAX_CACHE_INTERVAL,
-    MAX_INTERVAL,
-    MIN_INTERVAL,
     InputItem,
     MetricsConfig,
     OutputItem,
-    SimulatorConfig,
+    load_item,
 )
-from vemonitor.registry import IntegrationError, Registry
+from vemonitor.config.seed import SEED_DOMAINS
+from vemonitor.errors import IntegrationError
+from vemonitor.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -71,6 +68,15 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
+class CacheSpec:
+    """The block's cache backend: an integration providing ``cache``, and its connector."""
+
+    domain: str
+    source: str
+    max_data_points: int
+
+
+@dataclass(frozen=True)
 class Runtime:
     """Run-level settings."""
 
@@ -82,7 +88,6 @@ class Runtime:
     dry_run: bool = False
     budget_override: bool = False
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
 
 
 @dataclass(frozen=True)
@@ -96,9 +101,11 @@ class RunSpec:
     connectors: Mapping[tuple[str, str], ConnectorSpec]
     bank: BatteryBank | None
     max_data_points: int
-    redis_cache: Mapping[str, Any] | None
+    cache: CacheSpec | None  # None: the memory cache
     runtime: Runtime
     secrets: tuple[str, ...] = ()
+    services: Mapping[str, Any] = field(default_factory=dict)  # config key -> typed section
+    notices: tuple[str, ...] = ()  # one-line warnings, logged at start (legacy keys...)
 
 
 SECRET_KEYS = ("password", "apikey", "api_key", "auth", "token", "secret", "passwd")
@@ -119,19 +126,20 @@ def build_run(cfg: Mapping[str, Any], registry: Registry,
     if not isinstance(connectors_cfg, Mapping):
         raise ConfigError("must be a mapping of integration -> connectors",
                           file=origins.get("appConnectors"), key="appConnectors")
-    checker = _Checker(registry, connectors_cfg, origins)
+    checker = _Checker(registry, connectors_cfg, origins, bool(block.get("seed_compat")))
     inputs = checker.inputs(block.get("inputs") or {})
     outputs = checker.outputs(block.get("outputs") or {}, {i.name for i in inputs})
     bank = _bank(block, cfg.get("batteryBanks"), origins)
-    redis_cache = checker.redis_cache(block.get("redis_cache"))
+    cache = checker.cache(block)
     max_points = block.get("max_data_points", 3600)
     if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
         raise ConfigError(f"must be an integer >= 1, got {max_points!r}", file=block_file,
                           key="block.max_data_points")
     return RunSpec(block=name, app=str(block.get("app", "")), inputs=inputs, outputs=outputs,
                    connectors=checker.used, bank=bank, max_data_points=max_points,
-                   redis_cache=redis_cache, runtime=_runtime(cfg),
-                   secrets=tuple(sorted(collect_secrets(cfg))))
+                   cache=cache, runtime=_runtime(cfg),
+                   secrets=tuple(sorted(collect_secrets(cfg))), services=_services(cfg, registry),
+                   notices=(*map(str, block.get("notices") or ()), *checker.notices))
 
 
 def collect_secrets(node: Any) -> set[str]:
@@ -158,7 +166,6 @@ def _runtime(cfg: Mapping[str, Any]) -> Runtime:
     """Return the run-level settings (already typed by Hydra's schema)."""
     state_dir = cfg.get("state_dir")
     metrics = cfg.get("metrics") or {}
-    sim = cfg.get("simulator") or {}
     speed = float(cfg.get("speed", 1.0))
     if not 0 < speed <= MAX_SPEED:
         raise ConfigError(f"must be > 0 and <= {MAX_SPEED:g}, got {speed:g}", key="speed")
@@ -172,10 +179,18 @@ def _runtime(cfg: Mapping[str, Any]) -> Runtime:
         speed=speed, stale_after=float(cfg.get("stale_after", 5.0)),
         dry_run=bool(cfg.get("dry_run", False)),
         budget_override=bool(cfg.get("budget_override", False)),
-        metrics=MetricsConfig(port=metrics.get("port"), host=metrics.get("host", "127.0.0.1")),
-        simulator=SimulatorConfig(devices=list(sim.get("devices") or []), dir=sim.get("dir"),
-                                  faults=str(sim.get("faults") or ""),
-                                  start=None if sim.get("start") is None else str(sim["start"])))
+        metrics=MetricsConfig(port=metrics.get("port"), host=metrics.get("host", "127.0.0.1")))
+
+
+def _services(cfg: Mapping[str, Any], registry: Registry) -> dict[str, Any]:
+    """Return each installed service's section, typed by its own schema."""
+    out: dict[str, Any] = {}
+    for key, service in registry.services.items():
+        section = cfg.get(key) or {}
+        if not isinstance(section, Mapping):
+            raise ConfigError("must be a mapping", key=key)
+        out[key] = load_item(service.schema, section, None, key)
+    return out
 
 
 def _bank(block: Mapping[str, Any], banks: Any, origins: Mapping[str, str]) -> BatteryBank | None:
@@ -204,43 +219,14 @@ def _items(node: Any, key: str, file: str | None) -> list[tuple[str, dict[str, A
     return [(path, dict(item)) for path, item in pairs]
 
 
-def typed(schema: type, data: Mapping[str, Any], file: str | None, key: str) -> Any:
-    """Return ``data`` as an instance of the dataclass ``schema``, or a precise ConfigError."""
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), dict(data))
-        obj = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as err:
-        sub = getattr(err, "full_key", "") or ""
-        msg = str(getattr(err, "msg", None) or err).splitlines()[0]
-        if msg.startswith("Key '") and "not in" in msg:
-            msg = f"unknown key (allowed: {', '.join(_fields(schema))})"
-        if "Missing mandatory value" in msg:
-            msg = "missing required value"
-        raise ConfigError(msg, file=file, key=f"{key}.{sub}" if sub else key) from err
-    # Every class of the schema checks its own rules (a subclass need not call super).
-    for cls in reversed(type(obj).__mro__):
-        validate = cls.__dict__.get("validate")
-        if validate is not None:
-            try:
-                validate(obj)
-            except ValueError as err:  # an integration's own cross-field rule
-                raise ConfigError(str(err), file=file, key=key) from err
-            except Exception as err:  # an integration's bug: still one line, named
-                raise ConfigError(f"{cls.__name__}.validate() failed: {type(err).__name__}: "
-                                  f"{err}", file=file, key=key) from err
-    return obj
-
-
-def _fields(schema: type) -> list[str]:
-    return list(getattr(schema, "__dataclass_fields__", {}))
-
-
 class _Checker:
     """Cross-checks items against connectors and each other, remembering what is used."""
 
     def __init__(self, registry: Registry, connectors: Mapping[str, Any],
-                 origins: Mapping[str, str]) -> None:
+                 origins: Mapping[str, str], seed_compat: bool = False) -> None:
         self.registry = registry
+        self.seed_compat = seed_compat
+        self.notices: list[str] = []
         self.connectors = connectors
         self.block_file = origins.get("block")
         self.connectors_file = origins.get("appConnectors")
@@ -249,12 +235,13 @@ class _Checker:
     def inputs(self, node: Any) -> tuple[InputSpec, ...]:
         specs: list[InputSpec] = []
         for domain_key, items in self._domains(node, "block.inputs").items():
+            if self._seed_noop(domain_key, "input", f"block.inputs.{domain_key}"):
+                continue
             domain = self._integration(domain_key, "input", f"block.inputs.{domain_key}")
             reg = self.registry.get(domain)
             schema = reg.input_item or InputItem
             for path, raw in _items(items, f"block.inputs.{domain_key}", self.block_file):
-                item = typed(schema, raw, self.block_file, path)
-                self._interval(item.time_interval, f"{path}.time_interval")
+                item = load_item(schema, raw, self.block_file, path)
                 self.connector(domain, domain_key, item.source, f"{path}.source")
                 specs.append(InputSpec(domain, item.name, item.source, float(item.time_interval),
                                        tuple(item.columns), self._ref_cols(item.ref_cols, path),
@@ -268,18 +255,15 @@ class _Checker:
     def outputs(self, node: Any, input_names: set[str]) -> tuple[OutputSpec, ...]:
         specs: list[OutputSpec] = []
         for domain_key, items in self._domains(node, "block.outputs").items():
+            if self._seed_noop(domain_key, "output", f"block.outputs.{domain_key}"):
+                continue
             domain = self._integration(domain_key, "output", f"block.outputs.{domain_key}")
             reg = self.registry.get(domain)
             schema = reg.output_item or OutputItem
             for index, (path, raw) in enumerate(
                     _items(items, f"block.outputs.{domain_key}", self.block_file)):
                 raw.setdefault("name", f"{domain}_{index}" if index else domain)
-                item = typed(schema, raw, self.block_file, path)
-                self._interval(item.time_interval, f"{path}.time_interval")
-                if not 1 <= item.cache_interval <= MAX_CACHE_INTERVAL:
-                    raise ConfigError(f"must be between 1 and {MAX_CACHE_INTERVAL}, got "
-                                      f"{item.cache_interval}", file=self.block_file,
-                                      key=f"{path}.cache_interval")
+                item = load_item(schema, raw, self.block_file, path)
                 if item.source is not None and reg.connector is not None:
                     self.connector(domain, domain_key, item.source, f"{path}.source")
                 for input_name in item.columns:
@@ -295,19 +279,23 @@ class _Checker:
         self._unique([s.name for s in specs], "output", "block.outputs")
         return tuple(specs)
 
-    def redis_cache(self, node: Any) -> Mapping[str, Any] | None:
+    def cache(self, block: Mapping[str, Any]) -> CacheSpec | None:
+        """Return the block's cache backend (``cache``, or the seed's ``redis_cache``)."""
+        key, node = cache_section(block)
         if node is None:
             return None
-        if not isinstance(node, Mapping) or "source" not in node:
-            raise ConfigError("must be a mapping with 'source' and 'max_data_points'",
-                              file=self.block_file, key="block.redis_cache")
-        self._integration("redis", "cache", "block.redis_cache")
-        self.connector("redis", "redis", str(node["source"]), "block.redis_cache.source")
+        seed = key.endswith("redis_cache")
+        if not isinstance(node, Mapping) or not {"domain", "source"} <= set(node):
+            wanted = "'source'" if seed else "'domain', 'source'"
+            raise ConfigError(f"must be a mapping with {wanted} and 'max_data_points'",
+                              file=self.block_file, key=key)
+        domain = self._integration(str(node["domain"]), "cache", key if seed else f"{key}.domain")
+        self.connector(domain, domain, str(node["source"]), f"{key}.source")
         points = node.get("max_data_points", 120)
         if isinstance(points, bool) or not isinstance(points, int) or points < 1:
             raise ConfigError(f"must be an integer >= 1, got {points!r}", file=self.block_file,
-                              key="block.redis_cache.max_data_points")
-        return dict(node)
+                              key=f"{key}.max_data_points")
+        return CacheSpec(domain, str(node["source"]), points)
 
     def connector(self, domain: str, domain_key: str, name: str, key: str) -> ConnectorSpec:
         """Return (and remember) the connector ``name`` of ``domain``, typed."""
@@ -323,7 +311,7 @@ class _Checker:
         path = f"appConnectors.{group_key}.{name}"
         if not isinstance(raw, Mapping):
             raise ConfigError("must be a mapping", file=self.connectors_file, key=path)
-        config = typed(reg.connector, raw, self.connectors_file, path) if reg.connector else raw
+        config = load_item(reg.connector, raw, self.connectors_file, path) if reg.connector else raw
         if not getattr(config, "active", True):
             raise ConfigError(f"connector '{name}' is used but not active", file=self.block_file,
                               key=key)
@@ -362,10 +350,22 @@ class _Checker:
                               file=self.block_file, key=key)
         return domain
 
-    def _interval(self, value: float, key: str) -> None:
-        if not MIN_INTERVAL <= value <= MAX_INTERVAL:
-            raise ConfigError(f"must be between {MIN_INTERVAL} and {MAX_INTERVAL} seconds, got "
-                              f"{value:g}", file=self.block_file, key=key)
+    def _seed_noop(self, domain_key: str, role: str, key: str) -> bool:
+        """Return True (and say so once) for seed workers no integration here implements.
+
+        Only in a legacy block: the seed's schemas name them (influxDb2, tuya, serial
+        outputs), so they are accepted; the items go to the integration of
+        SEED_DOMAINS[domain_key] as soon as one providing ``role`` is registered.
+        """
+        if not self.seed_compat or domain_key not in SEED_DOMAINS:
+            return False
+        domain = self.registry.canonical(SEED_DOMAINS[domain_key])
+        manifest = self.registry.manifests.get(domain)
+        if manifest is not None and role in manifest.provides:
+            return False
+        self.notices.append(f"{self.block_file}: {key}: vemonitor_m8 '{domain_key}' {role}s are "
+                            f"accepted but do nothing: no integration provides them here")
+        return True
 
     def _unique(self, names: list[str], what: str, key: str) -> None:
         seen: set[str] = set()

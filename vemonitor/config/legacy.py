@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import yaml
 
 from vemonitor.config.errors import ConfigError
+from vemonitor.config.seed import check_unique_blocks
 
 ROOT_FILES = ("vm_conf.yaml", "vm_conf.yml")
 SEARCH_DIRS = ("/opt/vemonitor_m8/conf", "/opt/vemonitor/conf", "~/.vemonitor")
@@ -88,6 +90,7 @@ def load_legacy(directory: Path) -> LegacyConfig:
             raise ConfigError("each block must be a mapping", file=str(root),
                               key=f"appBlocks[{index}]")
     data.pop("Imports", None)
+    check_unique_blocks(blocks, origins.get("appBlocks", str(root)))
     return LegacyConfig(directory, blocks, data, origins)
 
 
@@ -146,3 +149,20 @@ def _expand(value: Any, file: str, key: str) -> Any:
             return os.environ[name]
         return _ENV_VAR.sub(env, value)
     return value
+
+
+SEED_CACHE_DOMAIN = "redis"  # the seed's ``redis_cache`` keeps the rows in a Redis connector
+
+
+def cache_section(block: Mapping[str, Any]) -> tuple[str, Any]:
+    """Return (key path, generic ``cache`` section) of a block, or (key, None) without one.
+
+    The seed's ``redis_cache: {source, max_data_points}`` becomes
+    ``cache: {domain: redis, source, max_data_points}``; the key path stays the one
+    the user wrote, so a mistake is named where it is.
+    """
+    seed = block.get("redis_cache")
+    if block.get("cache") is not None or seed is None:
+        return "block.cache", block.get("cache")
+    return "block.redis_cache", {"domain": SEED_CACHE_DOMAIN, **seed} if isinstance(seed, Mapping) \
+        else seed

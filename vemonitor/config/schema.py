@@ -16,16 +16,21 @@ the same code, so both front ends give the same errors.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vemonitor.errors import ConfigError
 
 # Bounds on intervals (seconds): below 1 s the devices send nothing new; above a
 # day a "time series" stops being one.
 MIN_INTERVAL = 1
 MAX_INTERVAL = 86400
 MAX_CACHE_INTERVAL = 3600
+VALUE_FORMATS = ("vemonitor", "vemonitor_m8")
 
 
 @dataclass
@@ -37,19 +42,22 @@ class MetricsConfig:
 
 
 @dataclass
-class SimulatorConfig:
-    """hw_sim devices to start in-process before the inputs (the Demo block uses it)."""
-
-    devices: list[str] = field(default_factory=list)
-    dir: str | None = None
-    faults: str = ""
-    start: str | None = None  # local time of day the simulated day starts at (HH:MM)
-
-
-@dataclass
 class RedisCacheConfig:
     """The seed's ``redis_cache``: keep the block's data cache in a Redis connector."""
 
+    source: str = MISSING
+    max_data_points: int = 120
+
+
+@dataclass
+class CacheConfig:
+    """Keep the block's data cache in an integration providing ``cache`` instead of memory.
+
+    The seed's ``redis_cache: {source, max_data_points}`` is the same with
+    ``domain: redis`` (translated by :func:`vemonitor.config.legacy.cache_section`).
+    """
+
+    domain: str = MISSING
     source: str = MISSING
     max_data_points: int = 120
 
@@ -61,10 +69,15 @@ class BlockConfig:
     name: str = MISSING
     app: str = "batSerialMonitor"
     args: dict[str, Any] = field(default_factory=dict)
-    redis_cache: RedisCacheConfig | None = None
+    cache: CacheConfig | None = None
+    redis_cache: RedisCacheConfig | None = None  # the seed's spelling of cache (domain redis)
     max_data_points: int = 3600
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    # Set by the legacy loader (vemonitor.config.seed): the block came from a vm_conf.yaml,
+    # so the seed's meanings apply; notices are its one-line warnings, logged at start.
+    seed_compat: bool = False
+    notices: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -83,10 +96,27 @@ class VemonitorConfig:
     dry_run: bool = False
     budget_override: bool = False
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    # Services (the simulator's ``simulator``) add their own sections to this schema
+    # when the configuration is composed (vemonitor.config.compose.register_schema).
 
 
 # ---------------------------------------------------------------- item schemas
+class FieldError(ValueError):
+    """A ``validate()`` rule broken by one field: the error names ``<item key>.<field>``."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
+def check_interval(value: float, field_name: str = "time_interval") -> None:
+    """Check an interval in seconds: below 1 s devices send nothing new; above a day a
+    time series stops being one."""
+    if not MIN_INTERVAL <= value <= MAX_INTERVAL:
+        raise FieldError(field_name, f"must be between {MIN_INTERVAL} and {MAX_INTERVAL} "
+                                     f"seconds, got {value:g}")
+
+
 @dataclass
 class Connector:
     """Base of every integration's connector schema (the seed's ``active`` flag included)."""
@@ -104,6 +134,16 @@ class InputItem:
     columns: list[str] = field(default_factory=list)
     ref_cols: list[list[str]] = field(default_factory=list)
     device: str | None = None
+    # "vemonitor": typed values (bool, scaled numbers); "vemonitor_m8": the seed's types
+    # (vemonitor.compat), set on the serial inputs of a legacy configuration.
+    value_format: str = "vemonitor"
+
+    def validate(self) -> None:
+        """Check the range of the input's interval and the value format (no I/O)."""
+        check_interval(self.time_interval)
+        if self.value_format not in VALUE_FORMATS:
+            raise ValueError(f"value_format must be one of {', '.join(VALUE_FORMATS)}, got "
+                             f"{self.value_format!r}")
 
 
 @dataclass
@@ -135,12 +175,19 @@ class OutputItem:
     cache_interval: int = 1
     columns: dict[str, list[str]] = field(default_factory=dict)
     ref_cols: list[list[str]] = field(default_factory=list)
+    # Rename columns to their ref_cols standard names at this output (vemonitor's default;
+    # a legacy configuration sets it false, as the seed never renamed).
+    apply_ref_cols: bool = True
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     max_requests_per_hour: int | None = None  # refuse to start above it (vemonitor.budget)
     max_writes_per_hour: int | None = None  # local (SD card) writes per hour
 
     def validate(self) -> None:
-        """Check the delivery settings (no I/O)."""
+        """Check the cadence and the delivery settings (no I/O)."""
+        check_interval(self.time_interval)
+        if not 1 <= self.cache_interval <= MAX_CACHE_INTERVAL:
+            raise FieldError("cache_interval", f"must be between 1 and {MAX_CACHE_INTERVAL}, "
+                                               f"got {self.cache_interval}")
         d = self.delivery
         if d.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"delivery.synchronous must be OFF, NORMAL, FULL or EXTRA, got "
@@ -149,3 +196,44 @@ class OutputItem:
             raise ValueError("delivery: need 0 < retry_initial <= retry_max")
         if min(d.drain_rows, d.max_rows, d.max_bytes) < 1 or d.max_age <= 0:
             raise ValueError("delivery: drain_rows, max_rows, max_bytes, max_age must be > 0")
+
+
+# ---------------------------------------------------------------- loading
+def load_item(schema: type, data: Mapping[str, Any], file: str | None, key: str) -> Any:
+    """Return ``data`` as an instance of the dataclass ``schema``, or a precise ConfigError.
+
+    Unknown keys, wrong types and missing required values are named by key path;
+    then every class of the schema runs its own ``validate()`` (no I/O), whose
+    ValueError becomes the ConfigError's message.
+    """
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), dict(data))
+        obj = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        sub = getattr(err, "full_key", "") or ""
+        msg = str(getattr(err, "msg", None) or err).splitlines()[0]
+        if msg.startswith("Key '") and "not in" in msg:
+            msg = f"unknown key (allowed: {', '.join(_fields(schema))})"
+        if "Missing mandatory value" in msg:
+            msg = "missing required value"
+        raise ConfigError(msg, file=file, key=f"{key}.{sub}" if sub else key) from err
+    # Every class of the schema checks its own rules (a subclass need not call super).
+    for cls in reversed(type(obj).__mro__):
+        validate = cls.__dict__.get("validate")
+        if validate is not None:
+            try:
+                validate(obj)
+            except ConfigError:  # already one line with its own key path
+                raise
+            except FieldError as err:  # one field's rule: the key path names the field
+                raise ConfigError(str(err), file=file, key=f"{key}.{err.field}") from err
+            except ValueError as err:  # an integration's own cross-field rule
+                raise ConfigError(str(err), file=file, key=key) from err
+            except Exception as err:  # an integration's bug: still one line, named
+                raise ConfigError(f"{cls.__name__}.validate() failed: {type(err).__name__}: "
+                                  f"{err}", file=file, key=key) from err
+    return obj
+
+
+def _fields(schema: type) -> list[str]:
+    return list(getattr(schema, "__dataclass_fields__", {}))

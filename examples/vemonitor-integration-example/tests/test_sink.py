@@ -8,11 +8,10 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from vemonitor.api import Batch, ConfigError, Context, Row
+from vemonitor.api import load_item as typed
 from vemonitor.clock import SystemClock
-from vemonitor.config.build import typed
-from vemonitor.config.errors import ConfigError
-from vemonitor.model import Batch, Row
-from vemonitor.registry import Context, Manifest, Registry
+from vemonitor.registry import Manifest, Registry
 
 import vemonitor_jsonl
 from vemonitor_jsonl.schema import JsonlOutputItem

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vemonitor.config.schema import OutputItem
-from vemonitor.registry import Context, Manifest, Registry, SendCost, Sink
+from vemonitor.api import Context, ManifestInfo, OutputItem, Registrar, SendCost, Sink
 
 from vemonitor_jsonl.schema import JsonlOutputItem
 
@@ -20,7 +19,7 @@ def create_sink(item: OutputItem, connector_config: Any | None, ctx: Context) ->
     return JsonlSink(item, ctx.state_dir)
 
 
-def setup(registry: Registry, manifest: Manifest) -> None:
+def setup(registry: Registrar, manifest: ManifestInfo) -> None:
     """Register the jsonl output item schema, its sink factory and what a send costs."""
     registry.register(manifest.domain, output_item=JsonlOutputItem, sink_factory=create_sink,
                       cost=SendCost(local_writes=1))  # one append (and fsync) per send

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vemonitor.config.schema import OutputItem
+from vemonitor.api import OutputItem
 
 
 @dataclass

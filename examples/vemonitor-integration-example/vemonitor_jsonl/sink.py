@@ -13,7 +13,7 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
-from vemonitor.model import Batch, Row
+from vemonitor.api import Batch, Row
 
 from vemonitor_jsonl.schema import JsonlOutputItem
 

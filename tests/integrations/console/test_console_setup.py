@@ -8,7 +8,7 @@ import yaml
 
 import integrations.console as console_integration
 from integrations.console.schema import ConsoleOutputItem
-from vemonitor.config.build import typed
+from vemonitor.api import load_item as typed
 from vemonitor.registry import Registry
 
 SAMPLE = Path(console_integration.__file__).with_name("sample.yaml")

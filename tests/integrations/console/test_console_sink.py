@@ -11,10 +11,10 @@ from rich.console import Console
 from integrations.console import create_sink
 from integrations.console.schema import ConsoleOutputItem
 from integrations.console.sink import ConsoleSink, format_line, format_value, short_float
+from vemonitor.api import Context
 from vemonitor.clock import SystemClock
 from vemonitor.config.errors import ConfigError
 from vemonitor.model import Batch, Row
-from vemonitor.registry import Context
 
 NOW = 1_714_560_000.0
 BMV = {"V": 12.8, "I": -1.5, "SOC": 87.5, "LOAD": True, "PID": None, "SER": "HQ 1234",

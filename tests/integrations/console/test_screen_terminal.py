@@ -78,7 +78,7 @@ def demo(tmp_path: Path) -> Iterator[object]:
     def start(columns: int, lines: int, *args: str) -> Terminal:
         env = (f"HOME={tmp_path}/home XDG_STATE_HOME={tmp_path}/xdg "
                f"PATH={Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-        code = "from vemonitor.launch import main; main()"
+        code = "from vemonitor.cli import main; main()"
         run = (f"env -u COLUMNS -u LINES {env} {sys.executable} -c '{code}' state_dir={tmp_path}/state "
                f"{' '.join(args)} 2>{tmp_path}/stderr; echo EXIT=$?; sleep 600")
         terminal = Terminal(columns, lines, run)

@@ -13,7 +13,7 @@ from integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
 from integrations.emoncms.sink import EmoncmsSink
 from tests.integrations.emoncms.contract_server import ContractServer
 from tests.integrations.emoncms.emon_helpers import KEY, FakeClock
-from vemonitor.registry import Context
+from vemonitor.api import Context
 
 
 @pytest.fixture

@@ -1,28 +1,35 @@
 """A local stand-in for emoncms's input API, following emoncms's own PHP source.
 
 What it reproduces (index.php, param.php, Modules/input/input_methods.php,
-input_controller.php, input_model.php of emoncms/emoncms):
+input_controller.php, input_model.php of emoncms/emoncms 11.16.8; each rule was
+also measured against that version running on PHP 8.2 + MariaDB + Redis):
 
 * Routes ``/input/bulk(.json)`` and ``/input/post(.json)[/<node>]``, GET or POST;
   parameters from the query string and the form body, the body winning (param.php).
 * Auth: ``apikey`` parameter (query, then body) or ``Authorization: Bearer <key>``.
-  A wrong key is HTTP 401 with the body ``Invalid API key``. A missing key makes
-  emoncms show its login page; this double answers 401 ``Authentication Required``.
+  A wrong key is HTTP 401 with the body ``Invalid API key``. A request without a
+  key (none sent, or the web server dropped the header: ``strip_authorization``)
+  gets HTTP 200 with an EMPTY body and stores nothing (input_controller returns
+  false and the login fallback prints nothing on the bulk/post routes).
 * bulk: ``data=[[t, node, v1, {"name": v}, ...], ...]``; the reference time is
-  ``now - sentat``, else ``now - offset``, else ``time``, else ``now - t_last``
-  (legacy); each entry's time is reference + ``int(t)``. An object contributes only
-  its FIRST key (``key()``/``current()`` in PHP); bare values are named 1, 2, ...
-  Values are cast to float (``null`` and text become 0), entries with fewer than
-  three items are skipped.
+  ``time() - sentat``, else ``time() - offset``, else ``time``, else
+  ``time() - t_last`` (legacy), with PHP's ``time()`` TRUNCATING the clock; each
+  entry's time is reference + ``int(t)``. Every key of an object is an input
+  (``foreach`` since 11.0.5; before, only the first key); bare values are named
+  1, 2, ... Values are cast to float (``true`` -> 1, ``false``/``null``/text -> 0),
+  entries with fewer than three items are skipped.
 * post: ``node`` (or the path), ``time`` or now, ``fulljson`` / ``json`` / ``csv`` / ``data``.
-* Names are stored as emoncms creates them: characters other than letters,
-  digits, ``_``, ``-``, ``.`` and whitespace stripped; with ``org_limits`` nodes over
-  16 bytes and names over 64 bytes are dropped (emoncms.org).
+* Names: node and input names are cleaned with ``preg_replace('/[^\\p{N}\\p{L}_\\s\\-.]/u',
+  '')`` BEFORE the lookup (process_node), so ``odd/names`` is the input node
+  ``oddnames`` on every post, never a duplicate; with ``org_limits`` nodes over 16
+  bytes and names over 64 bytes are dropped (emoncms.org).
 * Success is the text ``ok`` (``{"success": true}`` for fulljson); a format error is
   HTTP 200 with ``{"success": false, "message": ...}``.
-
-Not part of emoncms: request bodies with ``Content-Encoding: deflate`` or ``gzip``
-are inflated first, as a decompressing proxy in front of emoncms would.
+* Request bodies are NOT inflated: PHP does not decode ``Content-Encoding``, so a
+  deflate body leaves ``$_POST`` empty and bulk answers ``{"success": false,
+  "message": "Format error, json string supplied is not valid"}``. With
+  ``inflate=True`` the server inflates deflate/gzip bodies first, as a
+  decompressing proxy in front of emoncms would.
 
 Points are keyed by (node, name, time) as emoncms feeds key data by time, so a
 resent batch replaces rather than duplicates; ``deliveries`` keeps every point
@@ -40,6 +47,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import os
 import re
 import socket
@@ -55,7 +63,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 DEFAULT_KEY = "0123456789abcdef0123456789abcdef"  # the same as emon_helpers.KEY
-MODES = ("http500", "timeout", "reset", "slow", "invalid_key_body", "error_body", "redirect")
+MODES = ("http500", "timeout", "reset", "slow", "invalid_key_body", "error_body", "redirect",
+         "empty_body")
 
 
 @dataclass(frozen=True, order=True)
@@ -101,7 +110,12 @@ class Answer:
 
 
 def sanitize(name: str) -> str:
-    """Return ``name`` as emoncms stores it: only letters, digits, ``_``, ``-``, ``.``, spaces."""
+    """Return ``name`` as emoncms stores it: only letters, digits, ``_``, ``-``, ``.``, spaces.
+
+    process_node and create_input: ``preg_replace('/[^\\p{N}\\p{L}_\\s\\-.]/u', '', $name)``,
+    applied to the node before it is looked up, so a cleaned node is the same node
+    on every post (measured: ``odd/names`` -> ``oddnames``, one node).
+    """
     return "".join(c for c in name if c.isalnum() or c in "_-." or c.isspace())
 
 
@@ -141,10 +155,15 @@ class ContractServer:
 
     def __init__(self, apikeys: Iterable[str] = (DEFAULT_KEY,), *,
                  clock: Callable[[], float] = time.time, org_limits: bool = False,
-                 port: int = 0, journal: str | Path | None = None) -> None:
+                 port: int = 0, journal: str | Path | None = None,
+                 strip_authorization: bool = False, inflate: bool = False) -> None:
         self.apikeys = set(apikeys)
         self.clock = clock
         self.org_limits = org_limits
+        # Apache + mod_php without EmonCms's "SetEnvIf Authorization" line never hands
+        # the Authorization header to PHP: as if the client had not sent it.
+        self.strip_authorization = strip_authorization
+        self.inflate = inflate  # a proxy inflating request bodies (stock PHP does not)
         # What a previous process acknowledged comes back before the port is bound.
         self.points: dict[tuple[str, str, int], float] = (
             {(p.node, p.name, p.time): p.value for batch in read_journal(journal) for p in batch}
@@ -231,15 +250,18 @@ class ContractServer:
         """Wait, unless the server is stopping."""
         self._release.wait(seconds)
 
-    def authenticate(self, params: dict[str, str], headers: dict[str, str]) -> tuple[
-            str | None, Answer | None]:
-        """Return the auth method used, or the 401 answer (index.php's rules)."""
-        if "apikey" in params:
-            method, key = "apikey", params["apikey"]
+    def authenticate(self, query: dict[str, str], form: dict[str, str],
+                     headers: dict[str, str]) -> tuple[str | None, Answer | None]:
+        """Return the auth method used, or the refusal (index.php's rules)."""
+        # index.php: $_GET['apikey'], then $_POST['apikey'], then HTTP_AUTHORIZATION.
+        if "apikey" in query or "apikey" in form:
+            method, key = "apikey", query.get("apikey", form.get("apikey", ""))
         elif "Authorization" in headers:
             method, key = "bearer", headers["Authorization"].replace("Bearer ", "")
         else:
-            return None, Answer(401, "Authentication Required")
+            # No key: input_controller returns false and the login page fallback prints
+            # nothing on input/bulk (measured: 200, Content-Length 0, nothing stored).
+            return None, Answer(200, "")
         if key not in self.apikeys:
             return method, Answer(401, "Invalid API key", {
                 "WWW-Authenticate": 'Bearer realm="API KEY", error="invalid_apikey", '
@@ -273,7 +295,7 @@ class ContractServer:
         last = data[-1]
         if not isinstance(last, list) or not last:
             return "Format error, last item in bulk data does not contain any data"
-        now = int(self.clock())
+        now = math.floor(self.clock())  # PHP's time() truncates: x.999 s is still x
         if "sentat" in params:
             time_ref = now - php_int(params["sentat"])
         elif "offset" in params:
@@ -287,7 +309,7 @@ class ContractServer:
                 continue
             if isinstance(item[1], dict):
                 return "Format error, node must not be an object"
-            node = php_str(item[1]) or "0"
+            node = php_str(item[1]) or "0"  # if ($nodeid=="") $nodeid = 0;
             self.store(node, _bulk_inputs(item[2:]), time_ref + php_int(item[0]))
         return "ok"
 
@@ -355,14 +377,15 @@ def read_journal(path: str | Path | None) -> list[list[Point]]:
 
 
 def _bulk_inputs(values: list[Any]) -> dict[str, float]:
-    """Return the named values of one bulk entry: first key of each object, else 1, 2, ..."""
+    """Return the named values of one bulk entry: every key of each object, else 1, 2, ..."""
     inputs: dict[str, float] = {}
     position = 1
     for value in values:
         if isinstance(value, dict):
-            if value:  # PHP: key()/current() see only the first property
-                key, first = next(iter(value.items()))
-                inputs[str(key)] = php_float(first)
+            # foreach ($item[$i] as $key=>$value) $inputs[$key] = (float) $value;
+            # (emoncms >= 11.0.5; older versions took key()/current(): the first only)
+            for key, item in value.items():
+                inputs[str(key)] = php_float(item)
             continue
         if php_str(value):
             inputs[str(position)] = php_float(value)
@@ -423,7 +446,10 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items()}
         form = self._form(body)
         params = {**query, **form}  # param.php: POST values override GET ones
-        auth, refusal = contract.authenticate(params, headers)
+        # What PHP sees; ``headers`` (recorded) keeps what the client sent.
+        seen = {k: v for k, v in headers.items()
+                if not (contract.strip_authorization and k.lower() == "authorization")}
+        auth, refusal = contract.authenticate(query, form, seen)
         contract.record(Received(self.command, split.path, query, form, headers, auth, body))
         failure = contract.next_failure()
         if failure is not None and not failure.process:
@@ -436,7 +462,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(answer)
 
     def _form(self, body: bytes) -> dict[str, str]:
+        contract: ContractServer = self.server.contract  # type: ignore[attr-defined]
         encoding = (self.headers.get("Content-Encoding") or "").lower()
+        if encoding in ("deflate", "gzip") and not contract.inflate:
+            return {}  # PHP parses no $_POST out of an encoded body
         if encoding == "deflate":
             body = zlib.decompress(body)
         elif encoding == "gzip":
@@ -457,6 +486,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif failure.mode == "error_body":
             self._send(Answer(200, '{"success": false, "message": "Format error, json string '
                                    'supplied is not valid"}'))
+        elif failure.mode == "empty_body":  # a server (or not-EmonCms) answering nothing
+            self._send(Answer(200, ""))
         elif failure.mode == "redirect":  # e.g. a server moved to https
             self._send(Answer(301, "", {"Location": "https://127.0.0.1:1/input/bulk.json"}))
         elif failure.mode == "reset":
@@ -489,8 +520,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--journal", help="file keeping every stored point across restarts")
     parser.add_argument("--slow", type=float, default=0.0,
                         help="answer each request this many seconds after storing its points")
+    parser.add_argument("--strip-authorization", action="store_true",
+                        help="drop the Authorization header, like Apache without SetEnvIf")
     args = parser.parse_args(argv)
-    server = ContractServer(args.apikey or [DEFAULT_KEY], port=args.port, journal=args.journal)
+    server = ContractServer(args.apikey or [DEFAULT_KEY], port=args.port, journal=args.journal,
+                            strip_authorization=args.strip_authorization)
     if args.slow > 0:
         server.fail("slow", times=2**62, delay=args.slow, process=True)
     server.serve()

@@ -11,10 +11,11 @@ import yaml
 import integrations.emoncms as emoncms
 from integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
 from tests.integrations.emoncms.emon_helpers import FakeClock
-from vemonitor.config.build import typed
+from vemonitor.api import Context
+from vemonitor.api import load_item as typed
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.schema import OutputItem
-from vemonitor.registry import Context, Registry
+from vemonitor.registry import Registry
 
 SAMPLE = Path(emoncms.__file__).with_name("sample.yaml")
 KEY = "0123456789abcdef0123456789abcdef"
@@ -84,6 +85,7 @@ def test_seed_connectors_validate(seed_configs_dir: Path) -> None:
     ({"timeout": 0}, "timeout must be > 0"),
     ({"node_prefix": "site/1"}, "node_prefix"),
     ({"max_node_length": 0}, "max_node_length must be >= 1"),
+    ({"auth": "url"}, "auth must be one of auto, header, body"),
 ])
 def test_connector_rules(fields: dict[str, Any], message: str) -> None:
     """Each bad connector setting is one ConfigError naming the key path, never the key."""

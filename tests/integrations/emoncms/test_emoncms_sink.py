@@ -10,11 +10,18 @@ import traceback
 from collections.abc import Callable
 
 import pytest
+import requests
 
-from integrations.emoncms.errors import EmoncmsAuthError, EmoncmsError, EmoncmsUnavailable
+from integrations.emoncms.errors import (
+    EmoncmsAuthError,
+    EmoncmsError,
+    EmoncmsRejected,
+    EmoncmsUnavailable,
+)
 from integrations.emoncms.sink import EmoncmsSink
 from tests.integrations.emoncms.contract_server import DEFAULT_KEY, ContractServer, Point
 from tests.integrations.emoncms.emon_helpers import NOW, FakeClock
+from vemonitor.errors import SinkAuthFailed, SinkRejected
 from vemonitor.model import Batch, Row
 from vemonitor.vedirect.fields import Code, Flags
 
@@ -59,8 +66,8 @@ def test_payload_is_one_bulk_entry_per_row_with_one_object_per_input(
     assert (request.method, request.path) == ("POST", "/input/bulk.json")
     assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert json.loads(request.form["data"]) == EXPECTED_DATA
-    assert request.form["sentat"] == str(int(NOW))
-    assert set(request.form) == {"data", "sentat"}
+    assert request.form["time"] == "0"  # the default: entry times are absolute
+    assert set(request.form) == {"data", "time"}
 
 
 def test_key_is_sent_only_as_a_bearer_header(make_sink: MakeSink,
@@ -98,7 +105,9 @@ def test_batch_without_numbers_makes_no_request(make_sink: MakeSink,
 
 
 def test_compressed_body_is_zlib_deflate(make_sink: MakeSink, server: ContractServer) -> None:
-    """compress=true sends a zlib body with Content-Encoding: deflate; the data is the same."""
+    """compress=true sends a zlib body with Content-Encoding: deflate; the data is the same
+    behind a proxy that inflates request bodies."""
+    server.inflate = True
     make_sink(compress=True).write(batch())
     (request,) = server.requests
     assert request.headers["Content-Encoding"] == "deflate"
@@ -106,12 +115,25 @@ def test_compressed_body_is_zlib_deflate(make_sink: MakeSink, server: ContractSe
     assert server.stored() == EXPECTED_POINTS
 
 
+def test_compressed_body_refused_by_stock_emoncms_is_rejected_data_kept(
+        make_sink: MakeSink, server: ContractServer) -> None:
+    """Stock EmonCms cannot read a deflate body: its 200 {"success": false, "message":
+    "Format error ..."} is EmoncmsRejected (said once, data kept), with the fix."""
+    sink = make_sink(compress=True)
+    with pytest.raises(EmoncmsRejected, match="Format error, json string supplied") as caught:
+        sink.write(batch())
+    assert isinstance(caught.value, SinkRejected)
+    assert "compress: false" in caught.value.hint
+    assert server.stored() == []
+    assert server.request_count() == 1
+
+
 # ----------------------------------------------------------------------- time
 def test_sentat_lets_the_server_correct_clock_skew(make_sink: MakeSink, server: ContractServer,
                                                    clock: FakeClock) -> None:
     """With the device an hour behind the server, points land at the server's times."""
     server.clock = lambda: clock.now() + 3600
-    make_sink().write(batch())
+    make_sink(correct_skew=True).write(batch())
     assert {p.time for p in server.stored()} == {T0 + 3600, T0 + 3601}
 
 
@@ -125,13 +147,75 @@ def test_correct_skew_off_sends_absolute_times(make_sink: MakeSink, server: Cont
     assert server.stored() == EXPECTED_POINTS
 
 
-def test_sentat_is_rounded_so_latency_does_not_shift_times(
-        make_sink: MakeSink, server: ContractServer, clock: FakeClock) -> None:
-    """Sent at x.7 s and processed at (x+1).05 s, points keep their times (no 1 s shift)."""
-    clock.t = NOW + 0.7
-    server.clock = lambda: NOW + 1.05
+FRACTIONS = [0.0, 0.2, 0.49, 0.5, 0.51, 0.7, 0.999]
+LATENCIES = [0.0, 0.02, 0.3, 0.6]
+
+
+@pytest.mark.parametrize("fraction", FRACTIONS)
+@pytest.mark.parametrize("latency", LATENCIES)
+def test_default_times_land_on_their_own_second_at_any_fraction(
+        make_sink: MakeSink, server: ContractServer, clock: FakeClock, fraction: float,
+        latency: float) -> None:
+    """EmonCms's skew rule replayed (time() truncates): with the default time=0 every point
+    is at its row's second whatever the fraction of the send and the latency."""
+    clock.t = NOW + fraction
+    server.clock = lambda: NOW + fraction + latency
     make_sink().write(batch())
     assert server.stored() == EXPECTED_POINTS
+
+
+def test_outage_backlog_and_shutdown_batch_land_on_their_own_seconds(
+        make_sink: MakeSink, server: ContractServer, clock: FakeClock) -> None:
+    """30 rows held through a 30 s outage and sent at x.6 s, then a 3-row batch sent at
+    shutdown at x.9 s with 0.2 s latency: 33 rows, 33 seconds, none overwritten."""
+    sink = make_sink()
+    backlog = [Row(T0 + i, "bmv700", {"V": 12.0 + i / 100}) for i in range(30)]
+    clock.t = T0 + 30.6
+    server.clock = lambda: T0 + 30.65
+    sink.write(batch(*backlog))
+    last = [Row(T0 + 30 + i, "bmv700", {"V": 13.0 + i / 100}) for i in range(3)]
+    clock.t = T0 + 33.9
+    server.clock = lambda: T0 + 34.1
+    sink.write(batch(*last))
+    assert server.stored() == [Point("bmv700", "V", int(r.time), r.values["V"])  # type: ignore[arg-type]
+                               for r in backlog + last]
+
+
+@pytest.mark.parametrize("fraction", [0.51, 0.7, 0.99])
+def test_a_rounded_sentat_would_shift_the_batch_a_second_early(
+        server: ContractServer, fraction: float) -> None:
+    """Why sentat is never rounded: sent past x.5, round() gives x+1 while the server's
+    time() still says x, so EmonCms stores every point 1 s early (measured against
+    EmonCms 11.16.8: 158 feed points for 159 rows)."""
+    server.clock = lambda: NOW + fraction
+    form = {"data": json.dumps([[T0, "n", {"V": 1}], [T0 + 1, "n", {"V": 2}]]),
+            "sentat": str(round(NOW + fraction))}
+    requests.post(f"{server.url}/input/bulk.json", data=form, timeout=5,
+                  headers={"Authorization": f"Bearer {DEFAULT_KEY}"})
+    assert [p.time for p in server.stored()] == [T0 - 1, T0]
+
+
+@pytest.mark.parametrize("fraction", FRACTIONS)
+def test_correct_skew_sends_the_truncated_clock(
+        make_sink: MakeSink, server: ContractServer, clock: FakeClock, fraction: float) -> None:
+    """correct_skew=true sends floor(now) like PHP's time(): no shift at any fraction when
+    the request arrives within the same second (a -1 s shift with a rounded clock)."""
+    clock.t = NOW + fraction
+    server.clock = lambda: NOW + fraction + (0.999 - fraction) / 2
+    sink = make_sink(correct_skew=True)
+    sink.write(batch())
+    assert server.requests[0].form["sentat"] == str(int(NOW))
+    assert server.stored() == EXPECTED_POINTS
+
+
+def test_correct_skew_shifts_a_batch_whose_request_crosses_a_second(
+        make_sink: MakeSink, server: ContractServer, clock: FakeClock) -> None:
+    """The documented cost of correct_skew=true: sent at x.9, processed at (x+1).1, the
+    batch lands 1 s late (why it is off by default)."""
+    clock.t = NOW + 0.9
+    server.clock = lambda: NOW + 1.1
+    make_sink(correct_skew=True).write(batch())
+    assert {p.time for p in server.stored()} == {T0 + 1, T0 + 2}
 
 
 # ----------------------------------------------------------------------- failures
@@ -139,7 +223,7 @@ def test_sentat_is_rounded_so_latency_does_not_shift_times(
     ("http500", EmoncmsUnavailable),
     ("reset", EmoncmsUnavailable),
     ("timeout", EmoncmsUnavailable),
-    ("error_body", EmoncmsUnavailable),
+    ("error_body", EmoncmsRejected),
     ("invalid_key_body", EmoncmsAuthError),
 ])
 def test_each_failure_raises_its_type_after_one_request(
@@ -210,6 +294,76 @@ def test_sink_recovers_after_failures(make_sink: MakeSink, server: ContractServe
     sink.write(batch())
     assert server.stored() == EXPECTED_POINTS
     assert server.request_count() == 2
+
+
+# ----------------------------------------------------------------------- auth
+@pytest.fixture
+def stripping(server: ContractServer) -> ContractServer:
+    """Return the server behind a web server that drops the Authorization header."""
+    server.strip_authorization = True
+    return server
+
+
+def test_dropped_header_falls_back_to_the_body_once(
+        make_sink: MakeSink, stripping: ContractServer,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An empty 200 where ok is due: said once, the same batch resent at once with the key
+    as a POST body field (never in the URL or a log), and every later batch sent so."""
+    sink = make_sink()
+    with caplog.at_level(logging.DEBUG):
+        sink.write(batch())
+        sink.write(batch(Row(T0 + 5, "mppt", {"PPV": 7})))
+    first, resent, later = stripping.requests
+    assert (first.auth, first.form.get("apikey")) == (None, None)
+    assert first.headers["Authorization"] == f"Bearer {DEFAULT_KEY}"  # sent, then dropped
+    for request in (resent, later):
+        assert request.auth == "apikey" and request.form["apikey"] == DEFAULT_KEY
+        assert "Authorization" not in request.headers and request.query == {}
+    assert stripping.stored() == sorted([*EXPECTED_POINTS, Point("mppt", "PPV", T0 + 5, 7.0)])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "drops that header" in warnings[0], warnings
+    assert "SetEnvIf Authorization" in warnings[0]
+    assert DEFAULT_KEY not in caplog.text
+    assert sink.stats["auth_fallbacks"] == 1 and sink.stats["batches"] == 2
+
+
+def test_auth_header_only_reports_the_dropped_header(
+        make_sink: MakeSink, stripping: ContractServer) -> None:
+    """auth: header never falls back: the empty 200 is an auth failure naming the fix."""
+    with pytest.raises(EmoncmsAuthError, match="drops the Authorization header") as caught:
+        make_sink(auth="header").write(batch())
+    assert isinstance(caught.value, SinkAuthFailed)
+    assert "SetEnvIf" in caught.value.hint
+    assert stripping.request_count() == 1 and stripping.stored() == []
+
+
+def test_auth_body_sends_the_key_only_in_the_body(make_sink: MakeSink,
+                                                  server: ContractServer) -> None:
+    """auth: body puts the key in the POST body from the first request, never a header."""
+    make_sink(auth="body").write(batch())
+    (request,) = server.requests
+    assert request.auth == "apikey" and "Authorization" not in request.headers
+    assert request.query == {} and server.stored() == EXPECTED_POINTS
+
+
+def test_empty_answer_even_with_the_key_in_the_body_is_rejected(
+        make_sink: MakeSink, server: ContractServer) -> None:
+    """After the fallback, an empty 200 again means addr is not EmonCms's input API:
+    EmoncmsRejected (said once, data kept), not an endless outage."""
+    server.fail("empty_body", times=2)
+    sink = make_sink()
+    with pytest.raises(EmoncmsRejected, match="even with the key in the POST body") as caught:
+        sink.write(batch())
+    assert "check addr" in caught.value.hint
+    assert server.request_count() == 2 and server.stored() == []
+
+
+def test_wrong_key_in_the_body_is_still_an_auth_error(make_sink: MakeSink,
+                                                      stripping: ContractServer) -> None:
+    """401 after the fallback (a wrong key) stays EmoncmsAuthError: retried slowly."""
+    with pytest.raises(EmoncmsAuthError, match="refused the API key"):
+        make_sink(apikey="f" * 32).write(batch())
+    assert stripping.request_count() == 2 and stripping.stored() == []
 
 
 # ----------------------------------------------------------------------- idempotency

@@ -19,8 +19,8 @@ from integrations.mqtt.schema import MqttConnector, MqttOutput
 from integrations.mqtt.sink import MqttSink
 from tests.integrations.helpers import NOW, FakeClock  # noqa: F401 (re-exported)
 from tests.servers import LOOPBACK, MosquittoServer
+from vemonitor.api import Context, InputInfo
 from vemonitor.model import Batch, Row
-from vemonitor.registry import Context, InputInfo
 
 WAIT = 15.0  # seconds an observer waits for a message (generous: a loaded machine)
 BMV = {"available": True, "pid": "0x203", "product": "BMV-700", "serial": None,

@@ -12,10 +12,11 @@ import yaml
 
 import integrations.mqtt as mqtt_integration
 from integrations.mqtt.schema import MqttConnector, MqttOutput
+from vemonitor.api import Context
+from vemonitor.api import load_item as typed
 from vemonitor.clock import SystemClock
-from vemonitor.config.build import typed
 from vemonitor.config.errors import ConfigError
-from vemonitor.registry import Context, Registry
+from vemonitor.registry import Registry
 
 SAMPLE = Path(mqtt_integration.__file__).with_name("sample.yaml")
 
@@ -24,7 +25,7 @@ def test_registry_discovers_and_sets_up_mqtt() -> None:
     """Discovery finds the manifest (output, local_push, paho-mqtt); setup registers schemas."""
     registry = Registry().discover()
     manifest = registry.manifests["mqtt"]
-    assert manifest.provides == ("output",) and manifest.iot_class == "local_push"
+    assert manifest.provides == ("input", "output") and manifest.iot_class == "local_push"
     assert manifest.requirements == ("paho-mqtt>=2.0",)
     reg = registry.get("mqtt")
     assert (reg.connector, reg.output_item) == (MqttConnector, MqttOutput)

@@ -25,10 +25,10 @@ from tests.integrations.mqtt.conftest import (
     rows,
 )
 from tests.servers import LOOPBACK, MosquittoServer
+from vemonitor.api import Context
 from vemonitor.clock import SystemClock
 from vemonitor.delivery import RetryPolicy, Sender
 from vemonitor.outbox import MemoryOutbox
-from vemonitor.registry import Context
 
 REPO = Path(__file__).resolve().parents[3]
 MakeSink = Callable[..., MqttSink]
@@ -285,7 +285,7 @@ import sys, time
 from integrations.mqtt.schema import MqttConnector, MqttOutput
 from integrations.mqtt.sink import MqttSink
 from vemonitor.clock import SystemClock
-from vemonitor.registry import Context
+from vemonitor.api import Context
 sink = MqttSink(MqttOutput(name="mqtt", source="b", base_topic="{ns.base}",
                            discovery_prefix="{ns.prefix}"),
                 MqttConnector(host="{LOOPBACK}", port={broker.port}, keepalive=5),

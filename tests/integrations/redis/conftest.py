@@ -13,8 +13,8 @@ from integrations.redis.schema import RedisConnector, RedisOutput
 from integrations.redis.sink import RedisSink
 from tests.integrations.helpers import NOW, FakeClock  # noqa: F401 (re-exported)
 from tests.servers import LOOPBACK, RedisServer
+from vemonitor.api import Context
 from vemonitor.model import Batch, Row
-from vemonitor.registry import Context
 
 
 def rows(node: str, start: float, count: int, step: float = 1.0) -> list[Row]:

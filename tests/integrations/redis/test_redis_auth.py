@@ -13,7 +13,7 @@ from integrations.redis.client import RedisAuthError
 from integrations.redis.schema import RedisConnector, RedisOutput
 from tests.integrations.redis.conftest import NOW, batch, rows
 from tests.servers import LOOPBACK, RedisServer
-from vemonitor.registry import Context
+from vemonitor.api import Context
 
 SECRET = "s3cr3t-Pa55word"
 WRONG = "not-the-Pa55word"

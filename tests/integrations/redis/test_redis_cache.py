@@ -10,9 +10,9 @@ from integrations.redis.client import META_KEY
 from integrations.redis.schema import RedisConnector
 from tests.integrations.redis.conftest import NOW, rows
 from tests.servers import LOOPBACK, RedisServer
-from vemonitor.engine import DataCache
+from vemonitor.api import Context
+from vemonitor.datacache import DataCache
 from vemonitor.model import Row
-from vemonitor.registry import Context
 
 
 def test_same_answers_as_the_memory_cache(connector: RedisConnector, ctx: Context) -> None:

@@ -9,8 +9,9 @@ import yaml
 
 import integrations.redis as redis_integration
 from integrations.redis.schema import RedisConnector, RedisInput, RedisOutput, Structure
-from tests.conftest import SEED_CONFIGS, require_shared
-from vemonitor.config.build import build_run, typed
+from tests.shared import SEED_CONFIGS, require_shared
+from vemonitor.api import load_item as typed
+from vemonitor.config.build import CacheSpec, build_run
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.legacy import load_legacy
 from vemonitor.registry import Registry
@@ -42,7 +43,7 @@ def test_seed_redis_block_validates() -> None:
     assert out.item.structure is Structure.HmapTimeSeries and out.item.max_items == 3600
     local = spec.connectors[("redis", "local")].config
     assert isinstance(local, RedisConnector) and (local.host, local.port) == ("127.0.0.1", 6379)
-    assert spec.redis_cache == {"source": "local", "max_data_points": 120}
+    assert spec.cache == CacheSpec("redis", "local", 120)  # the seed's redis_cache, generic
 
 
 def test_seed_connectors_with_passwords_type_and_hide_them() -> None:
@@ -77,6 +78,9 @@ def test_sample_validates(monkeypatch: pytest.MonkeyPatch) -> None:
     (RedisInput, {"name": "i", "source": "l", "structure": "HmapTimeSeries"}, "redis_node"),
     (RedisConnector, {"host": "localhost", "port": 70000}, "port"),
     (RedisConnector, {"ssl_ca_certs": "/ca.pem"}, "ssl: true"),
+    (RedisConnector, {"cluster": True, "db": 1}, "only db 0"),
+    (RedisConnector, {"startup_nodes": ["10.0.0.1"]}, "host:port"),
+    (RedisConnector, {"wait_replicas": -1}, "wait_replicas"),
     (RedisConnector, {"ssl": True, "ssl_certfile": "/c.pem"}, "go together"),
     (RedisConnector, {"ssl": True, "ssl_cert_reqs": "maybe"}, "ssl_cert_reqs"),
 ])

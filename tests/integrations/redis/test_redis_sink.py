@@ -14,7 +14,7 @@ from integrations.redis.schema import RedisConnector
 from integrations.redis.sink import RedisSink
 from tests.integrations.redis.conftest import NOW, batch, commandstats, rows
 from tests.servers import LOOPBACK, RedisServer
-from vemonitor.registry import Context
+from vemonitor.api import Context
 
 MakeSink = Callable[..., RedisSink]
 

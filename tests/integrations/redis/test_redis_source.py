@@ -14,7 +14,7 @@ from integrations.redis.sink import RedisSink
 from integrations.redis.source import RedisSource
 from tests.integrations.redis.conftest import NOW, FakeClock, batch, rows
 from tests.servers import LOOPBACK, free_port
-from vemonitor.registry import Context
+from vemonitor.api import Context
 
 MakeSink = Callable[..., RedisSink]
 

@@ -12,7 +12,7 @@ from integrations.sqlite import create_sink
 from integrations.sqlite.schema import SqliteOutputItem
 from integrations.sqlite.sink import SqliteSink
 from tests.integrations.helpers import NOW, FakeClock  # noqa: F401 (re-exported)
-from vemonitor.registry import Context
+from vemonitor.api import Context
 
 
 @pytest.fixture

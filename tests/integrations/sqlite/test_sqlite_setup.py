@@ -8,7 +8,7 @@ import yaml
 
 import integrations.sqlite as sqlite_integration
 from integrations.sqlite.schema import SqliteOutputItem
-from vemonitor.config.build import typed
+from vemonitor.api import load_item as typed
 from vemonitor.registry import Registry
 
 SAMPLE = Path(sqlite_integration.__file__).with_name("sample.yaml")

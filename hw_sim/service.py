@@ -1,0 +1,111 @@
+"""The simulator as a vemonitor service: ``simulator.devices=[bmv700, mppt]`` in a run.
+
+Found by the core through the ``vemonitor.services`` entry point ``simulator``
+(pyproject.toml), like an integration: the core never imports ``hw_sim``. This
+module is light (it is read while the configuration is composed); the simulator
+itself is imported only when devices are asked for. The devices share the run's
+clock, so ``speed=`` accelerates them too, and their ``ttyVE_*`` links are added
+to every serial scan of the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from vemonitor.api import ConfigError, ServiceContext, ServiceRun, ServiceSpec
+
+log = logging.getLogger("vemonitor")
+DAY_S = 86400
+
+
+@dataclass
+class SimulatorConfig:
+    """hw_sim devices to start in-process before the inputs (the Demo block uses it)."""
+
+    devices: list[str] = field(default_factory=list)
+    dir: str | None = None
+    faults: str = ""
+    start: str | None = None  # local time of day the simulated day starts at (HH:MM)
+
+    def validate(self) -> None:
+        """Check the device kinds, the fault specification and the start time (no I/O)."""
+        if self.devices:
+            from hw_sim.simulator import name_devices
+
+            try:
+                name_devices(self.devices)
+            except ValueError as err:
+                raise ConfigError(str(err), key="simulator.devices") from err
+        if self.start is not None:
+            start_seconds(self.start)
+        if not self.faults:
+            return
+        from hw_sim.faults import parse_faults
+
+        try:
+            parse_faults(self.faults)
+        except ValueError as err:
+            raise ConfigError(f"{err} (give it quoted: 'simulator.faults=\"corrupt=0.05,"
+                              f"hex=0.2\"')", key="simulator.faults") from err
+
+
+def start_seconds(text: str) -> int:
+    """Return the seconds after local midnight of ``HH:MM[:SS]``, or a ConfigError.
+
+    ``simulator.start=12:00`` shows a charging system at any hour: it shifts the
+    simulated sun and midnight only (as a time zone would); rows keep the real time.
+    """
+    for pattern in ("%H:%M", "%H:%M:%S"):
+        try:
+            parsed = datetime.strptime(str(text).strip(), pattern)
+        except ValueError:
+            continue
+        return parsed.hour * 3600 + parsed.minute * 60 + parsed.second
+    raise ConfigError(f"must be a time of day HH:MM (e.g. 12:00), got {text!r}",
+                      key="simulator.start")
+
+
+def utc_offset(start: str | None, now: float) -> float | None:
+    """Return the simulated day's UTC offset making the local time ``start`` now (None: real)."""
+    if start is None:
+        return None
+    return float((start_seconds(start) - int(now) % DAY_S) % DAY_S)
+
+
+def default_dir() -> str:
+    """Return a per-process directory for the links (the ``${vm_sim_dir:}`` resolver)."""
+    return os.path.join(tempfile.gettempdir(), f"vemonitor-sim-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def run_simulator(config: SimulatorConfig, context: ServiceContext) -> Iterator[ServiceRun]:
+    """Start the configured devices for the run's length (nothing when there are none)."""
+    if not config.devices:
+        yield ServiceRun()
+        return
+    from hw_sim.faults import parse_faults
+    from hw_sim.simulator import LINK_PREFIX, Simulator
+
+    directory = config.dir or os.path.join(context.state_dir, "sim")
+    faults = parse_faults(config.faults) if config.faults else None
+    made_here = not os.path.exists(directory)
+    offset = utc_offset(config.start, context.clock.now())
+    try:
+        with Simulator(config.devices, directory, clock=context.clock, faults=faults,
+                       utc_offset_s=offset) as running:
+            log.info("simulator: %s", ", ".join(f"{d.name} on {d.path}" for d in running))
+            yield ServiceRun(port_globs=(os.path.join(directory, f"{LINK_PREFIX}*"),))
+    finally:
+        if made_here:  # the run's own folder (a temp dir per run): not left behind
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)  # only when empty: never someone's files
+
+
+SERVICE = ServiceSpec(key="simulator", schema=SimulatorConfig, start=run_simulator,
+                      resolvers={"vm_sim_dir": default_dir})

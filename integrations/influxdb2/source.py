@@ -1,0 +1,142 @@
+"""The InfluxDB input: rows read back with InfluxQL ``GET /query``, oldest first.
+
+InfluxDB 1.x answers ``/query`` natively and 2.x through its v1 compatibility API
+(with a DBRP mapping), so a central vemonitor can forward one store into another.
+Each input item reads one measurement filtered by its ``tags``; its rows keep
+their own times (``epoch=ms``) and carry the tags as values (``site``, ``node``,
+``serial``...), so an influxDb2 output writes them under the same identity.
+Reading never raises into the engine: a server that is down is logged once,
+counted, and reads return nothing until it is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import requests
+
+from integrations.influxdb2.schema import InfluxConnector, InfluxInput
+from integrations.influxdb2.sink import make_session, snippet
+from vemonitor.api import Context, Row, Value
+
+log = logging.getLogger(__name__)
+
+MAX_ROWS = 10_000  # rows per query; the engine asks again from the last time
+
+
+def influxql(item: InfluxInput, after: float, limit: int) -> str:
+    """Return the InfluxQL query of an item's rows with time > after (ms), oldest first."""
+    fields = ", ".join(f'"{c}"' for c in item.fields()) or "*"
+    where = [f"time > {math.floor(after * 1000)}ms"] if math.isfinite(after) else []
+    where += [f"\"{key}\" = '{value}'" for key, value in sorted(item.tags.items())]
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return (f'SELECT {fields} FROM "{item.measurement}"{clause} GROUP BY * '
+            f"ORDER BY time ASC LIMIT {limit}")
+
+
+def parse_rows(answer: Any, name: str) -> list[Row]:
+    """Return the rows of a ``/query`` JSON answer (series tags become values)."""
+    rows: list[Row] = []
+    for result in answer.get("results", []):
+        if "error" in result:
+            raise ValueError(str(result["error"]))
+        for series in result.get("series", []):
+            columns = series["columns"]
+            tags = series.get("tags") or {}
+            for values in series.get("values", []):
+                record = dict(zip(columns, values, strict=True))
+                stamp = record.pop("time")
+                data: dict[str, Value] = {**{k: v for k, v in tags.items() if v},
+                                          **{k: v for k, v in record.items() if v is not None}}
+                rows.append(Row(float(stamp) / 1000.0, name, data))
+    rows.sort(key=lambda row: row.time)
+    return rows
+
+
+class InfluxSource:
+    """An InfluxDB connector read by one or more input items."""
+
+    def __init__(self, name: str, connector: InfluxConnector, ctx: Context) -> None:
+        self.name = name
+        self.connector = connector
+        self.clock = ctx.clock
+        self.items: dict[str, InfluxInput] = {}
+        self.floors: dict[str, float] = {}
+        self._session: requests.Session | None = None
+        self._started_at: float | None = None
+        self._failing = False
+        self._stats = {"rows": 0, "errors": 0, "reconnects": 0}
+
+    def __repr__(self) -> str:
+        return f"InfluxSource({self.name!r}, {self.connector.address()})"
+
+    def subscribe(self, item: InfluxInput) -> None:
+        """Attach an input item (before or after start)."""
+        self.items[item.name] = item
+        if self._started_at is not None:
+            self._set_floor(item, self._started_at)
+
+    def start(self) -> None:
+        """Prepare the session; ``since: null`` means rows from now (minus ``lookback``) on."""
+        self._session = make_session(self.connector)
+        self._started_at = self.clock.now()
+        for item in self.items.values():
+            self._set_floor(item, self._started_at)
+
+    def close(self) -> None:
+        """Release the session (idempotent)."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def latest(self, input_name: str | None = None) -> tuple[dict[str, Value], float] | None:
+        """Return the newest row's values and time (rows are forwarded, not sampled)."""
+        rows = self.rows_since(-math.inf, input_name) if input_name else []
+        return (dict(rows[-1].values), rows[-1].time) if rows else None
+
+    def rows_since(self, after: float, input_name: str | None = None) -> list[Row]:
+        """Return rows with time > after (and >= since), oldest first, at most MAX_ROWS."""
+        names = [input_name] if input_name else list(self.items)
+        rows: list[Row] = []
+        for name in names:
+            item = self.items.get(name) if name else None
+            if item is not None:
+                rows += self._query(item, max(after, self.floors.get(name, -math.inf) - 1e-3))
+        self._stats["rows"] += len(rows)
+        return rows[:MAX_ROWS]
+
+    def stats(self) -> dict[str, Any]:
+        """Return the rows read and errors met."""
+        return {**self._stats, "available": not self._failing}
+
+    def _set_floor(self, item: InfluxInput, started_at: float) -> None:
+        self.floors[item.name] = (float(item.since) if item.since is not None
+                                  else started_at - item.lookback)
+
+    def _query(self, item: InfluxInput, after: float) -> list[Row]:
+        """Run one query; on failure log the state change once and return no rows."""
+        if self._session is None:
+            return []
+        url = self.connector.address() + "/query"
+        params = {"db": item.db, "q": influxql(item, after, MAX_ROWS), "epoch": "ms"}
+        timeout = self.connector.timeout_s()
+        try:
+            response = self._session.get(url, params=params, timeout=(timeout, timeout))
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code}: "
+                                 f"{snippet(response.text, self.connector.auth)}")
+            rows = parse_rows(response.json(), item.name)
+        except (requests.RequestException, ValueError, KeyError, TypeError) as err:
+            self._stats["errors"] += 1
+            if not self._failing:
+                reason = err if isinstance(err, ValueError) else type(err).__name__
+                log.warning("input %s: influxDb2 %s: %s", item.name, url, reason)
+            self._failing = True
+            return []
+        if self._failing:
+            log.info("input %s: influxDb2 %s available again", item.name, url)
+            self._failing = False
+            self._stats["reconnects"] += 1
+        return rows

@@ -1,0 +1,169 @@
+"""The Engine: start the wired run, run its schedule until stopped, stop it in order."""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from vemonitor.api import (
+    Cache,
+    Context,
+    IntegrationError,
+    Lifecycle,
+    SinkAuthFailed,
+    SinkRejected,
+    Source,
+)
+from vemonitor.clock import Clock
+from vemonitor.config.build import RunSpec
+from vemonitor.engine.schedule import Schedule, Timer, first_tick
+from vemonitor.engine.summary import summarise
+from vemonitor.engine.wiring import wire
+from vemonitor.engine.workers import InputWorker, OutputWorker
+from vemonitor.registry import Registry
+
+STOP_TIMEOUT = 10.0  # seconds given to senders to flush at shutdown
+
+
+class Engine:
+    """Runs the workers wired from a RunSpec until stopped (see :mod:`vemonitor.engine`).
+
+    The thread calling :meth:`run` is the scheduler; :meth:`stop` is safe from a
+    signal handler or another thread.
+    """
+
+    def __init__(self, spec: RunSpec, registry: Registry, clock: Clock, *,
+                 port_globs: tuple[str, ...] = ()) -> None:
+        self.spec = spec
+        self.clock = clock
+        self.stop_event = threading.Event()
+        self._wake = threading.Event()  # set by stop() and by sources with a new snapshot
+        self.wiring = wire(spec, registry, clock, port_globs, self._wake.set)
+        self.started_at = 0.0
+        self.stopped_at = 0.0
+        self._schedule = Schedule([], speed=spec.runtime.speed)
+
+    @property
+    def context(self) -> Context:
+        """Return what the workers were given."""
+        return self.wiring.context
+
+    @property
+    def cache(self) -> Cache:
+        """Return the run's cache."""
+        return self.wiring.cache
+
+    @property
+    def sources(self) -> dict[str, Source]:
+        """Return the sources by ``domain:connector``."""
+        return self.wiring.sources
+
+    @property
+    def inputs(self) -> list[InputWorker]:
+        """Return the input workers."""
+        return self.wiring.inputs
+
+    @property
+    def outputs(self) -> list[OutputWorker]:
+        """Return the output workers."""
+        return self.wiring.outputs
+
+    @property
+    def skipped_ticks(self) -> int:
+        """Return the ticks skipped after long delays (suspend, clock jump)."""
+        return self._schedule.skipped
+
+    # ------------------------------------------------------------------ running
+    def start(self) -> None:
+        """Start the cache, sources and sinks."""
+        self.started_at = self.clock.now()
+        self._start_cache()
+        for source in self.sources.values():
+            source.start()
+        for output in self.outputs:
+            output.start()
+
+    def _start_cache(self) -> None:
+        """Start the cache; a backend it may not use is a configuration mistake (one line,
+        exit 2): without its cache the block cannot run, and silently falling back to
+        memory would drop the persistence the user asked for."""
+        if not isinstance(self.cache, Lifecycle):  # the memory cache has nothing to connect
+            return
+        try:
+            self.cache.start()
+        except (SinkRejected, SinkAuthFailed) as err:
+            spec = self.spec.cache
+            where = f"{spec.domain}.{spec.source}" if spec else "?"
+            fix = (f" (appConnectors.{where}.db; EmonCms keeps its own keys in db 0)"
+                   if isinstance(err, SinkRejected) else "")
+            raise IntegrationError(f"redis_cache: {err}{fix}") from err
+
+    def run(self, duration: float | None = None) -> None:
+        """Run ticks until ``stop()`` is called or ``duration`` seconds of clock time pass."""
+        self.start()
+        end = self.started_at + duration if duration else math.inf
+        self._schedule = Schedule(self._timers(self.started_at), end, self.spec.runtime.speed)
+        try:
+            while not self.stop_event.is_set():
+                due = self._schedule.next_due()
+                self.clock.sleep(due - self.clock.now(), self._wake)
+                # Cleared before looking, so a snapshot arriving meanwhile wakes us again.
+                self._wake.clear()
+                if self.stop_event.is_set():
+                    break
+                now = self.clock.now()
+                if self._schedule.ended(now, due):
+                    break
+                self._schedule.fire_due(now)
+                self._schedule.fire_early(now)
+        finally:
+            self.shutdown()
+
+    def stop(self) -> None:
+        """Ask the run loop to end (safe from a signal handler or another thread)."""
+        self.stop_event.set()
+        self._wake.set()
+
+    def shutdown(self) -> None:
+        """Stop inputs, flush outputs, close sinks (idempotent)."""
+        if self.stopped_at:
+            return
+        self.stopped_at = self.clock.now()
+        for source in self.sources.values():
+            source.close()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for output in self.outputs:
+            output.tick(self.stopped_at)
+            output.flush()
+        for output in self.outputs:
+            output.stop(max(deadline - time.monotonic(), 0.1))
+        if isinstance(self.cache, Lifecycle):
+            self.cache.close()
+
+    def _timers(self, now: float) -> list[Timer]:
+        """Return a timer per worker, inputs first so outputs see the rows of the same tick."""
+        by_input = {w.spec.name: Timer(w.spec.time_interval, first_tick(now, w.spec.time_interval),
+                                       w.tick, w.ready) for w in self.inputs}
+        outputs = [Timer(o.spec.time_interval, first_tick(now, o.spec.time_interval), o.tick,
+                         functools.partial(output_ready, o, by_input)) for o in self.outputs]
+        return [*by_input.values(), *outputs]
+
+    # ------------------------------------------------------------------ reporting
+    def summary(self) -> dict[str, Any]:
+        """Return the run's counts (printed at exit and written to summary.json)."""
+        elapsed = (self.stopped_at or self.clock.now()) - self.started_at
+        return summarise(self.spec.block, self.wiring, elapsed, self.skipped_ticks)
+
+
+def output_ready(output: OutputWorker, inputs: Mapping[str, Timer], due: float) -> bool:
+    """Return True when the output's tick at ``due`` sends a batch all of whose rows exist.
+
+    Its inputs' ticks up to ``due`` have all fired (early or not), so the batch
+    can hold nothing more.
+    """
+    return output.flushes_next and all(
+        name in inputs and inputs[name].due > due for name in output.inputs)

@@ -1,0 +1,249 @@
+"""The workers: an input makes one row per slot, an output gathers rows into batches.
+
+Their semantics are described in :mod:`vemonitor.engine`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vemonitor.api import Batch, Cache, DropRow, ForwardsRows, PushesUpdates, Row, Sink, Source
+from vemonitor.clock import Clock
+from vemonitor.config.build import InputSpec, OutputSpec
+from vemonitor.delivery import RetryPolicy, Sender
+from vemonitor.middlewares import Step, project
+from vemonitor.outbox import MemoryOutbox, Outbox, OutboxError
+from vemonitor.seed_values import seed_values
+from vemonitor.vedirect.fields import jsonable
+
+log = logging.getLogger(__name__)
+
+DEVICE_PERIOD = 1.0  # VE.Direct text frames come once a second: the period assumed until learned
+
+
+@dataclass
+class InputStats:
+    """What one input made: rows, ticks without a row, drops, and the data age behind rows."""
+
+    rows: int = 0
+    missed: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    age_total: float = 0.0
+    age_max: float = 0.0
+
+
+# How an input types its values (InputItem.value_format): vemonitor's own, or the seed's.
+ENCODERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "vemonitor": lambda values: {k: jsonable(v) for k, v in values.items()},
+    "vemonitor_m8": lambda values: seed_values(dict(values)),
+}
+
+
+class InputWorker:
+    """Makes one row per slot from its source's latest snapshot (see the module doc)."""
+
+    def __init__(self, spec: InputSpec, source: Source, steps: Step, cache: Cache,
+                 stale_after: float, clock: Clock) -> None:
+        self.spec = spec
+        self.clock = clock
+        self.source = source
+        self.steps = steps
+        self.cache = cache
+        self.stale_after = stale_after
+        self.stats = InputStats()
+        self._cursor = -math.inf
+        self.pushes = isinstance(source, PushesUpdates)
+        self._period = DEVICE_PERIOD  # learned time between two snapshots
+        self._seen_at: float | None = None  # receive time of the newest snapshot seen
+        self._used_at: float | None = None  # receive time of the snapshot of the last row
+        self._encode = ENCODERS[spec.item.value_format]
+
+    def tick(self, at: float) -> Row | None:
+        """Close the slot ending at ``at``: cache its row (stamped at the slot's start).
+
+        Return the row, or None when the device is unavailable.
+        """
+        if self.forwards:
+            return self._forward(at)
+        latest = self.source.latest()
+        if latest is None or at - latest[1] > self.stale_after:
+            self.stats.missed += 1
+            return None
+        values, received = latest
+        self._observe(received)
+        self._used_at = received
+        # The age of the data when its row is made (early or at the tick).
+        return self._store(at - self.spec.time_interval, values,
+                           max(self.clock.now() - received, 0.0))
+
+    def ready(self, due: float) -> bool:
+        """Return True when the slot ending at ``due`` can close now.
+
+        That is when the newest snapshot is unused, falls in the slot
+        [due - interval, due), and the next one is not expected before ``due``.
+        """
+        if not self.pushes:
+            return False  # polled sources (Redis) are read at ticks only
+        latest = self.source.latest()
+        if latest is None:
+            return False
+        received = latest[1]
+        self._observe(received)
+        return (received != self._used_at and received >= due - self.spec.time_interval
+                and received + self._period > due)
+
+    def _observe(self, received: float) -> None:
+        """Learn the device's period from two consecutive snapshots.
+
+        The smaller of the old estimate and the new gap wins at once (a device
+        running early makes rows wait for the tick rather than miss a snapshot);
+        a longer gap (a skipped cycle, or jitter) moves the estimate slowly.
+        """
+        previous, self._seen_at = self._seen_at, received
+        if previous is None or received <= previous:
+            return
+        gap = received - previous
+        self._period = gap if gap < self._period else 0.9 * self._period + 0.1 * gap
+
+    @property
+    def forwards(self) -> bool:
+        """Return True for a source of rows (e.g. Redis written by another vemonitor).
+
+        Such rows keep their own times and are passed on one by one, never sampled.
+        """
+        return isinstance(self.source, ForwardsRows)
+
+    def _forward(self, at: float) -> Row | None:
+        """Pass on the rows written since the last one seen (the source applies ``since``)."""
+        assert isinstance(self.source, ForwardsRows)
+        rows = self.source.rows_since(self._cursor, self.spec.name)
+        last = None
+        for row in rows:
+            if row.time <= at:
+                last = self._store(row.time, row.values, max(at - row.time, 0.0)) or last
+                self._cursor = max(self._cursor, row.time)
+        return last
+
+    def _store(self, at: float, values: Mapping[str, Any], age: float) -> Row | None:
+        """Select, check and rename the values, then cache them as a row at ``at``."""
+        try:
+            row_values = self.steps(project(values, self.spec.columns))
+        except DropRow as drop:
+            self.stats.dropped[drop.reason] += 1
+            return None
+        row = Row(at, self.spec.name, self._encode(row_values), age=age)
+        self.cache.add(row)
+        self.stats.rows += 1
+        self.stats.age_total += age
+        self.stats.age_max = max(self.stats.age_max, age)
+        return row
+
+
+class OutputWorker:
+    """Gathers rows at its ticks; every cache_interval ticks stores a batch in its outbox.
+
+    A sender thread (vemonitor.delivery) moves batches from the outbox to the sink.
+    """
+
+    def __init__(self, spec: OutputSpec, sink: Sink, cache: Cache, inputs: list[str],
+                 outbox: Outbox | MemoryOutbox, clock: Clock,
+                 input_names: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        self.spec = spec
+        self.cache = cache
+        self.inputs = list(spec.columns) or inputs
+        # Standard names (ref_cols, device column -> standard name): the output's own
+        # if it has any, else each input's.
+        own = {col: std for std, col in spec.ref_cols}
+        self.names = {name: own or dict((input_names or {}).get(name, {})) for name in inputs}
+        if not spec.item.apply_ref_cols:  # a legacy output: the seed never renamed
+            self.names = {name: {} for name in inputs}
+        self.outbox = outbox
+        self.clock = clock
+        self.ticks = 0
+        self.waiting_at_stop: int | None = None
+        self._seen: dict[str, int] = {}  # input -> arrival number of the last row taken
+        self._pending: list[Row] = []
+        self._gathered = 0
+        delivery = spec.item.delivery
+        self.sender = Sender(spec.name, sink, outbox, clock,
+                             RetryPolicy(delivery.retry_initial, delivery.retry_max,
+                                         delivery.auth_retry),
+                             drain_rows=delivery.drain_rows,
+                             drain_interval=delivery.drain_interval)
+
+    def start(self) -> None:
+        """Open the outbox and start the sender; rows added to the cache from now on are gathered."""
+        self._seen = dict.fromkeys(self.inputs, self.cache.seq)
+        self.outbox.open()
+        self.sender.start()
+
+    def tick(self, at: float) -> None:
+        """Take the rows produced since the previous tick; store a batch every cache_interval."""
+        for name in self.inputs:
+            columns = self.spec.columns.get(name, ())
+            for row in self._new_rows(name, at):
+                self._pending.append(self._select(row, columns))
+        self._gathered += 1
+        self.ticks += 1
+        if self._gathered >= self.spec.cache_interval:
+            self.flush()
+
+    @property
+    def flushes_next(self) -> bool:
+        """Return True when the next tick sends a batch."""
+        return self._gathered + 1 >= self.spec.cache_interval
+
+    def _new_rows(self, name: str, at: float) -> list[Row]:
+        """Return the rows of input ``name`` stamped before ``at`` not taken yet, by arrival."""
+        taken: list[Row] = []
+        for seq, row in self.cache.arrived_after(name, self._seen.get(name, 0)):
+            if row.time >= at:  # a slot this tick does not cover yet: the next tick takes it
+                break
+            taken.append(row)
+            self._seen[name] = seq
+        return taken
+
+    def flush(self) -> None:
+        """Store what was gathered as one batch in the outbox (nothing when empty)."""
+        self._gathered = 0
+        if not self._pending:
+            return
+        rows = tuple(sorted(self._pending, key=lambda r: (r.time, r.source)))
+        self._pending = []
+        try:
+            self.outbox.put(Batch(self.spec.name, rows), self.clock.now())
+        except OutboxError as err:
+            # Disk full or read-only: the rows cannot be kept; say so, keep running.
+            self.sender.stats.errors += 1
+            log.error("output %s: %s; %d rows lost", self.spec.name, err, len(rows))
+            return
+        self.sender.notify()
+
+    def stop(self, timeout: float) -> None:
+        """Let the sender deliver what it can within ``timeout``, then close sink and outbox."""
+        self.sender.stop(timeout)
+        self.sender.sink.close()
+        if self.outbox.is_open:  # the summary says what is left for the next run
+            self.waiting_at_stop = self.outbox.depth()["rows"]
+        self.outbox.close()
+
+    def _select(self, row: Row, columns: tuple[str, ...]) -> Row:
+        """Return the row with the output's columns, under their standard names.
+
+        Rows in the cache keep device column names; a column may be asked for by
+        its device name or its standard name. ``time_ref`` (the seed's name for the
+        row time) is not a value: every row carries its time.
+        """
+        names = self.names.get(row.source, {})
+        if columns:
+            devices = {std: col for col, std in names.items()}
+            wanted = [devices.get(c, c) for c in columns if c != "time_ref"]
+            values = project(row.values, wanted)
+        else:
+            values = dict(row.values)
+        return Row(row.time, row.source, {names.get(k, k): v for k, v in values.items()}, row.age)
