@@ -15,11 +15,13 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from hw_sim.privdir import fresh_name, private_dir
 from vemonitor.api import ConfigError, ServiceContext, ServiceRun, ServiceSpec
 
 log = logging.getLogger("vemonitor")
+DAY_S = 86400
 
 
 @dataclass
@@ -29,9 +31,19 @@ class SimulatorConfig:
     devices: list[str] = field(default_factory=list)
     dir: str | None = None
     faults: str = ""
+    start: str | None = None  # local time of day the simulated day starts at (HH:MM)
 
     def validate(self) -> None:
-        """Check the fault specification (no I/O)."""
+        """Check the device kinds, the fault specification and the start time (no I/O)."""
+        if self.devices:
+            from hw_sim.simulator import name_devices
+
+            try:
+                name_devices(self.devices)
+            except ValueError as err:
+                raise ConfigError(str(err), key="simulator.devices") from err
+        if self.start is not None:
+            start_seconds(self.start)
         if not self.faults:
             return
         from hw_sim.faults import parse_faults
@@ -39,7 +51,31 @@ class SimulatorConfig:
         try:
             parse_faults(self.faults)
         except ValueError as err:
-            raise ConfigError(str(err), key="simulator.faults") from err
+            raise ConfigError(f"{err} (give it quoted: 'simulator.faults=\"corrupt=0.05,"
+                              f"hex=0.2\"')", key="simulator.faults") from err
+
+
+def start_seconds(text: str) -> int:
+    """Return the seconds after local midnight of ``HH:MM[:SS]``, or a ConfigError.
+
+    ``simulator.start=12:00`` shows a charging system at any hour: it shifts the
+    simulated sun and midnight only (as a time zone would); rows keep the real time.
+    """
+    for pattern in ("%H:%M", "%H:%M:%S"):
+        try:
+            parsed = datetime.strptime(str(text).strip(), pattern)
+        except ValueError:
+            continue
+        return parsed.hour * 3600 + parsed.minute * 60 + parsed.second
+    raise ConfigError(f"must be a time of day HH:MM (e.g. 12:00), got {text!r}",
+                      key="simulator.start")
+
+
+def utc_offset(start: str | None, now: float) -> float | None:
+    """Return the simulated day's UTC offset making the local time ``start`` now (None: real)."""
+    if start is None:
+        return None
+    return float((start_seconds(start) - int(now) % DAY_S) % DAY_S)
 
 
 def default_dir() -> str:
@@ -58,8 +94,12 @@ def run_simulator(config: SimulatorConfig, context: ServiceContext) -> Iterator[
 
     directory = config.dir or os.path.join(context.state_dir, "sim")
     faults = parse_faults(config.faults) if config.faults else None
+    offset = utc_offset(config.start, context.clock.now())
+    # private_dir: created 0700 and removed at the end when this run made it (never
+    # someone else's folder, never left behind).
     with private_dir(directory) as directory, \
-            Simulator(config.devices, directory, clock=context.clock, faults=faults) as running:
+            Simulator(config.devices, directory, clock=context.clock, faults=faults,
+                      utc_offset_s=offset) as running:
         log.info("simulator: %s", ", ".join(f"{d.name} on {d.path}" for d in running))
         yield ServiceRun(port_globs=(os.path.join(directory, f"{LINK_PREFIX}*"),))
 

@@ -57,10 +57,13 @@ LAYERS: dict[str, int] = {
     "vemonitor.budget": CORE,
     "vemonitor.engine": ENGINE,
     "vemonitor.job": JOB,
+    "vemonitor.exit_summary": JOB,  # the exit summary's text (issue 13)
     "vemonitor.metrics": JOB,
     "vemonitor.config.compose": COMPOSE,
     "vemonitor.cli": COMMAND,
     "vemonitor.commands": COMMAND,
+    "vemonitor.cli_strict": COMMAND,  # the command line checked before a run (issue 13)
+    "vemonitor.report": COMMAND,  # `vemonitor report` (issue 13)
     "vemonitor.decode_cli": COMMAND,
     "vemonitor.__main__": COMMAND,
 }

@@ -53,6 +53,7 @@ class ComposeError(ConfigError):
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (``sys.argv`` by default); exit with its status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    __import__("vemonitor.cli_strict").cli_strict.screen(args)  # --version, help, mistakes
     if args and args[0] in SUBCOMMANDS:
         sys.exit(SUBCOMMANDS[args[0]](args[1:]))
     if single_run(args):
@@ -117,6 +118,9 @@ def _single(args: list[str]) -> None:
     except KeyboardInterrupt:  # Ctrl-C during start-up: nothing started, nothing to say
         sys.exit(130)
     except (ConfigError, IntegrationError) as err:
+        from vemonitor.cli_strict import blame_command_line
+
+        blame_command_line(err, args)
         exit_config_error(err, args)
     from vemonitor.secretpolicy import remember
 
@@ -153,6 +157,7 @@ def compose_payload(args: list[str]) -> dict[str, Any]:
     try:
         return compose_run(args)
     except (ConfigError, IntegrationError) as err:
+        __import__("vemonitor.cli_strict").cli_strict.blame_command_line(err, args)
         return {"error": str(err)}
 
 
@@ -241,7 +246,14 @@ def _integrations(args: list[str]) -> int:
     return integrations_command(args)
 
 
+def _report(args: list[str]) -> int:
+    from vemonitor.report import report_command
+
+    return report_command(args)
+
+
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "scan": _scan,
     "integrations": _integrations,
+    "report": _report,
 }

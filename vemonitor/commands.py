@@ -10,6 +10,8 @@ from typing import Any
 from vemonitor.registry import Registry
 from vemonitor.scan import DEFAULT_GLOBS, PROBE_TIMEOUT, candidate_ports, scan
 
+NO_HARDWARE_HINT = ("without hardware, try the simulator: vemonitor block=BatteryMonitor "
+                    "'simulator.devices=[bmv700]' (or just `vemonitor`, the Demo)")
 SIM_LINKS = "ttyVE_*"  # the links `vemonitor-sim --dir DIR` makes (docs/simulator.md)
 
 
@@ -27,7 +29,8 @@ def scan_command(args: list[str]) -> int:
     extra = [os.path.join(opts.sim_dir, SIM_LINKS)] if opts.sim_dir else []
     ports = candidate_ports([*(opts.globs or DEFAULT_GLOBS), *extra])
     if not ports:
-        print("no serial ports match " + " ".join(opts.globs or DEFAULT_GLOBS))
+        print("no serial ports match " + " ".join(opts.globs or DEFAULT_GLOBS)
+              + " (is the VE.Direct cable plugged in?); " + NO_HARDWARE_HINT)
         return 1
     results = scan(ports, opts.timeout)
     for result in results:
@@ -39,7 +42,10 @@ def scan_command(args: list[str]) -> int:
                   f"{info['serial'] or '-'}, firmware {info['firmware'] or '-'})")
         else:
             print(f"{result.path}: nothing found: {info['reason']}")
-    return 0 if any(r.found for r in results) else 1
+    if not any(r.found for r in results):
+        print(NO_HARDWARE_HINT)
+        return 1
+    return 0
 
 
 def integrations_command(args: list[str]) -> int:
@@ -58,11 +64,19 @@ def integrations_command(args: list[str]) -> int:
     if opts.json:
         print(json.dumps(rows, indent=2))
         return 0
-    for row in rows:
-        if "name" in row:
-            state = f"FAILED: {row['error']}" if row["error"] else "ok"
-            print(f"{row['domain']:<12} {row['version']:<8} {','.join(row['provides']):<14} "
-                  f"{row['origin']}  {state}")
-        else:
-            print(f"{row['domain']:<12} FAILED: {row['error']}")
+    print(integrations_table(rows))
     return 0
+
+
+MIN_WIDTHS = (12, 8, 14, 0)  # domain, version, provides, origin: the usual layout
+
+
+def integrations_table(rows: list[dict[str, Any]]) -> str:
+    """Return the rows as aligned columns (widths from the data: a long name never shifts)."""
+    table = [[row["domain"], row.get("version", "-"), ",".join(row.get("provides", [])) or "-",
+              row.get("origin", "-"),
+              f"FAILED: {row['error']}" if row["error"] else "ok"] for row in rows]
+    widths = [max([least, *(len(cells[i]) for cells in table)])
+              for i, least in enumerate(MIN_WIDTHS)]
+    return "\n".join(" ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  " + cells[4]
+                     for cells in table)

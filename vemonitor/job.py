@@ -22,7 +22,7 @@ from vemonitor import budget, exits, logsafe, risks, statelock, supervise
 from vemonitor.api import ServiceContext
 from vemonitor.clock import Clock, ScaledClock, SystemClock
 from vemonitor.config.build import RunSpec, build_run
-from vemonitor.errors import ConfigError, IntegrationError
+from vemonitor.errors import ConfigError, IntegrationError, OutboxError
 from vemonitor.registry import Registry
 
 log = logging.getLogger("vemonitor")
@@ -73,8 +73,18 @@ def execute(spec: RunSpec, registry: Registry) -> None:
     if spec.runtime.dry_run:
         print(plan(spec, registry))
         return
-    summary = run(spec, registry)
-    print_summary(summary)
+    try:
+        summary = run(spec, registry)
+    except OutboxError as err:
+        unwritable = _unwritable(spec.runtime.state_dir)
+        if unwritable is None:
+            raise  # a disk that cannot be used: exit 3 (the command says it in one line)
+        # Not ours to write: a setup mistake, so exit 2 (systemd's
+        # RestartPreventExitStatus=2: no restart loop every 5 s).
+        raise ConfigError(f"{err}; fix: make {unwritable} writable by this user, "
+                          "or set state_dir=", key="state_dir") from err
+    summary["files"] = {"summary": str(spec.runtime.state_dir / "summary.json")}
+    print_summary(summary, _job_label())
     try:
         write_summary(summary, spec.runtime.state_dir, _job_dir())
     except OSError as err:
@@ -83,6 +93,16 @@ def execute(spec: RunSpec, registry: Registry) -> None:
         sys.exit(exits.STATE)
     if supervise.FATAL.is_set():
         sys.exit(exits.BUG)
+
+
+def _unwritable(state_dir: Path) -> Path | None:
+    """Return the state directory or a file in it (an outbox) this user may not write."""
+    if not os.access(state_dir, os.W_OK | os.X_OK):
+        return state_dir
+    for path in sorted(state_dir.glob("*")):
+        if path.is_file() and not os.access(path, os.W_OK):
+            return path
+    return None
 
 
 def run(spec: RunSpec, registry: Registry) -> dict[str, Any]:
@@ -224,22 +244,23 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def print_summary(summary: dict[str, Any]) -> None:
-    """Print the exit summary: rows per input, frames per device, batches per output."""
-    lines = [f"summary of block {summary['block']} ({summary['seconds']:g} s):"]
-    for name, item in summary["inputs"].items():
-        lines.append(f"  input  {name}: {item['rows']} rows, {item['missed']} missed"
-                     + (f", dropped {item['dropped']}" if item["dropped"] else ""))
-    for name, item in summary["devices"].items():
-        rejected = item.get("rejected") or {}
-        lines.append(f"  device {name}: {item.get('frames_ok', 0)} frames ok, "
-                     f"{sum(rejected.values())} rejected {rejected or ''}".rstrip()
-                     + f", {item.get('reconnects', 0)} reconnects")
-    for name, item in summary["outputs"].items():
-        lines.append(f"  output {name}: {item['batches']} batches, {item['points']} points, "
-                     f"{item['errors']} errors, {item['writes_per_hour']:g} writes/hour"
-                     + (f", {item['dead_letter_batches']} dead-lettered"
-                        if item.get("dead_letter_batches") else ""))
-    for thread, count in (summary.get("thread_restarts") or {}).items():
-        lines.append(f"  thread {thread}: restarted {count} times after unexpected errors")
-    print("\n".join(lines), flush=True)
+def print_summary(summary: dict[str, Any], label: str = "") -> None:
+    """Print the exit summary: rows per input, frames per device, batches per output, files."""
+    from vemonitor.exit_summary import summary_lines
+
+    print("\n".join(summary_lines(summary, label)), flush=True)
+
+
+def _job_label() -> str:
+    """Return 'job N: overrides' in a multirun (its summaries would look alike), else ''."""
+    if "hydra" not in sys.modules:
+        return ""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        config = HydraConfig.get()
+    except ValueError:
+        return ""
+    if config.mode is None or config.mode.name != "MULTIRUN":
+        return ""
+    return f"job {config.job.num}: {' '.join(config.overrides.task)}"

@@ -162,6 +162,34 @@ def _same_value(actual: str, expected: str) -> bool:
         return False
 
 
+def expected_device(tests: Mapping[str, Mapping[str, Any]]) -> str:
+    """Return what a serialTest looks for, as a person says it ('PID 0x203')."""
+    parts = []
+    for test in tests.values():
+        if test.get("typeTest", "value") == "columns":
+            parts.append("fields " + ", ".join(str(c) for c in test.get("columns") or ()))
+        else:
+            parts.append(f"{test.get('key')} {test.get('value')}")
+    return " and ".join(parts) or "any device"
+
+
+def port_verdict(result: ProbeResult, tests: Mapping[str, Mapping[str, Any]],
+                 owner: str | None) -> str:
+    """Return what one probed port showed, against the device a connector expects."""
+    if owner is not None:
+        return f"used by {owner}"
+    snap = result.snapshot
+    if snap is None:
+        return result.why_not()
+    if matches(snap, tests):
+        return f"{snap.product} (PID {snap.pid})"
+    return f"{snap.product} (PID {snap.pid}), not the device expected"
+
+
+NEXT_STEPS = ("run `vemonitor scan` to see what each port shows; without hardware, add "
+              "'simulator.devices=[bmv700,mppt]' to the command line to use simulated devices")
+
+
 def _short(err: BaseException) -> str:
     if isinstance(err, OSError) and err.strerror:
         return err.strerror

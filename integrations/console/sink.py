@@ -1,22 +1,25 @@
-"""The console sink: one line per row, or a rich live table of the latest row of each source."""
+"""The console sink: one line per row, or a live screen of the latest row of each source."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
 import sys
 import threading
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from integrations.console.schema import ConsoleOutputItem
+from integrations.console.screen import Screen, SourceState
 from vemonitor.api import Batch, ConfigError, Row
 
 if TYPE_CHECKING:  # rich is imported lazily: lines mode (headless, journald) never needs it
     from rich.console import Console
     from rich.live import Live
-    from rich.table import Table
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,40 @@ def format_line(row: Row, max_columns: int) -> str:
     return " ".join(parts)
 
 
+def quiet_keyboard() -> tuple[int, list[Any]] | None:
+    """Stop the terminal echoing keys (Ctrl-C's "^C") over the live screen; return the settings.
+
+    An echoed "^C" at the end of the screen's last line wraps it, and the screen's
+    next redraw then starts one line low: its title shows twice. Full-screen programs
+    turn echo off for the same reason. Nothing is done when stdin is not a terminal.
+    """
+    try:
+        import termios
+    except ImportError:  # not POSIX
+        return None
+    try:
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd):
+            return None
+        saved = termios.tcgetattr(fd)
+        quiet = termios.tcgetattr(fd)
+        quiet[3] &= ~(termios.ECHO | termios.ECHOCTL)
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    except (OSError, ValueError, AttributeError, termios.error):
+        return None
+    return fd, saved
+
+
+def restore_keyboard(saved: tuple[int, list[Any]] | None) -> None:
+    """Put the terminal settings back as they were before quiet_keyboard()."""
+    if saved is None:
+        return
+    import termios
+
+    with contextlib.suppress(OSError, termios.error):
+        termios.tcsetattr(saved[0], termios.TCSANOW, saved[1])
+
+
 class ConsoleSink:
     """Shows each batch on the console; ``console`` and ``stream`` can be injected (tests)."""
 
@@ -99,10 +136,14 @@ class ConsoleSink:
         self._console = console
         self._stream = stream
         self._live: Live | None = None
-        self._latest: dict[str, Row] = {}
-        self._keys: dict[str, None] = {}  # every column seen, in first-seen order
+        self._sources: dict[str, SourceState] = {}  # source -> latest row, in first-seen order
+        # A source is stale after 3 of its sends without a row (real seconds, at least 5).
+        self._stale_after = max(5.0, 3.0 * float(item.time_interval) * item.cache_interval)
         self._resolved = "lines"
-        self._lock = threading.Lock()  # write() in the sender thread, close() in the engine's
+        self._tty: tuple[int, list[Any]] | None = None  # terminal settings to restore
+        # write() in the sender thread, close() in the engine's, renders in rich's refresh
+        # thread; reentrant because write()'s own refresh renders while holding it.
+        self._lock = threading.RLock()
 
     @property
     def resolved_mode(self) -> str:
@@ -132,8 +173,10 @@ class ConsoleSink:
         from rich.live import Live
 
         console = self._console or Console(file=self._stream)  # file=None: stdout
-        # No auto refresh: the table changes only on write(), so no refresh thread is needed.
-        live = Live(self._render(), console=console, auto_refresh=False)
+        # Refreshed on write(), and once a second so a silent device shows as stale and a
+        # resized terminal gets a new layout; the renderable lays itself out at each refresh.
+        live = Live(self._render(), console=console, auto_refresh=True, refresh_per_second=1,
+                    redirect_stdout=False, redirect_stderr=False)
         try:
             live.start(refresh=True)
         except LiveError as err:  # rich allows one live display per console at a time
@@ -141,14 +184,15 @@ class ConsoleSink:
             self._resolved = "lines"
             return
         self._live = live
+        self._tty = quiet_keyboard()
 
     def write(self, batch: Batch) -> None:
         """Show the batch: refresh the table, or print one line per row."""
         with self._lock:
             if self._live is not None:
+                arrived = time.monotonic()
                 for row in batch.rows:
-                    self._latest[row.source] = row
-                    self._keys.update(dict.fromkeys(row.values))
+                    self._sources[row.source] = SourceState(row.time, dict(row.values), arrived)
                 self._live.update(self._render(), refresh=True)
                 return
             if not batch.rows:
@@ -158,31 +202,16 @@ class ConsoleSink:
             # Flushed at once: behind a pipe (journald) lines would otherwise wait in a buffer.
             print(text, file=stream, flush=True)
 
-    def _render(self) -> Table:
-        """Return the table: one row per source with its latest values."""
-        from rich.table import Table
-        from rich.text import Text
-
-        keys = list(self._keys)
-        shown = keys[:self.max_columns]
-        hidden = len(keys) - len(shown)
-        table = Table(title=f"vemonitor output {self.name}",
-                      caption=f"{hidden} more columns (max_columns={self.max_columns})"
-                      if hidden else None)
-        table.add_column("source")
-        table.add_column("time")
-        for key in shown:
-            table.add_column(key, justify="right")
-        for source, row in self._latest.items():
-            # Text, not str: values are data, never rich markup ("[/]" would raise).
-            cells = [Text(format_value(row.values[key], quote=False))
-                     if key in row.values else Text("") for key in shown]
-            table.add_row(Text(source), Text(format_time(row.time, iso=False)), *cells)
-        return table
+    def _render(self) -> Screen:
+        """Return the live screen: one panel per source (integrations/console/screen.py)."""
+        return Screen(f"vemonitor output {self.name}: latest rows (Ctrl-C stops)",
+                      self._sources, self._stale_after, self.max_columns)
 
     def close(self) -> None:
         """Stop the live table (leaving its last state on screen); safe to call twice."""
         with self._lock:
             live, self._live = self._live, None
+            tty, self._tty = self._tty, None
         if live is not None:
             live.stop()
+        restore_keyboard(tty)

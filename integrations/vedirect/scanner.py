@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vemonitor.api import Clock, Context
-from vemonitor.scan import DEFAULT_GLOBS, PROBE_TIMEOUT, ProbeResult, candidate_ports, matches, scan
+from vemonitor.scan import (
+    DEFAULT_GLOBS,
+    NEXT_STEPS,
+    PROBE_TIMEOUT,
+    ProbeResult,
+    candidate_ports,
+    expected_device,
+    matches,
+    port_verdict,
+    scan,
+)
 
 SHARED_KEY = "vedirect.scanner"
 
@@ -69,6 +79,28 @@ class Scanner:
                 self._last[result.path] = result
             self._last_at = time.monotonic()
         return [self._last[p] for p in paths]
+
+    def explain(self, connector: str, tests: Mapping[str, Mapping[str, Any]],
+                globs: Sequence[str] | None = None) -> str:
+        """Return one line: the ports probed, what each showed, what is expected, what to try.
+
+        Said when a connector's search finds nothing (the last scan's results, no new probe).
+        """
+        patterns = (*(globs or self.globs), *self.extra_globs)
+        with self._lock:
+            paths = candidate_ports(patterns)
+            shown = [f"{p}: " + port_verdict(self._last[p], tests, self._owner(p, connector))
+                     for p in paths if p in self._last]
+        wanted = f"no device with {expected_device(tests)} found"
+        if not paths:
+            probed = "no serial port matches " + " ".join(patterns)
+        else:
+            probed = f"{len(paths)} port(s) probed: " + "; ".join(shown or paths)
+        return f"{wanted}; {probed}. Next: {NEXT_STEPS}"
+
+    def _owner(self, path: str, connector: str) -> str | None:
+        owner = self.claims.get(os.path.realpath(path))
+        return owner if owner not in (None, connector) else None
 
     def claim(self, connector: str, path: str) -> None:
         """Mark ``path`` as used by ``connector`` (a fixed serialPort)."""

@@ -18,6 +18,7 @@ from vemonitor.vedirect.fields import FIELD_BY_LABEL, Value
 from vemonitor.vedirect.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
+GUIDANCE_EVERY = 300.0  # seconds between two warnings of a device still not found
 
 NOT_FIELDS = ("time_ref",)  # the seed's name for the row time, never a device field
 
@@ -132,9 +133,25 @@ class VedirectSource:
         if found is None:
             return None
         self._found = found.snapshot
-        log.info("%s: found %s (SER# %s) on %s", self.name, found.describe().get("product"),
-                 found.describe().get("serial"), found.path)
+        info = found.describe()
+        serial = f" (SER# {info['serial']})" if info.get("serial") else ""
+        log.info("%s: found %s%s on %s", self.name, info.get("product"), serial, found.path)
         return found.path
+
+    def _guide(self, warned_at: float | None) -> float | None:
+        """Say what the search saw and what to try: at once, then every GUIDANCE_EVERY s.
+
+        Between those the same line is logged at DEBUG after every search (``debug=true``).
+        """
+        line = self.scanner.explain(self.name, self.config.tests(),
+                                            self.config.globs() or None)
+        now = time.monotonic()
+        if warned_at is None or now - warned_at >= GUIDANCE_EVERY:
+            log.warning("%s: %s (searching every %g s)", self.name, line,
+                        self.config.rescan_after)
+            return now
+        log.debug("%s: %s", self.name, line)
+        return warned_at
 
     def _attach(self, path: str, initial: Snapshot | None = None) -> None:
         """Start reading ``path`` (replacing the current reader)."""
@@ -182,7 +199,7 @@ class VedirectSource:
     def _supervise(self) -> None:
         """Search again when the device is missing, stays unavailable, or is not ours any more."""
         unavailable_since: float | None = None
-        warned = False
+        warned_at: float | None = None
         while not self._stop.wait(1.0):
             reader = self.reader
             if reader is not None and not self._identity_ok(reader.latest):
@@ -203,13 +220,10 @@ class VedirectSource:
                 continue  # a fixed port: the reader itself keeps reopening it
             path = self._search(fresh=True)
             if path is None:
-                if not warned:
-                    log.warning("%s: no device passing serialTest found; searching every %g s",
-                                self.name, self.config.rescan_after)
-                    warned = True
+                warned_at = self._guide(warned_at)
                 self._stop.wait(self.config.rescan_after)
                 continue
-            warned = False
+            warned_at = None
             unavailable_since = None
             if reader is None or path != reader.port:
                 self._attach(path, self._found)

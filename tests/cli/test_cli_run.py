@@ -51,7 +51,17 @@ def test_sigterm_flushes_and_exits_zero_with_summary(tmp_path: Path) -> None:
     proc = subprocess.Popen(_vemonitor(f"state_dir={state}", never_full),
                             env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    time.sleep(6)
+    # Wait for rows on the screen (lines mode: stdout is a pipe), not a fixed time: a
+    # loaded machine can take longer than any sleep to start the Demo.
+    assert proc.stdout is not None
+    rows_seen = 0
+    deadline = time.monotonic() + 90
+    while rows_seen < 3 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        rows_seen += " bmv700 " in line
+    assert rows_seen >= 3, "the Demo showed no rows"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err

@@ -85,7 +85,7 @@ HYDRA_CASES = [
      "block.inputs.serial.bmv700.ref_cols[0]: each ref_cols entry must be [standard_name, column]"),
     (["+block.outputs.console.screen.mode=fancy"], "fancy"),
     (["+block.inputs.sqlite.x.source=y"], "integration 'sqlite' provides no input"),
-    (["config_dir=/nonexistent/vemonitor"], "config_dir: no vm_conf.yaml in /nonexistent/vemonitor"),
+    (["config_dir=/nonexistent/vemonitor"], "config_dir: /nonexistent/vemonitor does not exist"),
 ]
 
 

@@ -103,7 +103,14 @@ def test_a_day_of_device_time_for_two_devices_in_constant_memory(tmp_path: Path)
     inputs = {"bmv": {"source": "bmv700", "time_interval": 60, "columns": ["V", "SOC", "H17"]},
               "solar": {"source": "mppt", "time_interval": 60, "columns": ["PPV", "H20", "CS"]}}
     outputs = {"sqlite": {"store": {"time_interval": 60, "cache_interval": 10}}}
-    config = block_config(tmp_path / "sim", inputs, outputs, tmp_path / "state")
+    # At speed 1000 the default stale_after (5 device s) is 5 ms of real time: one
+    # scheduling delay on a loaded machine would count as an outage and miss a row.
+    # This test is about cadence and memory, so a device is stale only after five input
+    # intervals (300 device s = 0.3 s real) without a complete cycle: with two busy
+    # loops on two cores, 60 ms pauses (and the simulator skipping cycles to catch up)
+    # still missed a few rows out of 1440.
+    config = block_config(tmp_path / "sim", inputs, outputs, tmp_path / "state",
+                          stale_after=300.0)
     with running(config, recorders, ["bmv700", "mppt"], tmp_path / "sim", speed=1000) as (
             engine, _sim):
         runner = threading.Thread(target=engine.run, args=(24 * 3600,), daemon=True)

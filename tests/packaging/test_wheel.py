@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -82,14 +83,35 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return wheels[0]
 
 
+def _borrow_site_packages(python: Path) -> None:
+    """Put this interpreter's site-packages after the new venv's own, through a .pth file.
+
+    ``venv --system-site-packages`` would borrow the *base* interpreter's packages, which
+    is not this one when the tests run inside a venv (the README's fresh venv: hydra and
+    the other dependencies live there, not in the base). A plain path line in a .pth file
+    only appends the folder to ``sys.path``: the .pth files *inside* it (such as this
+    venv's editable install of the work tree) are not processed, so the wheel's own copy
+    is the one imported. pip is borrowed the same way (``--without-pip``: no ensurepip).
+    """
+    own = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+               cwd=python.parent, env=_clean_env())
+    assert own.returncode == 0, own.stderr
+    borrowed = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    if site.ENABLE_USER_SITE and Path(site.getusersitepackages()).is_dir():
+        borrowed.append(site.getusersitepackages())
+    (Path(own.stdout.strip()) / "_vemonitor_test_borrowed.pth").write_text(
+        "\n".join(borrowed) + "\n", encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Install the wheel (and nothing else) into a fresh venv; return the venv's bin dir."""
     folder = tmp_path_factory.mktemp("venv") / "venv"
-    created = _run([sys.executable, "-m", "venv", "--system-site-packages", str(folder)],
+    created = _run([sys.executable, "-m", "venv", "--without-pip", str(folder)],
                    cwd=folder.parent, env=_clean_env())
     assert created.returncode == 0, created.stderr
     bin_dir = folder / "bin"
+    _borrow_site_packages(bin_dir / "python")
     installed = _run([str(bin_dir / "python"), "-m", "pip", "install", "--no-deps", "--no-index",
                       "--disable-pip-version-check", str(wheel)], cwd=folder.parent,
                      env=_clean_env())

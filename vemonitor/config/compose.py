@@ -19,6 +19,7 @@ schema does not know them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, make_dataclass
 from importlib import resources
@@ -111,7 +112,9 @@ def prepare(args: list[str]) -> Prepared:
     blocks = hydra_blocks()
     legacy_dir = find_legacy_dir(config_dir)
     if config_dir is not None and legacy_dir is None:
-        raise ConfigError(f"no vm_conf.yaml in {config_dir}", key="config_dir")
+        missing = "does not exist" if not Path(config_dir).expanduser().exists() else \
+            "holds no vm_conf.yaml"
+        raise ConfigError(f"{config_dir} {missing}", key="config_dir")
     if block is None and config_dir is None:
         return Prepared(argv, _hydra_origins(blocks, "Demo"))
     legacy = load_legacy(legacy_dir) if legacy_dir is not None else None
@@ -119,11 +122,12 @@ def prepare(args: list[str]) -> Prepared:
         return _use_legacy(argv, block, legacy, sorted(blocks))
     if block in blocks:
         return Prepared(argv, _hydra_origins(blocks, str(block)))
-    return _use_legacy(argv, block, legacy, sorted(blocks))
+    seed_flags = any(a == "--block" or a.startswith("--block=") for a in args)
+    return _use_legacy(argv, block, legacy, sorted(blocks), seed_flags)
 
 
 def _use_legacy(argv: list[str], block: str | None, legacy: LegacyConfig | None,
-                shipped: list[str]) -> Prepared:
+                shipped: list[str], seed_flags: bool = False) -> Prepared:
     """Register the legacy block as a config option and point the overrides at it."""
     names = legacy.block_names() if legacy else []
     if block is None:
@@ -134,7 +138,11 @@ def _use_legacy(argv: list[str], block: str | None, legacy: LegacyConfig | None,
     chosen = legacy.block(block) if legacy else None
     if chosen is None or legacy is None:
         available = ", ".join(shipped + [f"{n} (legacy)" for n in names])
-        raise ConfigError(f"unknown block '{block}' (available: {available})", key="block")
+        looked = "" if legacy is not None or not seed_flags else (
+            "; no legacy vm_conf.yaml found in " + ", ".join(SEARCH_DIRS)
+            + " (give config_dir=DIR, e.g. config_dir=examples/legacy)")
+        raise ConfigError(f"unknown block '{block}' (available: {available}){looked}",
+                          key="block")
     root = legacy.origins.get("appBlocks", str(legacy.directory / "vm_conf.yaml"))
     _check_block_keys(chosen, root, names.index(block))
     chosen, sections = seed_meanings(legacy, chosen, root, names.index(block))
@@ -260,12 +268,22 @@ def compose_job(prepared: Prepared) -> tuple[Any, dict[str, Any]]:
     return cfg, {str(key): value for key, value in logging_config.items()}
 
 
-def resolved(cfg: Any) -> dict[str, Any]:
-    """Return the config as plain data with interpolations resolved, or a ConfigError."""
+def resolved(cfg: Any, origins: dict[str, str] | None = None) -> dict[str, Any]:
+    """Return the config as plain data with interpolations resolved, or a ConfigError.
+
+    A missing environment variable names itself, the file of its section (``origins``)
+    and the way to give a default.
+    """
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None)
+        unset = re.search(r"Environment variable '([^']+)' not found", str(err))
+        if unset:
+            file = (origins or {}).get(str(key or "").split(".")[0])
+            raise ConfigError(f"environment variable {unset[1]} is not set (${{oc.env:"
+                              f"{unset[1]}}}); set it, or give a default: "
+                              f"${{oc.env:{unset[1]},DEFAULT}}", file=file, key=key) from err
         raise ConfigError(_one_line(err), key=key) from err
     assert isinstance(container, dict)
     return {str(key): value for key, value in container.items()}
@@ -308,7 +326,7 @@ def compose_run(args: list[str]) -> dict[str, Any]:
     register_schema()
     prepared = prepare(args)
     cfg, logging_config = compose_job(prepared)
-    container = resolved(cfg)
+    container = resolved(cfg, prepared.origins)
     from vemonitor.secretpolicy import from_env
 
     return {"container": container, "origins": prepared.origins, "logging": logging_config,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from vemonitor.delivery import dead_letter_summary
 from vemonitor.engine.wiring import Wiring
 from vemonitor.engine.workers import InputStats, OutputWorker
+from vemonitor.outbox import Outbox
 
 
 def summarise(block: str, wiring: Wiring, elapsed: float, skipped_ticks: int) -> dict[str, Any]:
@@ -32,12 +34,25 @@ def input_summary(stats: InputStats) -> dict[str, Any]:
             "age_mean": round(mean, 3), "age_max": round(stats.age_max, 3)}
 
 
+@runtime_checkable
+class LocalFile(Protocol):
+    """A sink writing a file on this machine (the sqlite store): the summary says where."""
+
+    path: Path
+
+
 def output_summary(output: OutputWorker, elapsed: float) -> Mapping[str, Any]:
-    """Return an output's delivery counts and its write rate."""
+    """Return an output's delivery counts, its write rate, what waits and where its files are."""
     stats = output.sender.stats
-    waiting = output.outbox.depth() if output.outbox.is_open else {"rows": None}
+    waiting = (output.outbox.depth()["rows"] if output.outbox.is_open
+               else output.waiting_at_stop)
+    outbox = output.outbox.path if isinstance(output.outbox, Outbox) else None
+    sink = output.sender.sink
+    store = sink.path if isinstance(sink, LocalFile) else None
     return {"batches": stats.batches, "rows": stats.rows, "points": stats.points,
             "errors": stats.errors, "attempts": stats.attempts, "outages": stats.outages,
-            "outbox_rows": waiting["rows"], "dropped_rows": output.outbox.dropped_rows,
+            "outbox_rows": waiting, "dropped_rows": output.outbox.dropped_rows,
             **dead_letter_summary(output.outbox),
+            "outbox": str(outbox) if outbox else None, "file": str(store) if store else None,
+            "down": output.sender.down, "rejected": stats.rejected,
             "writes_per_hour": round(stats.batches * 3600.0 / elapsed, 1)}

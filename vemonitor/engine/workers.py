@@ -165,6 +165,7 @@ class OutputWorker:
         self.outbox = outbox
         self.clock = clock
         self.ticks = 0
+        self.waiting_at_stop: int | None = None
         self._seen: dict[str, int] = {}  # input -> arrival number of the last row taken
         self._pending: list[Row] = []
         self._gathered = 0
@@ -227,6 +228,8 @@ class OutputWorker:
         """Let the sender deliver what it can within ``timeout``, then close sink and outbox."""
         self.sender.stop(timeout)
         self.sender.sink.close()
+        if self.outbox.is_open:  # the summary says what is left for the next run
+            self.waiting_at_stop = self.outbox.depth()["rows"]
         self.outbox.close()
 
     def _select(self, row: Row, columns: tuple[str, ...]) -> Row:

@@ -79,7 +79,8 @@ def test_table_mode_shows_latest_values_per_source() -> None:
     sink.close()
     sink.close()
     out = console.file.getvalue()  # type: ignore[attr-defined]
-    for text in ("bmv700", "mppt", "12.75", "-1.5", "true", "n/a", "HQ 1234", "120"):
+    # The screen shows units and on/off (LOAD), one panel per source (issue 13).
+    for text in ("bmv700", "mppt", "12.75 V", "-1.5 A", "on", "n/a", "HQ 1234", "120 W"):
         assert text in out
     last_frame = out.rsplit("vemonitor output screen", 1)[1]
     assert "12.75" in last_frame and "12.8 " not in last_frame
@@ -94,13 +95,15 @@ def test_auto_mode_uses_the_table_on_a_terminal() -> None:
 
 
 def test_table_caption_counts_hidden_columns() -> None:
-    """Columns beyond max_columns are counted in the caption."""
+    """Fields beyond max_columns are counted in their source's panel (the count takes a cell)."""
     console = terminal()
     sink = sink_for(console, mode="table", max_columns=3)
     sink.start()
     sink.write(rows())
     sink.close()
-    assert "6 more columns (max_columns=3)" in console.file.getvalue()  # type: ignore[attr-defined]
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "+5 more" in out  # bmv700: 7 fields, V and I shown
+    assert "SOC" not in out.rsplit("vemonitor output screen", 1)[1]
 
 
 def test_table_values_are_not_markup() -> None:

@@ -22,7 +22,7 @@ from tests.servers import LOOPBACK, MosquittoServer
 from vemonitor.api import Context, InputInfo
 from vemonitor.model import Batch, Row
 
-WAIT = 5.0  # seconds an observer waits for a message
+WAIT = 15.0  # seconds an observer waits for a message (generous: a loaded machine)
 BMV = {"available": True, "pid": "0x203", "product": "BMV-700", "serial": None,
        "firmware": "3.08"}
 MPPT = {"available": True, "pid": "0xA053", "product": "SmartSolar MPPT 75/15",
