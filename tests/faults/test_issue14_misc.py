@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import stat
 import subprocess
@@ -28,19 +27,8 @@ def test_decode_text_mode_escapes_terminal_sequences(tmp_path: Path,
     assert "\\x1b]0;pwned\\x07" in out
 
 
-HA = importlib.util.find_spec("homeassistant") is not None
-
-
-@pytest.mark.skipif(not HA, reason="Home Assistant is not installed (Python 3.13 venv: "
-                                   "nox -s homeassistant)")
-def test_ha_diagnostics_hide_any_adapters_usb_serial() -> None:
-    """Item 11: the USB serial inside a /dev/serial/by-id path is redacted for any adapter."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # custom_components/ at the root
-    from custom_components.vemonitor.diagnostics import _redact_port
-
-    assert "A10K5XYZ" not in _redact_port(
-        "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K5XYZ-if00-port0")
-    assert _redact_port("/dev/ttyUSB0") == "/dev/ttyUSB0"
+# Item 11 (HA diagnostics hide a USB adapter's serial) is tested with the component,
+# on the bundle: tests/homeassistant/test_init.py::test_diagnostics_port_hides_any_adapters_usb_serial
 
 
 def test_simulator_folder_is_private_unpredictable_and_removed(tmp_path: Path) -> None:

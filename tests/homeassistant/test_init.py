@@ -267,3 +267,16 @@ async def test_homeassistant_stop_closes_reader(hass: HomeAssistant, bmv,
     assert not _reader_threads()
     assert await hass.config_entries.async_unload(bmv.entry_id)
     assert "Unable to remove unknown" not in caplog.text
+
+
+def test_diagnostics_port_hides_any_adapters_usb_serial() -> None:
+    """Issue 14 item 11: the USB serial inside a /dev/serial/by-id path is redacted for any
+    adapter (FTDI, Prolific, Victron's own), not only for Victron cables."""
+    from custom_components.vemonitor.diagnostics import _redact_port
+
+    for path, serial in (("/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K5XYZ-if00-port0",
+                          "A10K5XYZ"),
+                         ("/dev/serial/by-id/usb-VictronEnergy_BV_VE_Direct_cable_VE8XYZ12-"
+                          "if00-port0", "VE8XYZ12")):
+        assert serial not in _redact_port(path)
+    assert _redact_port("/dev/ttyUSB0") == "/dev/ttyUSB0"
