@@ -259,7 +259,8 @@ class SyntheticSites:
     load without the edges' serial reading, to find where the centre saturates."""
 
     def __init__(self, port: int, sites: int) -> None:
-        from integrations.mqtt.sink import state_payload
+        from vemonitor_integrations.mqtt.sink import state_payload
+
         from vemonitor.model import Row
 
         self.payload = lambda t, i: state_payload(Row(t, f"d{i}", {

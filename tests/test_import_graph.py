@@ -73,6 +73,17 @@ PLUGIN_ALLOWED = ("vemonitor.api", "vemonitor.vedirect", "vemonitor.serial_reade
 HW_SIM_ALLOWED = ("vemonitor.api", "vemonitor.vedirect", "vemonitor.clock")
 
 
+# Installed package name -> its folder in the repo (pyproject.toml's package-dir).
+INSTALLED = {"vemonitor_integrations": "integrations", "vemonitor_conf": "conf"}
+
+
+def repo_name(module: str) -> str:
+    """Return an imported module's name as its repo path reads (vemonitor_integrations.x ->
+    integrations.x)."""
+    head, _, rest = module.partition(".")
+    return ".".join(p for p in (INSTALLED.get(head, head), rest) if p)
+
+
 def module_name(path: Path) -> str:
     """Return the dotted module name of a file under the repo root."""
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -89,9 +100,9 @@ def imports(path: Path) -> Iterator[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield node.lineno, alias.name
+                yield node.lineno, repo_name(alias.name)
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
+            base = repo_name(node.module or "")
             if node.level:  # relative: resolve against the file's package
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, *([base] if base else [])])
@@ -182,6 +193,23 @@ def test_plugins_import_only_the_contract_and_the_codec(package: str,
            for path in files(package) for line, target in imports(path)
            if inside(target, ("vemonitor",)) and not inside(target, allowed)]
     assert not bad, f"{package} may import only {allowed}:\n" + "\n".join(bad)
+
+
+def test_code_imports_integrations_and_conf_by_their_installed_names() -> None:
+    """`integrations` and `conf` are repo folders; installed they are vemonitor_integrations
+    and vemonitor_conf (pyproject.toml), so code importing the bare names would only work
+    from a checkout, and would clash with other packages in a shared site-packages."""
+    bare = []
+    for package in ("vemonitor", "integrations", "hw_sim", "tests", "benchmarks", EXAMPLE):
+        for path in files(package):
+            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+            for node in ast.walk(tree):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom)
+                         and not node.level else [])
+                bare += [f"{path.relative_to(ROOT)}:{node.lineno} imports {n}" for n in names
+                         if n.partition(".")[0] in INSTALLED.values()]
+    assert not bare, "\n".join(bare)
 
 
 def test_no_import_cycle_inside_vemonitor() -> None:

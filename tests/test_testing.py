@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from integrations.console import create_sink as console_sink
-from integrations.console.schema import ConsoleOutputItem
-from integrations.sqlite import create_sink as sqlite_sink
-from integrations.sqlite.schema import SqliteOutputItem
-from integrations.sqlite.sink import SqliteSink, read_rows
+from vemonitor_integrations.console import create_sink as console_sink
+from vemonitor_integrations.console.schema import ConsoleOutputItem
+from vemonitor_integrations.sqlite import create_sink as sqlite_sink
+from vemonitor_integrations.sqlite.schema import SqliteOutputItem
+from vemonitor_integrations.sqlite.sink import SqliteSink, read_rows
+
 from vemonitor.api import Context, DescribesDevice, PushesUpdates, Sink
 from vemonitor.testing import (
     FakeSource,

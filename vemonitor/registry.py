@@ -40,7 +40,7 @@ from vemonitor.api import (
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "vemonitor.integrations"
-BUILTIN_PACKAGE = "integrations"
+BUILTIN_PACKAGE = "vemonitor_integrations"  # the repo folder integrations/, installed under our name
 PROVIDES = ("input", "output", "cache")
 SERVICE_GROUP = "vemonitor.services"
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.console.schema import ConsoleOutputItem
+from vemonitor_integrations.console.schema import ConsoleOutputItem
+
 from vemonitor.api import Context, ManifestInfo, OutputItem, Registrar, Sink
 
 
 def create_sink(item: OutputItem, connector_config: Any | None, ctx: Context) -> Sink:
     """Build the console sink for one output item (nothing is shown until ``start()``)."""
-    from integrations.console.sink import ConsoleSink  # lazily: only when the output is used
+    from vemonitor_integrations.console.sink import ConsoleSink  # lazily: only when the output is used
 
     del connector_config, ctx  # stdout needs no connector, no clock, no state
     if not isinstance(item, ConsoleOutputItem):  # the registry types factories by the base item

@@ -71,14 +71,14 @@ def _duration(minutes: float) -> str:
 
 
 def _number(value: float) -> str:
-    from integrations.console.sink import short_float
+    from vemonitor_integrations.console.sink import short_float
 
     return short_float(value) if isinstance(value, float) else str(value)
 
 
 def show_value(label: str, value: Any) -> str:
     """Return a value as a person reads it: decoded code, unit, on/off, n/a."""
-    from integrations.console.sink import NONE_TEXT, format_value
+    from vemonitor_integrations.console.sink import NONE_TEXT, format_value
 
     if value is None:
         return NONE_TEXT
@@ -134,8 +134,7 @@ class Screen:
         from rich.panel import Panel
         from rich.table import Table
         from rich.text import Text
-
-        from integrations.console.sink import format_time
+        from vemonitor_integrations.console.sink import format_time
 
         inner = width - 4  # borders and padding
         pairs = max(1, (inner + GAP) // (LABEL_WIDTH + MIN_VALUE_WIDTH + 2 * GAP))

@@ -13,8 +13,9 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from integrations.console.schema import ConsoleOutputItem
-from integrations.console.screen import Screen, SourceState
+from vemonitor_integrations.console.schema import ConsoleOutputItem
+from vemonitor_integrations.console.screen import Screen, SourceState
+
 from vemonitor.api import Batch, ConfigError, Row
 
 if TYPE_CHECKING:  # rich is imported lazily: lines mode (headless, journald) never needs it

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.emoncms.errors import (
+from vemonitor_integrations.emoncms.errors import (
     EmoncmsAuthError,
     EmoncmsError,
     EmoncmsRejected,
     EmoncmsUnavailable,
 )
-from integrations.emoncms.names import check_names
-from integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
+from vemonitor_integrations.emoncms.names import check_names
+from vemonitor_integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
+
 from vemonitor.api import Context, ManifestInfo, OutputItem, Registrar, SendCost, Sink
 
 __all__ = ["EmoncmsAuthError", "EmoncmsConnector", "EmoncmsError", "EmoncmsOutput",
@@ -20,7 +21,7 @@ __all__ = ["EmoncmsAuthError", "EmoncmsConnector", "EmoncmsError", "EmoncmsOutpu
 
 def create_sink(item: OutputItem, connector: Any | None, ctx: Context) -> Sink:
     """Build the sink of one output item (no I/O until ``start()``)."""
-    from integrations.emoncms.sink import EmoncmsSink  # lazily: requests only when used
+    from vemonitor_integrations.emoncms.sink import EmoncmsSink  # lazily: requests only when used
 
     if not isinstance(item, EmoncmsOutput):  # the registry types factories by the base item
         raise TypeError(f"emoncms output needs an EmoncmsOutput, got {type(item).__name__}")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from vemonitor.api import OutputItem
 
 if TYPE_CHECKING:
-    from integrations.emoncms.schema import EmoncmsConnector
+    from vemonitor_integrations.emoncms.schema import EmoncmsConnector
 
 NODE_MAX_EMONCMS_ORG = 16
 NAME_MAX_EMONCMS_ORG = 64

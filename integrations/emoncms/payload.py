@@ -19,7 +19,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from integrations.emoncms.names import input_warning, name_problem, node_warning
+from vemonitor_integrations.emoncms.names import input_warning, name_problem, node_warning
+
 from vemonitor.api import Row
 from vemonitor.vedirect.fields import Value
 

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from omegaconf import MISSING
-
-from integrations.emoncms.names import (
+from vemonitor_integrations.emoncms.names import (
     NAME_MAX_EMONCMS_ORG,
     NODE_MAX_EMONCMS_ORG,
     name_problem,
 )
+
 from vemonitor.api import Connector, OutputItem
 
 AUTH_MODES = ("auto", "header", "body")

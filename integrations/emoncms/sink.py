@@ -30,17 +30,17 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.util.retry import Retry
-
-from integrations.emoncms.errors import (
+from vemonitor_integrations.emoncms.errors import (
     EmoncmsAuthError,
     EmoncmsError,
     EmoncmsRejected,
     EmoncmsUnavailable,
 )
-from integrations.emoncms.names import check_names
-from integrations.emoncms.payload import Encoded, bulk_data, encode_rows
-from integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
-from integrations.emoncms.timing import time_fields
+from vemonitor_integrations.emoncms.names import check_names
+from vemonitor_integrations.emoncms.payload import Encoded, bulk_data, encode_rows
+from vemonitor_integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
+from vemonitor_integrations.emoncms.timing import time_fields
+
 from vemonitor.api import MASK, Batch, Context
 
 log = logging.getLogger(__name__)

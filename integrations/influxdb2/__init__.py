@@ -9,8 +9,8 @@ from vemonitor.api import Context, ManifestInfo, Registrar, SendCost, Sink, Sour
 
 def create_sink(item: Any, connector: Any | None, ctx: Context) -> Sink:
     """Build the sink of one output item (no I/O until ``write()``)."""
-    from integrations.influxdb2.schema import InfluxConnector
-    from integrations.influxdb2.sink import InfluxSink  # lazily: requests only when used
+    from vemonitor_integrations.influxdb2.schema import InfluxConnector
+    from vemonitor_integrations.influxdb2.sink import InfluxSink  # lazily: requests only when used
 
     if not isinstance(connector, InfluxConnector):
         raise TypeError(f"influxDb2 output '{item.name}' needs an influxDb2 connector, got "
@@ -20,14 +20,14 @@ def create_sink(item: Any, connector: Any | None, ctx: Context) -> Sink:
 
 def create_source(name: str, connector: Any, ctx: Context) -> Source:
     """Build the source of one connector; input items attach with ``subscribe(item)``."""
-    from integrations.influxdb2.source import InfluxSource
+    from vemonitor_integrations.influxdb2.source import InfluxSource
 
     return InfluxSource(name, connector, ctx)
 
 
 def setup(registry: Registrar, manifest: ManifestInfo) -> None:
     """Register the connector, input and output schemas and the source and sink factories."""
-    from integrations.influxdb2.schema import InfluxConnector, InfluxInput, InfluxOutput
+    from vemonitor_integrations.influxdb2.schema import InfluxConnector, InfluxInput, InfluxOutput
 
     registry.register(manifest.domain, connector=InfluxConnector, input_item=InfluxInput,
                       output_item=InfluxOutput, source_factory=create_source,

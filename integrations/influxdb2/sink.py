@@ -23,16 +23,16 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase, HTTPBasicAuth
 from urllib3.util.retry import Retry
-
-from integrations.influxdb2.errors import (
+from vemonitor_integrations.influxdb2.errors import (
     InfluxAuthError,
     InfluxBatchRejected,
     InfluxError,
     InfluxRejected,
     InfluxUnavailable,
 )
-from integrations.influxdb2.line import Encoded, encode_point, split_row
-from integrations.influxdb2.schema import PRECISIONS, InfluxConnector, InfluxOutput
+from vemonitor_integrations.influxdb2.line import Encoded, encode_point, split_row
+from vemonitor_integrations.influxdb2.schema import PRECISIONS, InfluxConnector, InfluxOutput
+
 from vemonitor.api import MASK, Batch, Context, Row
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ import math
 from typing import Any
 
 import requests
+from vemonitor_integrations.influxdb2.schema import InfluxConnector, InfluxInput
+from vemonitor_integrations.influxdb2.sink import make_session, snippet
 
-from integrations.influxdb2.schema import InfluxConnector, InfluxInput
-from integrations.influxdb2.sink import make_session, snippet
 from vemonitor.api import Context, Row, Value
 
 log = logging.getLogger(__name__)

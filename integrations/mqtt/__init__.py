@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.mqtt.schema import MqttConnector, MqttInput, MqttOutput
+from vemonitor_integrations.mqtt.schema import MqttConnector, MqttInput, MqttOutput
+
 from vemonitor.api import Context, ManifestInfo, OutputItem, Registrar, SendCost, Sink, Source
 
 __all__ = ["MqttConnector", "MqttInput", "MqttOutput", "create_sink", "create_source", "setup"]
@@ -12,7 +13,7 @@ __all__ = ["MqttConnector", "MqttInput", "MqttOutput", "create_sink", "create_so
 
 def create_sink(item: OutputItem, connector: Any | None, ctx: Context) -> Sink:
     """Build the sink of one output item (no I/O until ``start()``)."""
-    from integrations.mqtt.sink import MqttSink  # lazily: paho only when used
+    from vemonitor_integrations.mqtt.sink import MqttSink  # lazily: paho only when used
 
     if not isinstance(item, MqttOutput):  # the registry types factories by the base item
         raise TypeError(f"mqtt output needs an MqttOutput, got {type(item).__name__}")
@@ -24,7 +25,7 @@ def create_sink(item: OutputItem, connector: Any | None, ctx: Context) -> Sink:
 
 def create_source(name: str, connector: MqttConnector, ctx: Context) -> Source:
     """Build the source of one connector; input items attach with ``subscribe(item)``."""
-    from integrations.mqtt.source import MqttSource  # lazily: paho only when used
+    from vemonitor_integrations.mqtt.source import MqttSource  # lazily: paho only when used
 
     return MqttSource(name, connector, ctx)
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from vemonitor_integrations.mqtt import discovery as ha
+from vemonitor_integrations.mqtt.schema import MqttConnector
 
-from integrations.mqtt import discovery as ha
-from integrations.mqtt.schema import MqttConnector
 from vemonitor.api import SinkAuthFailed, SinkError, SinkUnavailable
 
-log = logging.getLogger("integrations.mqtt.sink")  # one logger name for the whole output
+log = logging.getLogger("vemonitor_integrations.mqtt.sink")  # one logger name for the whole output
 
 AUTH_REASONS = frozenset({"Bad user name or password", "Not authorized"})
 PROTOCOLS: Mapping[str, MQTTProtocolVersion] = {"3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}

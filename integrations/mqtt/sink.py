@@ -1,9 +1,9 @@
 """The MQTT output: a JSON state message per row, Home Assistant discovery, availability.
 
-The sink is thin: :mod:`integrations.mqtt.connection` holds the broker connection
-(paho's client, its callbacks, acknowledgements), :mod:`integrations.mqtt.state`
+The sink is thin: :mod:`vemonitor_integrations.mqtt.connection` holds the broker connection
+(paho's client, its callbacks, acknowledgements), :mod:`vemonitor_integrations.mqtt.state`
 what was announced to Home Assistant and the state file, and
-:mod:`integrations.mqtt.discovery` builds the payloads.
+:mod:`vemonitor_integrations.mqtt.discovery` builds the payloads.
 
 Threads: paho's network thread (``loop_start``) runs the connection and its
 callbacks, which only set flags; a small watcher thread publishes what those
@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from vemonitor_integrations.mqtt import discovery as ha
+from vemonitor_integrations.mqtt.connection import MqttAuthError as MqttAuthError
+from vemonitor_integrations.mqtt.connection import MqttConnection, StateLog
+from vemonitor_integrations.mqtt.connection import MqttError as MqttError
+from vemonitor_integrations.mqtt.connection import MqttUnavailable as MqttUnavailable
+from vemonitor_integrations.mqtt.schema import MqttConnector, MqttOutput
+from vemonitor_integrations.mqtt.state import DiscoveryState
 
-from integrations.mqtt import discovery as ha
-from integrations.mqtt.connection import MqttAuthError as MqttAuthError
-from integrations.mqtt.connection import MqttConnection, StateLog
-from integrations.mqtt.connection import MqttError as MqttError
-from integrations.mqtt.connection import MqttUnavailable as MqttUnavailable
-from integrations.mqtt.schema import MqttConnector, MqttOutput
-from integrations.mqtt.state import DiscoveryState
 from vemonitor.api import Batch, Context, InputInfo, Row, __version__
 
 log = logging.getLogger(__name__)

@@ -35,8 +35,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
+from vemonitor_integrations.mqtt.schema import MqttConnector, MqttInput
 
-from integrations.mqtt.schema import MqttConnector, MqttInput
 from vemonitor.api import Context, Row, Value
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ The discovery bookkeeping of one output: the devices behind its inputs (live, or
 remembered from the last run), the columns rows brought, the discovery topics
 published last run (so entities no longer configured are removed), all kept in
 ``<state_dir>/mqtt-<output>.json``, written only when its content changes. The
-payloads themselves are built by :mod:`integrations.mqtt.discovery`.
+payloads themselves are built by :mod:`vemonitor_integrations.mqtt.discovery`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from integrations.mqtt import discovery as ha
-from integrations.mqtt.connection import StateLog
-from integrations.mqtt.schema import MqttOutput
+from vemonitor_integrations.mqtt import discovery as ha
+from vemonitor_integrations.mqtt.connection import StateLog
+from vemonitor_integrations.mqtt.schema import MqttOutput
+
 from vemonitor.api import InputInfo, Row
 
 STATE_FILE_VERSION = 1

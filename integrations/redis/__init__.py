@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 from vemonitor.api import Cache, Context, ManifestInfo, OutputItem, Registrar, SendCost, Sink, Source
 
 if TYPE_CHECKING:
-    from integrations.redis.schema import RedisConnector, RedisOutput
+    from vemonitor_integrations.redis.schema import RedisConnector, RedisOutput
 
 
 def setup(registry: Registrar, manifest: ManifestInfo) -> None:
     """Register the connector and item schemas and the source, sink and cache factories."""
-    from integrations.redis.schema import RedisConnector, RedisInput, RedisOutput
+    from vemonitor_integrations.redis.schema import RedisConnector, RedisInput, RedisOutput
 
     registry.register(manifest.domain, connector=RedisConnector, input_item=RedisInput,
                       output_item=RedisOutput, source_factory=create_source,
@@ -32,7 +32,7 @@ def commands_per_hour(item: OutputItem, inputs: int, sends: float, rows: float) 
 
 def create_sink(item: RedisOutput, connector: RedisConnector | None, ctx: Context) -> Sink:
     """Build the sink of one output item (no I/O until ``start()``)."""
-    from integrations.redis.sink import RedisSink  # lazily: redis-py only when used
+    from vemonitor_integrations.redis.sink import RedisSink  # lazily: redis-py only when used
 
     if connector is None:
         raise ValueError(f"redis output {item.name!r} needs a source (a redis connector)")
@@ -41,13 +41,13 @@ def create_sink(item: RedisOutput, connector: RedisConnector | None, ctx: Contex
 
 def create_source(name: str, connector: RedisConnector, ctx: Context) -> Source:
     """Build the source of one connector; input items attach with ``subscribe(item)``."""
-    from integrations.redis.source import RedisSource
+    from vemonitor_integrations.redis.source import RedisSource
 
     return RedisSource(name, connector, ctx)
 
 
 def create_cache(connector: RedisConnector, max_points: int, ctx: Context) -> Cache:
     """Build the block's redis_cache (connects on first use)."""
-    from integrations.redis.cache import RedisCache
+    from vemonitor_integrations.redis.cache import RedisCache
 
     return RedisCache(connector, max_points, ctx)

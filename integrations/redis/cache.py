@@ -4,7 +4,7 @@ Same interface as :class:`vemonitor.engine.DataCache` (``add``, ``seq``,
 ``arrived_after``, ``between``, ``dropped``). Each input is a ZSET
 ``<namespace>:<input>`` scored by row time, whose members are JSON
 ``[time, values, age]``; one EVALSHA per ``add`` (which also claims the db, see
-:mod:`integrations.redis.layout`) and one ZRANGEBYSCORE per ``between``. Unlike
+:mod:`vemonitor_integrations.redis.layout`) and one ZRANGEBYSCORE per ``between``. Unlike
 vemonitor_m8 the cache is not wiped at start: other readers (and ``between``)
 still find the rows after a restart. Rows not yet sent wait in each output's
 durable outbox, not here.
@@ -28,9 +28,8 @@ from collections import deque
 from typing import cast
 
 import redis
-
-from integrations.redis import layout
-from integrations.redis.client import (
+from vemonitor_integrations.redis import layout
+from vemonitor_integrations.redis.client import (
     RedisAuthError,
     RedisForeignDb,
     RedisUnavailable,
@@ -39,7 +38,8 @@ from integrations.redis.client import (
     select_db,
     translate,
 )
-from integrations.redis.schema import RedisConnector
+from vemonitor_integrations.redis.schema import RedisConnector
+
 from vemonitor.api import Context, DataCache, Row
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
+from vemonitor_integrations.redis import layout
+from vemonitor_integrations.redis.schema import SELECTOR_DBS, RedisConnector
 
-from integrations.redis import layout
-from integrations.redis.schema import SELECTOR_DBS, RedisConnector
 from vemonitor.api import SinkAuthFailed, SinkError, SinkRejected, SinkUnavailable, __version__
 
 META_KEY = "vemonitor_meta"

@@ -10,7 +10,7 @@ from vemonitor.api import Connector, InputItem, OutputItem, check_host
 CERT_REQS = ("none", "optional", "required")
 DEFAULT_MAX_ITEMS = 3600
 SELECTOR_DBS = 16  # the seed's selector tries db 0..15
-JSON_STYLES = ("compact", "vemonitor_m8")  # integrations.redis.layout.JSON_SEPARATORS
+JSON_STYLES = ("compact", "vemonitor_m8")  # vemonitor_integrations.redis.layout.JSON_SEPARATORS
 DEFAULT_STREAM_PREFIX = "vemonitor:"
 
 

@@ -6,9 +6,8 @@ import logging
 from typing import Any
 
 import redis
-
-from integrations.redis import layout
-from integrations.redis.client import (
+from vemonitor_integrations.redis import layout
+from vemonitor_integrations.redis.client import (
     RedisUnavailable,
     claim_db,
     connect,
@@ -16,7 +15,8 @@ from integrations.redis.client import (
     translate,
     wait_replicas,
 )
-from integrations.redis.schema import RedisConnector, RedisOutput, Structure
+from vemonitor_integrations.redis.schema import RedisConnector, RedisOutput, Structure
+
 from vemonitor.api import Batch, Context, Row
 
 log = logging.getLogger(__name__)

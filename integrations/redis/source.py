@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import redis
+from vemonitor_integrations.redis import layout
+from vemonitor_integrations.redis.client import RedisUnavailable, connect, select_db, translate
+from vemonitor_integrations.redis.schema import RedisConnector, RedisInput, Structure
 
-from integrations.redis import layout
-from integrations.redis.client import RedisUnavailable, connect, select_db, translate
-from integrations.redis.schema import RedisConnector, RedisInput, Structure
 from vemonitor.api import BadRow, Context, Row
 from vemonitor.vedirect.fields import Value
 

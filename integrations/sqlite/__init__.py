@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.sqlite.schema import SqliteOutputItem
+from vemonitor_integrations.sqlite.schema import SqliteOutputItem
+
 from vemonitor.api import Context, ManifestInfo, OutputItem, Registrar, SendCost, Sink
 
 
 def create_sink(item: OutputItem, connector_config: Any | None, ctx: Context) -> Sink:
     """Build the store for one output item (no I/O until ``start()``)."""
-    from integrations.sqlite.sink import SqliteSink  # lazily: only when the output is used
+    from vemonitor_integrations.sqlite.sink import SqliteSink  # lazily: only when the output is used
 
     del connector_config  # a local file needs no connector
     if not isinstance(item, SqliteOutputItem):  # the registry types factories by the base item

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from integrations.sqlite.schema import SqliteOutputItem
+from vemonitor_integrations.sqlite.schema import SqliteOutputItem
+
 from vemonitor.api import Batch, ConfigError, Context, Row, SinkUnavailable
 from vemonitor.vedirect.fields import Value
 

@@ -9,13 +9,13 @@ from vemonitor.api import Context, ManifestInfo, Registrar, Source
 
 def setup(registry: Registrar, manifest: ManifestInfo) -> None:
     """Register the serial connector and input schemas and the source factory."""
-    from integrations.vedirect.schema import VedirectConnector, VedirectInput
+    from vemonitor_integrations.vedirect.schema import VedirectConnector, VedirectInput
 
     registry.register(manifest.domain, connector=VedirectConnector, input_item=VedirectInput,
                       source_factory=_source)
 
 
 def _source(name: str, config: Any, context: Context) -> Source:
-    from integrations.vedirect.source import VedirectSource
+    from vemonitor_integrations.vedirect.source import VedirectSource
 
     return VedirectSource(name, config, context)

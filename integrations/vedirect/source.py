@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from integrations.vedirect.scanner import scanner_for
-from integrations.vedirect.schema import VedirectConnector
+from vemonitor_integrations.vedirect.scanner import scanner_for
+from vemonitor_integrations.vedirect.schema import VedirectConnector
+
 from vemonitor.api import Context, InputItem, supervised
 from vemonitor.scan import matches
 from vemonitor.serial_reader import SerialReader

@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from vemonitor_integrations.sqlite.schema import SqliteOutputItem
+from vemonitor_integrations.sqlite.sink import SqliteSink
 
 from hw_sim.devices import PROFILES, render
 from hw_sim.physics import World
 from hw_sim.simulator import HIDDEN_SOLAR
-from integrations.sqlite.schema import SqliteOutputItem
-from integrations.sqlite.sink import SqliteSink
 from vemonitor.api import Batch, Context, Row
 from vemonitor.clock import SystemClock
 from vemonitor.report import alarms, gaps

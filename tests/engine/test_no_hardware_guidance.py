@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+import vemonitor_integrations.vedirect.source as source_module
+from vemonitor_integrations.vedirect import schema as vedirect_schema
+from vemonitor_integrations.vedirect.scanner import SHARED_KEY, Scanner
+from vemonitor_integrations.vedirect.schema import SerialTest, VedirectConnector
+from vemonitor_integrations.vedirect.source import VedirectSource
 
-import integrations.vedirect.source as source_module
 from hw_sim import Simulator
-from integrations.vedirect import schema as vedirect_schema
-from integrations.vedirect.scanner import SHARED_KEY, Scanner
-from integrations.vedirect.schema import SerialTest, VedirectConnector
-from integrations.vedirect.source import VedirectSource
 from vemonitor.api import Context
 from vemonitor.clock import SystemClock
 
@@ -52,7 +52,7 @@ def test_the_warning_repeats_every_few_minutes_not_every_search(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Searches every 0.2 s; the warning once per GUIDANCE_EVERY, debug lines in between."""
     monkeypatch.setattr(source_module, "GUIDANCE_EVERY", 3.0)
-    caplog.set_level(logging.DEBUG, logger="integrations.vedirect.source")
+    caplog.set_level(logging.DEBUG, logger="vemonitor_integrations.vedirect.source")
     config = VedirectConnector(serialTest={"t": SerialTest(typeTest=vedirect_schema.TestType.value, key="PID",
                                                            value="0x203")},
                                scan_globs=[f"{tmp_path}/ttyUSB*"], rescan_after=0.2)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from vemonitor_integrations.vedirect.scanner import Scanner
+
 from hw_sim import FaultConfig, Simulator
-from integrations.vedirect.scanner import Scanner
 from tests.engine.helpers import Recorder, registry_with_recorders
 from vemonitor.clock import SystemClock
 from vemonitor.config.build import build_run

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from vemonitor_integrations.redis import layout
+from vemonitor_integrations.redis.source import RedisSource
 
-from integrations.redis import layout
-from integrations.redis.source import RedisSource
 from tests.integrations.redis.conftest import NOW
 from tests.integrations.redis.test_redis_source import hmap_input, stream_input
 from vemonitor.model import Batch

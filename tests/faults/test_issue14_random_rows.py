@@ -17,11 +17,11 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vemonitor_integrations.emoncms.payload import bulk_data, encode_rows
+from vemonitor_integrations.mqtt.sink import state_payload, value_payload
+from vemonitor_integrations.redis import layout
+from vemonitor_integrations.sqlite.sink import encode_values as sqlite_values
 
-from integrations.emoncms.payload import bulk_data, encode_rows
-from integrations.mqtt.sink import state_payload, value_payload
-from integrations.redis import layout
-from integrations.sqlite.sink import encode_values as sqlite_values
 from vemonitor import outside
 from vemonitor.model import Batch, Row
 from vemonitor.outbox import Outbox, OutboxError

@@ -7,11 +7,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from vemonitor_integrations.emoncms.schema import EmoncmsConnector
+from vemonitor_integrations.mqtt.schema import MqttConnector
+from vemonitor_integrations.redis.client import connect
+from vemonitor_integrations.redis.schema import RedisConnector
 
-from integrations.emoncms.schema import EmoncmsConnector
-from integrations.mqtt.schema import MqttConnector
-from integrations.redis.client import connect
-from integrations.redis.schema import RedisConnector
 from vemonitor import risks
 from vemonitor.config.schema import MetricsConfig
 

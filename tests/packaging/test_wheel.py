@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TOP_LEVEL = {"vemonitor", "hw_sim", "integrations", "conf"}
+TOP_LEVEL = {"vemonitor", "hw_sim", "vemonitor_integrations", "vemonitor_conf"}  # our names only
 SCRIPTS = {"vemonitor", "vemonitor-sim", "vemonitor-decode"}
 COPY_IGNORE = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__",
                                      ".nox", ".pytest_cache", ".mypy_cache", ".ruff_cache",
@@ -135,15 +135,18 @@ def test_wheel_holds_only_the_packages_and_their_data(wheel: Path) -> None:
     for unwanted in ("tests/", "benchmarks/", "examples/", "packaging/", "docs/"):
         assert not [n for n in names if n.startswith(unwanted)], unwanted
 
-    expected = {"conf/config.yaml"}
-    expected |= {f"conf/block/{p.name}" for p in (ROOT / "conf" / "block").glob("*.yaml")}
-    expected |= {f"conf/connectors/{p.name}"
+    # The repo folders conf/ and integrations/ install under the project's names.
+    expected = {"vemonitor_conf/config.yaml"}
+    expected |= {f"vemonitor_conf/block/{p.name}"
+                 for p in (ROOT / "conf" / "block").glob("*.yaml")}
+    expected |= {f"vemonitor_conf/connectors/{p.name}"
                  for p in (ROOT / "conf" / "connectors").glob("*.yaml")}
-    expected |= {f"integrations/{p.parent.name}/manifest.json"
-                 for p in (ROOT / "integrations").glob("*/manifest.json")}
-    assert "conf/block/BatteryMonitor.yaml" in expected
-    assert "integrations/vedirect/manifest.json" in expected
-    assert not expected - set(names), sorted(expected - set(names))
+    expected |= {f"vemonitor_integrations/{p.parent.name}/{f.name}"
+                 for p in (ROOT / "integrations").glob("*/manifest.json")
+                 for f in p.parent.glob("*.py")}
+    assert "vemonitor_conf/block/BatteryMonitor.yaml" in expected
+    assert "vemonitor_integrations/vedirect/__init__.py" in expected
+    assert not expected - set(names), sorted(expected - set(names))  # no package forgotten
     # The packages are importable data folders: every folder with Python files is a package.
     for folder in {n.rsplit("/", 1)[0] for n in names if n.endswith(".py")}:
         assert f"{folder}/__init__.py" in names, folder
@@ -168,8 +171,9 @@ def test_wheel_declares_the_simulator_service(wheel: Path) -> None:
 def test_installed_modules_come_from_the_venv(venv: Path,
                                               outside: tuple[Path, dict[str, str]]) -> None:
     cwd, env = outside
-    code = ("import conf, hw_sim, integrations, vemonitor; "
-            "print('\\n'.join(m.__file__ for m in (conf, hw_sim, integrations, vemonitor)))")
+    code = ("import vemonitor_conf, hw_sim, vemonitor_integrations, vemonitor; "
+            "print('\\n'.join(m.__file__ for m in "
+            "(vemonitor_conf, hw_sim, vemonitor_integrations, vemonitor)))")
     result = _run([str(venv / "python"), "-c", code], cwd=cwd, env=env)
     assert result.returncode == 0, result.stderr
     files = result.stdout.split()
@@ -213,7 +217,7 @@ def test_integrations_are_found_in_the_wheel(venv: Path,
     assert builtin <= set(rows)
     for domain in builtin:
         assert rows[domain]["error"] is None, rows[domain]
-        assert rows[domain]["origin"] == f"built-in integrations.{domain}"
+        assert rows[domain]["origin"] == f"built-in vemonitor_integrations.{domain}"
 
 
 @pytest.mark.parametrize(("script", "usage"), [

@@ -38,7 +38,7 @@ from vemonitor.config.legacy import SEARCH_DIRS, LegacyConfig, find_legacy_dir, 
 from vemonitor.config.schema import BlockConfig, VemonitorConfig
 from vemonitor.registry import discover_services
 
-CONFIG_MODULE = "conf"
+CONFIG_MODULE = "vemonitor_conf"  # the repo folder conf/, installed under our name
 CONFIG_NAME = "config"
 LEGACY_PREFIX = "legacy__"
 

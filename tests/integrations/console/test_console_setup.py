@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import vemonitor_integrations.console as console_integration
 import yaml
+from vemonitor_integrations.console.schema import ConsoleOutputItem
 
-import integrations.console as console_integration
-from integrations.console.schema import ConsoleOutputItem
 from vemonitor.api import load_item as typed
 from vemonitor.registry import Registry
 

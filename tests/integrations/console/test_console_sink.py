@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from vemonitor_integrations.console import create_sink
+from vemonitor_integrations.console.schema import ConsoleOutputItem
+from vemonitor_integrations.console.sink import ConsoleSink, format_line, format_value, short_float
 
-from integrations.console import create_sink
-from integrations.console.schema import ConsoleOutputItem
-from integrations.console.sink import ConsoleSink, format_line, format_value, short_float
 from vemonitor.api import Context
 from vemonitor.clock import SystemClock
 from vemonitor.config.errors import ConfigError

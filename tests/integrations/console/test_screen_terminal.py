@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-
-from integrations.console.screen import Screen, SourceState, show_value
+from vemonitor_integrations.console.screen import Screen, SourceState, show_value
 
 TMUX = shutil.which("tmux")
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (apt-get install tmux;"

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vemonitor_integrations.emoncms import create_sink
+from vemonitor_integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
+from vemonitor_integrations.emoncms.sink import EmoncmsSink
 
-from integrations.emoncms import create_sink
-from integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
-from integrations.emoncms.sink import EmoncmsSink
 from tests.integrations.emoncms.contract_server import ContractServer
 from tests.integrations.emoncms.emon_helpers import KEY, FakeClock
 from vemonitor.api import Context

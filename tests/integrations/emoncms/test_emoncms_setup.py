@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import vemonitor_integrations.emoncms as emoncms
 import yaml
+from vemonitor_integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
 
-import integrations.emoncms as emoncms
-from integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutput
 from tests.integrations.emoncms.emon_helpers import FakeClock
 from vemonitor.api import Context
 from vemonitor.api import load_item as typed

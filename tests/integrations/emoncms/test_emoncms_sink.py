@@ -11,14 +11,14 @@ from collections.abc import Callable
 
 import pytest
 import requests
-
-from integrations.emoncms.errors import (
+from vemonitor_integrations.emoncms.errors import (
     EmoncmsAuthError,
     EmoncmsError,
     EmoncmsRejected,
     EmoncmsUnavailable,
 )
-from integrations.emoncms.sink import EmoncmsSink
+from vemonitor_integrations.emoncms.sink import EmoncmsSink
+
 from tests.integrations.emoncms.contract_server import DEFAULT_KEY, ContractServer, Point
 from tests.integrations.emoncms.emon_helpers import NOW, FakeClock
 from vemonitor.errors import SinkAuthFailed, SinkRejected

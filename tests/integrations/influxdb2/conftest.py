@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vemonitor_integrations.influxdb2.schema import InfluxConnector, InfluxOutput
+from vemonitor_integrations.influxdb2.sink import InfluxSink
 
-from integrations.influxdb2.schema import InfluxConnector, InfluxOutput
-from integrations.influxdb2.sink import InfluxSink
 from tests.integrations.helpers import FakeClock
 from tests.integrations.influxdb2.servers import InfluxDB1Server, VictoriaMetricsServer
 from vemonitor.api import Context, InputInfo

@@ -18,13 +18,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
-from integrations.influxdb2.errors import (
+from vemonitor_integrations.influxdb2.errors import (
     InfluxAuthError,
     InfluxBatchRejected,
     InfluxRejected,
     InfluxUnavailable,
 )
+
 from tests.integrations.influxdb2.conftest import TOKEN, SinkMaker
 from vemonitor.model import Batch, Row
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from integrations.influxdb2.line import encode_point, field_value, split_row
-from integrations.influxdb2.schema import DEFAULT_TAG_COLUMNS
+from vemonitor_integrations.influxdb2.line import encode_point, field_value, split_row
+from vemonitor_integrations.influxdb2.schema import DEFAULT_TAG_COLUMNS
+
 from vemonitor.model import Row
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import vemonitor_integrations.influxdb2 as influx_integration
 import yaml
 from omegaconf import OmegaConf
+from vemonitor_integrations.influxdb2.schema import InfluxConnector, InfluxInput, InfluxOutput
 
-import integrations.influxdb2 as influx_integration
-from integrations.influxdb2.schema import InfluxConnector, InfluxInput, InfluxOutput
 from vemonitor.api import load_item as typed
 from vemonitor.config.errors import ConfigError
 from vemonitor.registry import Registry

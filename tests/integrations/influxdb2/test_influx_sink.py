@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-
-from integrations.influxdb2.errors import (
+from vemonitor_integrations.influxdb2.errors import (
     InfluxAuthError,
     InfluxBatchRejected,
     InfluxRejected,
     InfluxUnavailable,
 )
+
 from tests.integrations.influxdb2.conftest import TOKEN, SinkMaker
 from tests.integrations.influxdb2.servers import (
     InfluxDB1Server,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from integrations.influxdb2.schema import InfluxInput
-from integrations.influxdb2.source import influxql
+from vemonitor_integrations.influxdb2.schema import InfluxInput
+from vemonitor_integrations.influxdb2.source import influxql
+
 from tests.engine.helpers import Recorder, registry_with_recorders
 from tests.integrations.influxdb2.conftest import SinkMaker
 from tests.integrations.influxdb2.servers import (

@@ -14,9 +14,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from vemonitor_integrations.mqtt.schema import MqttConnector, MqttOutput
+from vemonitor_integrations.mqtt.sink import MqttSink
 
-from integrations.mqtt.schema import MqttConnector, MqttOutput
-from integrations.mqtt.sink import MqttSink
 from tests.integrations.helpers import NOW, FakeClock  # noqa: F401 (re-exported)
 from tests.servers import LOOPBACK, MosquittoServer
 from vemonitor.api import Context, InputInfo

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from vemonitor_integrations.mqtt.sink import MqttAuthError, MqttSink, MqttUnavailable
 
-from integrations.mqtt.sink import MqttAuthError, MqttSink, MqttUnavailable
 from tests.integrations.mqtt.certs import make_certs
 from tests.integrations.mqtt.conftest import NOW, Namespace, batch, observe, rows
 from tests.servers import MosquittoServer
@@ -52,7 +52,7 @@ def test_right_password_connects_and_publishes(make_sink: MakeSink, auth_broker:
 def test_wrong_password_is_one_clear_auth_error(make_sink: MakeSink, auth_broker: MosquittoServer,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     """A refused password: a SinkAuthError naming broker and user, logged once, no retry storm."""
-    caplog.set_level(logging.INFO, logger="integrations.mqtt")
+    caplog.set_level(logging.INFO, logger="vemonitor_integrations.mqtt")
     log_file = auth_broker.broker_log
     before = log_file.read_text(errors="replace").count("not authorised")
     sink = make_sink(port=auth_broker.port,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from vemonitor_integrations.mqtt import discovery as ha
 
-from integrations.mqtt import discovery as ha
 from vemonitor.vedirect import tables
 from vemonitor.vedirect.fields import FIELD_BY_LABEL
 

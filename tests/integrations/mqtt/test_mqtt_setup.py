@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import vemonitor_integrations.mqtt as mqtt_integration
 import yaml
+from vemonitor_integrations.mqtt.schema import MqttConnector, MqttOutput
 
-import integrations.mqtt as mqtt_integration
-from integrations.mqtt.schema import MqttConnector, MqttOutput
 from vemonitor.api import Context
 from vemonitor.api import load_item as typed
 from vemonitor.clock import SystemClock

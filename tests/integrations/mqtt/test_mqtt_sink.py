@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from vemonitor_integrations.mqtt.sink import MqttSink, MqttUnavailable
 
-from integrations.mqtt.sink import MqttSink, MqttUnavailable
 from tests.integrations.mqtt.conftest import (
     NOW,
     FakeSource,
@@ -297,8 +297,8 @@ def test_killed_client_leaves_offline_last_will(broker: MosquittoServer, observe
     """A vemonitor killed with SIGKILL: the broker publishes the retained `offline` will."""
     code = f"""
 import sys, time
-from integrations.mqtt.schema import MqttConnector, MqttOutput
-from integrations.mqtt.sink import MqttSink
+from vemonitor_integrations.mqtt.schema import MqttConnector, MqttOutput
+from vemonitor_integrations.mqtt.sink import MqttSink
 from vemonitor.clock import SystemClock
 from vemonitor.api import Context
 sink = MqttSink(MqttOutput(name="mqtt", source="b", base_topic="{ns.base}",

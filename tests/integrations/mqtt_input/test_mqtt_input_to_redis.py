@@ -8,8 +8,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import redis
 from paho.mqtt.enums import CallbackAPIVersion
+from vemonitor_integrations.mqtt.sink import state_payload
 
-from integrations.mqtt.sink import state_payload
 from tests.engine.helpers import Recorder, registry_with_recorders
 from tests.servers import MosquittoServer, RedisServer
 from vemonitor.clock import SystemClock

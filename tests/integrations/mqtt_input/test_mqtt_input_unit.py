@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from vemonitor_integrations.mqtt.schema import MqttInput
+from vemonitor_integrations.mqtt.sink import state_payload
+from vemonitor_integrations.mqtt.source import parse_state
 
-from integrations.mqtt.schema import MqttInput
-from integrations.mqtt.sink import state_payload
-from integrations.mqtt.source import parse_state
 from vemonitor.api import load_item as typed
 from vemonitor.config.errors import ConfigError
 from vemonitor.model import Row

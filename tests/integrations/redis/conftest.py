@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 import redis
+from vemonitor_integrations.redis import create_sink
+from vemonitor_integrations.redis.schema import RedisConnector, RedisOutput
+from vemonitor_integrations.redis.sink import RedisSink
 
-from integrations.redis import create_sink
-from integrations.redis.schema import RedisConnector, RedisOutput
-from integrations.redis.sink import RedisSink
 from tests.integrations.helpers import NOW, FakeClock  # noqa: F401 (re-exported)
 from tests.servers import LOOPBACK, RedisServer
 from vemonitor.api import Context

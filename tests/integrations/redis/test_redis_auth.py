@@ -6,11 +6,11 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from vemonitor_integrations.redis import create_sink
+from vemonitor_integrations.redis.cache import RedisCache
+from vemonitor_integrations.redis.client import RedisAuthError
+from vemonitor_integrations.redis.schema import RedisConnector, RedisOutput
 
-from integrations.redis import create_sink
-from integrations.redis.cache import RedisCache
-from integrations.redis.client import RedisAuthError
-from integrations.redis.schema import RedisConnector, RedisOutput
 from tests.integrations.redis.conftest import NOW, batch, rows
 from tests.servers import LOOPBACK, RedisServer
 from vemonitor.api import Context

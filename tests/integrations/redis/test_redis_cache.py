@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import redis
+from vemonitor_integrations.redis import create_cache
+from vemonitor_integrations.redis.cache import RedisCache
+from vemonitor_integrations.redis.client import META_KEY
+from vemonitor_integrations.redis.schema import RedisConnector
 
-from integrations.redis import create_cache
-from integrations.redis.cache import RedisCache
-from integrations.redis.client import META_KEY
-from integrations.redis.schema import RedisConnector
 from tests.integrations.redis.conftest import NOW, rows
 from tests.servers import LOOPBACK, RedisServer
 from vemonitor.api import Context

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from vemonitor_integrations.redis import layout
+from vemonitor_integrations.redis.schema import RedisConnector, RedisInput
+from vemonitor_integrations.redis.source import RedisSource
 
-from integrations.redis import layout
-from integrations.redis.schema import RedisConnector, RedisInput
-from integrations.redis.source import RedisSource
 from tests.engine.helpers import Recorder, block_config, running
 from tests.integrations.helpers import FakeClock
 from tests.integrations.redis.cluster import RedisClusterServers

@@ -11,11 +11,11 @@ import dataclasses
 
 import pytest
 import redis
+from vemonitor_integrations.redis import create_source
+from vemonitor_integrations.redis.client import RedisForeignDb, select_db
+from vemonitor_integrations.redis.schema import RedisConnector, RedisInput
+from vemonitor_integrations.redis.source import RedisSource
 
-from integrations.redis import create_source
-from integrations.redis.client import RedisForeignDb, select_db
-from integrations.redis.schema import RedisConnector, RedisInput
-from integrations.redis.source import RedisSource
 from tests.integrations.redis.conftest import NOW, batch, rows
 from tests.servers import LOOPBACK, RedisServer
 from vemonitor.api import Context
@@ -94,7 +94,7 @@ def test_sink_refuses_a_db_that_turned_foreign(
         make_sink, seed_connector: RedisConnector, redis_server: RedisServer) -> None:  # type: ignore[no-untyped-def]
     """After selection, a db whose marker vanished while keys remain is refused (the write
     script checks the seed's marker atomically), never written unmarked."""
-    from integrations.redis.client import RedisForeignDb as Foreign
+    from vemonitor_integrations.redis.client import RedisForeignDb as Foreign
 
     sink = make_sink(conn=seed_connector)
     sink.write(batch(rows("bmv700", 1_700_000_000, 1)))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import vemonitor_integrations.redis as redis_integration
 import yaml
+from vemonitor_integrations.redis.schema import RedisConnector, RedisInput, RedisOutput, Structure
 
-import integrations.redis as redis_integration
-from integrations.redis.schema import RedisConnector, RedisInput, RedisOutput, Structure
 from tests.shared import SEED_CONFIGS, require_shared
 from vemonitor.api import load_item as typed
 from vemonitor.config.build import CacheSpec, build_run

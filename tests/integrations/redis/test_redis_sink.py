@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import redis
+from vemonitor_integrations.redis.client import META_KEY, RedisForeignDb, RedisUnavailable
+from vemonitor_integrations.redis.schema import RedisConnector
+from vemonitor_integrations.redis.sink import RedisSink
 
-from integrations.redis.client import META_KEY, RedisForeignDb, RedisUnavailable
-from integrations.redis.schema import RedisConnector
-from integrations.redis.sink import RedisSink
 from tests.integrations.redis.conftest import NOW, batch, commandstats, rows
 from tests.servers import LOOPBACK, RedisServer
 from vemonitor.api import Context
@@ -229,8 +229,8 @@ def test_write_raises_when_the_server_is_down_and_works_after_restart(ctx: Conte
     with RedisServer() as server:
         conn = RedisConnector(host=LOOPBACK, port=server.port, socket_timeout=1,
                               socket_connect_timeout=1)
-        from integrations.redis import create_sink
-        from integrations.redis.schema import RedisOutput
+        from vemonitor_integrations.redis import create_sink
+        from vemonitor_integrations.redis.schema import RedisOutput
 
         sink = create_sink(RedisOutput(name="redis", source="x", redis_node="bmv700"), conn, ctx)
         sink.start()
@@ -250,8 +250,9 @@ def test_write_raises_when_the_server_is_down_and_works_after_restart(ctx: Conte
 
 def test_start_with_the_server_down_defers_the_claim(ctx: Context) -> None:
     """start() does not fail on an outage (the outbox keeps batches); write() raises."""
-    from integrations.redis import create_sink
-    from integrations.redis.schema import RedisOutput
+    from vemonitor_integrations.redis import create_sink
+    from vemonitor_integrations.redis.schema import RedisOutput
+
     from tests.servers import free_port
 
     conn = RedisConnector(host=LOOPBACK, port=free_port(), socket_connect_timeout=1)

@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from vemonitor_integrations.redis import create_source
+from vemonitor_integrations.redis.schema import RedisConnector, RedisInput, Structure
+from vemonitor_integrations.redis.sink import RedisSink
+from vemonitor_integrations.redis.source import RedisSource
 
-from integrations.redis import create_source
-from integrations.redis.schema import RedisConnector, RedisInput, Structure
-from integrations.redis.sink import RedisSink
-from integrations.redis.source import RedisSource
 from tests.integrations.redis.conftest import NOW, FakeClock, batch, rows
 from tests.servers import LOOPBACK, free_port
 from vemonitor.api import Context

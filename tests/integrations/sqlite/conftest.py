@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vemonitor_integrations.sqlite import create_sink
+from vemonitor_integrations.sqlite.schema import SqliteOutputItem
+from vemonitor_integrations.sqlite.sink import SqliteSink
 
-from integrations.sqlite import create_sink
-from integrations.sqlite.schema import SqliteOutputItem
-from integrations.sqlite.sink import SqliteSink
 from tests.integrations.helpers import NOW, FakeClock  # noqa: F401 (re-exported)
 from vemonitor.api import Context
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import vemonitor_integrations.sqlite as sqlite_integration
 import yaml
+from vemonitor_integrations.sqlite.schema import SqliteOutputItem
 
-import integrations.sqlite as sqlite_integration
-from integrations.sqlite.schema import SqliteOutputItem
 from vemonitor.api import load_item as typed
 from vemonitor.registry import Registry
 

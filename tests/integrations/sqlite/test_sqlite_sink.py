@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vemonitor_integrations.sqlite.sink import SqliteSink, SqliteStoreError, read_rows
 
-from integrations.sqlite.sink import SqliteSink, SqliteStoreError, read_rows
 from vemonitor.config.errors import ConfigError
 from vemonitor.model import Batch, Row
 
