@@ -22,20 +22,6 @@ Step = Callable[[Values], Values]
 BOUNDS: Mapping[str, tuple[float, float]] = FIELD_BOUNDS
 
 
-def rename(ref_cols: Sequence[tuple[str, str]]) -> Step:
-    """Return a step renaming device columns to standard names (the seed's ref_cols).
-
-    ``ref_cols`` pairs are ``[standard_name, column]``; pairs whose column is not in
-    the row are ignored (the seed's samples list sensors a row may not carry).
-    """
-    mapping = {column: standard for standard, column in ref_cols}
-
-    def step(values: Values) -> Values:
-        return {mapping.get(key, key): value for key, value in values.items()}
-
-    return step
-
-
 def bounds(limits: Mapping[str, tuple[float, float]] = BOUNDS) -> Step:
     """Return a step dropping rows with a value outside its physical limits."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-from vemonitor.vedirect.fields import FIELD_BY_LABEL, FieldSpec
+from vemonitor.vedirect.fields import FIELD_BY_LABEL, IDENTITY_LABELS, FieldSpec
 from vemonitor.vedirect.snapshot import Snapshot
 
 DOMAIN = "vemonitor"
@@ -23,8 +23,6 @@ CONF_FIELDS = "fields"  # labels exposed as entities (options)
 DEFAULT_STALE_AFTER = 3.0
 AVAILABILITY_POLL_SECONDS = 1.0
 
-# Identity / text fields: they go into the device registry, not into entities.
-IDENTITY_LABELS = frozenset({"PID", "FW", "FWE", "SER#", "BMV", "HC#"})
 
 # Entity presentation (quality scale: entity-category, entity-disabled-by-default).
 # Diagnostic: what explains the device's state rather than being it.

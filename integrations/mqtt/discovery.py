@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vemonitor.vedirect.fields import FIELD_BY_LABEL, FieldSpec
+from vemonitor.vedirect.fields import FIELD_BY_LABEL, IDENTITY_LABELS, FieldSpec
 
 MANUFACTURER = "Victron Energy"
 ORIGIN_NAME = "vemonitor"
@@ -35,8 +35,6 @@ MIGRATE_PAYLOAD = '{"migrate_discovery":true}'
 
 ONLINE, OFFLINE = "online", "offline"
 PAYLOAD_ON, PAYLOAD_OFF = "ON", "OFF"
-# Identity fields describe the device (device block), they are not entities.
-IDENTITY_LABELS = frozenset({"PID", "FW", "FWE", "SER#", "BMV", "HC#"})
 # HA platform per field kind; every other kind is a sensor.
 COMPONENT_BY_KIND: Mapping[str, str] = {"onoff": "binary_sensor"}
 _SLUG = re.compile(r"[^A-Za-z0-9_-]+")

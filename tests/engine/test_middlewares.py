@@ -6,7 +6,7 @@ import pytest
 
 from vemonitor.batteries import load_bank
 from vemonitor.config.errors import ConfigError
-from vemonitor.middlewares import bank_step, bounds, chain, project, rename
+from vemonitor.middlewares import bank_step, bounds, chain, project
 from vemonitor.model import DropRow
 
 BANKS = {"batteryDatas": {
@@ -15,12 +15,6 @@ BANKS = {"batteryDatas": {
                             "capacity": [[5, 253, 50.56], [20, 320, 16], [100, 410, 4.1]]}},
     "bankItems": {"project1": {"battery_type": "flooded", "battery_key": "rolls",
                                "in_series": 4, "in_parallel": 1}}}}
-
-
-def test_rename_uses_standard_names_and_ignores_absent_columns() -> None:
-    """ref_cols [standard, column] renames present columns; absent ones are ignored."""
-    step = rename([("bat_voltage", "V"), ("bat_temperature", "t_bat")])
-    assert step({"V": 12.8, "I": -1.0}) == {"bat_voltage": 12.8, "I": -1.0}
 
 
 def test_battery_bank_figures_from_the_seed_layout() -> None:

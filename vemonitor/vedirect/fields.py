@@ -183,6 +183,9 @@ FIELDS: tuple[FieldSpec, ...] = (
 )
 
 FIELD_BY_LABEL: dict[str, FieldSpec] = {spec.label: spec for spec in FIELDS}
+# Identity fields describe the device (product, firmware, serial, model): they go into a
+# device registry (MQTT discovery's device block, Home Assistant's device), not entities.
+IDENTITY_LABELS = frozenset({"PID", "FW", "FWE", "SER#", "BMV", "HC#"})
 
 # Physical range of every numeric label, in user units (after scaling). A value
 # outside cannot be a real reading (a corrupted block that passed the weak
