@@ -24,24 +24,48 @@ EMONCMS_KEYS = {"emoncmsinput:1": "x", "emoncmsinput:lastvalue:1": "12.5",
                 "emoncmsfeed:1": "x", "emoncmsuser:inputs:1": "1"}
 
 
-def test_redis_cache_on_emoncms_db_is_one_line_exit_2(tmp_path: Path) -> None:
-    """The sample's redis_cache pointed at EmonCms's db 0: exit 2, one stderr line naming
-    the db, the connector key to change, and why; no traceback; EmonCms's keys untouched."""
+def _run_sample(tmp_path: Path, port: int, *overrides: str) -> subprocess.CompletedProcess[str]:
+    """Run the emon_worker_m8 sample's block for 5 s against a loopback Redis and simulator
+    (EmonCms itself is a closed port: its outage is not what these tests look at)."""
     folder = require_shared(SEED_CONFIGS / "emon_worker_m8")
     sim_dir = tmp_path / "sim"
     env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "x"))
-    with RedisServer(workdir=tmp_path / "redis") as server, \
-            Simulator(["bmv700", "mppt"], sim_dir):
-        client = redis.Redis(host="127.0.0.1", port=server.port, db=0, decode_responses=True)
-        client.mset(EMONCMS_KEYS)
-        proc = subprocess.run(
+    with Simulator(["bmv700", "mppt"], sim_dir):
+        return subprocess.run(
             [sys.executable, "-c", "from vemonitor.cli import main; main()",
              f"config_dir={folder}", "block=BatteryAndPannelsMonitor", "duration=5",
-             f"state_dir={tmp_path / 'state'}", f"appConnectors.redis.local.port={server.port}",
+             f"state_dir={tmp_path / 'state'}", f"appConnectors.redis.local.port={port}",
              "appConnectors.emoncms.local.addr=http://127.0.0.1:9",
              f"appConnectors.serial.bmv700.serialPort={sim_dir}/ttyVE_bmv700",
-             f"appConnectors.serial.blueSolar.serialPort={sim_dir}/ttyVE_mppt"],
+             f"appConnectors.serial.blueSolar.serialPort={sim_dir}/ttyVE_mppt", *overrides],
             env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_samples_redis_cache_coexists_with_emoncms(tmp_path: Path) -> None:
+    """The sample as shipped (no ``db``) on the Redis EmonCms uses: the seed's db choice
+    (db 3, vemonitor.config.seed) keeps the cache away from EmonCms's db 0: exit 0."""
+    with RedisServer(workdir=tmp_path / "redis") as server:
+        emoncms_db = redis.Redis(host="127.0.0.1", port=server.port, db=0,
+                                 decode_responses=True)
+        emoncms_db.mset(EMONCMS_KEYS)
+        proc = _run_sample(tmp_path, server.port)
+        keys = set(emoncms_db.keys("*"))
+        cache_db = redis.Redis(host="127.0.0.1", port=server.port, db=3, decode_responses=True)
+        marked = cache_db.hgetall("vemonitor_meta")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert keys == set(EMONCMS_KEYS)  # nothing written next to EmonCms's keys
+    assert marked.get("controled_by") == "vemonitor_m8"
+
+
+def test_redis_cache_on_emoncms_db_is_one_line_exit_2(tmp_path: Path) -> None:
+    """The cache pinned to EmonCms's db 0 without the seed's db selector: exit 2, one stderr
+    line naming the db, the connector key to change, and why; no traceback; EmonCms's keys
+    untouched."""
+    with RedisServer(workdir=tmp_path / "redis") as server:
+        client = redis.Redis(host="127.0.0.1", port=server.port, db=0, decode_responses=True)
+        client.mset(EMONCMS_KEYS)
+        proc = _run_sample(tmp_path, server.port, "appConnectors.redis.local.db=0",
+                           "appConnectors.redis.local.db_selector=false")
         keys = set(client.keys("*"))
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
@@ -56,19 +80,8 @@ def test_redis_cache_on_emoncms_db_is_one_line_exit_2(tmp_path: Path) -> None:
 def test_redis_cache_refusing_the_password_is_one_line_exit_2(tmp_path: Path) -> None:
     """The same start-up path with a Redis that wants a password the config lacks: one
     line naming the server and what to check, exit 2, no traceback, nothing written."""
-    folder = require_shared(SEED_CONFIGS / "emon_worker_m8")
-    sim_dir = tmp_path / "sim"
-    env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "x"))
-    with RedisServer(workdir=tmp_path / "redis", password="s3cret-pass") as server, \
-            Simulator(["bmv700", "mppt"], sim_dir):
-        proc = subprocess.run(
-            [sys.executable, "-c", "from vemonitor.cli import main; main()",
-             f"config_dir={folder}", "block=BatteryAndPannelsMonitor", "duration=5",
-             f"state_dir={tmp_path / 'state'}", f"appConnectors.redis.local.port={server.port}",
-             "appConnectors.emoncms.local.addr=http://127.0.0.1:9",
-             f"appConnectors.serial.bmv700.serialPort={sim_dir}/ttyVE_bmv700",
-             f"appConnectors.serial.blueSolar.serialPort={sim_dir}/ttyVE_mppt"],
-            env=env, capture_output=True, text=True, timeout=120)
+    with RedisServer(workdir=tmp_path / "redis", password="s3cret-pass") as server:
+        proc = _run_sample(tmp_path, server.port)
         keys = redis.Redis(host="127.0.0.1", port=server.port, password="s3cret-pass").keys()
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
