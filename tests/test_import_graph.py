@@ -207,6 +207,12 @@ def test_code_imports_integrations_and_conf_by_their_installed_names() -> None:
                 names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                          [node.module or ""] if isinstance(node, ast.ImportFrom)
                          and not node.level else [])
+                if isinstance(node, ast.Call) and node.args and isinstance(
+                        node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                    # resources.files("conf"), import_module("integrations.x"): by name too
+                    called = ast.unparse(node.func)
+                    if called.endswith(("files", "import_module", "find_spec")):
+                        names = [node.args[0].value]
                 bare += [f"{path.relative_to(ROOT)}:{node.lineno} imports {n}" for n in names
                          if n.partition(".")[0] in INSTALLED.values()]
     assert not bare, "\n".join(bare)

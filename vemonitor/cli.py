@@ -53,7 +53,9 @@ class ComposeError(ConfigError):
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (``sys.argv`` by default); exit with its status."""
     args = list(sys.argv[1:] if argv is None else argv)
-    __import__("vemonitor.cli_strict").cli_strict.screen(args)  # --version, help, mistakes
+    from vemonitor.cli_strict import screen
+
+    screen(args)  # --version, help, and mistakes answered before anything starts
     if args and args[0] in SUBCOMMANDS:
         sys.exit(SUBCOMMANDS[args[0]](args[1:]))
     if single_run(args):
@@ -157,7 +159,9 @@ def compose_payload(args: list[str]) -> dict[str, Any]:
     try:
         return compose_run(args)
     except (ConfigError, IntegrationError) as err:
-        __import__("vemonitor.cli_strict").cli_strict.blame_command_line(err, args)
+        from vemonitor.cli_strict import blame_command_line
+
+        blame_command_line(err, args)
         return {"error": str(err)}
 
 

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from importlib import metadata, resources
 from typing import NoReturn
 
+from vemonitor.config.paths import CONFIG_PACKAGE
 from vemonitor.config.schema import MetricsConfig, VemonitorConfig
 from vemonitor.errors import ConfigError
 
@@ -186,7 +187,7 @@ DEFAULT_LINE = re.compile(r"^(?P<indent>\s*)(?P<key>\w+):\s*(?P<value>[^#]*?)\s*
 
 def key_defaults() -> list[tuple[str, str, str]]:
     """Return (key, default, meaning) of each run-level key, from the shipped conf/config.yaml."""
-    text = (resources.files("conf") / "config.yaml").read_text(encoding="utf-8")
+    text = (resources.files(CONFIG_PACKAGE) / "config.yaml").read_text(encoding="utf-8")
     out: list[tuple[str, str, str]] = []
     parent = ""
     for line in text.split("\nhydra:", 1)[0].splitlines():

@@ -35,10 +35,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.legacy import SEARCH_DIRS, LegacyConfig, find_legacy_dir, load_legacy
+from vemonitor.config.paths import CONFIG_PACKAGE
 from vemonitor.config.schema import BlockConfig, VemonitorConfig
 from vemonitor.registry import discover_services
 
-CONFIG_MODULE = "vemonitor_conf"  # the repo folder conf/, installed under our name
+CONFIG_MODULE = CONFIG_PACKAGE  # the repo folder conf/, installed under our name
 CONFIG_NAME = "config"
 LEGACY_PREFIX = "legacy__"
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# The packaged Hydra config: the repo folder conf/, installed under the project's name.
+CONFIG_PACKAGE = "vemonitor_conf"
+
 
 def default_state_dir() -> Path:
     """Return $XDG_STATE_HOME/vemonitor, or ~/.local/state/vemonitor."""
