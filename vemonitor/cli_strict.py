@@ -43,6 +43,10 @@ FLAGS: dict[str, bool] = {
     "-cp": True, "--config-name": True, "-cn": True, "--config-dir": True, "-cd": True,
     "--experimental-rerun": True, "--block": True, "--debug": False,
 }
+# Flags whose value is optional, and the values they take (Hydra's `--info [TOPIC]`).
+INFO_TOPICS = frozenset({"all", "config", "defaults", "defaults-tree", "plugins",
+                         "searchpath"})
+OPTIONAL_VALUES: dict[str, frozenset[str]] = {"--info": INFO_TOPICS, "-i": INFO_TOPICS}
 # Habits from other tools, and what they are here.
 HABITS: dict[str, str] = {
     "--dry-run": "dry_run=true", "--dryrun": "dry_run=true", "-n": "dry_run=true",
@@ -144,13 +148,19 @@ def _positional(word: str) -> str:
 
 def check(args: Sequence[str]) -> None:
     """Raise a UsageError for the first thing on the command line that vemonitor lacks."""
-    items = iter(args)
-    for arg in items:
+    position = 0
+    while position < len(args):
+        arg = args[position]
+        position += 1
         if arg.startswith("-") and not arg.startswith("--=") and len(arg) > 1:
             check_flag(arg)
-            takes_value = FLAGS.get(arg.split("=", 1)[0], False) and "=" not in arg
-            if takes_value:
-                next(items, None)
+            name = arg.split("=", 1)[0]
+            if "=" in arg:
+                continue
+            if FLAGS.get(name, False):
+                position += 1  # its value
+            elif position < len(args) and args[position] in OPTIONAL_VALUES.get(name, ()):
+                position += 1  # `--info config`: the topic
         else:
             check_key(arg)
 
