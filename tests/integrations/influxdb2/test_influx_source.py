@@ -58,7 +58,7 @@ def test_central_forwards_influxdb1_rows_to_victoriametrics_with_identity(
         "state_dir": str(tmp_path / "central"),
     }
     spec = build_run(central, registry)
-    Engine(spec, registry, SystemClock(), None).run(4)
+    Engine(spec, registry, SystemClock()).run(4)
     rows = recorders["seen"].rows()
     assert [r.time for r in rows] == [start + i for i in range(10)]
     assert rows[0].values["site"] == "boat" and rows[0].values["serial"] == "HQ2211ABCDE"

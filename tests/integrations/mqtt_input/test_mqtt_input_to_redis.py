@@ -37,7 +37,7 @@ def test_two_sites_rows_of_the_same_second_are_both_stored(tmp_path: Path) -> No
                               "redis": {"local": {"host": "127.0.0.1", "port": server.port}}},
             "state_dir": str(tmp_path / "central"),
         }
-        engine = Engine(build_run(central, registry), registry, SystemClock(), None)
+        engine = Engine(build_run(central, registry), registry, SystemClock())
         publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edges")
         publisher.connect("127.0.0.1", broker.port)
         publisher.loop_start()
