@@ -25,18 +25,18 @@ class DataCache:
     def add(self, row: Row) -> None:
         """Store a row."""
         with self._lock:
-            rows = self._rows.setdefault(row.source, deque(maxlen=self._max))
+            rows = self._rows.setdefault(row.input, deque(maxlen=self._max))
             if len(rows) == self._max:
                 self.dropped += 1
             self.seq += 1
             rows.append((self.seq, row))
 
-    def between(self, source: str, after: float, upto: float) -> list[Row]:
-        """Return the rows of ``source`` with after < time <= upto, oldest first."""
+    def between(self, input_name: str, after: float, upto: float) -> list[Row]:
+        """Return the rows of ``input_name`` with after < time <= upto, oldest first."""
         with self._lock:
-            return [row for _, row in self._rows.get(source, ()) if after < row.time <= upto]
+            return [row for _, row in self._rows.get(input_name, ()) if after < row.time <= upto]
 
-    def arrived_after(self, source: str, seq: int) -> list[tuple[int, Row]]:
-        """Return (arrival number, row) of the rows of ``source`` added after ``seq``."""
+    def arrived_after(self, input_name: str, seq: int) -> list[tuple[int, Row]]:
+        """Return (arrival number, row) of the rows of ``input_name`` added after ``seq``."""
         with self._lock:
-            return [(n, row) for n, row in self._rows.get(source, ()) if n > seq]
+            return [(n, row) for n, row in self._rows.get(input_name, ()) if n > seq]

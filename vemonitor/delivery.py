@@ -206,7 +206,7 @@ class Sender:
 
     def _send(self, items: list[tuple[int, Batch]]) -> bool:
         """Send the batches as one; return True when the sink accepted them (or set one aside)."""
-        rows = tuple(sorted((r for _, b in items for r in b.rows), key=lambda r: (r.time, r.source)))
+        rows = tuple(sorted((r for _, b in items for r in b.rows), key=lambda r: (r.time, r.input)))
         batch = Batch(self.name, rows)
         self.stats.attempts += 1
         try:

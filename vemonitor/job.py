@@ -197,7 +197,7 @@ def plan(spec: RunSpec, registry: Registry) -> str:
     """Return what a run would do: inputs, outputs and the write budget (dry_run=true)."""
     lines = [f"block {spec.block} (dry run: nothing started)"]
     for item in spec.inputs:
-        lines.append(f"  input  {item.name}: {item.domain}:{item.source} every "
+        lines.append(f"  input  {item.name}: {item.domain}:{item.connector} every "
                      f"{item.time_interval:g} s, columns {', '.join(item.columns) or 'all'}")
     for out in spec.outputs:
         lines.append(f"  output {out.name}: {out.domain} every {out.time_interval:g} s, "

@@ -14,12 +14,12 @@ class Row:
     """One input's values at one tick.
 
     ``time`` is the tick time (epoch seconds, a multiple of the input's
-    time_interval); ``source`` is the input's name (the "node" for EmonCms,
+    time_interval); ``input`` is the input's name (the "node" for EmonCms,
     Redis and MQTT); ``age`` is how old the device snapshot behind it was.
     """
 
     time: float
-    source: str
+    input: str
     values: Mapping[str, Value]
     age: float = 0.0
 
@@ -40,12 +40,6 @@ class Batch:
         """Return the number of values in the batch."""
         return sum(len(row.values) for row in self.rows)
 
-    def by_source(self) -> dict[str, list[Row]]:
-        """Return the rows grouped by input (node), each group oldest first."""
-        groups: dict[str, list[Row]] = {}
-        for row in self.rows:
-            groups.setdefault(row.source, []).append(row)
-        return groups
 
 
 class DropRow(Exception):

@@ -55,15 +55,15 @@ class OutboxLimits:
 
 
 def encode_rows(rows: Iterable[Row]) -> str:
-    """Return rows as compact JSON ([time, source, values, age] per row)."""
-    return json.dumps([[r.time, r.source, dict(r.values), r.age] for r in rows],
+    """Return rows as compact JSON ([time, input, values, age] per row)."""
+    return json.dumps([[r.time, r.input, dict(r.values), r.age] for r in rows],
                       separators=(",", ":"), allow_nan=False)
 
 
 def decode_rows(text: str) -> tuple[Row, ...]:
     """Return the rows of a JSON payload written by :func:`encode_rows`.
 
-    Raises ValueError when the payload is not a list of [time, source, {values}, age].
+    Raises ValueError when the payload is not a list of [time, input, {values}, age].
     """
     try:
         data = json.loads(text)
@@ -76,7 +76,7 @@ def decode_rows(text: str) -> tuple[Row, ...]:
     for index, item in enumerate(data):
         if not (isinstance(item, list) and len(item) == 4 and isinstance(item[2], dict)
                 and isinstance(item[0], (int, float)) and isinstance(item[3], (int, float))):
-            raise ValueError(f"row {index} is not [time, source, {{values}}, age]")
+            raise ValueError(f"row {index} is not [time, input, {{values}}, age]")
         rows.append(Row(float(item[0]), str(item[1]), item[2], float(item[3])))
     return tuple(rows)
 

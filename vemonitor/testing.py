@@ -44,10 +44,10 @@ class RecordingSink:
         """Count the closes (idempotent: nothing else happens)."""
         self.closed += 1
 
-    def rows(self, source: str | None = None) -> list[Row]:
+    def rows(self, input_name: str | None = None) -> list[Row]:
         """Return every row written, or those of one input."""
         with self.lock:
-            return [r for b in self.batches for r in b.rows if source in (None, r.source)]
+            return [r for b in self.batches for r in b.rows if input_name in (None, r.input)]
 
 
 class FakeSource:
@@ -91,11 +91,11 @@ class FakeSource:
         return {}
 
 
-def rows(start: float, count: int, source: str = "bmv",
+def rows(start: float, count: int, input_name: str = "bmv",
          values: Mapping[str, Value] | None = None, step: float = 1.0) -> tuple[Row, ...]:
     """Return ``count`` rows of one input, ``step`` seconds apart from ``start``."""
     base = dict(values or {"V": 12.5, "I": -1.25, "SOC": 80.0})
-    return tuple(Row(start + i * step, source, {k: _shift(v, i) for k, v in base.items()})
+    return tuple(Row(start + i * step, input_name, {k: _shift(v, i) for k, v in base.items()})
                  for i in range(count))
 
 
@@ -109,7 +109,7 @@ def _shift(value: Value, i: int) -> Value:
 def batch(output: str, *row_groups: tuple[Row, ...]) -> Batch:
     """Return the batch of an output holding the rows given, oldest first."""
     return Batch(output, tuple(sorted((r for g in row_groups for r in g),
-                                      key=lambda r: (r.time, r.source))))
+                                      key=lambda r: (r.time, r.input))))
 
 
 def check_sink_contract(make_sink: Callable[[], Sink], sample: Batch,

@@ -85,7 +85,7 @@ def format_time(epoch: float, iso: bool = True) -> str:
 def format_line(row: Row, max_columns: int) -> str:
     """Return ``<iso time> <source> K=v ...`` for a row, at most ``max_columns`` values."""
     items = list(row.values.items())
-    parts = [format_time(row.time), format_value(row.source)]
+    parts = [format_time(row.time), format_value(row.input)]
     parts += [f"{key}={format_value(value)}" for key, value in items[:max_columns]]
     if len(items) > max_columns:
         parts.append(f"(+{len(items) - max_columns} more)")
@@ -193,7 +193,7 @@ class ConsoleSink:
             if self._live is not None:
                 arrived = time.monotonic()
                 for row in batch.rows:
-                    self._sources[row.source] = SourceState(row.time, dict(row.values), arrived)
+                    self._sources[row.input] = SourceState(row.time, dict(row.values), arrived)
                 self._live.update(self._render(), refresh=True)
                 return
             if not batch.rows:

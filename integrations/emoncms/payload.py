@@ -56,7 +56,7 @@ def encode_rows(rows: Iterable[Row], *, output: str | None, node_prefix: str = "
     """Return the bulk entries of ``rows``, leaving out names and values emoncms would not keep."""
     out = Encoded()
     for row in rows:
-        node = f"{node_prefix}{row.source}"
+        node = f"{node_prefix}{row.input}"
         problem = name_problem(node, node_max)
         if problem:
             out.warnings[f"node:{node}"] = node_warning(output, node, problem)

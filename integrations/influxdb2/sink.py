@@ -127,7 +127,7 @@ class InfluxSink:
         """Return the lines of some rows (one point per row with at least one field)."""
         encoded = Encoded()
         for row in rows:
-            tags, fields = split_row(row, self._item.tag_columns, self._base_tags(row.source))
+            tags, fields = split_row(row, self._item.tag_columns, self._base_tags(row.input))
             line = encode_point(self._item.measurement, tags, fields, self._strings,
                                 self._per_second, row.time, encoded.skipped)
             if line is None:

@@ -123,10 +123,10 @@ class MqttSink:
     def _publish_row(self, row: Row) -> list[mqtt.MQTTMessageInfo]:
         """Publish a row's state message, and its per-value messages when configured."""
         qos, retain = self.item.qos, self.item.retain_state
-        infos = [self.conn.publish(self.layout.state(row.source), state_payload(row), qos,
+        infos = [self.conn.publish(self.layout.state(row.input), state_payload(row), qos,
                                    retain)]
         if self.item.per_value_topics:
-            infos += [self.conn.publish(self.layout.value(row.source, column),
+            infos += [self.conn.publish(self.layout.value(row.input, column),
                                         value_payload(value), qos, retain)
                       for column, value in row.values.items()]
         return infos

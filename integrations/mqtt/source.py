@@ -236,7 +236,7 @@ class MqttSource:
         held = _Message(message.mid, message.qos, len(rows))
         with self._lock:
             for row in rows:
-                queue = self._queues[row.source]
+                queue = self._queues[row.input]
                 if len(queue) >= MAX_QUEUE:
                     queue.popleft()
                     self._stats["dropped"] += 1

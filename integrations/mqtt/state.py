@@ -141,8 +141,8 @@ class DiscoveryState:
     def note_columns(self, rows: Iterable[Row]) -> None:
         """Remember the columns rows carry, so each gets its entity."""
         for row in rows:
-            if row.source in self.inputs:
-                self.seen.setdefault(row.source, set()).update(row.values)
+            if row.input in self.inputs:
+                self.seen.setdefault(row.input, set()).update(row.values)
 
     # ------------------------------------------------------------------ state file
     def _restore_seen(self, saved: Mapping[str, Any]) -> dict[str, set[str]]:

@@ -70,16 +70,16 @@ class RedisCache:
         """Return the arrival number of the last row added."""
         return self._arrivals.seq
 
-    def arrived_after(self, source: str, seq: int) -> list[tuple[int, Row]]:
-        """Return (arrival number, row) of the rows of ``source`` added after ``seq``."""
-        return self._arrivals.arrived_after(source, seq)
+    def arrived_after(self, input_name: str, seq: int) -> list[tuple[int, Row]]:
+        """Return (arrival number, row) of the rows of ``input_name`` added after ``seq``."""
+        return self._arrivals.arrived_after(input_name, seq)
 
     def __repr__(self) -> str:
         return f"RedisCache({self.connector.address()}, max_points={self.max_points})"
 
-    def key(self, source: str) -> str:
+    def key(self, input_name: str) -> str:
         """Return the ZSET of one input (hash-tagged on a cluster: its script's one slot)."""
-        return self.names.tag(f"{self.namespace}:{source}")
+        return self.names.tag(f"{self.namespace}:{input_name}")
 
     def start(self) -> None:
         """Connect and claim the db; refuse a db another application uses (idempotent)."""
@@ -117,21 +117,21 @@ class RedisCache:
                 self._keep(row)
         self._arrivals.add(row)
 
-    def between(self, source: str, after: float, upto: float) -> list[Row]:
-        """Return the rows of ``source`` with after < time <= upto, oldest first."""
+    def between(self, input_name: str, after: float, upto: float) -> list[Row]:
+        """Return the rows of ``input_name`` with after < time <= upto, oldest first."""
         with self._lock:
             self.start()
-            pending = [r for r in self._pending.get(source, ()) if after < r.time <= upto]
+            pending = [r for r in self._pending.get(input_name, ()) if after < r.time <= upto]
             if self.client is None:  # the db selector is still waiting for the server
                 return pending
             try:
                 assert self.client is not None
                 members = cast(list[str], self.client.zrangebyscore(
-                    self.key(source), f"({after!r}", repr(upto)))
+                    self.key(input_name), f"({after!r}", repr(upto)))
             except redis.RedisError as err:
                 self._fail(err)
                 return pending
-            rows = {row.time: row for row in (_decode(m, source) for m in members)}
+            rows = {row.time: row for row in (_decode(m, input_name) for m in members)}
             rows.update((row.time, row) for row in pending)
             return [rows[t] for t in sorted(rows)]
 
@@ -143,7 +143,7 @@ class RedisCache:
                              row.age], separators=(",", ":"), allow_nan=False)
         try:
             self.dropped += int(self._script(
-                keys=[self.names.meta(f"{self.namespace}:{row.source}"), self.key(row.source)],
+                keys=[self.names.meta(f"{self.namespace}:{row.input}"), self.key(row.input)],
                 args=[str(int(self.clock.now())), self.max_points, repr(row.time), member]))
         except redis.RedisError as err:
             typed = translate(err, self.connector, "adding a row to the cache")
@@ -166,7 +166,7 @@ class RedisCache:
         return True
 
     def _keep(self, row: Row) -> None:
-        rows = self._pending.setdefault(row.source, deque(maxlen=self.max_points))
+        rows = self._pending.setdefault(row.input, deque(maxlen=self.max_points))
         if len(rows) == self.max_points:
             self.dropped += 1
         rows.append(row)
@@ -179,7 +179,7 @@ class RedisCache:
         self._failing = True
 
 
-def _decode(member: str, source: str) -> Row:
-    """Return the row stored as ``member`` in the ZSET of ``source``."""
+def _decode(member: str, input_name: str) -> Row:
+    """Return the row stored as ``member`` in the ZSET of ``input_name``."""
     time, values, age = json.loads(member)
-    return Row(float(time), source, values, float(age))
+    return Row(float(time), input_name, values, float(age))

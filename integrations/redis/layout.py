@@ -110,9 +110,9 @@ def row_node(row: Row) -> str:
     """
     site, node = row.values.get("site"), row.values.get("node")
     if isinstance(node, str) and node:
-        return f"{row.source}/{site}/{node}" if isinstance(site, str) and site else \
-            f"{row.source}/{node}"
-    return row.source
+        return f"{row.input}/{site}/{node}" if isinstance(site, str) and site else \
+            f"{row.input}/{node}"
+    return row.input
 
 
 def epoch_field(time: float) -> str:

@@ -181,7 +181,7 @@ class RedisSource:
         rows: list[Row] = []
         for reader in readers:
             rows += self._guard(functools.partial(_fetch, reader, after=after), [])
-        rows.sort(key=lambda row: (row.time, row.source))
+        rows.sort(key=lambda row: (row.time, row.input))
         self._stats["rows"] += len(rows)
         return rows[:MAX_ROWS]
 

@@ -113,7 +113,7 @@ class SqliteSink:
         """Store the batch in one transaction; a re-sent batch replaces, never duplicates."""
         with self._lock:
             conn = self._connection()
-            params = [(row.source, float(row.time), encode_values(row.values))
+            params = [(row.input, float(row.time), encode_values(row.values))
                       for row in batch.rows]
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -156,14 +156,18 @@ class SqliteSink:
             conn.close()
 
 
-def read_rows(path: str | Path, source: str | None = None,
+def read_rows(path: str | Path, input_name: str | None = None,
               since: float | None = None) -> list[Row]:
-    """Return the stored rows (oldest first), optionally of one source and from ``since`` on."""
+    """Return the stored rows (oldest first), optionally of one input and from ``since`` on.
+
+    The table's column is still named ``source`` (the input's name): renaming it would
+    make every existing store unreadable for a word.
+    """
     clauses: list[str] = []
     args: list[Any] = []
-    if source is not None:
+    if input_name is not None:
         clauses.append("source = ?")
-        args.append(source)
+        args.append(input_name)
     if since is not None:
         clauses.append("time >= ?")
         args.append(float(since))

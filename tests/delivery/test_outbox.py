@@ -90,3 +90,18 @@ def test_unwritable_state_dir_gives_one_clear_error(tmp_path: Path) -> None:
     box = Outbox(blocker / "outbox" / "o.sqlite", "out")
     with pytest.raises(OutboxError, match="cannot open"):
         box.open()
+
+
+def test_rows_stored_before_the_row_input_rename_are_read_unchanged() -> None:
+    """A payload as 0.x wrote it (the Row field was then called ``source``) still decodes.
+
+    The stored form is positional, [time, input, {values}, age], so an outbox left on a
+    Pi by the previous version is delivered after an upgrade, row for row.
+    """
+    from vemonitor.outbox import decode_rows, encode_rows
+
+    stored = '[[1700000000.0,"bmv700",{"V":12.5,"Relay":"OFF"},0.25]]'  # written before it
+    (row,) = decode_rows(stored)
+    assert (row.time, row.input, dict(row.values), row.age) == (
+        1_700_000_000.0, "bmv700", {"V": 12.5, "Relay": "OFF"}, 0.25)
+    assert encode_rows([row]) == stored  # and the same bytes are written now

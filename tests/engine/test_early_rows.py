@@ -25,7 +25,7 @@ class PolledSource(FakeSource):
 
 
 def _worker(source: FakeSource, interval: float) -> tuple[InputWorker, DataCache]:
-    spec = InputSpec(name="dev", domain="serial", source="dev", time_interval=interval,
+    spec = InputSpec(name="dev", domain="serial", connector="dev", time_interval=interval,
                      columns=("V",), ref_cols=(), item=InputItem(source="dev"))
     cache = DataCache(100)
     return InputWorker(spec, source, chain([]), cache, 5.0, ManualClock(100.0)), cache

@@ -57,7 +57,7 @@ def test_each_connector_claims_the_device_that_passes_its_tests(tmp_path: Path) 
                      "vedirect:solar": f"{sim_dir}/ttyVE_mppt",
                      "vedirect:solar2": f"{sim_dir}/ttyVE_mppt_fwe"}
     rows = recorders["out"].rows()
-    assert {row.source for row in rows} == {"house", "solar", "solar2"}
+    assert {row.input for row in rows} == {"house", "solar", "solar2"}
 
 
 def test_a_device_that_moves_to_another_port_is_found_again(tmp_path: Path) -> None:

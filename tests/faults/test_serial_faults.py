@@ -42,7 +42,7 @@ def test_storm_of_faults_uses_only_clean_frames(tmp_path: Path) -> None:
     rows = recorders["out"].rows()
     assert len(rows) > 40
     for row in rows:
-        device = "bmv700" if row.source == "bmv" else "mppt"
+        device = "bmv700" if row.input == "bmv" else "mppt"
         for label, value in row.values.items():
             wire = str(round(value * 1000)) if label in ("V", "I", "CE", "VPV") else str(value)
             assert (label, wire) in clean[device], (row, label)
@@ -92,9 +92,9 @@ def test_two_devices_swapping_ports_are_followed(tmp_path: Path) -> None:
     assert engine.sources["vedirect:solar"].stats()["port"] == f"{sim_dir}/ttyVE_a"
     rows = recorders["out"].rows()
     # Never a row of the wrong device: house rows carry SOC only, solar rows PPV only.
-    assert all(set(r.values) == {"SOC"} for r in rows if r.source == "house")
-    assert all(set(r.values) == {"PPV"} for r in rows if r.source == "solar")
-    assert any(r.time > swapped_at + 1 for r in rows if r.source == "house")
+    assert all(set(r.values) == {"SOC"} for r in rows if r.input == "house")
+    assert all(set(r.values) == {"PPV"} for r in rows if r.input == "solar")
+    assert any(r.time > swapped_at + 1 for r in rows if r.input == "house")
 
 
 def test_a_million_fuzzed_chunks_never_crash_the_decoder() -> None:

@@ -48,7 +48,7 @@ class InputSpec:
 
     domain: str
     name: str
-    source: str
+    connector: str  # the connector's name (the item's ``source`` key, the seed's word)
     time_interval: float
     columns: tuple[str, ...]
     ref_cols: tuple[tuple[str, str], ...]
@@ -61,7 +61,7 @@ class OutputSpec:
 
     domain: str
     name: str
-    source: str | None
+    connector: str | None  # the item's ``source`` key: which connector it writes to
     time_interval: float
     cache_interval: int
     columns: Mapping[str, tuple[str, ...]]
@@ -74,7 +74,7 @@ class CacheSpec:
     """The block's cache backend: an integration providing ``cache``, and its connector."""
 
     domain: str
-    source: str
+    connector: str  # the section's ``source`` key
     max_data_points: int
 
 

@@ -98,7 +98,7 @@ class Engine:
             self.cache.start()
         except (SinkRejected, SinkAuthFailed) as err:
             spec = self.spec.cache
-            where = f"{spec.domain}.{spec.source}" if spec else "?"
+            where = f"{spec.domain}.{spec.connector}" if spec else "?"
             fix = (f" (appConnectors.{where}.db; EmonCms keeps its own keys in db 0)"
                    if isinstance(err, SinkRejected) else "")
             raise IntegrationError(f"redis_cache: {err}{fix}") from err

@@ -71,7 +71,7 @@ def _cache_backend(spec: RunSpec, registry: Registry, context: Context) -> Cache
     reg = registry.get(spec.cache.domain)
     if reg.cache_factory is None:
         raise IntegrationError(f"integration '{spec.cache.domain}' provides no cache backend")
-    connector = spec.connectors[(spec.cache.domain, spec.cache.source)]
+    connector = spec.connectors[(spec.cache.domain, spec.cache.connector)]
     return reg.cache_factory(connector.config, spec.cache.max_data_points, context)
 
 
@@ -80,7 +80,7 @@ def _sources(wiring: Wiring, spec: RunSpec, registry: Registry,
     """One source per connector that inputs read (one reader per serial port)."""
     for (domain, name), connector in spec.connectors.items():
         reg = registry.get(domain)
-        used = any(i.domain == domain and i.source == name for i in spec.inputs)
+        used = any(i.domain == domain and i.connector == name for i in spec.inputs)
         if reg.source_factory is not None and used:
             source = reg.source_factory(name, connector.config, wiring.context)
             if wake is not None and isinstance(source, PushesUpdates):
@@ -94,13 +94,13 @@ def _inputs(wiring: Wiring, spec: RunSpec, clock: Clock) -> None:
         steps: list[Step] = [bounds()]
         if spec.bank is not None:
             steps.append(bank_step(spec.bank, item.columns))
-        source = wiring.sources[f"{item.domain}:{item.source}"]
+        source = wiring.sources[f"{item.domain}:{item.connector}"]
         if isinstance(source, ServesItems):  # a source serving several inputs learns each
             source.subscribe(item.item)
         wiring.inputs.append(InputWorker(item, source, chain(steps), wiring.cache,
                                          wiring.context.stale_after, clock))
         wiring.context.inputs[item.name] = InputInfo(
-            item.name, item.domain, item.source, item.columns,
+            item.name, item.domain, item.connector, item.columns,
             {col: std for std, col in item.ref_cols}, source)
 
 
@@ -123,7 +123,7 @@ def _outputs(wiring: Wiring, spec: RunSpec, registry: Registry, clock: Clock) ->
 def _sink(out: OutputSpec, reg: Registration, spec: RunSpec, context: Context) -> Sink:
     """Build an output's sink; an integration's own bug is named, not a traceback."""
     assert reg.sink_factory is not None
-    connector = spec.connectors.get((out.domain, out.source or ""))
+    connector = spec.connectors.get((out.domain, out.connector or ""))
     try:
         return reg.sink_factory(out.item, connector.config if connector else None, context)
     except (ConfigError, IntegrationError):

@@ -213,7 +213,7 @@ class OutputWorker:
         self._gathered = 0
         if not self._pending:
             return
-        rows = tuple(sorted(self._pending, key=lambda r: (r.time, r.source)))
+        rows = tuple(sorted(self._pending, key=lambda r: (r.time, r.input)))
         self._pending = []
         try:
             self.outbox.put(Batch(self.spec.name, rows), self.clock.now())
@@ -239,11 +239,11 @@ class OutputWorker:
         its device name or its standard name. ``time_ref`` (the seed's name for the
         row time) is not a value: every row carries its time.
         """
-        names = self.names.get(row.source, {})
+        names = self.names.get(row.input, {})
         if columns:
             devices = {std: col for col, std in names.items()}
             wanted = [devices.get(c, c) for c in columns if c != "time_ref"]
             values = project(row.values, wanted)
         else:
             values = dict(row.values)
-        return Row(row.time, row.source, {names.get(k, k): v for k, v in values.items()}, row.age)
+        return Row(row.time, row.input, {names.get(k, k): v for k, v in values.items()}, row.age)

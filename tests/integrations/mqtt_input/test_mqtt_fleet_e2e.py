@@ -71,7 +71,7 @@ def test_every_row_exactly_once_across_broker_restart_and_central_kill(tmp_path:
         centrals[0].start()
         for edge in edges:
             edge.join(EDGE_RUN + 60)
-        produced = {(site, r.source, r.time) for site in ("site1", "site2")
+        produced = {(site, r.input, r.time) for site in ("site1", "site2")
                     for r in recorders[site].rows()}
         assert len(produced) >= 2 * (EDGE_RUN - 4)
 

@@ -80,10 +80,10 @@ def test_cluster_failover_loses_nothing_and_stores_every_row_once(tmp_path: Path
                 source.subscribe(RedisInput(name=node, source="fleet", structure=structure,
                                             redis_node="site", since=since))
             source.start()
-            read[structure] = [(r.source, r.time, dict(r.values)) for r in
+            read[structure] = [(r.input, r.time, dict(r.values)) for r in
                                source.rows_since(-1.0)]
             source.close()
-    sent = sorted((r.source, r.time, dict(r.values)) for r in recorders["seen"].rows())
+    sent = sorted((r.input, r.time, dict(r.values)) for r in recorders["seen"].rows())
     assert all(count >= RUN - 6 for count in cached.values()), cached  # the cache is there
     assert len(sent) >= 2 * (RUN - 4)
     for structure, rows in read.items():

@@ -88,7 +88,7 @@ def test_node_and_input_names_can_differ(make_sink: MakeSink,
     other = hmap_input(since=0)
     source = make_source(item, other)
     got = source.rows_since(0, "site1_mppt")
-    assert [r.source for r in got] == ["site1_mppt", "site1_mppt"]
+    assert [r.input for r in got] == ["site1_mppt", "site1_mppt"]
     assert source.rows_since(0, "bmv700") == []
     assert source.latest("site1_mppt") is not None
 

@@ -31,10 +31,10 @@ def test_rows_written_are_read_back_with_their_values(make_sink: Callable[..., S
     sink.write(batch(*rows))
     sink.close()
     stored = read_rows(Path(ctx.state_dir) / "store.sqlite")
-    assert [(r.time, r.source) for r in stored] == [(NOW, "bmv700"), (NOW, "mppt"),
+    assert [(r.time, r.input) for r in stored] == [(NOW, "bmv700"), (NOW, "mppt"),
                                                       (NOW + 1, "bmv700")]
     assert stored[0].values == BMV
-    assert read_rows(sink.path, source="bmv700", since=NOW + 1)[0].values["V"] == 12.81
+    assert read_rows(sink.path, input_name="bmv700", since=NOW + 1)[0].values["V"] == 12.81
 
 
 def test_a_retried_batch_replaces_rows_instead_of_duplicating(
