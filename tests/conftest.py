@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.shared import CAPTURES, REPO_ROOT, SEED_CONFIGS, SHARED, require_shared
-
-__all__ = ["CAPTURES", "REPO_ROOT", "SEED_CONFIGS", "SHARED", "require_shared"]  # older imports
+from tests.shared import CAPTURES, SEED_CONFIGS, require_shared
 
 
 @pytest.fixture

@@ -261,3 +261,29 @@ def test_the_checks_see_a_violation() -> None:
     found = dict((m, line) for line, m in imports(ROOT / "vemonitor" / "cli.py"))
     assert "vemonitor.job" in found  # imported inside a function
     assert "vemonitor.config.compose" in found  # from vemonitor.config import compose
+
+
+
+def is_conftest(module: str) -> bool:
+    """Return True for a conftest module (``tests.conftest``, ``tests.x.conftest.y``)."""
+    return "conftest" in module.split(".")
+
+
+def test_tests_take_helpers_from_plain_modules_not_from_conftest() -> None:
+    """A conftest holds fixtures; helpers live in plain modules (tests/shared.py,
+    tests/integrations/*/support.py) or in the shipped vemonitor.testing.
+
+    Importing a conftest as a module can run it a second time under another name, and
+    hides where a helper lives (issue 16). Relative imports count (``from .conftest``).
+    """
+    found = [f"{path.relative_to(ROOT)}:{line} imports {module}"
+             for path in files("tests") for line, module in imports(path) if is_conftest(module)]
+    assert not found, "\n".join(found)
+
+
+def test_the_conftest_check_sees_a_violation() -> None:
+    """Absolute, relative (resolved by imports()) and member imports are all caught."""
+    assert is_conftest("tests.conftest")
+    assert is_conftest("tests.homeassistant.conftest")
+    assert is_conftest("tests.integrations.redis.conftest.NOW")
+    assert not is_conftest("tests.integrations.redis.support")

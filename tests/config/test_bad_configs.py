@@ -86,6 +86,17 @@ HYDRA_CASES = [
     (["+block.outputs.console.screen.mode=fancy"], "fancy"),
     (["+block.inputs.sqlite.x.source=y"], "integration 'sqlite' provides no input"),
     (["config_dir=/nonexistent/vemonitor"], "config_dir: /nonexistent/vemonitor does not exist"),
+    (["block.max_data_points=0"], "block.max_data_points: must be >= 1 and <= 1e+07"),
+    # The cache sections are typed and range-checked by their schema (CacheConfig,
+    # RedisCacheConfig), also when given whole on the command line (OmegaConf #1360).
+    (["block.cache={domain: redis, source: local, max_data_points: 0}"],
+     "block.cache.max_data_points: must be between 1 and 10000000, got 0"),
+    (["block.redis_cache={source: local, max_data_points: 2.5}"],
+     "block.redis_cache.max_data_points: Value '2.5' of type 'float' could not be converted"),
+    (["block.redis_cache={source: local, points: 5}"],
+     "block.redis_cache.points: unknown key (allowed: source, max_data_points)"),
+    (["block.cache={domain: nosuch, source: local}"], "block.cache.domain: unknown integration"),
+    (["block.cache={source: local}"], "block.cache.domain: missing required value"),
 ]
 
 

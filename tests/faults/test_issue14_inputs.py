@@ -10,8 +10,8 @@ import pytest
 from vemonitor_integrations.redis import layout
 from vemonitor_integrations.redis.source import RedisSource
 
-from tests.integrations.redis.conftest import NOW
-from tests.integrations.redis.test_redis_source import hmap_input, stream_input
+from tests.integrations.helpers import NOW
+from tests.integrations.redis.support import hmap_input, stream_input
 from vemonitor.model import Batch
 from vemonitor.outbox import Outbox
 

@@ -25,8 +25,11 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 import custom_components.vemonitor as component
 from hw_sim import Simulator
 
-from .conftest import BUNDLE_ROOT, COMPONENT_DIR
 from .helpers import DOMAIN, entity_id, wait_for
+
+# Where conftest.py unpacked the bundle (it checks the import came from there).
+COMPONENT_DIR = Path(component.__file__).parent
+BUNDLE_ROOT = COMPONENT_DIR.parents[1]
 
 SELF_CONTAINED = """
 import importlib.util, sys

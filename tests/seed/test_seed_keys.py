@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.shared import REPO_ROOT
 from vemonitor.cli import preflight
 from vemonitor.config.compose import prepare, register_resolvers, register_schema
 from vemonitor.config.seed import SEED_DOMAINS

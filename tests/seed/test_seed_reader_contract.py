@@ -16,9 +16,9 @@ import pytest
 import redis
 
 from hw_sim import Simulator
-from tests.conftest import SEED_CONFIGS, require_shared
 from tests.seed.seed_reader import SEED_APP, SEED_DEFAULT_DB, SeedHmapReader
 from tests.servers import LOOPBACK, RedisServer
+from tests.shared import SEED_CONFIGS, require_shared
 from vemonitor.seed_values import SEED_POINTS
 
 SAMPLE = SEED_CONFIGS / "vemonitor_m8" / "vedirect_to_redis"

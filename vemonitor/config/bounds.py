@@ -37,7 +37,6 @@ RUN = {
 }
 BLOCK = {
     "max_data_points": Bound(1, 10_000_000, integer=True),
-    "redis_cache.max_data_points": Bound(1, 10_000_000, integer=True),
 }
 DELIVERY = {
     "retry_initial": Bound(0, DAY, low_open=True),

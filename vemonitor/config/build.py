@@ -23,9 +23,11 @@ from vemonitor.config.errors import ConfigError
 from vemonitor.config.legacy import cache_section
 from vemonitor.config.paths import default_state_dir
 from vemonitor.config.schema import (
+    CacheConfig,
     InputItem,
     MetricsConfig,
     OutputItem,
+    RedisCacheConfig,
     load_item,
 )
 from vemonitor.config.seed import SEED_DOMAINS
@@ -135,10 +137,7 @@ def build_run(cfg: Mapping[str, Any], registry: Registry,
     outputs = checker.outputs(block.get("outputs") or {}, {i.name for i in inputs})
     bank = _bank(block, cfg.get("batteryBanks"), origins)
     cache = checker.cache(block)
-    max_points = block.get("max_data_points", 3600)
-    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
-        raise ConfigError(f"must be an integer >= 1, got {max_points!r}", file=block_file,
-                          key="block.max_data_points")
+    max_points = int(block.get("max_data_points", 3600))  # in range: bounds.BLOCK
     return RunSpec(block=name, app=str(block.get("app", "")), inputs=inputs, outputs=outputs,
                    connectors=checker.used, bank=bank, max_data_points=max_points,
                    cache=cache, runtime=_runtime(cfg),
@@ -274,17 +273,21 @@ class _Checker:
         if node is None:
             return None
         seed = key.endswith("redis_cache")
-        if not isinstance(node, Mapping) or not {"domain", "source"} <= set(node):
+        if not isinstance(node, Mapping):
             wanted = "'source'" if seed else "'domain', 'source'"
             raise ConfigError(f"must be a mapping with {wanted} and 'max_data_points'",
                               file=self.block_file, key=key)
-        domain = self._integration(str(node["domain"]), "cache", key if seed else f"{key}.domain")
-        self.connector(domain, domain, str(node["source"]), f"{key}.source")
-        points = node.get("max_data_points", 120)
-        if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-            raise ConfigError(f"must be an integer >= 1, got {points!r}", file=self.block_file,
-                              key=f"{key}.max_data_points")
-        return CacheSpec(domain, str(node["source"]), points)
+        # The seed's section is typed by its own keys (cache_section added its domain), so
+        # an unknown key lists the keys the seed knows.
+        schema = RedisCacheConfig if seed else CacheConfig
+        given = {k: v for k, v in node.items() if not (seed and k == "domain")}
+        config: RedisCacheConfig = load_item(schema, given, self.block_file, key)
+        if isinstance(config, CacheConfig):
+            domain = self._integration(config.domain, "cache", f"{key}.domain")
+        else:
+            domain = self._integration(str(node["domain"]), "cache", key)
+        self.connector(domain, domain, config.source, f"{key}.source")
+        return CacheSpec(domain, config.source, config.max_data_points)
 
     def connector(self, domain: str, domain_key: str, name: str, key: str) -> ConnectorSpec:
         """Return (and remember) the connector ``name`` of ``domain``, typed."""

@@ -42,6 +42,9 @@ class MetricsConfig:
     host: str = "127.0.0.1"
 
 
+MAX_CACHE_POINTS = 10_000_000  # rows per input a cache backend may be asked to keep
+
+
 @dataclass
 class RedisCacheConfig:
     """The seed's ``redis_cache``: keep the block's data cache in a Redis connector."""
@@ -49,9 +52,15 @@ class RedisCacheConfig:
     source: str = MISSING
     max_data_points: int = 120
 
+    def validate(self) -> None:
+        """Check the number of rows kept per input (no I/O)."""
+        if not 1 <= self.max_data_points <= MAX_CACHE_POINTS:
+            raise FieldError("max_data_points", f"must be between 1 and {MAX_CACHE_POINTS}, "
+                                                f"got {self.max_data_points}")
+
 
 @dataclass
-class CacheConfig:
+class CacheConfig(RedisCacheConfig):
     """Keep the block's data cache in an integration providing ``cache`` instead of memory.
 
     The seed's ``redis_cache: {source, max_data_points}`` is the same with
@@ -59,8 +68,6 @@ class CacheConfig:
     """
 
     domain: str = MISSING
-    source: str = MISSING
-    max_data_points: int = 120
 
 
 @dataclass
@@ -70,8 +77,12 @@ class BlockConfig:
     name: str = MISSING
     app: str = "batSerialMonitor"
     args: dict[str, Any] = field(default_factory=dict)
-    cache: CacheConfig | None = None
-    redis_cache: RedisCacheConfig | None = None  # the seed's spelling of cache (domain redis)
+    # CacheConfig / RedisCacheConfig (the seed's spelling, domain redis), typed by
+    # config.build when the block is checked. Hydra sees plain mappings: OmegaConf cannot
+    # merge a command-line mapping (`block.cache={...}`) into an Optional dataclass whose
+    # value is None (an AttributeError inside OmegaConf, omry/omegaconf#1360).
+    cache: Any = None
+    redis_cache: Any = None
     max_data_points: int = 3600
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -221,7 +232,7 @@ def load_item(schema: type, data: Mapping[str, Any], file: str | None, key: str)
         msg = str(getattr(err, "msg", None) or err).splitlines()[0]
         if msg.startswith("Key '") and "not in" in msg:
             msg = f"unknown key (allowed: {', '.join(_fields(schema))})"
-        if "Missing mandatory value" in msg:
+        if "missing mandatory value" in msg.lower():  # merge and to_object word it apart
             msg = "missing required value"
         raise ConfigError(msg, file=file, key=f"{key}.{sub}" if sub else key) from err
     bad = non_finite(obj)

@@ -16,8 +16,8 @@ from pathlib import Path
 import redis
 
 from hw_sim import Simulator
-from tests.conftest import SEED_CONFIGS, require_shared
 from tests.servers import RedisServer
+from tests.shared import SEED_CONFIGS, require_shared
 
 # What EmonCms 11.16.8 wrote into its Redis db 0 (names measured; values made up).
 EMONCMS_KEYS = {"emoncmsinput:1": "x", "emoncmsinput:lastvalue:1": "12.5",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +12,8 @@ from vemonitor_integrations.influxdb2.sink import InfluxSink
 
 from tests.integrations.helpers import FakeClock
 from tests.integrations.influxdb2.servers import InfluxDB1Server, VictoriaMetricsServer
+from tests.integrations.influxdb2.support import TOKEN, Device, SinkMaker
 from vemonitor.api import Context, InputInfo
-
-TOKEN = "tok-0123456789abcdef"
 
 
 @pytest.fixture
@@ -30,20 +29,6 @@ def influx1(tmp_path: Path) -> Iterator[InfluxDB1Server]:
     with InfluxDB1Server(workdir=tmp_path / "influx") as server:
         server.influxql("CREATE DATABASE vemonitor", post=True)
         yield server
-
-
-class Device:
-    """A source describing its device, as the vedirect source does."""
-
-    def __init__(self, info: dict[str, Any]) -> None:
-        self.info = info
-
-    def device(self) -> dict[str, Any]:
-        """Return the device identity."""
-        return dict(self.info)
-
-
-SinkMaker = Callable[..., InfluxSink]
 
 
 @pytest.fixture

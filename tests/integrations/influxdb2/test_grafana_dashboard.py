@@ -15,8 +15,8 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from tests.integrations.influxdb2.conftest import SinkMaker
 from tests.integrations.influxdb2.servers import VictoriaMetricsServer, http_get, wait_for
+from tests.integrations.influxdb2.support import SinkMaker
 from vemonitor.model import Batch, Row
 
 DASHBOARD = Path(__file__).parents[3] / "docs" / "grafana" / "vemonitor-fleet.json"

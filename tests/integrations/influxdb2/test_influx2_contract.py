@@ -25,7 +25,7 @@ from vemonitor_integrations.influxdb2.errors import (
     InfluxUnavailable,
 )
 
-from tests.integrations.influxdb2.conftest import TOKEN, SinkMaker
+from tests.integrations.influxdb2.support import TOKEN, SinkMaker
 from vemonitor.model import Batch, Row
 
 

@@ -21,9 +21,9 @@ import pytest
 import redis
 
 from hw_sim import Simulator
-from tests.conftest import SEED_CONFIGS, require_shared
 from tests.integrations.influxdb2.servers import InfluxDB1Server, VictoriaMetricsServer
 from tests.servers import RedisServer, ServerProcess
+from tests.shared import SEED_CONFIGS, require_shared
 
 OUTPUT = """
             influxDb2:

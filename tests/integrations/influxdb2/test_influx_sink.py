@@ -12,12 +12,12 @@ from vemonitor_integrations.influxdb2.errors import (
     InfluxUnavailable,
 )
 
-from tests.integrations.influxdb2.conftest import TOKEN, SinkMaker
 from tests.integrations.influxdb2.servers import (
     InfluxDB1Server,
     VictoriaMetricsServer,
     wait_for,
 )
+from tests.integrations.influxdb2.support import TOKEN, SinkMaker
 from tests.servers import free_port
 from vemonitor.errors import BatchRejected, SinkAuthFailed, SinkRejected, SinkUnavailable
 from vemonitor.model import Batch, Row

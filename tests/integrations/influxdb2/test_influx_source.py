@@ -9,12 +9,12 @@ from vemonitor_integrations.influxdb2.schema import InfluxInput
 from vemonitor_integrations.influxdb2.source import influxql
 
 from tests.engine.helpers import Recorder, registry_with_recorders
-from tests.integrations.influxdb2.conftest import SinkMaker
 from tests.integrations.influxdb2.servers import (
     InfluxDB1Server,
     VictoriaMetricsServer,
     wait_for,
 )
+from tests.integrations.influxdb2.support import SinkMaker
 from vemonitor.clock import SystemClock
 from vemonitor.config.build import build_run
 from vemonitor.engine import Engine

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from vemonitor_integrations.mqtt.sink import MqttAuthError, MqttSink, MqttUnavailable
 
+from tests.integrations.helpers import NOW
 from tests.integrations.mqtt.certs import make_certs
-from tests.integrations.mqtt.conftest import NOW, Namespace, batch, observe, rows
+from tests.integrations.mqtt.support import Namespace, batch, observe, rows
 from tests.servers import MosquittoServer
 from vemonitor.delivery import SinkAuthError, _describe, is_auth_error
 

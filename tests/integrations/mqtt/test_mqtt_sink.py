@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from vemonitor_integrations.mqtt.sink import MqttSink, MqttUnavailable
 
-from tests.integrations.mqtt.conftest import (
-    NOW,
+from tests.integrations.helpers import NOW
+from tests.integrations.mqtt.support import (
     FakeSource,
     Namespace,
     Observer,

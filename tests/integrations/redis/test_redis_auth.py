@@ -11,7 +11,8 @@ from vemonitor_integrations.redis.cache import RedisCache
 from vemonitor_integrations.redis.client import RedisAuthError
 from vemonitor_integrations.redis.schema import RedisConnector, RedisOutput
 
-from tests.integrations.redis.conftest import NOW, batch, rows
+from tests.integrations.helpers import NOW
+from tests.integrations.redis.support import batch, rows
 from tests.servers import LOOPBACK, RedisServer
 from vemonitor.api import Context
 

@@ -8,7 +8,8 @@ from vemonitor_integrations.redis.cache import RedisCache
 from vemonitor_integrations.redis.client import META_KEY
 from vemonitor_integrations.redis.schema import RedisConnector
 
-from tests.integrations.redis.conftest import NOW, rows
+from tests.integrations.helpers import NOW
+from tests.integrations.redis.support import rows
 from tests.servers import LOOPBACK, RedisServer
 from vemonitor.api import Context
 from vemonitor.datacache import DataCache

@@ -16,7 +16,8 @@ from vemonitor_integrations.redis.client import RedisForeignDb, select_db
 from vemonitor_integrations.redis.schema import RedisConnector, RedisInput
 from vemonitor_integrations.redis.source import RedisSource
 
-from tests.integrations.redis.conftest import NOW, batch, rows
+from tests.integrations.helpers import NOW
+from tests.integrations.redis.support import batch, rows
 from tests.servers import LOOPBACK, RedisServer
 from vemonitor.api import Context
 

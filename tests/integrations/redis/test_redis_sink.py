@@ -12,7 +12,8 @@ from vemonitor_integrations.redis.client import META_KEY, RedisForeignDb, RedisU
 from vemonitor_integrations.redis.schema import RedisConnector
 from vemonitor_integrations.redis.sink import RedisSink
 
-from tests.integrations.redis.conftest import NOW, batch, commandstats, rows
+from tests.integrations.helpers import NOW
+from tests.integrations.redis.support import batch, commandstats, rows
 from tests.servers import LOOPBACK, RedisServer
 from vemonitor.api import Context
 

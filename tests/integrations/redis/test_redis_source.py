@@ -3,50 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
-from vemonitor_integrations.redis import create_source
-from vemonitor_integrations.redis.schema import RedisConnector, RedisInput, Structure
+from vemonitor_integrations.redis.schema import RedisConnector, RedisInput
 from vemonitor_integrations.redis.sink import RedisSink
 from vemonitor_integrations.redis.source import RedisSource
 
-from tests.integrations.redis.conftest import NOW, FakeClock, batch, rows
+from tests.integrations.helpers import NOW, FakeClock
+from tests.integrations.redis.support import batch, hmap_input, rows, stream_input
 from tests.servers import LOOPBACK, free_port
-from vemonitor.api import Context
 
 MakeSink = Callable[..., RedisSink]
-
-
-@pytest.fixture
-def make_source(connector: RedisConnector, ctx: Context) -> Iterator[Callable[..., RedisSource]]:
-    """Return a factory of started sources, each with the given input items."""
-    sources: list[RedisSource] = []
-
-    def make(*items: RedisInput, conn: RedisConnector | None = None) -> RedisSource:
-        source = create_source("edge", conn or connector, ctx)
-        assert isinstance(source, RedisSource)
-        for item in items:
-            item.validate()
-            source.subscribe(item)
-        source.start()
-        sources.append(source)
-        return source
-
-    yield make
-    for source in sources:
-        source.close()
-
-
-def hmap_input(**fields: object) -> RedisInput:
-    """Return an input reading the HmapTimeSeries of node bmv700 under redis_node edge."""
-    return RedisInput(name="bmv700", source="edge", redis_node="edge", **fields)  # type: ignore[arg-type]
-
-
-def stream_input(**fields: object) -> RedisInput:
-    """Return an input reading the stream vemonitor:bmv700."""
-    return RedisInput(name="bmv700", source="edge", structure=Structure.Stream, **fields)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("structure", ["HmapTimeSeries", "Stream"])
