@@ -28,6 +28,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 MASK = "***"
 MIN_TEXT_SECRET = 4
@@ -272,3 +273,31 @@ def check_host(host: str) -> None:
         raise ValueError("host must be a host name or address, not a URL or credentials "
                          "(value not shown); put the password in the password key, e.g. "
                          "password: ${oc.env:REDIS_PASSWORD}")
+
+
+_USERINFO = re.compile(r"^([^/?#]*//)[^/?#]*@")  # scheme:// + user:password@
+
+
+def check_http_url(url: str, key: str, secret_key: str) -> None:
+    """Refuse an http(s) base URL (``key``) that is malformed or carries a secret.
+
+    Credentials, a query or a fragment in a URL end up in logs, error messages and
+    proxies' access logs; the secret belongs in ``secret_key`` (sent in a header).
+    One rule for every HTTP integration (EmonCms ``addr``, influxDb2 ``host``).
+    Raises ValueError naming ``key``; the URL is echoed with any user:password masked.
+    """
+    shown = repr(_USERINFO.sub(rf"\g<1>{MASK}@", url))
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError as err:
+        raise ValueError(f"{key} {shown} is not a valid URL ({err})") from err
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{key} must start with http:// or https://, got {shown}")
+    if not parts.hostname:
+        raise ValueError(f"{key} {shown} has no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{key} must not contain user:password@; use {secret_key}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{key} must not contain a query or fragment (the secret goes in "
+                         f"{secret_key}, never in the URL)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from omegaconf import MISSING
 from vemonitor_integrations.emoncms.names import (
@@ -12,7 +11,7 @@ from vemonitor_integrations.emoncms.names import (
     name_problem,
 )
 
-from vemonitor.api import Connector, OutputItem
+from vemonitor.api import Connector, OutputItem, check_http_url
 
 AUTH_MODES = ("auto", "header", "body")
 MAX_TIMEOUT = 300.0  # seconds; a longer wait only delays the outbox's own retry
@@ -86,21 +85,7 @@ class EmoncmsOutput(OutputItem):
 
 def check_addr(addr: str) -> None:
     """Raise ValueError unless ``addr`` is an http(s) URL with a host and nothing secret."""
-    try:
-        parts = urlsplit(addr)
-        parts.port  # noqa: B018 (raises ValueError on a bad port)
-    except ValueError as err:
-        raise ValueError(f"addr {addr!r} is not a valid URL ({err})") from err
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"addr must start with http:// or https://, got {addr!r}")
-    if not parts.hostname:
-        raise ValueError(f"addr {addr!r} has no host")
-    if parts.username is not None or parts.password is not None:
-        # Credentials in a URL end up in logs and error messages.
-        raise ValueError("addr must not contain user:password@; use apikey")
-    if parts.query or parts.fragment:
-        raise ValueError("addr must not contain a query or fragment (the API key goes in "
-                         "apikey, never in the URL)")
+    check_http_url(addr, "addr", "apikey")
 
 
 def check_apikey(apikey: str) -> None:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from omegaconf import MISSING
 
-from vemonitor.api import Connector, InputItem, OutputItem
+from vemonitor.api import Connector, InputItem, OutputItem, check_http_url
 
 APIS = ("v2", "v1")  # v2: /api/v2/write (InfluxDB 2/3, Cloud, VictoriaMetrics); v1: /write
 PRECISIONS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
@@ -152,14 +151,4 @@ class InfluxInput(InputItem):
 
 def check_host(host: str) -> None:
     """Raise ValueError unless ``host`` is an http(s) URL with a host and no secret."""
-    try:
-        parts = urlsplit(host)
-        parts.port  # noqa: B018 (raises ValueError on a bad port)
-    except ValueError as err:
-        raise ValueError(f"host {host!r} is not a valid URL ({err})") from err
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"host must be an http:// or https:// URL, got {host!r}")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("host must not contain user:password@; use username/auth")
-    if parts.query or parts.fragment:
-        raise ValueError("host must not contain a query or fragment (the token goes in auth)")
+    check_http_url(host, "host", "auth")
