@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,18 @@ class Row:
     input: str
     values: Mapping[str, Value]
     age: float = 0.0
+
+    @property
+    def source(self) -> str:
+        """Deprecated: the field's old name (issue 16: "source" meant four things).
+
+        Kept, read-only and warning, so plugins written against the old contract still
+        run; construct rows positionally, ``Row(time, input, values, age)``, which both
+        versions accept.
+        """
+        warnings.warn("Row.source is deprecated: use Row.input", DeprecationWarning,
+                      stacklevel=2)
+        return self.input
 
 
 @dataclass(frozen=True, slots=True)

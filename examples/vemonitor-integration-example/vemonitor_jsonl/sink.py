@@ -39,7 +39,8 @@ def encode_row(row: Row) -> str:
     """Return a row as one compact JSON line; NaN and infinities become null."""
     values = {key: None if isinstance(v, float) and not math.isfinite(v) else v
               for key, v in row.values.items()}
-    return json.dumps({"time": row.time, "source": row.source, "values": values},
+    # The file's key stays "source": readers of existing files depend on it.
+    return json.dumps({"time": row.time, "source": row.input, "values": values},
                       separators=(",", ":"), allow_nan=False)
 
 
@@ -62,7 +63,7 @@ def _tail_keys(lines: Iterable[bytes]) -> list[Key]:
             row = _decode(line.decode("utf-8"))
         except (ValueError, KeyError, TypeError):
             continue  # the first line of a tail read is usually cut: not ours to judge
-        keys.append((row.source, row.time))
+        keys.append((row.input, row.time))
     return keys
 
 
@@ -98,7 +99,7 @@ class JsonlSink:
                 raise JsonlWriteError(f"JSON Lines file {self.path} is not open (start() first)")
             try:
                 stream = self._open()
-                rows = [row for row in batch.rows if (row.source, row.time) not in self._recent]
+                rows = [row for row in batch.rows if (row.input, row.time) not in self._recent]
                 self.skipped += len(batch.rows) - len(rows)
                 if not rows:
                     return
@@ -110,7 +111,7 @@ class JsonlSink:
             except OSError as err:
                 self._synced = False  # some lines may be in the file: read it back next time
                 raise JsonlWriteError(f"cannot write to JSON Lines file {self.path}: {err}") from err
-            self._remember((row.source, row.time) for row in rows)
+            self._remember((row.input, row.time) for row in rows)
 
     def close(self) -> None:
         """Close the file; safe to call more than once, never raises."""
