@@ -93,12 +93,12 @@ class Names:
         """Return the marker the stream's script checks (the db's own off a cluster)."""
         return self.meta(stream_key(prefix, node))
 
-    def script(self, source: str) -> str:
-        """Return a write script's source for this keyspace: no db-wide check on a cluster
+    def script(self, lua: str) -> str:
+        """Return a write script's Lua text for this keyspace: no db-wide check on a cluster
         (one shared keyspace), the seed's marker on a db shared with vemonitor_m8."""
         if self.cluster:
-            return source.replace(_CLAIM, _CLAIM_CLUSTER)
-        return script(source, self.seed)
+            return lua.replace(_CLAIM, _CLAIM_CLUSTER)
+        return script(lua, self.seed)
 
 
 def row_node(row: Row) -> str:
@@ -196,9 +196,9 @@ end
 """
 
 
-def script(source: str, seed: bool) -> str:
+def script(lua: str, seed: bool) -> str:
     """Return a write script with the claim of a seed-shared db (``seed``) or vemonitor's own."""
-    return source.replace(_CLAIM, _CLAIM_SEED, 1) if seed else source
+    return lua.replace(_CLAIM, _CLAIM_SEED, 1) if seed else lua
 
 
 # On a cluster: mark the slot's meta key; keys of other applications are not ours to count.
