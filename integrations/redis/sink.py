@@ -55,9 +55,9 @@ class RedisSink:
 
     def _connect(self) -> None:
         self.client = connect(self.connector, client_name=f"vemonitor-{self.name}")
-        source = (layout.HMAP_WRITE if self.item.structure is Structure.HmapTimeSeries
-                  else layout.STREAM_WRITE)
-        self._script = self.client.register_script(self.names.script(source))
+        lua = (layout.HMAP_WRITE if self.item.structure is Structure.HmapTimeSeries
+               else layout.STREAM_WRITE)
+        self._script = self.client.register_script(self.names.script(lua))
 
     def _choose_db(self) -> None:
         """Run vemonitor_m8's db selector once (connector ``db_selector``), then reconnect."""
