@@ -62,6 +62,7 @@ LAYERS: dict[str, int] = {
     "vemonitor.config.compose": COMPOSE,
     "vemonitor.cli": COMMAND,
     "vemonitor.commands": COMMAND,
+    "vemonitor.commandline": COMMAND,  # the subcommands and flags, one table each
     "vemonitor.cli_strict": COMMAND,  # the command line checked before a run (issue 13)
     "vemonitor.report": COMMAND,  # `vemonitor report` (issue 13)
     "vemonitor.decode_cli": COMMAND,

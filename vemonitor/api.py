@@ -148,6 +148,14 @@ class DescribesDevice(Protocol):
 
 
 @runtime_checkable
+class KeepsStats(Protocol):
+    """A sink that counts what it did (requests, points, values left out...): exported as
+    ``vemonitor_integration_stat`` on the metrics endpoint. Numbers only count."""
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
 class Lifecycle(Protocol):
     """A worker with a start and a close (a Redis cache connects and closes; memory does not)."""
 

@@ -7,9 +7,11 @@
 * ``vemonitor -m block=BatteryMonitor duration=30 block.outputs.sqlite.store.cache_interval=1,5,10``
   sweeps settings, one job after another, each printing its summary.
 * ``vemonitor scan`` lists serial ports and the device found on each;
-  ``vemonitor integrations`` lists the integrations found.
+  ``vemonitor integrations`` lists the integrations found; ``vemonitor report`` writes
+  the local store's report.
 
-This module classifies the arguments (:data:`SUBCOMMANDS`, :func:`single_run`)
+This module classifies the arguments (:func:`single_run`, with the subcommand and flag
+tables of :mod:`vemonitor.commandline`, which :mod:`vemonitor.cli_strict` checks first)
 and owns the one place a configuration mistake becomes one line and exit status 2
 (:func:`exit_config_error`). The layers below it: :mod:`vemonitor.config.compose`
 (Hydra) -> :mod:`vemonitor.job` (validate, run, summarise) -> :mod:`vemonitor.engine`.
@@ -36,14 +38,11 @@ import os
 import pickle
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from vemonitor.commandline import CONFIG_FLAGS, HYDRA_ONLY_FLAGS, SUBCOMMANDS, has_flag
 from vemonitor.errors import ConfigError, IntegrationError
-
-HYDRA_ONLY_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc",
-                    "--multirun", "-m")
-CONFIG_FLAGS = ("--cfg", "-c")
 
 
 class ComposeError(ConfigError):
@@ -65,12 +64,19 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def exit_config_error(err: BaseException, args: Sequence[str] | None = None) -> NoReturn:
-    """Print a configuration mistake as one line on stderr (secrets masked: a value typed on
-    the command line is never echoed back) and exit with status 2."""
+    """Print a configuration mistake as one line on stderr and exit with status 2.
+
+    The line names the command line when the key was set there; secrets are masked (a
+    value typed on the command line is never echoed back). Every path ends here: a
+    single run, a ``-m`` job, ``--cfg``.
+    """
     from vemonitor import exits
+    from vemonitor.cli_strict import blame_command_line
     from vemonitor.secretpolicy import scrub
 
-    text = scrub(str(err), list(sys.argv[1:] if args is None else args))
+    given = list(sys.argv[1:] if args is None else args)
+    blame_command_line(err, given)
+    text = scrub(str(err), given)
     print(f"vemonitor: config error: {text}", file=sys.stderr)
     sys.exit(exits.CONFIG)
 
@@ -103,12 +109,6 @@ def single_run(args: list[str]) -> bool:
     return not (any(arg in HYDRA_ONLY_FLAGS for arg in args) or has_flag(args, *CONFIG_FLAGS))
 
 
-def has_flag(args: list[str], *flags: str) -> bool:
-    """Return True when one of ``flags`` is given (``--cfg job`` or ``--cfg=job``)."""
-    return any(arg in flags or arg.startswith(tuple(f"{flag}=" for flag in flags))
-               for arg in args)
-
-
 # ------------------------------------------------------------------ a single run
 def _single(args: list[str]) -> None:
     """Compose in a child, validate, then run the job in this (Hydra-free) process."""
@@ -120,9 +120,6 @@ def _single(args: list[str]) -> None:
     except KeyboardInterrupt:  # Ctrl-C during start-up: nothing started, nothing to say
         sys.exit(130)
     except (ConfigError, IntegrationError) as err:
-        from vemonitor.cli_strict import blame_command_line
-
-        blame_command_line(err, args)
         exit_config_error(err, args)
     from vemonitor.secretpolicy import remember
 
@@ -222,9 +219,9 @@ def run_job(cfg: Any, origins: dict[str, str]) -> None:
 
     protect_sweep()  # multirun.yaml: secrets masked, mode 0600
     try:
-        spec, registry = prepare_run(resolved(cfg), origins)
+        spec, registry = prepare_run(resolved(cfg, origins), origins)
     except (ConfigError, IntegrationError) as err:
-        exit_config_error(err)
+        exit_config_error(err, sys.argv[1:])
     execute_job(spec, registry, sys.argv[1:])
 
 
@@ -234,30 +231,4 @@ def preflight(prepared: Any) -> tuple[Any, Any]:
     from vemonitor.config.compose import compose_config, resolved
     from vemonitor.job import prepare_run
 
-    return prepare_run(resolved(compose_config(prepared)), prepared.origins)
-
-
-# ------------------------------------------------------------------ subcommands
-def _scan(args: list[str]) -> int:
-    from vemonitor.commands import scan_command
-
-    return scan_command(args)
-
-
-def _integrations(args: list[str]) -> int:
-    from vemonitor.commands import integrations_command
-
-    return integrations_command(args)
-
-
-def _report(args: list[str]) -> int:
-    from vemonitor.report import report_command
-
-    return report_command(args)
-
-
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "scan": _scan,
-    "integrations": _integrations,
-    "report": _report,
-}
+    return prepare_run(resolved(compose_config(prepared), prepared.origins), prepared.origins)

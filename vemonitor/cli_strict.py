@@ -29,24 +29,11 @@ from collections.abc import Sequence
 from importlib import metadata, resources
 from typing import NoReturn
 
+from vemonitor.commandline import FLAGS, OPTIONAL_VALUES, SUBCOMMANDS
 from vemonitor.config.paths import CONFIG_PACKAGE
 from vemonitor.config.schema import MetricsConfig, VemonitorConfig
 from vemonitor.errors import ConfigError
 
-SUBCOMMANDS = ("scan", "integrations", "report")
-# Flags and whether they take a value (Hydra's flags, and the seed's --block/--debug).
-FLAGS: dict[str, bool] = {
-    "--help": False, "-h": False, "--hydra-help": False, "--version": False,
-    "--cfg": True, "-c": True, "--resolve": False, "--package": True, "-p": True,
-    "--info": False, "-i": False, "--multirun": False, "-m": False, "--run": False,
-    "-r": False, "--shell-completion": False, "-sc": False, "--config-path": True,
-    "-cp": True, "--config-name": True, "-cn": True, "--config-dir": True, "-cd": True,
-    "--experimental-rerun": True, "--block": True, "--debug": False,
-}
-# Flags whose value is optional, and the values they take (Hydra's `--info [TOPIC]`).
-INFO_TOPICS = frozenset({"all", "config", "defaults", "defaults-tree", "plugins",
-                         "searchpath"})
-OPTIONAL_VALUES: dict[str, frozenset[str]] = {"--info": INFO_TOPICS, "-i": INFO_TOPICS}
 # Habits from other tools, and what they are here.
 HABITS: dict[str, str] = {
     "--dry-run": "dry_run=true", "--dryrun": "dry_run=true", "-n": "dry_run=true",
@@ -165,7 +152,7 @@ def check(args: Sequence[str]) -> None:
             check_key(arg)
 
 
-def blame_command_line(err: Exception, args: Sequence[str]) -> None:
+def blame_command_line(err: BaseException, args: Sequence[str]) -> None:
     """Name the command line first when the wrong key was set there.
 
     ``+block.outputs.sqlite.store.bogus=1`` is the user's typing, not a line of

@@ -19,6 +19,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import CollectorRegistry
 
+from vemonitor.api import KeepsStats
+
 if TYPE_CHECKING:
     from vemonitor.engine import Engine
 
@@ -140,21 +142,21 @@ class EngineCollector:
                                    "A counter an integration keeps (sink or source stats)",
                                    labels=["kind", "name", "stat"])
         for output in self.engine.outputs:
-            sink = getattr(output.sender, "sink", None)
-            for stat, value in _numbers(getattr(sink, "stats", None)):
-                family.add_metric(["output", output.spec.name, stat], value)
+            sink = output.sender.sink
+            if isinstance(sink, KeepsStats):  # optional for sinks (vemonitor.api)
+                for stat, value in _numbers(sink.stats()):
+                    family.add_metric(["output", output.spec.name, stat], value)
         for key, source in self.engine.sources.items():
-            for stat, value in _numbers(source.stats):
+            for stat, value in _numbers(source.stats()):
                 family.add_metric(["source", key.split(":", 1)[-1], stat], value)
         yield family
 
 
 def _numbers(stats: Any) -> list[tuple[str, float]]:
-    """Return the numeric entries of a stats mapping or of what a stats() method returns."""
-    found = stats() if callable(stats) else stats
-    if not isinstance(found, dict):
+    """Return the numeric entries of what a stats() method returned."""
+    if not isinstance(stats, dict):
         return []
-    return [(str(k), float(v)) for k, v in found.items()
+    return [(str(k), float(v)) for k, v in stats.items()
             if isinstance(v, int | float) and not isinstance(v, bool)]
 
 

@@ -90,7 +90,7 @@ class EmoncmsSink:
     def __init__(self, item: EmoncmsOutput, connector: EmoncmsConnector, ctx: Context) -> None:
         self.name = item.name or "emoncms"
         self.url = connector.addr.rstrip("/") + BULK_PATH
-        self.stats: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()  # see stats()
         self._item = item
         self._conf = connector
         self._clock = ctx.clock
@@ -138,8 +138,12 @@ class EmoncmsSink:
             self._fall_back_to_body(self._session)
             response = self._send(self._session, encoded)
         self._check(response)
-        self.stats["batches"] += 1
-        self.stats["points"] += encoded.points
+        self.counts["batches"] += 1
+        self.counts["points"] += encoded.points
+
+    def stats(self) -> dict[str, int]:
+        """Return what this sink counted (vemonitor.api.KeepsStats: exported as metrics)."""
+        return Counter(self.counts)  # a copy; a count never made reads 0
 
     def close(self) -> None:
         """Release the HTTP session (idempotent)."""
@@ -151,7 +155,7 @@ class EmoncmsSink:
     def _send(self, session: requests.Session, encoded: Encoded) -> requests.Response:
         """Make one request carrying the batch."""
         body, headers = self._body(encoded)
-        self.stats["requests"] += 1
+        self.counts["requests"] += 1
         return self._post(session, body, headers)
 
     def _header_dropped(self, response: requests.Response) -> bool:
@@ -163,7 +167,7 @@ class EmoncmsSink:
         """Say once that the header is dropped; send the key in the POST body from now on."""
         self._key_in_body = True
         session.auth = NoHeaderAuth()
-        self.stats["auth_fallbacks"] += 1
+        self.counts["auth_fallbacks"] += 1
         log.warning("emoncms %s: %s answered an empty 200 to a request with the key in the "
                     "Authorization header: the web server drops that header, so EmonCms saw "
                     "no key; sending the key in the POST body from now on (to keep the "
@@ -255,8 +259,8 @@ class EmoncmsSink:
     # ------------------------------------------------------------------ reporting
     def _report(self, encoded: Encoded) -> None:
         """Count what was left out; warn once per bad name, note once per text input."""
-        self.stats["skipped_names"] += encoded.skipped_names
-        self.stats["skipped_values"] += encoded.skipped_values
+        self.counts["skipped_names"] += encoded.skipped_names
+        self.counts["skipped_values"] += encoded.skipped_values
         for key, warning in encoded.warnings.items():
             self._warn_once(key, warning)
         for node, name in encoded.text_inputs:

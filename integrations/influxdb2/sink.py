@@ -76,7 +76,7 @@ class InfluxSink:
 
     def __init__(self, item: InfluxOutput, connector: InfluxConnector, ctx: Context) -> None:
         self.name = item.name or "influxdb2"
-        self.stats: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()  # see stats()
         self._item = item
         self._conf = connector
         self._ctx = ctx
@@ -110,11 +110,15 @@ class InfluxSink:
         if self._conf.gzip:
             body = gzip.compress(body, compresslevel=5)
             headers["Content-Encoding"] = "gzip"
-        self.stats["requests"] += 1
+        self.counts["requests"] += 1
         self._check(self._post(self._session, body, headers))
-        self.stats["batches"] += 1
-        self.stats["points"] += len(encoded.lines)
-        self.stats["bytes"] += len(body)
+        self.counts["batches"] += 1
+        self.counts["points"] += len(encoded.lines)
+        self.counts["bytes"] += len(body)
+
+    def stats(self) -> dict[str, int]:
+        """Return what this sink counted (vemonitor.api.KeepsStats: exported as metrics)."""
+        return Counter(self.counts)  # a copy; a count never made reads 0
 
     def close(self) -> None:
         """Release the HTTP session (idempotent)."""
@@ -172,7 +176,7 @@ class InfluxSink:
     def _note(self, encoded: Encoded) -> None:
         """Count what was left out; say once per reason why."""
         for reason, count in encoded.skipped.items():
-            self.stats[f"skipped_{reason}"] += count
+            self.counts[f"skipped_{reason}"] += count
             if reason == "text" and reason not in self._noted:
                 self._noted.add(reason)
                 log.info("influxDb2 %s: text values are not written unless listed in "

@@ -80,3 +80,23 @@ def test_the_child_hands_back_plain_data(tmp_path: Path) -> None:
     assert composed["container"]["state_dir"] == str(tmp_path)
     assert composed["origins"]["block"] == "conf/block/BatteryMonitor.yaml"
     assert composed["logging"]["root"]["handlers"] == ["console"]
+
+
+@pytest.mark.parametrize("mistake", [
+    "+block.outputs.sqlite.store.bogus=1",
+    "block.app=${oc.env:VEMONITOR_TEST_UNSET_VAR}",
+])
+def test_a_sweep_job_says_a_mistake_exactly_as_a_single_run(tmp_path: Path, mistake: str) -> None:
+    """`-m` jobs are validated by the same prepare_run and end in the same exit_config_error:
+    the same one line (naming the command line and the file), status 2 (issue 16)."""
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "vemonitor", *args, mistake,
+                               f"state_dir={tmp_path}/state"], env=_env(tmp_path),
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+
+    single, sweep = run("duration=1"), run("-m", "duration=1,2")
+    assert single.returncode == sweep.returncode == 2
+    line = single.stderr.strip().splitlines()[-1]
+    assert line.startswith("vemonitor: config error: command line, over conf/block/Demo.yaml: "
+                           "block.")
+    assert sweep.stderr.strip().splitlines()[-1] == line

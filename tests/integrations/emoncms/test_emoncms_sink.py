@@ -87,8 +87,8 @@ def test_success_stores_every_point_once(make_sink: MakeSink, server: ContractSe
     sink.write(batch())
     assert server.stored() == EXPECTED_POINTS
     assert len(server.deliveries) == len(EXPECTED_POINTS)
-    assert sink.stats["points"] == len(EXPECTED_POINTS)
-    assert sink.stats["skipped_values"] == 2  # SOC None, BMV text
+    assert sink.stats()["points"] == len(EXPECTED_POINTS)
+    assert sink.stats()["skipped_values"] == 2  # SOC None, BMV text
 
 
 def test_non_finite_values_are_left_out(make_sink: MakeSink, server: ContractServer) -> None:
@@ -238,7 +238,7 @@ def test_each_failure_raises_its_type_after_one_request(
     if mode in ("reset", "timeout"):
         assert caught.value.__cause__ is not None  # raised from the requests error
     assert server.request_count() == 1
-    assert sink.stats["batches"] == 0
+    assert sink.stats()["batches"] == 0
 
 
 def test_wrong_key_is_an_auth_error(make_sink: MakeSink, server: ContractServer) -> None:
@@ -324,7 +324,7 @@ def test_dropped_header_falls_back_to_the_body_once(
     assert len(warnings) == 1 and "drops that header" in warnings[0], warnings
     assert "SetEnvIf Authorization" in warnings[0]
     assert DEFAULT_KEY not in caplog.text
-    assert sink.stats["auth_fallbacks"] == 1 and sink.stats["batches"] == 2
+    assert sink.stats()["auth_fallbacks"] == 1 and sink.stats()["batches"] == 2
 
 
 def test_auth_header_only_reports_the_dropped_header(
@@ -405,7 +405,7 @@ def test_bad_names_are_not_sent_and_warned_once(make_sink: MakeSink, server: Con
     assert any("is 65 bytes long" in w for w in warnings)
     assert server.stored() == [Point("bmv700", "V", T0, 12.5)]
     assert server.renamed == []
-    assert sink.stats["skipped_names"] == 6
+    assert sink.stats()["skipped_names"] == 6
 
 
 def test_start_warns_about_names_the_item_lists(make_sink: MakeSink,

@@ -40,7 +40,7 @@ def test_v2_write_to_victoriametrics_is_read_back_typed_with_identity_tags(
     gzip'd, second precision; read back through /api/v1/export with its own times."""
     sink = make_sink(vm.url)
     sink.write(_batch(*_rows(5)))
-    assert sink.stats["points"] == 5 and sink.stats["skipped_text"] == 5
+    assert sink.stats()["points"] == 5 and sink.stats()["skipped_text"] == 5
     samples = wait_for(lambda: len(vm.samples("vemonitor_V")) == 5 and vm.samples("vemonitor_V"),
                        what="5 samples of vemonitor_V")
     labels = samples[0][0]
