@@ -105,4 +105,4 @@ def run_simulator(config: SimulatorConfig, context: ServiceContext) -> Iterator[
 
 
 SERVICE = ServiceSpec(key="simulator", schema=SimulatorConfig, start=run_simulator,
-                      resolvers={"vm_sim_dir": default_dir})
+                      resolvers={"vm_sim_dir": default_dir}, port_glob="ttyVE_*")

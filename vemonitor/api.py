@@ -273,10 +273,12 @@ class ServiceSpec:
     ``key`` is its top-level config section, typed by ``schema`` (a dataclass);
     ``start(config, context)`` returns a context manager around the run (it imports
     its heavy parts only when the config asks for something); ``resolvers`` are
-    OmegaConf resolvers its default config uses (``${name:}``).
+    OmegaConf resolvers its default config uses (``${name:}``); ``port_glob`` is the
+    name pattern of the serial ports it makes in a directory (``vemonitor scan --sim-dir``).
     """
 
     key: str
     schema: type
     start: Callable[[Any, ServiceContext], AbstractContextManager[ServiceRun]]
     resolvers: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    port_glob: str | None = None

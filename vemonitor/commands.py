@@ -7,12 +7,11 @@ import json
 import os
 from typing import Any
 
-from vemonitor.registry import Registry
+from vemonitor.registry import Registry, discover_services
 from vemonitor.scan import DEFAULT_GLOBS, PROBE_TIMEOUT, candidate_ports, scan
 
 NO_HARDWARE_HINT = ("without hardware, try the simulator: vemonitor block=BatteryMonitor "
                     "'simulator.devices=[bmv700]' (or just `vemonitor`, the Demo)")
-SIM_LINKS = "ttyVE_*"  # the links `vemonitor-sim --dir DIR` makes (docs/simulator.md)
 
 
 def scan_command(args: list[str]) -> int:
@@ -21,12 +20,13 @@ def scan_command(args: list[str]) -> int:
                                      description="Find VE.Direct devices on serial ports.")
     parser.add_argument("--glob", action="append", dest="globs", metavar="PATTERN",
                         help=f"ports to probe (repeatable; default: {' '.join(DEFAULT_GLOBS)})")
-    parser.add_argument("--sim-dir", help="also probe a simulator directory (ttyVE_*)")
+    parser.add_argument("--sim-dir", help="also probe the ports a simulator made in this "
+                        "directory (vemonitor-sim --dir DIR)")
     parser.add_argument("--timeout", type=float, default=PROBE_TIMEOUT,
                         help="seconds to listen on each port (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="one JSON object per port")
     opts = parser.parse_args(args)
-    extra = [os.path.join(opts.sim_dir, SIM_LINKS)] if opts.sim_dir else []
+    extra = service_ports(opts.sim_dir) if opts.sim_dir else []
     ports = candidate_ports([*(opts.globs or DEFAULT_GLOBS), *extra])
     if not ports:
         print("no serial ports match " + " ".join(opts.globs or DEFAULT_GLOBS)
@@ -46,6 +46,16 @@ def scan_command(args: list[str]) -> int:
         print(NO_HARDWARE_HINT)
         return 1
     return 0
+
+
+def service_ports(directory: str) -> list[str]:
+    """Return the port patterns the installed services (the simulator) make in ``directory``.
+
+    The simulator's link names come from its service (``ServiceSpec.port_glob``): the core
+    does not know them.
+    """
+    return [os.path.join(directory, spec.port_glob)
+            for spec in discover_services().values() if spec.port_glob]
 
 
 def integrations_command(args: list[str]) -> int:

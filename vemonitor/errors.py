@@ -69,7 +69,13 @@ class SinkAuthFailed(SinkError):
 
 
 class SinkRejected(SinkError):
-    """The server refuses every batch and retrying will not fix it: said once, data kept."""
+    """The server refuses every batch and retrying will not fix it: said once, data kept.
+
+    ``setting``: the connector key whose value the user should change (e.g. a Redis
+    ``db``), named with its full path where the core reports the error.
+    """
+
+    setting: str | None = None
 
 
 class BatchRejected(SinkError):

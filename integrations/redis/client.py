@@ -40,6 +40,8 @@ class RedisAuthError(RedisIntegrationError, SinkAuthFailed):
 class RedisForeignDb(RedisIntegrationError, SinkRejected):
     """The database holds another application's keys: vemonitor will not write there."""
 
+    setting = "db"
+
 
 class RedisWriteError(RedisIntegrationError):
     """The server rejected a command (wrong key type, script error...)."""
@@ -131,9 +133,10 @@ def _scrub(text: str, config: RedisConnector) -> str:
 
 def foreign_message(config: RedisConnector) -> str:
     """Return the refusal message for a database another application uses."""
+    neighbour = "; EmonCms keeps its own keys in db 0" if config.db == 0 else ""
     return (f"db {config.db} of {config.host}:{config.port} is used by another application "
             f"(it holds keys but no '{META_KEY}' hash); vemonitor will not write into it: "
-            f"choose an empty db")
+            f"choose an empty db{neighbour}")
 
 
 def claim_db(client: redis.Redis, config: RedisConnector, created: float | None = None) -> None:

@@ -18,6 +18,7 @@ def test_the_simulator_is_found_as_a_service() -> None:
     assert found["simulator"] is SERVICE
     assert found["simulator"].schema is SimulatorConfig
     assert "vm_sim_dir" in found["simulator"].resolvers
+    assert found["simulator"].port_glob == "ttyVE_*"  # what `vemonitor scan --sim-dir` probes
 
 
 def test_its_section_is_typed_and_checked_by_its_own_schema() -> None:

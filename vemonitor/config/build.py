@@ -78,6 +78,7 @@ class CacheSpec:
     domain: str
     connector: str  # the section's ``source`` key
     max_data_points: int
+    key: str = "cache"  # the block key the user wrote: ``cache``, or the seed's ``redis_cache``
 
 
 @dataclass(frozen=True)
@@ -287,7 +288,7 @@ class _Checker:
         else:
             domain = self._integration(str(node["domain"]), "cache", key)
         self.connector(domain, domain, config.source, f"{key}.source")
-        return CacheSpec(domain, config.source, config.max_data_points)
+        return CacheSpec(domain, config.source, config.max_data_points, key.removeprefix("block."))
 
     def connector(self, domain: str, domain_key: str, name: str, key: str) -> ConnectorSpec:
         """Return (and remember) the connector ``name`` of ``domain``, typed."""

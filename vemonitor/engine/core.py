@@ -98,10 +98,10 @@ class Engine:
             self.cache.start()
         except (SinkRejected, SinkAuthFailed) as err:
             spec = self.spec.cache
-            where = f"{spec.domain}.{spec.connector}" if spec else "?"
-            fix = (f" (appConnectors.{where}.db; EmonCms keeps its own keys in db 0)"
-                   if isinstance(err, SinkRejected) else "")
-            raise IntegrationError(f"redis_cache: {err}{fix}") from err
+            section, where = (spec.key, f"{spec.domain}.{spec.connector}") if spec else ("cache", "?")
+            fix = (f" (appConnectors.{where}.{err.setting})"
+                   if isinstance(err, SinkRejected) and err.setting else "")
+            raise IntegrationError(f"{section}: {err}{fix}") from err
 
     def run(self, duration: float | None = None) -> None:
         """Run ticks until ``stop()`` is called or ``duration`` seconds of clock time pass."""

@@ -72,8 +72,11 @@ def test_redis_cache_on_emoncms_db_is_one_line_exit_2(tmp_path: Path) -> None:
     errors = [line for line in proc.stderr.splitlines() if line.startswith("vemonitor:")]
     assert len(errors) == 1, proc.stderr[-3000:]
     assert f"db 0 of 127.0.0.1:{server.port} is used by another application" in errors[0]
-    assert "appConnectors.redis.local.db" in errors[0] and errors[0].startswith(
-        "vemonitor: config error: redis_cache:")
+    # The key the user wrote (redis_cache), the connector key to change (RedisForeignDb's
+    # setting), and the neighbour's habit (the redis integration's own words).
+    assert errors[0].startswith("vemonitor: config error: redis_cache:")
+    assert "(appConnectors.redis.local.db)" in errors[0]
+    assert "EmonCms keeps its own keys in db 0" in errors[0]
     assert keys == set(EMONCMS_KEYS)  # nothing written next to EmonCms's keys
 
 

@@ -43,7 +43,7 @@ def test_seed_redis_block_validates() -> None:
     assert out.item.structure is Structure.HmapTimeSeries and out.item.max_items == 3600
     local = spec.connectors[("redis", "local")].config
     assert isinstance(local, RedisConnector) and (local.host, local.port) == ("127.0.0.1", 6379)
-    assert spec.cache == CacheSpec("redis", "local", 120)  # the seed's redis_cache, generic
+    assert spec.cache == CacheSpec("redis", "local", 120, "redis_cache")  # the seed's key, generic
 
 
 def test_seed_connectors_with_passwords_type_and_hide_them() -> None:
