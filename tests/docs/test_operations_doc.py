@@ -29,11 +29,12 @@ def _fake_engine() -> SimpleNamespace:
     input_worker = SimpleNamespace(spec=SimpleNamespace(name="bmv700"),
                                    stats=SimpleNamespace(rows=3, missed=0,
                                                          dropped={"out_of_bounds:V": 1}))
+    sink = SimpleNamespace(stats=lambda: {"requests": 1})  # a sink that keeps stats
     sender_stats = SimpleNamespace(batches=1, points=3, errors=0, outages=0, write_seconds=0.01)
     outbox = SimpleNamespace(dropped_rows=0, is_open=True, dead_batches=0, moved_aside=[],
                              depth=lambda: {"rows": 2, "oldest": 90.0})
     output = SimpleNamespace(spec=SimpleNamespace(name="store"),
-                             sender=SimpleNamespace(stats=sender_stats), outbox=outbox)
+                             sender=SimpleNamespace(stats=sender_stats, sink=sink), outbox=outbox)
     return SimpleNamespace(clock=SimpleNamespace(now=lambda: 100.0),
                            sources={"vedirect:bmv700": source}, inputs=[input_worker],
                            outputs=[output])
