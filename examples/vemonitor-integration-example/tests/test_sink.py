@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from vemonitor.api import Batch, ConfigError, Context, Row
 from vemonitor.api import load_item as typed
-from vemonitor.clock import SystemClock
-from vemonitor.registry import Manifest, Registry
+from vemonitor.registry import Manifest, Registry  # the real loader, for setup()
+from vemonitor.testing import ManualClock, check_sink_contract
 
 import vemonitor_jsonl
 from vemonitor_jsonl.schema import JsonlOutputItem
@@ -21,6 +21,13 @@ from vemonitor_jsonl.sink import JsonlSink, JsonlWriteError, read_rows, resolve_
 def _rows(*times: float, source: str = "bmv700") -> tuple[Row, ...]:
     return tuple(Row(t, source, {"V": 12.5 + t / 100, "LOAD": True, "PID": "0x203"})
                  for t in times)
+
+
+def test_the_sink_keeps_vemonitors_sink_contract(tmp_path: Path) -> None:
+    """vemonitor.testing's contract check: close before start, a retried batch written once."""
+    sample = Batch("out", _rows(10, 11, 12))
+    check_sink_contract(lambda: JsonlSink(JsonlOutputItem(name="out"), str(tmp_path)), sample,
+                        lambda: len(read_rows(tmp_path / "out.jsonl")))
 
 
 @pytest.fixture
@@ -144,5 +151,5 @@ def test_setup_registers_the_output_schema_and_sink_factory(tmp_path: Path) -> N
     reg = registry.get("jsonl")
     assert (manifest.domain, manifest.provides) == ("jsonl", ("output",))
     assert reg.output_item is JsonlOutputItem and reg.sink_factory is not None
-    built = reg.sink_factory(JsonlOutputItem(name="x"), None, Context(SystemClock(), str(tmp_path)))
+    built = reg.sink_factory(JsonlOutputItem(name="x"), None, Context(ManualClock(0.0), str(tmp_path)))
     assert isinstance(built, JsonlSink) and built.path == tmp_path / "x.jsonl"

@@ -21,6 +21,7 @@ from vemonitor_integrations.emoncms.sink import EmoncmsSink
 
 from tests.integrations.emoncms.contract_server import DEFAULT_KEY, ContractServer, Point
 from tests.integrations.emoncms.emon_helpers import NOW, FakeClock
+from vemonitor import testing
 from vemonitor.errors import SinkAuthFailed, SinkRejected
 from vemonitor.model import Batch, Row
 from vemonitor.vedirect.fields import Code, Flags
@@ -464,3 +465,12 @@ def test_key_never_in_logs_errors_or_repr(make_sink: MakeSink, server: ContractS
     for text in texts:
         assert DEFAULT_KEY not in text
         assert "f" * 32 not in text
+
+
+def test_the_sink_keeps_the_shipped_contract(make_sink: MakeSink, server: ContractServer) -> None:
+    """vemonitor.testing.check_sink_contract: close before start, a retried batch stored once
+    (EmonCms keys a value by node, name and second)."""
+    sample = testing.batch("emon", testing.rows(T0, 5, "bmv"),
+                           testing.rows(T0, 3, "solar", {"PPV": 120}))
+    testing.check_sink_contract(lambda: make_sink(start=False), sample,
+                                lambda: len({(p.node, p.time) for p in server.stored()}))

@@ -19,6 +19,7 @@ from tests.integrations.influxdb2.servers import (
 )
 from tests.integrations.influxdb2.support import TOKEN, SinkMaker
 from tests.servers import free_port
+from vemonitor import testing
 from vemonitor.errors import BatchRejected, SinkAuthFailed, SinkRejected, SinkUnavailable
 from vemonitor.model import Batch, Row
 
@@ -145,3 +146,13 @@ def test_token_goes_in_the_header_only(make_sink: SinkMaker) -> None:
     """The token is never in the URL, the parameters or repr."""
     sink = make_sink("http://127.0.0.1:9")
     assert TOKEN not in repr(sink) + sink.url + str(sink.params)
+
+
+def test_the_sink_keeps_the_shipped_contract(influx1: InfluxDB1Server,
+                                             make_sink: SinkMaker) -> None:
+    """vemonitor.testing.check_sink_contract: close before start, a retried batch stored once
+    (a point is keyed by measurement, tags and time)."""
+    sample = testing.batch("tsdb", testing.rows(T0, 5, "bmv"),
+                           testing.rows(T0, 3, "solar", {"PPV": 120}))
+    testing.check_sink_contract(lambda: make_sink(influx1.url, api="v1"), sample,
+                                lambda: len(influx1.points("vemonitor")))

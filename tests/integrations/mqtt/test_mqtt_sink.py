@@ -25,6 +25,7 @@ from tests.integrations.mqtt.support import (
     rows,
 )
 from tests.servers import LOOPBACK, MosquittoServer
+from vemonitor import testing
 from vemonitor.api import Context
 from vemonitor.clock import SystemClock
 from vemonitor.delivery import RetryPolicy, Sender
@@ -300,6 +301,7 @@ import sys, time
 from vemonitor_integrations.mqtt.schema import MqttConnector, MqttOutput
 from vemonitor_integrations.mqtt.sink import MqttSink
 from vemonitor.clock import SystemClock
+from vemonitor import testing
 from vemonitor.api import Context
 sink = MqttSink(MqttOutput(name="mqtt", source="b", base_topic="{ns.base}",
                            discovery_prefix="{ns.prefix}"),
@@ -434,3 +436,18 @@ def test_per_entity_discovery_of_an_older_version_is_migrated(
         late.close()
     saved = json.loads((state_dir / "mqtt-mqtt.json").read_text())
     assert not any("/sensor/" in t or "/binary_sensor/" in t for t in saved["topics"])
+
+
+def test_the_sink_keeps_the_shipped_contract(make_sink: Callable[..., MqttSink],
+                                             observer: Observer, ns: Namespace) -> None:
+    """vemonitor.testing.check_sink_contract: close before start and twice after, a retried
+    batch accepted again (a state topic is retained: the last row is what stays)."""
+    sample = testing.batch("mqtt", testing.rows(NOW, 3, "bmv700"))
+    testing.check_sink_contract(make_sink, sample)
+    topic = f"{ns.base}/bmv700/state"
+
+    def newest_sent_twice(_: object) -> bool:  # the batch and its retry both arrived
+        return [m.json()["V"] for m in observer.on(topic)].count(12.5 + 2) == 2
+
+    observer.wait(topic, newest_sent_twice)
+    assert observer.last(topic).json()["V"] == 12.5 + 2  # type: ignore[union-attr]

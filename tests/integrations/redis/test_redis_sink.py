@@ -15,6 +15,7 @@ from vemonitor_integrations.redis.sink import RedisSink
 from tests.integrations.helpers import NOW
 from tests.integrations.redis.support import batch, commandstats, rows
 from tests.servers import LOOPBACK, RedisServer
+from vemonitor import testing
 from vemonitor.api import Context
 
 MakeSink = Callable[..., RedisSink]
@@ -262,3 +263,12 @@ def test_start_with_the_server_down_defers_the_claim(ctx: Context) -> None:
     with pytest.raises(RedisUnavailable):
         sink.write(batch(rows("bmv700", NOW, 1)))
     sink.close()
+
+
+def test_the_sink_keeps_the_shipped_contract(make_sink: MakeSink, raw: redis.Redis) -> None:
+    """vemonitor.testing.check_sink_contract, as a plugin author would run it: close before
+    start, a retried batch stored once (one hash field per row and time)."""
+    sample = testing.batch("redis", testing.rows(NOW, 5, "bmv"),
+                           testing.rows(NOW, 3, "solar", {"PPV": 120}))
+    testing.check_sink_contract(lambda: make_sink(start=False), sample,
+                                lambda: raw.hlen("bmv700_bmv") + raw.hlen("bmv700_solar"))
