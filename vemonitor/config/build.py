@@ -233,7 +233,7 @@ class _Checker:
                 item = load_item(schema, raw, self.block_file, path)
                 self.connector(domain, domain_key, item.source, f"{path}.source")
                 specs.append(InputSpec(domain, item.name, item.source, float(item.time_interval),
-                                       tuple(item.columns), self._ref_cols(item.ref_cols, path),
+                                       tuple(item.columns), self._ref_cols(item.ref_cols),
                                        item))
         self._unique([s.name for s in specs], "input", "block.inputs")
         if not specs:
@@ -264,7 +264,7 @@ class _Checker:
                 columns = {k: tuple(v) for k, v in item.columns.items()}
                 specs.append(OutputSpec(domain, item.name, item.source,
                                         float(item.time_interval), item.cache_interval, columns,
-                                        self._ref_cols(item.ref_cols, path), item))
+                                        self._ref_cols(item.ref_cols), item))
         self._unique([s.name for s in specs], "output", "block.outputs")
         return tuple(specs)
 
@@ -368,11 +368,7 @@ class _Checker:
                                   key=key)
             seen.add(name)
 
-    def _ref_cols(self, pairs: list[list[str]], path: str) -> tuple[tuple[str, str], ...]:
-        out: list[tuple[str, str]] = []
-        for index, pair in enumerate(pairs):
-            if len(pair) != 2 or not all(isinstance(p, str) and p for p in pair):
-                raise ConfigError("each ref_cols entry must be [standard_name, column]",
-                                  file=self.block_file, key=f"{path}.ref_cols[{index}]")
-            out.append((pair[0], pair[1]))
-        return tuple(out)
+    @staticmethod
+    def _ref_cols(pairs: list[list[str]]) -> tuple[tuple[str, str], ...]:
+        """Return the pairs as tuples (their shape was checked by the item's schema)."""
+        return tuple((standard, column) for standard, column in pairs)

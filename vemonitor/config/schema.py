@@ -129,6 +129,14 @@ def check_interval(value: float, field_name: str = "time_interval") -> None:
                                      f"seconds, got {value:g}")
 
 
+def check_ref_cols(pairs: list[list[str]]) -> None:
+    """Check that each ref_cols entry is a [standard_name, column] pair of names."""
+    for index, pair in enumerate(pairs):
+        if len(pair) != 2 or not all(isinstance(p, str) and p for p in pair):
+            raise FieldError(f"ref_cols[{index}]", "each ref_cols entry must be "
+                                                   "[standard_name, column]")
+
+
 @dataclass
 class Connector:
     """Base of every integration's connector schema (the seed's ``active`` flag included)."""
@@ -151,8 +159,9 @@ class InputItem:
     value_format: str = "vemonitor"
 
     def validate(self) -> None:
-        """Check the range of the input's interval and the value format (no I/O)."""
+        """Check the range of the input's interval, its ref_cols and value format (no I/O)."""
         check_interval(self.time_interval)
+        check_ref_cols(self.ref_cols)
         if self.value_format not in VALUE_FORMATS:
             raise ValueError(f"value_format must be one of {', '.join(VALUE_FORMATS)}, got "
                              f"{self.value_format!r}")
@@ -195,8 +204,9 @@ class OutputItem:
     max_writes_per_hour: int | None = None  # local (SD card) writes per hour
 
     def validate(self) -> None:
-        """Check the cadence and the delivery settings (no I/O)."""
+        """Check the cadence, the ref_cols and the delivery settings (no I/O)."""
         check_interval(self.time_interval)
+        check_ref_cols(self.ref_cols)
         if not 1 <= self.cache_interval <= MAX_CACHE_INTERVAL:
             raise FieldError("cache_interval", f"must be between 1 and {MAX_CACHE_INTERVAL}, "
                                                f"got {self.cache_interval}")
