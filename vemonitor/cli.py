@@ -118,7 +118,9 @@ def _single(args: list[str]) -> None:
 
         spec, registry = prepare_run(composed["container"], composed["origins"])
     except KeyboardInterrupt:  # Ctrl-C during start-up: nothing started, nothing to say
-        sys.exit(130)
+        from vemonitor import exits
+
+        sys.exit(exits.INTERRUPTED)
     except (ConfigError, IntegrationError) as err:
         exit_config_error(err, args)
     from vemonitor.secretpolicy import remember

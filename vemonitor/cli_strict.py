@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from importlib import metadata, resources
 from typing import NoReturn
 
+from vemonitor import exits
 from vemonitor.commandline import FLAGS, OPTIONAL_VALUES, SUBCOMMANDS
 from vemonitor.config.paths import CONFIG_PACKAGE
 from vemonitor.config.schema import MetricsConfig, VemonitorConfig
@@ -245,10 +246,10 @@ def screen(args: Sequence[str]) -> None:
         return
     if list(args[:1]) == ["help"] or any(a in ("--help", "-h") for a in args):
         print(help_text())
-        sys.exit(0)
+        sys.exit(exits.OK)
     if "--version" in args:
         print(version())
-        sys.exit(0)
+        sys.exit(exits.OK)
     try:
         check(args)
     except UsageError as err:
@@ -269,4 +270,4 @@ def _end_quietly_on_closed_pipe() -> None:
 
 def _fail(message: str) -> NoReturn:
     print(f"vemonitor: command line: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(exits.CONFIG)  # a command-line mistake is a configuration mistake
