@@ -41,6 +41,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from vemonitor import exits
 from vemonitor.commandline import CONFIG_FLAGS, HYDRA_ONLY_FLAGS, SUBCOMMANDS, has_flag
 from vemonitor.errors import ConfigError, IntegrationError
 
@@ -70,7 +71,6 @@ def exit_config_error(err: BaseException, args: Sequence[str] | None = None) -> 
     value typed on the command line is never echoed back). Every path ends here: a
     single run, a ``-m`` job, ``--cfg``.
     """
-    from vemonitor import exits
     from vemonitor.cli_strict import blame_command_line
     from vemonitor.secretpolicy import scrub
 
@@ -83,8 +83,6 @@ def exit_config_error(err: BaseException, args: Sequence[str] | None = None) -> 
 
 def exit_state_error(err: BaseException) -> NoReturn:
     """Print a disk or state-directory failure as one line and exit with status 3."""
-    from vemonitor import exits
-
     print(f"vemonitor: {exits.describe_disk_error(err)}", file=sys.stderr)
     sys.exit(exits.STATE)
 
@@ -118,8 +116,6 @@ def _single(args: list[str]) -> None:
 
         spec, registry = prepare_run(composed["container"], composed["origins"])
     except KeyboardInterrupt:  # Ctrl-C during start-up: nothing started, nothing to say
-        from vemonitor import exits
-
         sys.exit(exits.INTERRUPTED)
     except (ConfigError, IntegrationError) as err:
         exit_config_error(err, args)
@@ -223,7 +219,7 @@ def run_job(cfg: Any, origins: dict[str, str]) -> None:
     try:
         spec, registry = prepare_run(resolved(cfg, origins), origins)
     except (ConfigError, IntegrationError) as err:
-        exit_config_error(err, sys.argv[1:])
+        exit_config_error(err)
     execute_job(spec, registry, sys.argv[1:])
 
 

@@ -275,18 +275,15 @@ def check_host(host: str) -> None:
                          "password: ${oc.env:REDIS_PASSWORD}")
 
 
-_USERINFO = re.compile(r"^([^/?#]*//)[^/?#]*@")  # scheme:// + user:password@
-
-
 def check_http_url(url: str, key: str, secret_key: str) -> None:
     """Refuse an http(s) base URL (``key``) that is malformed or carries a secret.
 
     Credentials, a query or a fragment in a URL end up in logs, error messages and
     proxies' access logs; the secret belongs in ``secret_key`` (sent in a header).
     One rule for every HTTP integration (EmonCms ``addr``, influxDb2 ``host``).
-    Raises ValueError naming ``key``; the URL is echoed with any user:password masked.
+    Raises ValueError naming ``key``; the URL is echoed with its password masked.
     """
-    shown = repr(_USERINFO.sub(rf"\g<1>{MASK}@", url))
+    shown = repr(mask_url(url))
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (raises ValueError on a bad port)

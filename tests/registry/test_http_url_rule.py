@@ -19,8 +19,8 @@ BAD = [
                                "the_secret, never in the URL)"),
     ("https://host/#frag", "must not contain a query or fragment"),
     # A URL refused for another reason never shows its credentials.
-    ("ftp://me:pw@host", "must start with http:// or https://, got 'ftp://***@host'"),
-    ("http://me:pw@host:99999", "'http://***@host:99999' is not a valid URL"),
+    ("ftp://me:pw@host", "must start with http:// or https://, got 'ftp://me:***@host'"),
+    ("http://me:pw@host:99999", "'http://me:***@host:99999' is not a valid URL"),
 ]
 
 

@@ -270,23 +270,19 @@ class _Checker:
 
     def cache(self, block: Mapping[str, Any]) -> CacheSpec | None:
         """Return the block's cache backend (``cache``, or the seed's ``redis_cache``)."""
-        key, node = cache_section(block)
+        key, node, implied = cache_section(block)
         if node is None:
             return None
-        seed = key.endswith("redis_cache")
         if not isinstance(node, Mapping):
-            wanted = "'source'" if seed else "'domain', 'source'"
+            wanted = "'domain', 'source'" if implied is None else "'source'"
             raise ConfigError(f"must be a mapping with {wanted} and 'max_data_points'",
                               file=self.block_file, key=key)
-        # The seed's section is typed by its own keys (cache_section added its domain), so
-        # an unknown key lists the keys the seed knows.
-        schema = RedisCacheConfig if seed else CacheConfig
-        given = {k: v for k, v in node.items() if not (seed and k == "domain")}
-        config: RedisCacheConfig = load_item(schema, given, self.block_file, key)
-        if isinstance(config, CacheConfig):
-            domain = self._integration(config.domain, "cache", f"{key}.domain")
-        else:
-            domain = self._integration(str(node["domain"]), "cache", key)
+        # The seed's section is typed by its own keys, so an unknown key lists those.
+        schema = CacheConfig if implied is None else RedisCacheConfig
+        config: RedisCacheConfig = load_item(schema, node, self.block_file, key)
+        domain_key, where = ((config.domain, f"{key}.domain") if isinstance(config, CacheConfig)
+                             else (str(implied), key))
+        domain = self._integration(domain_key, "cache", where)
         self.connector(domain, domain, config.source, f"{key}.source")
         return CacheSpec(domain, config.source, config.max_data_points, key.removeprefix("block."))
 

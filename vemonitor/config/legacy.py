@@ -158,15 +158,15 @@ def _expand(value: Any, file: str, key: str) -> Any:
 SEED_CACHE_DOMAIN = "redis"  # the seed's ``redis_cache`` keeps the rows in a Redis connector
 
 
-def cache_section(block: Mapping[str, Any]) -> tuple[str, Any]:
-    """Return (key path, generic ``cache`` section) of a block, or (key, None) without one.
+def cache_section(block: Mapping[str, Any]) -> tuple[str, Any, str | None]:
+    """Return (key path, section, the domain its key implies) of a block's cache.
 
-    The seed's ``redis_cache: {source, max_data_points}`` becomes
-    ``cache: {domain: redis, source, max_data_points}``; the key path stays the one
-    the user wrote, so a mistake is named where it is.
+    The section is None without one. The seed's ``redis_cache: {source,
+    max_data_points}`` is a cache whose key implies its domain (``redis``); vemonitor's
+    ``cache`` names it (``domain``). The key path stays the one the user wrote, so a
+    mistake is named where it is.
     """
     seed = block.get("redis_cache")
     if block.get("cache") is not None or seed is None:
-        return "block.cache", block.get("cache")
-    return "block.redis_cache", {"domain": SEED_CACHE_DOMAIN, **seed} if isinstance(seed, Mapping) \
-        else seed
+        return "block.cache", block.get("cache"), None
+    return "block.redis_cache", seed, SEED_CACHE_DOMAIN

@@ -64,7 +64,7 @@ class CacheConfig(RedisCacheConfig):
     """Keep the block's data cache in an integration providing ``cache`` instead of memory.
 
     The seed's ``redis_cache: {source, max_data_points}`` is the same with
-    ``domain: redis`` (translated by :func:`vemonitor.config.legacy.cache_section`).
+    ``domain: redis`` (its key implies the domain: :func:`vemonitor.config.legacy.cache_section`).
     """
 
     domain: str = MISSING
