@@ -23,6 +23,22 @@ def cluster_port() -> int:
             return port
 
 
+def cluster_ports(count: int) -> list[int]:
+    """Return ``count`` node ports whose ports and bus ports are all distinct.
+
+    The ports are chosen before the nodes start one by one: a node's bus port must not be
+    a later node's port (free when chosen, taken when the first node starts).
+    """
+    ports: list[int] = []
+    taken: set[int] = set()
+    while len(ports) < count:
+        port = cluster_port()
+        if not {port, port + 10000} & taken:
+            ports.append(port)
+            taken |= {port, port + 10000}
+    return ports
+
+
 class ClusterNodeServer(RedisServer):
     """One cluster-enabled redis-server (its nodes.conf in its own temp dir)."""
 
@@ -37,8 +53,8 @@ class RedisClusterServers:
     """Six nodes joined by ``redis-cli --cluster create --cluster-replicas 1``."""
 
     def __init__(self, workdir: Path) -> None:
-        self.nodes = [ClusterNodeServer(cluster_port(), workdir=workdir / f"node{i}")
-                      for i in range(6)]
+        self.nodes = [ClusterNodeServer(port, workdir=workdir / f"node{i}")
+                      for i, port in enumerate(cluster_ports(6))]
 
     @property
     def startup_nodes(self) -> list[str]:

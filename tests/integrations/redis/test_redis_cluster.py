@@ -95,3 +95,14 @@ def test_cluster_failover_loses_nothing_and_stores_every_row_once(tmp_path: Path
 
 def _key(row: tuple[str, float, dict[str, object]]) -> tuple[str, float]:
     return row[0], row[1]
+
+
+def test_cluster_ports_never_collide_with_another_nodes_bus_port() -> None:
+    """Six nodes bind twelve ports (port and port + 10000): all distinct (a CI run once
+    chose a node port equal to an earlier node's bus port)."""
+    from tests.integrations.redis.cluster import cluster_ports
+
+    for _ in range(50):
+        ports = cluster_ports(6)
+        bound = [*ports, *(p + 10000 for p in ports)]
+        assert len(set(bound)) == 12, ports
