@@ -65,7 +65,7 @@ AT_SET_POINT_V = 0.05  # the absorption timer runs while the voltage is this clo
 # and on charge a resistance that rises steeply toward full (the charge acceptance of
 # lead-acid falls as it fills); the polarisation voltage is bounded by the gassing
 # overvoltage (about 0.3 V per cell above the open-circuit voltage at 2.4 V/cell).
-TAU_POLARISATION_S = 120.0
+TAU_POLARISATION_S = 600.0
 RP_DISCHARGE_OHM = 0.005
 RP_CHARGE_OHM = (0.003, 0.013)  # a + b / (1 - SOC + 1e-4)
 MAX_POLARISATION_V = 2.0
@@ -326,6 +326,18 @@ class World:
         self.voltage_v = open_circuit_v(self.soc, self.temp_c)
         self.chargers = {name: self._new_charger(name, spec)
                          for name, spec in (chargers or {}).items()}
+        self._settle()
+
+    def _settle(self) -> None:
+        """Start with the currents of this moment and a polarisation that has settled to
+        them (not a battery at rest under a noon sun); no time passes, nothing is counted."""
+        hour = self.hour()
+        house_a = self._house_load(hour, 0.0)
+        for charger in self.chargers.values():
+            self._update_load_output(charger, hour)
+            self._switch(charger, irradiance(hour), 0.0)
+        self.load_a = house_a + sum(c.load_a for c in self.chargers.values())
+        self._solve(10 * TAU_POLARISATION_S)
 
     def _new_charger(self, name: str, spec: ChargerSpec) -> Charger:
         """Return a charger in service: counters of its day so far, on if the sun is up."""
@@ -387,6 +399,7 @@ class World:
         for charger in self.chargers.values():
             self._switch(charger, sun, dt)
         self._solve(dt)
+        self._integrate(dt)
         self._advance_states(dt)
         self._update_history(dt)
         for charger in self.chargers.values():
@@ -484,7 +497,6 @@ class World:
                 regulated = True
         self.current_a, self.voltage_v, self.polarisation_v = amps, volts, pol
         self.regulated = regulated
-        self._integrate(dt)
         given = amps + draw
         for charger in running:
             share = given * (charger.limit_a / most) if most > 0 else 0.0
