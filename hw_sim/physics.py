@@ -84,8 +84,8 @@ LVD_OFF_SOC, LVD_ON_SOC = 0.05, 0.20  # low-voltage disconnect hysteresis of the
 # A charger already in service when the model starts: this many full days of yield in H19.
 DAYS_IN_SERVICE = 120
 NOMINAL_V = 13.0  # battery voltage for the yield estimate of the days before the start
-SUNRISE_H, SUNSET_H = 6.0, 18.0
-SELF_CONSUMPTION_A = 0.01  # a charger that is off draws about 10 mA from the battery  # the model's sun, local hours
+SUNRISE_H, SUNSET_H = 6.0, 18.0  # the model's sun, local hours
+SELF_CONSUMPTION_A = 0.01  # a charger that is off draws about 10 mA from the battery
 
 
 @dataclass
@@ -379,7 +379,9 @@ class World:
                 + max(LOAD_OUTPUT_A) * len(self.chargers))
         relax = 2 * MAX_POLARISATION_V * (1.0 - math.exp(-dt / TAU_POLARISATION_S))
         ocv = 0.95 * amps * dt / (p.capacity_ah * 3600.0)
-        return p.internal_r * amps + relax + ocv + 0.02 * dt / 3600.0  # + temperature drift
+        # The set points follow temperature (-18 mV/degC), which moves <= 1.6 degC/h.
+        drift = abs(p.temp_coeff_v) * 1.6 * dt / 3600.0
+        return p.internal_r * amps + relax + ocv + drift
 
     # -- one step -----------------------------------------------------------
 

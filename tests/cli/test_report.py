@@ -17,7 +17,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -193,7 +193,7 @@ def sim48(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Row]]:
 
 
 def _day(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
 
 
 def _chart(text: str, label: str) -> str:

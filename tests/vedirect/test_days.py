@@ -78,7 +78,7 @@ def test_h20_that_survives_midnight_is_counted_once_under_the_day_it_began() -> 
 def test_h22_read_after_the_change_is_the_finished_days_yield() -> None:
     """H22 is the device's own total (it also has the minutes between two rows)."""
     rows = night_stream()
-    for t, values in rows:
+    for _, values in rows:
         if values["HSDS"] == 42:
             values["H22"] = 0.93  # as the device reports it, a little above our last H20
     assert dict(daily_kwh(rows))["2026-12-07"] == pytest.approx(0.93)
