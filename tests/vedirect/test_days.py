@@ -104,3 +104,13 @@ def test_rows_without_yield_columns_and_odd_values_are_ignored() -> None:
             (at(7, 14), {"H20": True}), (at(7, 15), {"H20": 0.2, "HSDS": 3})]
     assert daily_kwh(rows) == [("2026-12-07", 0.2)]
     assert yield_days([]) == []
+
+
+def test_rows_that_begin_in_the_night_date_the_first_day_before_them() -> None:
+    """A report from 02:00 on the 8th: the day still held until dawn began on the 7th;
+    it is not added to the 8th's own day."""
+    rows = [(t, v) for t, v in night_stream() if t >= at(8, 2)]
+    by_date = dict(daily_kwh(rows))
+    dusk_7 = rows[0][1]["H20"]
+    assert by_date["2026-12-07"] == pytest.approx(dusk_7)
+    assert by_date["2026-12-08"] == pytest.approx(dict(daily_kwh(night_stream()))["2026-12-08"])

@@ -24,7 +24,10 @@ The rule (issue 26):
    only trusted when the rows saw the day just before: HSDS advanced by one (not a
    missed day) and no more than a day and a half passed between the two rows.
 3. It is dated by the local date on which that device day began (the time of its
-   first row; for the first day seen, the first row's date).
+   first row). The first day in the rows may have begun before them: when it ends
+   (at a first light) on the date of its first row, it began the date before (a
+   charger day runs from one first light to the next, so it ends on a later date than
+   it began); otherwise it is dated by its first row.
 
 When the HEX history (day records 0x1050.., HEX.md section 4) is read, its day
 records take precedence over this rule: they are the device's own days, with dates
@@ -39,7 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 # Column names, device label first, then the ref_cols names a block may give them.
@@ -85,6 +88,7 @@ def yield_days(rows: Iterable[tuple[float, Mapping[str, Any]]]) -> list[DeviceDa
     """Return the device days of ``rows`` ((epoch, values), oldest first) with their yields."""
     days: list[DeviceDay] = []
     current: _Open | None = None
+    first = True  # the first day: its beginning may be before the rows
     for time_, values in rows:
         today = _number(values, TODAY_COLUMNS)
         seq = _number(values, DAY_SEQ_COLUMNS)
@@ -97,8 +101,11 @@ def yield_days(rows: Iterable[tuple[float, Mapping[str, Any]]]) -> list[DeviceDa
             yesterday = _number(values, YESTERDAY_COLUMNS)
             final = yesterday if yesterday is not None and _follows(current, seq, time_) \
                 else current.best
-            days.append(DeviceDay(_local_date(current.start), current.start, final, True))
-            current = _Open(time_, seq, today or 0.0, time_)
+            began = _local_date(current.start)
+            if first and _local_date(time_) == began:  # ended on its first row's date
+                began -= timedelta(days=1)
+            days.append(DeviceDay(began, current.start, final, True))
+            current, first = _Open(time_, seq, today or 0.0, time_), False
             continue
         current.last = time_
         if seq is not None:
