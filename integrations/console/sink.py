@@ -146,8 +146,9 @@ def logs_above(console: Console) -> list[tuple[logging.StreamHandler[Any], Any]]
 
 def _stream_handlers() -> list[logging.StreamHandler[Any]]:
     """Return the StreamHandlers of the root logger and of every logger created so far."""
-    loggers = [logging.getLogger()] + [
-        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    # A copy first: another thread may create a logger meanwhile (dict.copy() is atomic).
+    known = logging.Logger.manager.loggerDict.copy()
+    loggers = [logging.getLogger()] + [lg for lg in known.values() if isinstance(lg, logging.Logger)]
     found: list[logging.StreamHandler[Any]] = []
     for lg in loggers:
         for handler in lg.handlers:
