@@ -1,7 +1,25 @@
 """A small, coherent energy-system model: one battery, solar chargers and a house load.
 
-Everything steps by *device* time. Values only move the way real devices move them:
-cumulative counters never go back, min/max only extend, daily yields roll at midnight.
+Everything steps by *device* time, and every value moves the way a real device moves
+it (docs/simulator.md, "The model"):
+
+* The battery is a one-RC Thevenin equivalent circuit, the usual lead-acid model
+  (e.g. Ceraolo, "New dynamical models of lead-acid batteries", IEEE Trans. Power
+  Systems 15(4), 2000): terminal voltage = open-circuit voltage(SOC, T) + I x R0 +
+  a polarisation voltage that follows I x Rp with a time constant. So the voltage
+  moves continuously with current and charge; only a current step moves it at once,
+  by R0 x the step. ``World.max_voltage_step`` is that bound, and the tests hold
+  the decoded frames to it.
+* A charger is Off at night, starts when the panel's open-circuit voltage is 5 V above
+  the battery's and stops below 1 V above it (hysteresis), charges Bulk -> Absorption
+  (at the absorption voltage, for a time set by the battery voltage at the day's
+  start, or until the tail current) -> Float, each step once a day, as the Victron
+  MPPT manuals describe (sources at the constants below).
+* A charger's day is its own: it begins at the first light after at least an hour
+  without charging. Then yield today (H20) and max power today (H21) move to
+  yesterday (H22, H23) and the day sequence number (HSDS) counts up: never at
+  midnight. The counters start consistent with the sun: a model started at noon
+  already holds that morning's yield (``Yields.preroll``).
 """
 
 from __future__ import annotations
@@ -16,27 +34,58 @@ from dataclasses import dataclass, field
 MAX_STEP_S = 10.0
 DAY_S = 86400.0
 
-# Charger state codes (CS) used by the model.
+# Charger state codes (CS) used by the model (PROTOCOL.md's CS table).
 CS_OFF, CS_BULK, CS_ABSORPTION, CS_FLOAT = 0, 3, 4, 5
 # MPPT tracker codes.
 MPPT_OFF, MPPT_LIMITED, MPPT_TRACKING = 0, 1, 2
 OR_NO_INPUT_POWER = 0x00000001
 
-# SOC thresholds of the charge algorithm (data, not branches): state -> (leave above, next).
-CHARGE_STEPS: dict[int, tuple[float, int]] = {
-    CS_BULK: (0.85, CS_ABSORPTION),
-    CS_ABSORPTION: (0.995, CS_FLOAT),
-}
-REBULK_SOC = 0.90  # float drops back to bulk below this (a big evening load in daylight)
+# Start and stop of a charger by panel voltage: it starts when the PV voltage is 5 V
+# above the battery voltage and, once running, stops when it falls below battery + 1 V
+# (Victron BlueSolar MPPT 150/45..150/100 manual, 3.3: "PV voltage must exceed Vbat +
+# 5V for the controller to start. Thereafter minimum PV voltage is Vbat + 1V").
+START_MARGIN_V, STOP_MARGIN_V = 5.0, 1.0
+# A new charge cycle, and a new history day, after an hour without charging: "The
+# charging algorithm will reset if charging has stopped for an hour" (Victron
+# SmartSolar MPPT 75/10..100/20 manual, "Variations to expected behaviour" 2), at the
+# first light: "The charge controller starts a new charge cycle every morning, when the
+# sun starts shining" (same manual, 3.8). Some owners see the reset near an estimated
+# midnight instead (hoylabs/OpenDTU-OnBattery#188, #1703); either way it is at night.
+NEW_DAY_DARK_S = 3600.0
+# Absorption time by the battery voltage at the day's start, 12 V lead-acid default
+# (manual 3.8: < 11.9 V 6 h, < 12.2 V 4 h, < 12.6 V 2 h, else 1 h): (below V, hours).
+ABSORPTION_HOURS: tuple[tuple[float, float], ...] = ((11.9, 6.0), (12.2, 4.0), (12.6, 2.0))
+ABSORPTION_HOURS_DEFAULT = 1.0
+# Absorption also ends below this tail current (SmartSolar manual 3.8: 2 A; the battery
+# terminals' current on models with a load output, the output's on larger ones).
+TAIL_CURRENT_A = 2.0
+AT_SET_POINT_V = 0.05  # the absorption timer runs while the voltage is this close to it
 
-# House load in amps per hour of the day (a 12 V off-grid cabin).
+# The battery's polarisation (one RC pair): time constant, resistance on discharge,
+# and on charge a resistance that rises steeply toward full (the charge acceptance of
+# lead-acid falls as it fills); the polarisation voltage is bounded by the gassing
+# overvoltage (about 0.3 V per cell above the open-circuit voltage at 2.4 V/cell).
+TAU_POLARISATION_S = 600.0
+RP_DISCHARGE_OHM = 0.005
+RP_CHARGE_OHM = (0.003, 0.013)  # a + b / (1 - SOC + 1e-4)
+MAX_POLARISATION_V = 2.0
+
+# House load in amps per hour of the day (a 12 V off-grid cabin); interpolated between
+# hours, with a slow random wander of a few per cent (appliances, a fridge).
 LOAD_PROFILE_A: tuple[float, ...] = (
     1.0, 0.9, 0.9, 0.9, 0.9, 1.0, 2.0, 3.5, 3.0, 2.0, 1.8, 1.8,
     2.5, 1.8, 1.6, 1.6, 1.8, 2.5, 4.5, 6.0, 5.5, 4.0, 2.0, 1.2,
 )
+LOAD_WANDER = 0.05  # +-5 % at most
+LOAD_WANDER_TAU_S = 600.0
 # Night lights on a charger's load output, amps per hour of the day.
 LOAD_OUTPUT_A: tuple[float, ...] = tuple(0.6 if h >= 19 or h < 1 else 0.0 for h in range(24))
 LVD_OFF_SOC, LVD_ON_SOC = 0.05, 0.20  # low-voltage disconnect hysteresis of the house load
+# A charger already in service when the model starts: this many full days of yield in H19.
+DAYS_IN_SERVICE = 120
+NOMINAL_V = 13.0  # battery voltage for the yield estimate of the days before the start
+SUNRISE_H, SUNSET_H = 6.0, 18.0  # the model's sun, local hours
+SELF_CONSUMPTION_A = 0.01  # a charger that is off draws about 10 mA from the battery
 
 
 @dataclass
@@ -88,6 +137,36 @@ class Yields:
         self.today_wh, self.max_today_w = 0.0, 0.0
         self.day_seq = (self.day_seq + 1) % 365
 
+    @classmethod
+    def preroll(cls, spec: ChargerSpec, hour: float) -> Yields:
+        """Return the counters of a charger in service, at local ``hour`` of its day.
+
+        Its day began at the last first light (06:00 of the model's sun): from then to
+        ``hour`` (or to dusk) it harvested a clear sky's power, so a model started at
+        noon holds its morning; yesterday was a whole clear day; H19 holds
+        DAYS_IN_SERVICE such days more.
+        """
+        # Before first light the day that began yesterday goes on: it holds a whole day.
+        today_wh, today_w = _clear_sky_yield(spec, 0.0, hour if hour >= SUNRISE_H else 24.0)
+        day_wh, day_w = _clear_sky_yield(spec, 0.0, 24.0)
+        return cls(total_wh=DAYS_IN_SERVICE * day_wh + today_wh, today_wh=today_wh,
+                   max_today_w=today_w, yesterday_wh=day_wh, max_yesterday_w=day_w,
+                   day_seq=DAYS_IN_SERVICE % 365)
+
+
+def _clear_sky_yield(spec: ChargerSpec, start_h: float, end_h: float) -> tuple[float, float]:
+    """Return (Wh, peak W) a charger harvests from a clear sky between two local hours."""
+    step_h = 1.0 / 60.0
+    energy, peak = 0.0, 0.0
+    hour = start_h
+    while hour < end_h:
+        power = min(spec.panel_peak_w * irradiance(hour + step_h / 2),
+                    spec.max_current_a * NOMINAL_V / spec.efficiency)
+        energy += power * min(step_h, end_h - hour)
+        peak = max(peak, power)
+        hour += step_h
+    return energy, peak
+
 
 @dataclass
 class Charger:
@@ -104,6 +183,14 @@ class Charger:
     load_on: bool = True
     load_a: float = 0.0
     yields: Yields = field(default_factory=Yields)
+    dark_s: float = 0.0  # seconds without charging (a new day after NEW_DAY_DARK_S)
+    absorption_left_s: float = ABSORPTION_HOURS_DEFAULT * 3600.0
+    limit_a: float = 0.0  # the most it could deliver this step (panel, rating)
+
+    @property
+    def running(self) -> bool:
+        """Return True while the charger is on (any state but Off)."""
+        return self.cs != CS_OFF
 
 
 @dataclass
@@ -173,15 +260,33 @@ def local_offset(t: float) -> float:
 
 def irradiance(hour: float) -> float:
     """Return clear-sky irradiance 0..1 for a local hour of day (sunrise 6, sunset 18)."""
-    if not 6.0 < hour < 18.0:
+    if not SUNRISE_H < hour < SUNSET_H:
         return 0.0
-    sun = math.sin(math.pi * (hour - 6.0) / 12.0)
+    sun = math.sin(math.pi * (hour - SUNRISE_H) / (SUNSET_H - SUNRISE_H))
     return sun * math.sqrt(sun)  # sin^1.5: a narrower, more realistic bell
 
 
 def open_circuit_v(soc: float, temp_c: float) -> float:
     """Return resting voltage of a 12 V lead-acid battery at ``soc`` (0..1)."""
     return 11.8 + 0.95 * soc + 0.002 * (temp_c - 25.0)
+
+
+def panel_voc(spec: ChargerSpec, sun: float) -> float:
+    """Return the panel's open-circuit voltage at relative irradiance ``sun`` (0..1).
+
+    Voc grows with the logarithm of irradiance (the diode equation; about 6 % of Voc per
+    e-fold): a panel reads most of its Voc from the first light, and nothing at night.
+    """
+    if sun <= 0.0:
+        return 0.0
+    return max(0.0, spec.panel_voc_v * (1.0 + 0.06 * math.log(sun)))
+
+
+def absorption_seconds(start_v: float) -> float:
+    """Return the absorption time for the battery voltage at the day's start (manual 3.8)."""
+    hours = next((h for below, h in ABSORPTION_HOURS if start_v < below),
+                 ABSORPTION_HOURS_DEFAULT)
+    return hours * 3600.0
 
 
 class World:
@@ -209,13 +314,41 @@ class World:
         self.synchronised = True
         self.synced_full = False
         self.history = History()
-        self.chargers = {name: Charger(name, spec) for name, spec in (chargers or {}).items()}
         self.utc_offset_s = local_offset(start) if utc_offset_s is None else utc_offset_s
         self._rng = random.Random(seed)
         self._cloud = 1.0
+        self._wander = 0.0
         self._alarm_state = (False, False)
         self._lock = threading.RLock()
+        self.polarisation_v = 0.0
+        self.regulated = False
+        self.temp_c = self._temperature(self.hour())
         self.voltage_v = open_circuit_v(self.soc, self.temp_c)
+        self.chargers = {name: self._new_charger(name, spec)
+                         for name, spec in (chargers or {}).items()}
+        self._settle()
+
+    def _settle(self) -> None:
+        """Start with the currents of this moment and a polarisation that has settled to
+        them (not a battery at rest under a noon sun); no time passes, nothing is counted."""
+        hour = self.hour()
+        house_a = self._house_load(hour, 0.0)
+        for charger in self.chargers.values():
+            self._update_load_output(charger, hour)
+            self._switch(charger, irradiance(hour), 0.0)
+        self.load_a = house_a + sum(c.load_a for c in self.chargers.values())
+        self._solve(10 * TAU_POLARISATION_S)
+
+    def _new_charger(self, name: str, spec: ChargerSpec) -> Charger:
+        """Return a charger in service: counters of its day so far, on if the sun is up."""
+        hour = self.hour()
+        charger = Charger(name, spec, yields=Yields.preroll(spec, hour))
+        charger.absorption_left_s = absorption_seconds(self.voltage_v)
+        if panel_voc(spec, irradiance(hour)) > self.voltage_v + START_MARGIN_V:
+            charger.cs = CS_BULK
+        elif hour >= SUNSET_H or hour < SUNRISE_H:  # dark since dusk
+            charger.dark_s = ((hour - SUNSET_H) % 24.0) * 3600.0
+        return charger
 
     # -- time ---------------------------------------------------------------
 
@@ -228,43 +361,66 @@ class World:
         """Step the model forward to epoch ``to``; earlier times are ignored."""
         with self._lock:
             while self.time < to:
-                midnight = self._next_midnight()
-                end = min(to, self.time + MAX_STEP_S, midnight)
+                end = min(to, self.time + MAX_STEP_S)
                 self._step(end - self.time)
                 self.time = end
-                if end >= midnight:
-                    for charger in self.chargers.values():
-                        charger.yields.roll_day()
 
-    def _next_midnight(self) -> float:
-        local = self.time + self.utc_offset_s
-        return (math.floor(local / DAY_S) + 1) * DAY_S - self.utc_offset_s
+    def max_voltage_step(self, dt: float) -> float:
+        """Return the largest battery-voltage change the model allows in ``dt`` seconds.
+
+        Only a current step moves the voltage at once, by R0 x the step: the largest is
+        every charger's rated current plus the whole load switching (a low-voltage
+        disconnect, the end of absorption). The polarisation moves at most its whole
+        range times (1 - e^(-dt/tau)); the open-circuit voltage 0.95 V per full charge.
+        """
+        p = self.params
+        amps = (sum(c.spec.max_current_a for c in self.chargers.values())
+                + max(LOAD_PROFILE_A) * self.load_scale * (1 + LOAD_WANDER)
+                + max(LOAD_OUTPUT_A) * len(self.chargers))
+        relax = 2 * MAX_POLARISATION_V * (1.0 - math.exp(-dt / TAU_POLARISATION_S))
+        ocv = 0.95 * amps * dt / (p.capacity_ah * 3600.0)
+        # The set points follow temperature (-18 mV/degC), which moves <= 1.6 degC/h.
+        drift = abs(p.temp_coeff_v) * 1.6 * dt / 3600.0
+        return p.internal_r * amps + relax + ocv + drift
 
     # -- one step -----------------------------------------------------------
+
+    @staticmethod
+    def _temperature(hour: float) -> float:
+        return 20.0 + 6.0 * math.sin(math.pi * (hour - 9.0) / 12.0)
 
     def _step(self, dt: float) -> None:
         hour = self.hour(self.time + dt / 2)
         self._cloud = min(1.0, max(0.55, self._cloud + self._rng.gauss(0.0, 0.01 * math.sqrt(dt))))
-        self.temp_c = 20.0 + 6.0 * math.sin(math.pi * (hour - 9.0) / 12.0)
-        house_a = self._house_load(hour)
+        self.temp_c = self._temperature(hour)
+        house_a = self._house_load(hour, dt)
         for charger in self.chargers.values():
             self._update_load_output(charger, hour)
         self.load_a = house_a + sum(c.load_a for c in self.chargers.values())
-        self._charge(irradiance(hour) * self._cloud, self.load_a)
-        self.current_a = sum(c.current_a for c in self.chargers.values()) - self.load_a
+        sun = irradiance(hour) * self._cloud
+        for charger in self.chargers.values():
+            self._switch(charger, sun, dt)
+        self._solve(dt)
         self._integrate(dt)
+        self._advance_states(dt)
         self._update_history(dt)
         for charger in self.chargers.values():
             charger.yields.add(charger.ppv_w, dt)
 
-    def _house_load(self, hour: float) -> float:
+    def _house_load(self, hour: float, dt: float) -> float:
         if self.soc < LVD_OFF_SOC and not self.lvd:
             self.lvd = True
             self.history.full_discharges += 1
         elif self.soc > LVD_ON_SOC:
             self.lvd = False
-        base = LOAD_PROFILE_A[int(hour) % 24] * self.load_scale
-        return 0.0 if self.lvd else base * (1.0 + self._rng.uniform(-0.05, 0.05))
+        # A slow random wander (Ornstein-Uhlenbeck), not a new draw each step: real loads
+        # do not jump by 5 % every second.
+        pull = math.exp(-dt / LOAD_WANDER_TAU_S)
+        self._wander = self._wander * pull + self._rng.gauss(0.0, 0.01 * math.sqrt(dt / 60.0))
+        self._wander = min(LOAD_WANDER, max(-LOAD_WANDER, self._wander))
+        here, frac = int(hour) % 24, hour % 1.0
+        base = LOAD_PROFILE_A[here] * (1 - frac) + LOAD_PROFILE_A[(here + 1) % 24] * frac
+        return 0.0 if self.lvd else base * self.load_scale * (1.0 + self._wander)
 
     def _update_load_output(self, charger: Charger, hour: float) -> None:
         if not charger.spec.has_load_output:
@@ -274,81 +430,115 @@ class World:
         charger.load_on = self.voltage_v > 12.5 or (charger.load_on and self.voltage_v > 11.5)
         charger.load_a = LOAD_OUTPUT_A[int(hour) % 24] if charger.load_on else 0.0
 
-    def _charge(self, sun: float, load_a: float) -> None:
-        """Set each charger's state, output current and panel values for this step."""
+    def _switch(self, charger: Charger, sun: float, dt: float) -> None:
+        """Start or stop a charger by its panel voltage (hysteresis); a new day at first light."""
+        voc = panel_voc(charger.spec, sun)
         volts = max(self.voltage_v, 11.0)
-        available = {n: c.spec.panel_peak_w * sun * c.spec.efficiency / volts
-                     for n, c in self.chargers.items()}
-        active = {n: min(a, c.spec.max_current_a)
-                  for n, c in self.chargers.items() if (a := available[n]) > 0.05}
-        acceptance = self._acceptance_a()
-        demand = load_a + acceptance
-        total_active = sum(active.values()) or 1.0
-        for name, charger in self.chargers.items():
-            if name not in active:
-                self._set_night(charger)
-                continue
-            cs = self._next_cs(charger.cs)
-            limit = active[name]
-            share = limit if cs == CS_BULK else min(limit, demand * limit / total_active)
-            self._set_day(charger, cs, share, available[name], volts)
+        charger.limit_a = min(charger.spec.max_current_a,
+                              charger.spec.panel_peak_w * sun * charger.spec.efficiency / volts)
+        if not charger.running:
+            charger.vpv_v = max(voc, 0.01)
+            if voc <= volts + START_MARGIN_V:
+                charger.dark_s += dt
+                return
+            if charger.dark_s >= NEW_DAY_DARK_S:  # first light after the night: a new day
+                charger.yields.roll_day()
+                charger.absorption_left_s = absorption_seconds(self.voltage_v)
+            charger.cs, charger.dark_s, charger.off_reason = CS_BULK, 0.0, 0
+        elif voc < volts + STOP_MARGIN_V:
+            charger.cs, charger.mppt, charger.off_reason = CS_OFF, MPPT_OFF, OR_NO_INPUT_POWER
+            charger.current_a, charger.ppv_w = -SELF_CONSUMPTION_A, 0.0
+            charger.vpv_v = max(voc, 0.01)
+            charger.dark_s = dt
 
-    def _acceptance_a(self) -> float:
-        """Return the current the battery takes while the voltage is held (tapering)."""
-        cap = self.params.capacity_ah
-        if self.soc >= 0.995:
-            return 0.002 * cap
-        return max(0.01 * cap, 0.1 * cap * (1.0 - self.soc) / 0.15)
+    def _set_point(self, charger: Charger) -> float:
+        """Return the voltage a running charger holds: absorption (also the cap of bulk)
+        or float, temperature-compensated."""
+        p = self.params
+        base = p.float_v if charger.cs == CS_FLOAT else p.absorption_v
+        return base + p.temp_coeff_v * (self.temp_c - 25.0)
 
-    def _next_cs(self, cs: int) -> int:
-        if cs == CS_OFF:
-            cs = CS_BULK
-        if cs == CS_FLOAT and self.soc < REBULK_SOC:
-            cs = CS_BULK
-        while cs in CHARGE_STEPS and self.soc >= CHARGE_STEPS[cs][0]:
-            cs = CHARGE_STEPS[cs][1]
-        return cs
+    def _battery_v(self, amps: float, dt: float) -> tuple[float, float]:
+        """Return (terminal voltage, polarisation) after ``dt`` s at battery current ``amps``.
 
-    @staticmethod
-    def _set_night(charger: Charger) -> None:
-        charger.cs, charger.mppt, charger.off_reason = CS_OFF, MPPT_OFF, OR_NO_INPUT_POWER
-        charger.current_a, charger.ppv_w, charger.vpv_v = -0.01, 0.0, 0.01  # self-consumption
+        Exact for a constant current over the step: the RC pair relaxes toward
+        I x Rp with e^(-dt/tau), so any step length is stable.
+        """
+        decay = math.exp(-dt / TAU_POLARISATION_S)
+        target = max(-MAX_POLARISATION_V, min(MAX_POLARISATION_V, amps * self._rp(amps)))
+        pol = target + (self.polarisation_v - target) * decay
+        return open_circuit_v(self.soc, self.temp_c) + amps * self.params.internal_r + pol, pol
 
-    @staticmethod
-    def _set_day(charger: Charger, cs: int, out_a: float, avail_a: float, volts: float) -> None:
-        spec = charger.spec
-        charger.cs, charger.off_reason = cs, 0
-        charger.current_a = max(0.0, out_a)
-        charger.ppv_w = charger.current_a * volts / spec.efficiency
-        tracking = out_a >= avail_a - 1e-9
-        charger.mppt = MPPT_TRACKING if tracking else MPPT_LIMITED
-        # Off the maximum power point the panel voltage rises toward open circuit.
-        spare = 0.0 if tracking else 1.0 - charger.current_a / max(avail_a, 1e-9)
-        charger.vpv_v = spec.panel_voc_v * (0.80 + 0.15 * spare)
+    def _rp(self, amps: float) -> float:
+        if amps <= 0:
+            return RP_DISCHARGE_OHM
+        a, b = RP_CHARGE_OHM
+        return a + b / (1.0 - self.soc + 1e-4)
+
+    def _solve(self, dt: float) -> None:
+        """Set the chargers' currents and the battery's current and voltage for this step.
+
+        Every running charger gives what it can (MPPT tracking), unless that would lift
+        the battery above the lowest set point of the running chargers: then they give
+        just the current that holds it there (voltage or current limited), shared by
+        their ratings. The battery voltage follows from the current (``_battery_v``).
+        """
+        running = [c for c in self.chargers.values() if c.running]
+        # What the battery feeds besides the running chargers' output: the loads, and
+        # each charger that is off draws its own 10 mA (its I reads -0.01 A at night).
+        draw = self.load_a + SELF_CONSUMPTION_A * (len(self.chargers) - len(running))
+        most = sum(c.limit_a for c in running)
+        amps = most - draw
+        volts, pol = self._battery_v(amps, dt)
+        regulated = False
+        if running:
+            cap = min(self._set_point(c) for c in running)
+            if volts > cap:
+                amps = max(-draw, min(self._current_for(cap, dt), most - draw))
+                volts, pol = self._battery_v(amps, dt)
+                regulated = True
+        self.current_a, self.voltage_v, self.polarisation_v = amps, volts, pol
+        self.regulated = regulated
+        given = amps + draw
+        for charger in running:
+            share = given * (charger.limit_a / most) if most > 0 else 0.0
+            charger.current_a = max(0.0, share)
+            charger.ppv_w = charger.current_a * volts / charger.spec.efficiency
+            charger.mppt = MPPT_LIMITED if regulated else MPPT_TRACKING
+            # Off the maximum power point the panel voltage rises toward open circuit.
+            spare = 1.0 - charger.current_a / charger.limit_a if charger.limit_a > 0 else 1.0
+            charger.vpv_v = charger.spec.panel_voc_v * (0.80 + 0.15 * min(1.0, spare))
+
+    def _current_for(self, volts: float, dt: float) -> float:
+        """Return the battery current that puts the terminal voltage at ``volts`` after dt."""
+        decay = math.exp(-dt / TAU_POLARISATION_S)
+        free = volts - open_circuit_v(self.soc, self.temp_c) - self.polarisation_v * decay
+        r0 = self.params.internal_r
+        amps = free / (r0 + self._rp(free) * (1.0 - decay))
+        if abs(amps * self._rp(amps)) > MAX_POLARISATION_V:  # past the gassing bound
+            sign = 1.0 if amps > 0 else -1.0
+            amps = (free - sign * MAX_POLARISATION_V * (1.0 - decay)) / r0
+        return amps
+
+    def _advance_states(self, dt: float) -> None:
+        """Bulk -> Absorption at the set point; Absorption -> Float after its time or at
+        the tail current. Each step happens once per charge cycle: no flapping."""
+        for charger in self.chargers.values():
+            # At the set point: its own, or the lower one another charger holds.
+            at_abs = self.regulated or self.voltage_v >= self._set_point(charger) - AT_SET_POINT_V
+            if charger.cs == CS_BULK and at_abs:
+                charger.cs = CS_ABSORPTION
+            elif charger.cs == CS_ABSORPTION and at_abs:
+                charger.absorption_left_s -= dt
+                # The battery's current: what parallel chargers see alike, so they go to
+                # Float together (the manual's own models measure it at the battery).
+                tail = self.current_a
+                if charger.absorption_left_s <= 0 or tail < TAIL_CURRENT_A:
+                    charger.cs = CS_FLOAT
 
     def _integrate(self, dt: float) -> None:
         cap_as = self.params.capacity_ah * 3600.0
         self.soc = min(1.0, max(0.0, self.soc + self.current_a * dt / cap_as))
-        self.voltage_v = self._voltage()
-
-    def _voltage(self) -> float:
-        """Return terminal voltage: set point while a charger regulates, else OCV + I*R."""
-        p = self.params
-        comp = p.temp_coeff_v * (self.temp_c - 25.0)
-        states = {c.cs for c in self.chargers.values()}
-        resting = open_circuit_v(self.soc, self.temp_c) + self.current_a * p.internal_r
-        if self.current_a < 0:
-            return resting  # chargers cannot even cover the load: nothing is regulated
-        if CS_ABSORPTION in states:
-            return p.absorption_v + comp
-        if CS_FLOAT in states:
-            return p.float_v + comp
-        if CS_BULK in states:
-            # Voltage climbs steeply toward absorption as the battery fills.
-            fill = self.soc / CHARGE_STEPS[CS_BULK][0]
-            rise = (p.absorption_v - 12.8) * fill**6
-            return min(p.absorption_v + comp, resting + rise)
-        return resting
 
     def _update_history(self, dt: float) -> None:
         h = self.history

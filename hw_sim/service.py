@@ -15,13 +15,12 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from hw_sim.privdir import fresh_name, private_dir
 from vemonitor.api import ConfigError, ServiceContext, ServiceRun, ServiceSpec
 
 log = logging.getLogger("vemonitor")
-DAY_S = 86400
 
 
 @dataclass
@@ -56,11 +55,7 @@ class SimulatorConfig:
 
 
 def start_seconds(text: str) -> int:
-    """Return the seconds after local midnight of ``HH:MM[:SS]``, or a ConfigError.
-
-    ``simulator.start=12:00`` shows a charging system at any hour: it shifts the
-    simulated sun and midnight only (as a time zone would); rows keep the real time.
-    """
+    """Return the seconds after local midnight of ``HH:MM[:SS]``, or a ConfigError."""
     for pattern in ("%H:%M", "%H:%M:%S"):
         try:
             parsed = datetime.strptime(str(text).strip(), pattern)
@@ -71,11 +66,25 @@ def start_seconds(text: str) -> int:
                       key="simulator.start")
 
 
-def utc_offset(start: str | None, now: float) -> float | None:
-    """Return the simulated day's UTC offset making the local time ``start`` now (None: real)."""
-    if start is None:
+def clock_start(config: SimulatorConfig, now: float) -> float | None:
+    """Return where the run's clock starts: the last local ``simulator.start`` (None: now).
+
+    ``simulator.start=12:00`` shows a charging system at any hour by starting the run's
+    clock, the one the devices and the engine share, at the most recent local 12:00
+    (today's, or yesterday's before noon). The simulated sun follows the local time
+    of that clock, so every row is stamped with the time its sun shows: a chart never
+    has the sun at midnight. The rows are in the past by up to a day (at speed=1 they
+    stay behind the wall clock by that much); a second Demo run the same day writes
+    rows of the same times again (the store keeps the newer).
+    """
+    if not config.devices or config.start is None:
         return None
-    return float((start_seconds(start) - int(now) % DAY_S) % DAY_S)
+    local = datetime.fromtimestamp(now)
+    begin = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
+        seconds=start_seconds(config.start))
+    if begin > local:
+        begin -= timedelta(days=1)
+    return begin.timestamp()
 
 
 def default_dir() -> str:
@@ -94,15 +103,14 @@ def run_simulator(config: SimulatorConfig, context: ServiceContext) -> Iterator[
 
     directory = config.dir or os.path.join(context.state_dir, "sim")
     faults = parse_faults(config.faults) if config.faults else None
-    offset = utc_offset(config.start, context.clock.now())
     # private_dir: created 0700 and removed at the end when this run made it (never
     # someone else's folder, never left behind).
     with private_dir(directory) as directory, \
-            Simulator(config.devices, directory, clock=context.clock, faults=faults,
-                      utc_offset_s=offset) as running:
+            Simulator(config.devices, directory, clock=context.clock, faults=faults) as running:
         log.info("simulator: %s", ", ".join(f"{d.name} on {d.path}" for d in running))
         yield ServiceRun(port_globs=(os.path.join(directory, f"{LINK_PREFIX}*"),))
 
 
 SERVICE = ServiceSpec(key="simulator", schema=SimulatorConfig, start=run_simulator,
-                      resolvers={"vm_sim_dir": default_dir}, port_glob="ttyVE_*")
+                      resolvers={"vm_sim_dir": default_dir}, port_glob="ttyVE_*",
+                      clock_start=clock_start)

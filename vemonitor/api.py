@@ -275,6 +275,9 @@ class ServiceSpec:
     its heavy parts only when the config asks for something); ``resolvers`` are
     OmegaConf resolvers its default config uses (``${name:}``); ``port_glob`` is the
     name pattern of the serial ports it makes in a directory (``vemonitor scan --sim-dir``).
+    ``clock_start(config, now)``, when given, may return the epoch the run's clock starts
+    at instead of ``now`` (the simulator: at its simulated time of day, so rows are
+    stamped with the time its simulated sun shows); None keeps ``now``.
     """
 
     key: str
@@ -282,3 +285,4 @@ class ServiceSpec:
     start: Callable[[Any, ServiceContext], AbstractContextManager[ServiceRun]]
     resolvers: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     port_glob: str | None = None
+    clock_start: Callable[[Any, float], float | None] | None = None

@@ -120,8 +120,7 @@ def _run_locked(spec: RunSpec, registry: Registry) -> dict[str, Any]:
     """Run the engine (the state directory's lock is held)."""
     from vemonitor.engine import Engine
 
-    clock: Clock = (ScaledClock(SystemClock(), spec.runtime.speed) if spec.runtime.speed != 1
-                    else SystemClock())
+    clock = run_clock(spec, registry)
     with services(spec, registry, clock) as port_globs:
         engine = Engine(spec, registry, clock, port_globs=port_globs)
         log.info("block %s: %d inputs, %d outputs; %s", spec.block, len(spec.inputs),
@@ -158,6 +157,19 @@ def _metrics(engine: Any, spec: RunSpec) -> Any:
                           key="metrics.port") from err
     log.info("metrics on http://%s:%d/metrics", metrics.host, metrics.port)
     return server
+
+
+def run_clock(spec: RunSpec, registry: Registry) -> Clock:
+    """Return the run's clock: ``speed`` times wall time, from now or from where a service
+    asks it to start (``ServiceSpec.clock_start``: the Demo's simulated noon)."""
+    now = SystemClock().now()
+    origin = next((start for key, service in registry.services.items()
+                   if key in spec.services and service.clock_start is not None
+                   and (start := service.clock_start(spec.services[key], now)) is not None),
+                  None)
+    if spec.runtime.speed == 1 and origin is None:
+        return SystemClock()
+    return ScaledClock(SystemClock(), spec.runtime.speed, origin)
 
 
 @contextlib.contextmanager

@@ -6,11 +6,17 @@ Decisions:
   page opens from a USB stick or an e-mail, years later, exactly as written. A
   Content-Security-Policy forbids every external load, so a stray one would show.
 * The store is the sqlite output's file (``rows(source, time, "values" JSON)``, see
-  integrations/sqlite/README.md), opened read-only; the Demo's own store is
-  ``<state_dir>/demo/store.sqlite`` (``--demo``).
+  integrations/sqlite/README.md), opened read-only. ``--state-dir X`` means what
+  ``state_dir=X`` means to a run: the store is ``X/store.sqlite``, for the Demo too
+  (a Demo run with ``state_dir=X`` writes there). ``--demo`` only changes the default
+  folder: the Demo's own ``<default state dir>/demo/``.
 * Per source, the series a person looks at, when the source has them: battery voltage,
-  current, SOC, PV power, consumed Ah; daily yield as bars (the day's highest ``H20``);
+  current, SOC, PV power, consumed Ah; daily yield as bars, by the charger's own day
+  (``vemonitor.vedirect.days``: HSDS delimits the day, dated by the date it began);
   alarms as intervals (``Alarm`` on, or ``AR`` not 0) with their cause.
+* Never a traceback, whatever the arguments or the stored values: a bad argument is
+  one line and exit 2; a stored value that is not a finite number of a sane size
+  (``NaN``, a 400-digit integer, an impossible time) is left out of the charts.
 * Gaps: where two rows of a source are further apart than 3 times its usual interval
   (at least 5 s) the line is broken and the span is shaded "no data": a device that was
   unavailable is never drawn as a straight line across the hole.
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import math
 import sqlite3
 import statistics
 import sys
@@ -28,10 +35,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from vemonitor.config.paths import default_state_dir
 from vemonitor.vedirect import tables
+from vemonitor.vedirect.days import daily_kwh
 
 # (title, columns that may hold it (device label first, then ref_cols names), unit)
 SERIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -41,7 +49,13 @@ SERIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("PV power", ("PPV", "pv_power"), "W"),
     ("Consumed", ("CE", "bat_consumed"), "Ah"),
 )
-YIELD_COLUMNS = ("H20", "yield_today")
+# Values beyond this are no device reading (a 400-digit integer, 1e308): left out of
+# the charts, whose scales would otherwise overflow. The largest real ones (H19 in
+# 0.01 kWh, H6 in mAh) are below 1e9.
+MAX_CHART_VALUE = 1e15
+# Times a report can draw: 1970 to 9998 (datetime's range; a stored 1e300 is skipped).
+TIME_RANGE = (0.0, 253_370_764_800.0)  # to 9998-12-31, clear of any time zone
+MAX_HOURS = 24 * 365 * 100  # --hours: a century at most
 WIDTH, HEIGHT, PAD_LEFT, PAD_BOTTOM, PAD_TOP = 920, 190, 64, 26, 12
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 SourceRows = list[tuple[float, dict[str, Any]]]  # (time, values) oldest first
@@ -84,8 +98,33 @@ def read_store(path: Path, start: float | None, end: float | None) -> dict[str, 
         raise ReportError(f"cannot read {path}: {err}") from err
     out: dict[str, SourceRows] = {}
     for source, time_, values in found:
-        out.setdefault(source, []).append((float(time_), json.loads(values)))
+        row = _stored_row(time_, values)
+        if row is not None:
+            out.setdefault(str(source), []).append(row)
     return out
+
+
+def _stored_row(time_: object, values: object) -> tuple[float, dict[str, Any]] | None:
+    """Return (time, values) of a stored row, or None when either cannot be drawn."""
+    moment = _finite(time_)
+    if moment is None or not TIME_RANGE[0] <= moment <= TIME_RANGE[1]:
+        return None
+    try:
+        parsed = json.loads(values) if isinstance(values, str | bytes) else None
+    except (ValueError, RecursionError):
+        return None
+    return (moment, parsed) if isinstance(parsed, dict) else None
+
+
+def _finite(value: object) -> float | None:
+    """Return ``value`` as a finite float of a drawable size, else None (never raises)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond a float's range
+        return None
+    return number if math.isfinite(number) and abs(number) <= MAX_CHART_VALUE * 1e3 else None
 
 
 def newest_time(path: Path) -> float | None:
@@ -94,12 +133,13 @@ def newest_time(path: Path) -> float | None:
         return None
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        value = conn.execute("SELECT max(time) FROM rows").fetchone()[0]
+        value = conn.execute("SELECT max(time) FROM rows WHERE time BETWEEN ? AND ?",
+                             TIME_RANGE).fetchone()[0]
     except sqlite3.Error:
         return None
     finally:
         conn.close()
-    return None if value is None else float(value)
+    return _finite(value)
 
 
 def series(rows: SourceRows, columns: tuple[str, ...]) -> list[Point]:
@@ -107,8 +147,9 @@ def series(rows: SourceRows, columns: tuple[str, ...]) -> list[Point]:
     column = next((c for c in columns if any(c in values for _, values in rows)), None)
     if column is None:
         return []
-    return [Point(t, float(v[column])) for t, v in rows
-            if isinstance(v.get(column), int | float) and not isinstance(v.get(column), bool)]
+    points = [(t, _finite(v.get(column))) for t, v in rows]
+    return [Point(t, value) for t, value in points
+            if value is not None and abs(value) <= MAX_CHART_VALUE]
 
 
 def gap_after(times: Sequence[float]) -> float:
@@ -125,12 +166,8 @@ def gaps(times: Sequence[float]) -> list[tuple[float, float]]:
 
 
 def daily_yield(rows: SourceRows) -> list[tuple[str, float]]:
-    """Return (day, kWh) with the day's highest yield-today counter (it resets at midnight)."""
-    best: dict[str, float] = {}
-    for point in series(rows, YIELD_COLUMNS):
-        day = datetime.fromtimestamp(point.time).strftime("%Y-%m-%d")
-        best[day] = max(best.get(day, 0.0), point.value)
-    return sorted(best.items())
+    """Return (date, kWh) per device day (HSDS or the H20 reset delimits it; see days.py)."""
+    return [(day, kwh) for day, kwh in daily_kwh(rows) if abs(kwh) <= MAX_CHART_VALUE]
 
 
 def alarms(rows: SourceRows) -> list[tuple[float, float, str]]:
@@ -139,7 +176,8 @@ def alarms(rows: SourceRows) -> list[tuple[float, float, str]]:
     current: tuple[float, str] | None = None
     last = 0.0
     for time_, values in rows:
-        reason = int(values.get("AR") or 0) if isinstance(values.get("AR"), int) else 0
+        ar = values.get("AR")
+        reason = ar if isinstance(ar, int) and not isinstance(ar, bool) else 0
         on = values.get("Alarm") is True or reason != 0
         if on and current is None:
             names = [n for bit, n in tables.ALARM_BITS.items() if reason & bit]
@@ -288,26 +326,55 @@ def render(store: Path, data: dict[str, SourceRows], start: float,
 
 
 # ------------------------------------------------------------------ command
+def store_dir(state_dir: Path | None, demo: bool) -> Path:
+    """Return the folder of the store: ``state_dir`` as given to the run, else the default
+    one (its ``demo/`` for the Demo, as conf/block/Demo.yaml makes it)."""
+    if state_dir is not None:
+        return state_dir
+    return default_state_dir() / "demo" if demo else default_state_dir()
+
+
 def _moment(text: str, option: str) -> float:
     try:
         return datetime.fromisoformat(text).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         raise ReportError(f"{option} {text!r}: not an ISO 8601 date or date-time "
                           "(e.g. 2026-05-01 or 2026-05-01T18:00)") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (no usage block) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _hours(text: str) -> float:
+    """Return a period length in hours: finite, > 0, at most a century."""
+    try:
+        hours = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(hours) and 0 < hours <= MAX_HOURS):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours > 0 and "
+                                         f"<= {MAX_HOURS}")
+    return hours
+
+
 def parser() -> argparse.ArgumentParser:
     """Return the command's argument parser."""
-    p = argparse.ArgumentParser(prog="vemonitor report",
+    p = _Parser(prog="vemonitor report",
                                 description="Write a self-contained HTML report of the local "
                                             "store (charts of battery, PV, yield, alarms).")
     p.add_argument("--store", type=Path, help="the SQLite store (default: "
                    "<state_dir>/store.sqlite)")
-    p.add_argument("--demo", action="store_true", help="the Demo's store (<state_dir>/demo)")
-    p.add_argument("--state-dir", type=Path, help="default: $XDG_STATE_HOME/vemonitor")
+    p.add_argument("--demo", action="store_true", help="the Demo's store (default state "
+                   "dir + /demo, where the Demo writes unless run with state_dir=)")
+    p.add_argument("--state-dir", type=Path, help="the run's state_dir= (default: "
+                   "$XDG_STATE_HOME/vemonitor, + /demo with --demo)")
     p.add_argument("--from", dest="start", help="start, ISO 8601 (default: --hours before --to)")
     p.add_argument("--to", dest="end", help="end, ISO 8601 (default: the newest row)")
-    p.add_argument("--hours", type=float, default=24.0, help="period length (default: 24)")
+    p.add_argument("--hours", type=_hours, default=24.0, help="period length (default: 24)")
     p.add_argument("--out", type=Path, help="the HTML file (default: report.html beside "
                    "the store)")
     return p
@@ -317,14 +384,11 @@ def report_command(args: list[str]) -> int:
     """Run ``vemonitor report``: write the page, print where; a mistake is one line, exit 2."""
     opts = parser().parse_args(args)
     try:
-        state = opts.state_dir or default_state_dir()
-        store = opts.store or (state / "demo" if opts.demo else state) / "store.sqlite"
-        if opts.hours <= 0:
-            raise ReportError("--hours must be > 0")
+        store = opts.store or store_dir(opts.state_dir, opts.demo) / "store.sqlite"
         end = _moment(opts.end, "--to") if opts.end else newest_time(store)
         end = end if end is not None else datetime.now().timestamp()
         start = (_moment(opts.start, "--from") if opts.start
-                 else end - timedelta(hours=opts.hours).total_seconds())
+                 else max(TIME_RANGE[0], end - timedelta(hours=opts.hours).total_seconds()))
         if start >= end:
             raise ReportError("--from must be before --to")
         data = read_store(store, start, end)

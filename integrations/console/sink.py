@@ -116,6 +116,56 @@ def quiet_keyboard() -> tuple[int, list[Any]] | None:
     return fd, saved
 
 
+def logs_above(console: Console) -> list[tuple[logging.StreamHandler[Any], Any]]:
+    """Send the log lines meant for a terminal above the live screen; return what to undo.
+
+    A logging handler writes straight to the stream it was given (stderr), under the
+    live screen's cursor: an INFO line then lands inside the panels ("waiting for the
+    first rows...INFO vemonitor.serial_reader: ..."). rich's FileProxy prints each
+    whole line through the live console, which draws it above the screen and redraws
+    the screen below it (what rich's Live does for print()). Only handlers writing to a
+    terminal are moved, and only when the screen is on one too: a log file or a pipe
+    (journald) is left alone.
+    """
+    from rich.file_proxy import FileProxy
+
+    moved: list[tuple[logging.StreamHandler[Any], Any]] = []
+    if not console.is_terminal:
+        return moved
+    for handler in _stream_handlers():
+        stream = handler.stream
+        try:
+            on_terminal = stream is not None and stream.isatty()
+        except (AttributeError, ValueError, OSError):
+            on_terminal = False
+        if on_terminal:
+            handler.setStream(FileProxy(console, stream))
+            moved.append((handler, stream))
+    return moved
+
+
+def _stream_handlers() -> list[logging.StreamHandler[Any]]:
+    """Return the StreamHandlers of the root logger and of every logger created so far."""
+    # A copy first: another thread may create a logger meanwhile (dict.copy() is atomic).
+    known = logging.Logger.manager.loggerDict.copy()
+    loggers = [logging.getLogger()] + [lg for lg in known.values() if isinstance(lg, logging.Logger)]
+    found: list[logging.StreamHandler[Any]] = []
+    for lg in loggers:
+        for handler in lg.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler not in found:
+                found.append(handler)
+    return found
+
+
+def logs_back(moved: list[tuple[logging.StreamHandler[Any], Any]]) -> None:
+    """Give the handlers moved by logs_above() their own streams back (flushing the proxy)."""
+    for handler, stream in moved:
+        proxy = handler.setStream(stream)
+        with contextlib.suppress(Exception):
+            if proxy is not None:
+                proxy.flush()
+
+
 def restore_keyboard(saved: tuple[int, list[Any]] | None) -> None:
     """Put the terminal settings back as they were before quiet_keyboard()."""
     if saved is None:
@@ -142,6 +192,7 @@ class ConsoleSink:
         self._stale_after = max(5.0, 3.0 * float(item.time_interval) * item.cache_interval)
         self._resolved = "lines"
         self._tty: tuple[int, list[Any]] | None = None  # terminal settings to restore
+        self._logs: list[tuple[logging.StreamHandler[Any], Any]] = []  # handlers moved
         # write() in the sender thread, close() in the engine's, renders in rich's refresh
         # thread; reentrant because write()'s own refresh renders while holding it.
         self._lock = threading.RLock()
@@ -186,6 +237,7 @@ class ConsoleSink:
             return
         self._live = live
         self._tty = quiet_keyboard()
+        self._logs = logs_above(live.console)
 
     def write(self, batch: Batch) -> None:
         """Show the batch: refresh the table, or print one line per row."""
@@ -213,6 +265,8 @@ class ConsoleSink:
         with self._lock:
             live, self._live = self._live, None
             tty, self._tty = self._tty, None
+            moved, self._logs = self._logs, []
         if live is not None:
             live.stop()
+        logs_back(moved)  # after stop: a line the proxy still holds prints below the screen
         restore_keyboard(tty)

@@ -6,12 +6,13 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from hw_sim.physics import World
-from hw_sim.service import start_seconds, utc_offset
+from hw_sim.service import SimulatorConfig, clock_start, start_seconds
 from vemonitor.config.errors import ConfigError
 
 
@@ -45,23 +46,31 @@ def test_demo_rows_go_to_a_demo_store_never_the_real_one(tmp_path: Path) -> None
 @pytest.mark.parametrize(("start", "sunny"), [("12:00", True), ("02:00", False)])
 def test_simulator_start_sets_the_simulated_time_of_day(tmp_path: Path, start: str,
                                                         sunny: bool) -> None:
-    """simulator.start=12:00: the charger makes power at any real hour; 02:00: it is night."""
+    """simulator.start=12:00: the charger makes power at any real hour; 02:00: it is night;
+    and the rows are stamped with that time of day (the sun matches the clock)."""
     state = tmp_path / "state"
     result = _vemonitor(tmp_path, "duration=5", f"state_dir={state}", f"simulator.start={start}")
     assert result.returncode == 0, result.stderr
     ppv = _column(state / "store.sqlite", "solar", "PPV")
     assert ppv, "no solar rows"
     assert (min(ppv) > 0) if sunny else (max(ppv) == 0), ppv
+    with sqlite3.connect(state / "store.sqlite") as db:
+        first = db.execute("select min(time) from rows").fetchone()[0]
+    assert datetime.fromtimestamp(first).strftime("%H:%M") == start
 
 
-def test_utc_offset_puts_the_model_at_the_start_hour() -> None:
-    """The offset makes the physics model's local hour the requested one, now."""
+@pytest.mark.parametrize("start", ["06:30", "23:59", "00:00"])
+def test_clock_starts_at_the_last_local_start_time(start: str) -> None:
+    """The run's clock starts at the most recent local HH:MM (never in the future), and
+    the model's sun (the machine's own time zone) then shows that hour."""
     now = 1_796_000_000.0
-    offset = utc_offset("06:30", now)
-    assert offset is not None
-    world = World(now, utc_offset_s=offset)
-    assert abs(world.hour(now) - 6.5) < 1e-6
-    assert utc_offset(None, now) is None
+    begin = clock_start(SimulatorConfig(devices=["mppt"], start=start), now)
+    assert begin is not None and now - 86400 < begin <= now
+    assert datetime.fromtimestamp(begin).strftime("%H:%M") == start
+    world = World(begin)
+    assert abs(world.hour() - start_seconds(start) / 3600) < 1e-6
+    assert clock_start(SimulatorConfig(devices=["mppt"]), now) is None
+    assert clock_start(SimulatorConfig(start=start), now) is None  # no devices: real time
 
 
 @pytest.mark.parametrize("text", ["noon", "25:00", "12", ""])

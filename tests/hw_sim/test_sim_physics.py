@@ -76,25 +76,40 @@ def test_charge_states_progress_bulk_absorption_float_then_off_at_night() -> Non
         assert changes == [CS_OFF, CS_BULK, CS_ABSORPTION, CS_FLOAT, CS_OFF], name
         at_night = [s[name] for t, s in samples if t % DAY < 5 * 3600]
         assert all(r.cs == CS_OFF and r.off_reason == 1 and r.ppv_w == 0 for r in at_night)
-    socs = {s["mppt"].cs: s["bmv"].soc_permille for _, s in samples}
-    assert socs[CS_FLOAT] >= 995
+    first_float = next(s for _, s in samples if s["mppt"].cs == CS_FLOAT)
+    assert first_float["bmv"].soc_permille >= 950  # Float only once the battery is (nearly) full
 
 
-def test_yield_total_monotonic_and_day_rolls_at_midnight() -> None:
-    """H19 only grows; at midnight H20/H21 move to H22/H23 and HSDS advances by one."""
+def test_the_charger_day_rolls_at_first_light_not_at_midnight() -> None:
+    """H19 only grows; midnight changes nothing; at the first light (06:00 of the model's
+    sun, after the night) H20/H21 move to H22/H23 and HSDS advances by one."""
     world = make_world(soc=0.3)
-    samples = run(world, 3 * DAY, step=600.0)
+    samples = run(world, 3 * DAY, step=60.0)
     for name in ("mppt", "mppt_fwe"):
         h19 = [s[name].h19 for _, s in samples]
         assert h19 == sorted(h19) and h19[-1] > 0
-        before = {round(t // DAY): s[name] for t, s in samples if t % DAY == DAY - 600}
-        after = {round(t // DAY): s[name] for t, s in samples if t % DAY == 0}
-        for day, reading in after.items():
-            prev = before[day - 1]
-            assert reading.hsds == (prev.hsds + 1) % 365
-            assert (reading.h20, reading.h21) == (0, 0)
-            assert (reading.h22, reading.h23) == (prev.h20, prev.h21)
-            assert prev.h20 > 0 and prev.h21 > 0
+        changes = [(t, a[name], b[name]) for (_, a), (t, b) in zip(samples, samples[1:])
+                   if b[name].hsds != a[name].hsds]
+        assert len(changes) == 3, name  # one per night
+        for t, before, after in changes:
+            assert 6 * 3600 <= t % DAY <= 6.5 * 3600, (name, t % DAY)
+            assert after.hsds == (before.hsds + 1) % 365
+            assert after.h20 <= 1 and after.h21 <= before.h21
+            assert (after.h22, after.h23) == (before.h20, before.h21)
+            assert before.h20 > 0 and before.cs == 0  # yesterday's yield held all night
+        at_midnight = [s[name] for t, s in samples if t % DAY == 0]
+        assert at_midnight and all(r.h20 > 0 for r in at_midnight)  # not reset at midnight
+
+
+def test_a_model_started_at_noon_holds_its_morning() -> None:
+    """Started at noon, a charger already shows the yield of its morning and a whole
+    yesterday; started at 03:00 it shows the whole previous day as today's."""
+    chargers = {"mppt": PROFILES["mppt"].charger}
+    noon = World(12 * 3600.0, chargers, utc_offset_s=0.0).charger_reading("mppt")
+    night = World(3 * 3600.0, chargers, utc_offset_s=0.0).charger_reading("mppt")
+    assert 0 < noon.h20 < noon.h22 and noon.h21 > 0 and noon.cs != CS_OFF
+    assert night.h20 == night.h22 and night.cs == CS_OFF
+    assert noon.h19 >= noon.h20 + 100 * noon.h22  # a charger in service for months
 
 
 def test_battery_current_is_charger_current_minus_load() -> None:
