@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "vemonitor.vedirect": CODEC,
     "vemonitor.clock": CODEC,
     "vemonitor.serial_reader": CODEC,  # the codec's I/O half: a port -> snapshots
+    "vemonitor.hex_session": CODEC,  # one port's HEX conversation (pure logic, issue 22)
     "vemonitor.scan": CODEC,  # probing ports for a device (no engine, no contract)
     "vemonitor": CONTRACT,  # the package itself holds only __version__
     "vemonitor.api": CONTRACT,

@@ -20,7 +20,14 @@ from vemonitor.vedirect.decoder import Decoder
 from vemonitor.vedirect.events import Block, HexMessage
 from vemonitor.vedirect.fields import DECODERS, Code, Flags
 from vemonitor.vedirect.hex_registers import (
-    HEX_FIELD_BY_NAME, REGISTER_BY_ID, REGISTER_BY_NAME, REGISTERS, family_of, lookup, type_na)
+    HEX_FIELD_BY_NAME,
+    REGISTER_BY_ID,
+    REGISTER_BY_NAME,
+    REGISTERS,
+    family_of,
+    lookup,
+    type_na,
+)
 
 # (request, reply, register name, value in user units) -- GV registerApi_test.go "Solar Lab".
 SOLAR_LAB = [

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Union
 
 from vemonitor.vedirect import fields
 from vemonitor.vedirect.encoder import encode_hex
@@ -117,8 +116,8 @@ class Malformed:
     raw: bytes
 
 
-Response = Union[RegisterMessage, WordMessage, ErrorMessage, Frame, Malformed]
-Request = Union[RegisterMessage, Command, Malformed]
+Response = RegisterMessage | WordMessage | ErrorMessage | Frame | Malformed
+Request = RegisterMessage | Command | Malformed
 
 
 # ---------------------------------------------------------------------- frames
