@@ -222,7 +222,8 @@ class HexDevice:
             self.settings.update(BMV_ONLY_SETTINGS)
         if charger is not None:
             rating = _u(2, round(charger.spec.max_current_a * 10))
-            self.settings.update({0xEDF0: rating})
+            # 0xEDDF is the rating (read-only: a Set gets flags 02); 0xEDF0 starts at it.
+            self.settings.update({0xEDDF: rating, 0xEDF0: rating})
         self.nv_writes: Counter[int] = Counter()
         self.counters = HexCounters()
         self.fields: dict[str, str] = {}

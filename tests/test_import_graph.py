@@ -66,6 +66,7 @@ LAYERS: dict[str, int] = {
     "vemonitor.commandline": COMMAND,  # the subcommands and flags, one table each
     "vemonitor.cli_strict": COMMAND,  # the command line checked before a run (issue 13)
     "vemonitor.report": COMMAND,  # `vemonitor report` (issue 13)
+    "vemonitor.hex_cli": COMMAND,  # `vemonitor hex get` (issue 22)
     "vemonitor.decode_cli": COMMAND,
     "vemonitor.__main__": COMMAND,
 }
