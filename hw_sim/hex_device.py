@@ -30,9 +30,11 @@ What it answers (HEX.md §2.2, §3, §4; the behaviour each line copies is named
   the stream they always saw.
 * History: 0x104F and 0x1050 + n. Today is the live day (yield = H20, max power =
   H21, day = HSDS); each day roll archives the day with H22/H23 as its yield and
-  max power; :meth:`HexDevice.seed_history` gives a charger a past of N days and
-  adds their yield to the physics' H19 counter, so the total record equals H19 and
-  the days sum to it. Days not (yet) available answer flags 01 (VR).
+  max power. The past the physics started with (H19 above H20) is shown as days like
+  yesterday (H22/H23) while H19's remainder lasts; :meth:`HexDevice.seed_history`
+  gives a charger without a past N days and adds their yield to the physics' H19.
+  So the total record is H19, day 1 is H22, and the days never sum above H19.
+  Days not (yet) available answer flags 01 (VR).
 * Firmware <= 1.52 (T1): TEXT pauses while HEX traffic is recent
   (:data:`TEXT_PAUSE_S`), HEX continues.
 * The fault :attr:`HexDevice.ignore_hex` makes the device ignore every HEX line
@@ -354,28 +356,57 @@ class HexDevice:
 
     # -------------------------------------------------------------- history
     def seed_history(self, days: int, seed: int = 0) -> None:
-        """Give a charger ``days`` past days (before start); their yield joins H19 in physics."""
+        """Give a charger without a past ``days`` past days, before start (adds them to H19).
+
+        Nothing happens when the physics already holds a past (H19 above today's
+        yield): the device then shows that past (:meth:`_infer_past`).
+        """
         charger = self.charger
-        if charger is None or days <= 0:
+        if charger is None or days <= 0 or self.archive:
+            return
+        yields = charger.yields
+        if yields.total_wh - yields.today_wh >= 10.0:
             return
         rng = random.Random(seed)
-        yields = charger.yields
-        start_seq = yields.day_seq
         peak = charger.spec.panel_peak_w
         for n in range(min(days, HISTORY_DAYS - 1)):
             wh = 10 * round(peak * rng.uniform(1.5, 5.5) / 10)  # whole 0.01 kWh
-            day = DayStats(seq=start_seq + n, yield_c=wh // 10,
-                           max_power_w=round(peak * rng.uniform(0.5, 0.95)),
-                           vmax_c=rng.randint(1420, 1445), vmin_c=rng.randint(1190, 1260),
-                           imax_d=round(charger.spec.max_current_a * rng.uniform(3, 9)),
-                           pvmax_c=round(charger.spec.panel_voc_v * rng.uniform(90, 99)))
-            day.seconds_by_cs.update({3: rng.randint(120, 300) * 60,
-                                      4: rng.randint(30, 180) * 60, 5: rng.randint(60, 240) * 60})
-            self.archive.append(day)
+            self.archive.append(self._past_day(yields.day_seq + n, wh // 10,
+                                               round(peak * rng.uniform(0.5, 0.95)), rng))
             yields.total_wh += wh
         last = self.archive[-1]
         yields.yesterday_wh, yields.max_yesterday_w = last.yield_c * 10.0, float(last.max_power_w)
         yields.day_seq = (last.seq + 1) % 365
+
+    def _past_day(self, seq: int, yield_c: int, max_power_w: int,
+                  rng: random.Random) -> DayStats:
+        """Return a plausible past day with this yield (voltages, currents, charge phases)."""
+        spec = self.charger.spec if self.charger is not None else None
+        rating_a = spec.max_current_a if spec is not None else 15.0
+        voc_v = spec.panel_voc_v if spec is not None else 40.0
+        day = DayStats(seq=seq % 365, yield_c=yield_c, max_power_w=max_power_w,
+                       vmax_c=rng.randint(1420, 1445), vmin_c=rng.randint(1190, 1260),
+                       imax_d=round(rating_a * rng.uniform(3, 9)),
+                       pvmax_c=round(voc_v * rng.uniform(90, 99)))
+        day.seconds_by_cs.update({3: rng.randint(120, 300) * 60, 4: rng.randint(30, 180) * 60,
+                                  5: rng.randint(60, 240) * 60})
+        return day
+
+    def _infer_past(self) -> None:
+        """Show the past the physics started with (H19 above today): yesterday = H22/H23,
+        older days like yesterday while H19's remainder lasts (the total covers more days
+        than the 30 a device keeps)."""
+        f = self.fields
+        past = _num(f, "H19") - _num(f, "H20")
+        seq, rng = _num(f, "HSDS"), random.Random(self.serial)
+        days: list[DayStats] = []
+        while past > 0 and len(days) < HISTORY_DAYS - 1:
+            day_c = min(_num(f, "H22"), past)
+            if day_c <= 0:
+                break
+            days.append(self._past_day(seq - 1 - len(days), day_c, _num(f, "H23"), rng))
+            past -= day_c
+        self.archive.extend(reversed(days))
 
     def observe(self, records: list[Record], now: float) -> None:
         """Take a TEXT block the device wrote: live values and today's history."""
@@ -385,6 +416,8 @@ class HexDevice:
         if self.family != MPPT or "HSDS" not in dict(records):
             return
         seq = _num(self.fields, "HSDS")
+        if self.today is None and not self.archive:
+            self._infer_past()
         if self.today is not None and self.today.seq != seq:
             self.today.yield_c = _num(self.fields, "H22")  # the day as the device closed it
             self.today.max_power_w = _num(self.fields, "H23")
