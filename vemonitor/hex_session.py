@@ -210,12 +210,6 @@ class HexSession:
         elif not idle:
             self._gap = False  # TEXT bytes of the next block have started
 
-    def on_line(self, body: bytes, now: float) -> None:
-        """Take one HEX line body received outside a TEXT decoder (a pure HEX stream)."""
-        if self._on_line(body, now):
-            self._gap = True
-        self.tick(now)
-
     def _learn_identity(self, fields: Mapping[str, str]) -> None:
         """Remember the TEXT identity labels and decide the policy once they are known."""
         for label in ("PID", "FW", "FWE", "BMV"):

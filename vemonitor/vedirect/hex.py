@@ -244,9 +244,6 @@ class LineSplitter:
 
 
 # ---------------------------------------------------------------------- values
-Value = fields.Value
-
-
 def unpack_int(wire: str, data: bytes) -> int | None:
     """Return the little-endian integer of an integer wire type, or None on a width mismatch."""
     size, signed = INT_TYPES[wire]
