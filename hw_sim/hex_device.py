@@ -203,7 +203,8 @@ class HexCounters:
     lines_in: int = 0
     replies: int = 0
     frame_errors: int = 0
-    ignored: int = 0
+    ignored: int = 0  # lines dropped by the ignore-HEX fault
+    flooded: int = 0  # lines beyond MAX_INPUT_LINES in one read, dropped
     async_lines: int = 0
 
 
@@ -261,6 +262,7 @@ class HexDevice:
     def receive(self, data: bytes, now: float) -> None:
         """Take bytes the host wrote; queue the replies (written by :meth:`output`)."""
         items = self._splitter.feed(data)
+        self.counters.flooded += max(len(items) - MAX_INPUT_LINES, 0)
         for item in items[:MAX_INPUT_LINES]:
             self.counters.lines_in += 1
             if self.ignore_hex:

@@ -151,8 +151,8 @@ def hex_command(args: list[str]) -> int:
     """Run ``vemonitor hex ...``; print the result or one error line; return the exit status."""
     try:
         opts = _parser().parse_args(args)
-        register, _ = resolve(opts.register)
-        label = f"0x{register:04X}" if _ is None else f"{_.name} (0x{register:04X})"
+        register, spec = resolve(opts.register)
+        label = f"0x{register:04X}" if spec is None else f"{spec.name} (0x{register:04X})"
         outcome = read_register(opts.port, register, opts.timeout)
         if outcome.status != "ok":
             raise HexError(_explain(outcome, opts.port, label))

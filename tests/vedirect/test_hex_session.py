@@ -8,6 +8,9 @@ TEXT decoder, as the serial reader will.
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from vemonitor import hex_session as hs
 from vemonitor.vedirect import hex as h
 from vemonitor.vedirect.decoder import Decoder
@@ -217,3 +220,31 @@ def test_a_poll_already_waiting_is_not_queued_twice() -> None:
     assert session.submit(hs.get(0xEDD0))
     assert session.submit(hs.get(0xEDD3)) is False
     assert [o.status for o in session.take_outcomes()] == ["queue_full"]
+
+
+PIECES = [
+    encode_block(MPPT_159), encode_block([("H19", "1"), ("H20", "2")]), b":51641F9\n",
+    b":7D1ED0043004D\n", b":77777015F\n", b":4AAAAFD\n", b":ABBED00C52AB4\n", b":7D1ED00\n",
+    b"\x00\xff", b"\r\n", b":", b"Checksum\t", b":7D1ED0043004D\r\n",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(PIECES), st.floats(0.0, 2.0),
+                          st.sampled_from([None, 0xEDD1, 0x7777, -1])), max_size=40))
+def test_any_stream_keeps_one_request_in_flight_and_never_raises(
+        steps: list[tuple[bytes, float, int | None]]) -> None:
+    """Arbitrary device bytes, times and submits: no exception, never two requests in flight."""
+    line = Line()
+    now, sent, answered = 0.0, 0, 0
+    for data, dt, register in steps:
+        now += dt
+        if register == -1:
+            line.session.submit(hs.Request(h.PING))
+        elif register is not None:
+            line.session.submit(hs.get(register))
+        if line.receive(data, now) is not None:
+            sent += 1
+        answered += sum(1 for o in line.session.take_outcomes()
+                        if not o.status.startswith("skipped") and o.status != "queue_full")
+        assert sent - answered in (0, 1)  # one request at a time, each settled once

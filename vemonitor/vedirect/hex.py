@@ -19,6 +19,7 @@ Pure functions over bytes (HEX.md §2, §4); no I/O. What it follows:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -457,8 +458,8 @@ def reading_of(message: RegisterMessage) -> Reading:
 
 def describe(value: object) -> object:
     """Return a JSON-friendly form of a decoded value (codes -> int, records -> dict)."""
-    if hasattr(value, "__dataclass_fields__"):
-        return {name: describe(getattr(value, name)) for name in value.__dataclass_fields__}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: describe(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, bytes):
         return value.hex().upper()
     if isinstance(value, tuple):
