@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hw_sim.hex_device import HexDevice
 from hw_sim.simulator import Simulator
@@ -327,3 +329,18 @@ def test_smartshunt_register_map() -> None:
     assert gets[0x034E].error == "unknown id"  # SmartShunt has no relay (HEX.md B4)
     assert gets[0x0FFE].value is None  # TTG -1 (infinite): not available
     assert gets[0x0FFF].value == 69.9
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=60), st.sampled_from([
+    b":154\n", b":7F0ED0071\n", b":81520007D009B\n", b":8ABED00B5\n", b":7ECED0075\r\n",
+    b":4AAAAFD\n", b":" + b"7" * 150 + b"\n", b":74F1000EF\n", b":7501000EE\n"])), max_size=20))
+def test_the_simulated_device_answers_any_bytes_with_valid_lines(chunks: list[bytes]) -> None:
+    """Whatever a host writes, the device never raises and only writes well-formed lines."""
+    device = HexDevice(0xA053, 159, "HQ1")
+    device.observe(_mppt_block(hsds=7, h19=500, h20=100, h22=200), 0.0)
+    for i, chunk in enumerate(chunks):
+        device.receive(chunk, float(i))
+        for item in h.LineSplitter().feed(device.output(float(i))):
+            assert isinstance(item, bytes)
+            assert not isinstance(h.parse_response(item), h.Malformed)
