@@ -112,8 +112,9 @@ def _r(rid: int, name: str, description: str, wire: str, kind: str = "int",
     """Build a RegisterSpec row (short name keeps the table readable)."""
     if wire not in WIRE_TYPES:
         raise ValueError(f"register 0x{rid:04X}: unknown wire type {wire!r}")
-    field = None if wire in STRUCT_TYPES else FieldSpec(name, description, kind, unit, scale,
-                                                        dc, sc, codes)
+    field = None if wire in STRUCT_TYPES else FieldSpec(
+        label=name, description=description, kind=kind, unit=unit, scale=scale,
+        ha_device_class=dc, ha_state_class=sc, codes=codes)
     real_na = type_na(wire) if na == DEFAULT_NA else na
     return RegisterSpec(rid, name, wire, real_na, access, nv, devices, field, offset)
 
