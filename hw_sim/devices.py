@@ -56,6 +56,19 @@ PROFILES: dict[str, Profile] = {
         ),
         charger=ChargerSpec(max_current_a=70.0, panel_peak_w=1000.0, panel_voc_v=90.0),
     ),
+    # An old-firmware MPPT (issue 22): the block of captures/bluesolar_75_15_fw123.dump
+    # (karioja). FW <= 1.52 pauses its TEXT while HEX flows (HEX.md T1; hw_sim.hex_device).
+    "mppt_fw123": Profile(
+        kind="mppt_fw123",
+        description="BlueSolar MPPT 75/15 (PID 0xA042, FW 123), TEXT pauses during HEX",
+        static={"PID": "0xA042", "FW": "123"},
+        blocks=(
+            ("PID", "FW", "SER#", "V", "I", "VPV", "PPV", "CS", "ERR", "LOAD", "IL", "H19",
+             "H20", "H21", "H22", "H23", "HSDS"),
+        ),
+        charger=ChargerSpec(max_current_a=15.0, panel_peak_w=220.0, panel_voc_v=40.0,
+                            has_load_output=True),
+    ),
 }
 
 

@@ -18,6 +18,9 @@ WRITE_TIMEOUT_S = 0.25
 # Queued bytes nobody consumed for this long (real s) are stale: a reader opening the
 # port later should see fresh frames, as from a real cable, not minutes-old ones.
 STALE_S = 2.0
+# What a reader wrote (HEX requests) is kept up to this many bytes for the device's HEX
+# side (hw_sim.hex_device); older bytes are dropped, as a device's small buffer would.
+INPUT_KEEP = 4096
 
 
 class PtyPort:
@@ -35,6 +38,7 @@ class PtyPort:
         self._lock = threading.Lock()
         self._queued_after_write = 0
         self._last_consumed = time.monotonic()
+        self._input = bytearray()
 
     @property
     def is_open(self) -> bool:
@@ -132,8 +136,18 @@ class PtyPort:
             self.flushes += 1
 
     def _drain_input(self) -> None:
-        """Discard what a reader wrote to the device (HEX pings) so it never fills up."""
+        """Read what a reader wrote to the device (HEX requests) so it never fills up."""
         assert self.master is not None
         with contextlib.suppress(BlockingIOError, OSError):
             while chunk := os.read(self.master, 4096):
                 self.bytes_received += len(chunk)
+                self._input += chunk
+        del self._input[:-INPUT_KEEP]
+
+    def take_input(self) -> bytes:
+        """Return and forget what readers wrote since the last call (the HEX requests)."""
+        with self._lock:
+            if self.master is not None:
+                self._drain_input()
+            data, self._input = bytes(self._input), bytearray()
+            return data

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from hw_sim import hex_device
 from hw_sim.clock import Clock, ScaledClock, SystemClock
 from hw_sim.devices import PROFILES, Profile, Record, make_serial, render
 from hw_sim.faults import FaultConfig, FaultedBlock, apply_faults
@@ -143,6 +144,7 @@ class Device:
         self._partial_next = False
         self._thread = threading.Thread(target=self._run, name=f"hw_sim-{name}", daemon=True)
         self._written = threading.Condition()
+        self.hex: hex_device.HexDevice | None = None  # the HEX side (issue 22), if any
 
     @property
     def path(self) -> Path:
@@ -235,6 +237,7 @@ class Device:
         slice_s = REAL_SLICE_S * self.clock.speed
         while not self._stop.is_set():
             self._maybe_replug()
+            hex_device.serve(self)  # answer HEX between blocks
             remaining = target - self.clock.now()
             if remaining <= 0:
                 return True
@@ -256,6 +259,9 @@ class Device:
                 self.port.open()
 
     def _emit(self, frame: Frame) -> None:
+        if hex_device.text_paused(self):  # FW <= 1.52: no TEXT while HEX flows
+            self.counters.blocks_not_written += 1
+            return
         with self._state:
             silent = self._unplugged_until is not None or self.clock.now() < self._silent_until
             partial, self._partial_next = self._partial_next, False
@@ -267,6 +273,7 @@ class Device:
             faulted.pieces = [frame.data[: len(frame.data) // 2]]
         self._write(faulted)
         self._record(frame, faulted, complete=not partial)
+        hex_device.serve(self, None if partial else frame.records)
 
     def _write(self, faulted: FaultedBlock) -> None:
         for i, piece in enumerate(faulted.pieces):
@@ -357,6 +364,8 @@ class Simulator:
         for kind, name in named:
             source = ProfileSource(PROFILES[kind], self.world, name, make_serial(name, seed))
             self._add(name, source, base, seed)
+            self.devices[name].hex = hex_device.for_profile(PROFILES[kind], self.world, name,
+                                                            source.serial)
         for name, file in replays.items():
             self._add(name, ReplaySource(Path(file), loop), base, seed)
 

@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "vemonitor.vedirect": CODEC,
     "vemonitor.clock": CODEC,
     "vemonitor.serial_reader": CODEC,  # the codec's I/O half: a port -> snapshots
+    "vemonitor.hex_session": CODEC,  # one port's HEX conversation (pure logic, issue 22)
     "vemonitor.scan": CODEC,  # probing ports for a device (no engine, no contract)
     "vemonitor": CONTRACT,  # the package itself holds only __version__
     "vemonitor.api": CONTRACT,
@@ -65,6 +66,7 @@ LAYERS: dict[str, int] = {
     "vemonitor.commandline": COMMAND,  # the subcommands and flags, one table each
     "vemonitor.cli_strict": COMMAND,  # the command line checked before a run (issue 13)
     "vemonitor.report": COMMAND,  # `vemonitor report` (issue 13)
+    "vemonitor.hex_cli": COMMAND,  # `vemonitor hex get` (issue 22)
     "vemonitor.decode_cli": COMMAND,
     "vemonitor.__main__": COMMAND,
 }

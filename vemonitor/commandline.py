@@ -27,12 +27,19 @@ def _report(args: list[str]) -> int:
     return report_command(args)
 
 
+def _hex(args: list[str]) -> int:
+    from vemonitor.hex_cli import hex_command
+
+    return hex_command(args)
+
+
 # Subcommand -> what runs it (argv after the subcommand -> exit status). Imported lazily:
 # `vemonitor report` need not load the serial stack, nor a run the report's.
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "scan": _scan,
     "integrations": _integrations,
     "report": _report,
+    "hex": _hex,
 }
 
 # Every flag vemonitor accepts, and whether it takes a value (Hydra's flags, and the

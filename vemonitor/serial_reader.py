@@ -11,6 +11,11 @@ unavailable and retries opening the same path with capped exponential backoff
 for ``stale_after`` seconds also makes the device unavailable. Each state change
 is logged once. The thread is supervised (:mod:`vemonitor.supervise`): an
 unexpected exception is logged once, counted, and the reader restarts.
+
+HEX (issue 22): each connection has a :class:`vemonitor.hex_session.HexSession`. It
+writes only what was asked with :meth:`SerialReader.request_hex`, in the gap after a
+block, so a reader nobody asks for HEX never writes a byte; ``:A`` lines the device
+pushes are decoded either way and handed to HEX subscribers with the outcomes.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import select
 import threading
 import time
@@ -28,10 +34,11 @@ from typing import Any
 
 import serial
 
-from vemonitor import supervise
+from vemonitor import hex_session, supervise
 from vemonitor.clock import Clock, SystemClock
 from vemonitor.vedirect.decoder import Decoder
 from vemonitor.vedirect.events import Block, HexMessage, Rejected
+from vemonitor.vedirect.hex import Reading
 from vemonitor.vedirect.snapshot import Snapshot, SnapshotAssembler
 
 log = logging.getLogger(__name__)
@@ -85,6 +92,7 @@ class Backoff:
 
 
 SnapshotCallback = Callable[[str, Snapshot], None]
+HexCallback = Callable[[str, "hex_session.Outcome | Reading"], None]
 
 
 class SerialReader:
@@ -112,11 +120,23 @@ class SerialReader:
         self._lock = threading.Lock()
         self._available = False
         self._last_valid = 0.0  # monotonic time of the last valid block
+        # HEX: requests from any thread, handled by the reader thread (one session per open).
+        self._hex_requests: queue.SimpleQueue[hex_session.Request] = queue.SimpleQueue()
+        self._hex_subscribers: list[HexCallback] = []
+        self.hex: hex_session.HexSession | None = None
 
     # ------------------------------------------------------------------ public API
     def subscribe(self, callback: SnapshotCallback) -> None:
         """Call ``callback(name, snapshot)`` for every new snapshot."""
         self._subscribers.append(callback)
+
+    def subscribe_hex(self, callback: HexCallback) -> None:
+        """Call ``callback(name, outcome_or_reading)`` for HEX outcomes and async readings."""
+        self._hex_subscribers.append(callback)
+
+    def request_hex(self, request: hex_session.Request) -> None:
+        """Ask for one HEX request (thread-safe); its outcome goes to HEX subscribers."""
+        self._hex_requests.put(request)
 
     @property
     def available(self) -> bool:
@@ -179,6 +199,7 @@ class SerialReader:
         """Read chunks until stopped or an I/O error is raised."""
         decoder = Decoder()
         assembler = SnapshotAssembler()
+        self.hex = session = hex_session.HexSession()  # a reopened port may be another device
         port.reset_input_buffer()
         fd = port.fileno()
         self._last_valid = time.monotonic()
@@ -196,6 +217,7 @@ class SerialReader:
             else:
                 events = decoder.feed(b"", now=mono)
             self._handle(events, assembler, mono)
+            self._hex_step(session, port, events, mono, idle=decoder.pending == 0)
             if mono - self._last_valid > self.stale_after:
                 self._set_available(False, f"no valid block for {self.stale_after:g} s")
 
@@ -221,6 +243,21 @@ class SerialReader:
                 self.latest = snapshot
             for callback in self._subscribers:
                 callback(self.name, snapshot)
+
+    def _hex_step(self, session: hex_session.HexSession, port: serial.Serial,
+                  events: list[Block | HexMessage | Rejected], mono: float, idle: bool) -> None:
+        """Feed the HEX session, write its request in a block gap, publish what it settled."""
+        while not self._hex_requests.empty():
+            session.submit(self._hex_requests.get_nowait(), mono)
+        session.on_events(events, mono, idle=idle)
+        line = session.outgoing(mono)
+        if line is not None:
+            port.write(line)
+        settled: list[hex_session.Outcome | Reading] = [*session.take_outcomes(),
+                                                         *session.take_async()]
+        for item in settled:
+            for callback in self._hex_subscribers:
+                callback(self.name, item)
 
     def _set_available(self, available: bool, why: str, quiet: bool = False) -> None:
         """Record availability and log each change once (``quiet``: already logged)."""

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""HEX benchmark (issue 22): codec speed, reader CPU with polled registers, 30-day back-fill.
+
+Run from the repository root::
+
+    python benchmarks/bench_hex.py [--seconds 20]
+
+It prints:
+
+1. **Codec**: HEX replies decoded per second (``parse_response`` + ``reading_of`` over
+   the replies koestler/go-victron recorded), next to TEXT blocks decoded per second by
+   our TEXT decoder in the same run, and the cost of one reply relative to one block.
+2. **Reader CPU**: the CPU time of this process (one SerialReader on a simulated
+   SmartSolar MPPT run by ``vemonitor-sim`` in a child process, so the simulator's own
+   work is not counted) without HEX, then with 4 registers polled every second; the
+   ratio is the issue's "at most +20 %" number for the reader alone (the daemon's full
+   pipeline is measured by bench_daemon.py).
+3. **Back-fill**: wall time for the total record and 31 day records from a simulated
+   MPPT at real speed (one TEXT block per second); the issue asks for at most 10 s.
+   Blocks the reader lost during it are counted (0 expected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from hw_sim.simulator import Simulator  # noqa: E402
+from vemonitor import hex_session as hs  # noqa: E402
+from vemonitor.serial_reader import SerialReader  # noqa: E402
+from vemonitor.vedirect import hex as h  # noqa: E402
+from vemonitor.vedirect.decoder import Decoder  # noqa: E402
+from vemonitor.vedirect.encoder import encode_block  # noqa: E402
+
+# Replies recorded by koestler/go-victron (vedirectapi/registerApi_test.go).
+REPLIES = [b"7F0ED002C0144", b"7DDED00D734000079", b"7DBED00680B13", b"7ECED00316FD5",
+           b"78CED006AFFFFFF6E", b"7FFEE00FAFAFFFF6F", b"70B0100536D617274536F6C61722043686172"
+           b"676572204D505054203130302F333000BA", b"A2720007837000055", b"77777015F"]
+BLOCK = encode_block([("PID", "0xA053"), ("FW", "159"), ("SER#", "HQ2210ABCDE"), ("V", "13250"),
+                      ("I", "4100"), ("VPV", "35120"), ("PPV", "57"), ("CS", "3"), ("MPPT", "2"),
+                      ("OR", "0x00000000"), ("ERR", "0"), ("LOAD", "ON"), ("IL", "300"),
+                      ("H19", "6262"), ("H20", "81"), ("H21", "247"), ("H22", "120"),
+                      ("H23", "300"), ("HSDS", "195")])
+POLLED = (0xEDD5, 0xEDD7, 0xEDBB, 0xEDAD)  # 4 registers, as the issue's number says
+
+
+def codec_rates(min_time: float = 0.5) -> tuple[float, float]:
+    """Return (HEX replies decoded per second, TEXT blocks decoded per second)."""
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_time:
+        for body in REPLIES:
+            msg = h.parse_response(body)
+            if isinstance(msg, h.RegisterMessage):
+                h.reading_of(msg)
+        n += len(REPLIES)
+    hex_rate = n / (time.perf_counter() - start)
+    stream = BLOCK * 200
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_time:
+        Decoder().feed(stream)
+        n += 200
+    return hex_rate, n / (time.perf_counter() - start)
+
+
+def reader_cpu(seconds: float, poll: bool) -> float:
+    """Return this process's CPU seconds for one reader over ``seconds`` (sim in a child)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = subprocess.Popen([sys.executable, "-m", "hw_sim.cli", "mppt", "--dir", tmp,
+                                "--duration", str(seconds + 10)], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, cwd=REPO_ROOT)
+        try:
+            assert sim.stdout is not None
+            sim.stdout.readline()  # the simulator prints its link once it exists
+            reader = SerialReader("mppt", f"{tmp}/ttyVE_mppt")
+            answered: list[object] = []
+            reader.subscribe_hex(lambda name, item: answered.append(item))
+            reader.start()
+            time.sleep(2.0)
+            cpu0, end = time.process_time(), time.monotonic() + seconds
+            while time.monotonic() < end:
+                if poll:
+                    for register in POLLED:
+                        reader.request_hex(hs.get(register))
+                time.sleep(1.0)
+            cpu = time.process_time() - cpu0
+            reader.close()
+            if poll and not answered:
+                raise SystemExit("no HEX reply during the CPU run: the benchmark is void")
+            return cpu
+        finally:
+            sim.terminate()
+            sim.wait(10)
+
+
+def backfill_seconds() -> tuple[float, int, int]:
+    """Return (wall seconds for 0x104F + 31 days, day records read, TEXT blocks lost)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = Simulator(["mppt"], Path(tmp), speed=1.0, autostart=False)
+        with sim:
+            hexdev = sim.devices["mppt"].hex
+            assert hexdev is not None
+            hexdev.seed_history(30)
+            reader = SerialReader("mppt", str(sim.path("mppt")))
+            done: list[hs.Outcome] = []
+            finished = threading.Event()
+
+            def collect(name: str, item: object) -> None:
+                if isinstance(item, hs.Outcome):
+                    done.append(item)
+                    if len(done) == 32:
+                        finished.set()
+
+            reader.subscribe_hex(collect)
+            reader.start()
+            time.sleep(0.5)
+            sim.start()
+            while reader.stats.frames_ok < 1:
+                time.sleep(0.01)
+            start = time.monotonic()
+            for register in (0x104F, *range(0x1050, 0x1050 + 31)):
+                reader.request_hex(hs.get(register))
+            finished.wait(60)
+            elapsed = time.monotonic() - start
+            sim.halt()
+            time.sleep(0.5)
+            reader.close()
+            device = sim.devices["mppt"]
+            lost = sum(b.clean for b in device.history) - reader.stats.frames_ok
+            days = sum(o.status == "ok" for o in done) - 1
+            return elapsed, days, lost
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each CPU run")
+    opts = parser.parse_args()
+    hex_rate, text_rate = codec_rates()
+    print(f"codec: {hex_rate:,.0f} HEX replies/s, {text_rate:,.0f} TEXT blocks/s "
+          f"(one reply costs {text_rate / hex_rate:.2f} blocks)")
+    base = reader_cpu(opts.seconds, poll=False)
+    polled = reader_cpu(opts.seconds, poll=True)
+    print(f"reader CPU over {opts.seconds:g} s: {base * 1000:.0f} ms without HEX, "
+          f"{polled * 1000:.0f} ms polling 4 registers at 1 s "
+          f"(+{(polled / base - 1) * 100:.0f} %, issue target <= +20 % of the whole daemon)")
+    elapsed, days, lost = backfill_seconds()
+    print(f"back-fill: total + {days} days in {elapsed:.2f} s at real speed "
+          f"(issue target <= 10 s); TEXT blocks lost: {lost}")
+
+
+if __name__ == "__main__":
+    main()
