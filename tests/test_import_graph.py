@@ -41,8 +41,8 @@ LAYERS: dict[str, int] = {
     "vemonitor.config.bounds": CONTRACT,  # finite-number checks of the item types
     "vemonitor.outside": CONTRACT,  # rows from outside (Redis/MQTT inputs) are data
     "vemonitor.secretpolicy": CONTRACT,  # which values are secret, and masking them
-    "vemonitor.supervise": CODEC,
-    "vemonitor.fieldpolicy": CODEC,  # per-field drops: the serial reader and the engine count them  # supervised threads (stdlib only: the serial reader runs one)
+    "vemonitor.supervise": CODEC,  # supervised threads (stdlib only: the serial reader runs one)
+    "vemonitor.fieldpolicy": CODEC,  # fields left out: the serial reader and the engine count them
     "vemonitor.exits": CORE,
     "vemonitor.statelock": CORE,
     "vemonitor.config.yamlguard": CORE,

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from vemonitor.metrics import EngineCollector
 from vemonitor.fieldpolicy import FieldDrops
+from vemonitor.metrics import EngineCollector
 from vemonitor.vedirect.events import REJECT_REASONS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
