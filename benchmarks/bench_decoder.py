@@ -17,8 +17,9 @@ our decoder recovers fewer frames than the README says, or runs below
 ``FLOOR_RATIO`` (8x) the fastest peer on a capture; with ``--strict`` also below
 ``TARGET_RATIO`` (10x). CI runs it (.ci/run) and prints the ratios.
 
-Timing: one timed run parses the capture ``k`` times over (a fresh parser per
-pass, see ``calibrate``), with ``k`` chosen so the run lasts at least
+Timing (CPU time of this process, see ``_timed``): one timed run parses the
+capture ``k`` times over (a fresh parser per pass, see ``calibrate``), with ``k``
+chosen so the run lasts at least
 ``--min-time`` seconds; the best of ``--reps`` runs is kept, the parsers taking
 turns in each round. The time includes all of the parser's work (for ours:
 building the Decoder, every ``feed`` and ``finish``; for the peers: see
@@ -90,13 +91,19 @@ def make_ours(chunk_size: int) -> Callable[[bytes], int] | str:
 
 
 def _timed(fn: Callable[[bytes], int], data: bytes, passes: int) -> tuple[float, int]:
-    """Wall time of ``passes`` back-to-back runs of ``fn`` on ``data``, and total frames."""
+    """CPU time of ``passes`` back-to-back runs of ``fn`` on ``data``, and total frames.
+
+    CPU time of this process (``time.process_time``), not wall time: every parser runs
+    in this one thread, and on a shared machine (CI, 2 cores, other jobs) wall time
+    also counts the time other processes held the CPU, which made the ratio swing
+    from 5x to 17x between runs of the same code.
+    """
     gc.collect()
     frames = 0
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for _ in range(passes):
         frames += fn(data)
-    return time.perf_counter() - t0, frames
+    return time.process_time() - t0, frames
 
 
 def calibrate(fn: Callable[[bytes], int], data: bytes, min_time: float) -> tuple[int, int]:

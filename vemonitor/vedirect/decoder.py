@@ -37,6 +37,7 @@ would accept the same way; tests check both give identical events.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import zlib
@@ -117,7 +118,7 @@ def _digits_up_to(limit: int) -> str:
     """
     text = str(limit)
     width = len(text)
-    alternatives = [text]
+    alternatives = []  # the shorter numbers first: they are the usual readings
     if width > 1:
         alternatives.append("[0-9]{1,%d}" % (width - 1))
     for k, digit in enumerate(text):
@@ -126,6 +127,7 @@ def _digits_up_to(limit: int) -> str:
         below = "0" if digit == "1" else "[0-%d]" % (int(digit) - 1)
         rest = width - 1 - k
         alternatives.append(text[:k] + below + ("[0-9]{%d}" % rest if rest else ""))
+    alternatives.append(text)
     return "(?:%s)" % "|".join(alternatives)
 
 
@@ -137,11 +139,12 @@ def _sure_in_range(low: int, high: int) -> str:
     range check of a usual block cost nothing beyond the match the fast path does
     anyway.
     """
-    parts = [re.escape(value) for value in sorted(NOT_AVAILABLE)]
+    parts = []  # numbers first, "not available" last: the usual readings match sooner
     if low <= 0 <= high:
         parts.append(_digits_up_to(high))
         if low < 0:
             parts.append("-" + _digits_up_to(-low))
+    parts += [re.escape(value) for value in sorted(NOT_AVAILABLE)]
     return "(?:%s)" % "|".join(parts)
 
 
@@ -164,25 +167,29 @@ def split_out_of_range(fields: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return dropped
 
 
+@functools.lru_cache(maxsize=64)  # a new decoder (a reopened port) relearns known layouts
 def _shape_re(labels: tuple[str, ...], limits: Limits) -> re.Pattern[str]:
     """Return a regex for a clean block with exactly these labels, capturing each value.
 
     A bounded label's value must also be surely in range (``_SURE_PATTERNS``), any
-    other known label's must parse as its type. It runs on the block decoded as
-    latin-1 (every byte maps to one character).
+    other known label's must parse as its type. When every label is an identifier,
+    each group is named after its label, so ``groupdict()`` gives the block's fields
+    in one call. It runs on the block decoded as latin-1 (every byte maps to one
+    character).
     """
     clean = _CLEAN_VALUE.decode("ascii")
+    named = all(label.isidentifier() for label in labels)
     parts = []
     for label in labels:
         known = _VALUE_PATTERNS_STR.get(label)
         pattern = _SURE_PATTERNS.get(label, known.pattern if known is not None else None)
+        ahead = ""
         if pattern is None:
-            value = r"(%s{0,%d})" % (clean, limits.value)
-        elif limits.value >= MAX_PATTERN_LENGTH:
-            value = r"(%s)" % pattern  # the field pattern is already clean and short
-        else:  # tighter limits than the patterns: check the generic limit too
-            value = r"(?=%s{0,%d}\r)(%s)" % (clean, limits.value, pattern)
-        parts.append(r"\r\n" + re.escape(label) + r"\t" + value)
+            pattern = r"%s{0,%d}" % (clean, limits.value)
+        elif limits.value < MAX_PATTERN_LENGTH:  # tighter limits than the patterns
+            ahead = r"(?=%s{0,%d}\r)" % (clean, limits.value)
+        group = "(?P<%s>%s)" % (label, pattern) if named else "(%s)" % pattern
+        parts.append(r"\r\n" + re.escape(label) + r"\t" + ahead + group)
     return re.compile("".join(parts) + r"\r\nChecksum\t.", re.DOTALL)
 
 
@@ -193,6 +200,11 @@ class _Shape:
     labels: tuple[str, ...]
     regex: re.Pattern[str]
     next: _Shape | None = None
+    named: bool = False  # groups named after the labels: groupdict() gives the fields
+
+    def fields(self, match: re.Match[str]) -> dict[str, str]:
+        """Return the block's fields from a match of this layout's regex."""
+        return match.groupdict() if self.named else dict(zip(self.labels, match.groups()))
 
 
 def _values_ok(fields: dict[str, str]) -> bool:
@@ -384,30 +396,36 @@ class Decoder:
         text = self._latin1(data)
         view = memoryview(data)
         adler32 = zlib.adler32
+        append = events.append
+        # The per-block state lives in locals here (this loop is the decoder's hot path)
+        # and is written back before anything else looks at it.
+        expect, last, start = self._expect, self._last, self._block_start
         while i < n:
             # The usual case: the layout expected next matches here, and its match
             # ends at the checksum byte, so no search for the tag is needed.
-            shape = self._expect
-            match = shape.regex.match(text, i) if shape is not None else None
-            end = match.end() if match is not None else 0
-            # adler32's low half is 1 + the byte sum mod 65521; 256 bytes sum to < 65521.
-            if (shape is None or match is None or end - i > limit
-                    or ((adler32(view[i:end]) & 0xFFFF) - 1) & 0xFF):
-                after = self._take_block(data, text, i, base, events)
-                if after < 0:  # not a clean block: the state machine takes it from here
-                    self._offset = base + i
-                    return _on_cr(self, data, i, events)
-                i = after
-                continue
-            if self._last is not shape:
-                if self._last is not None:
-                    self._last.next = shape
-                self._last = shape
-            self._expect = shape.next
-            events.append(Block(dict(zip(shape.labels, match.groups())), self._block_start,
-                                base + end))
-            self._block_start = base + end
-            i = end
+            if expect is not None and (match := expect.regex.match(text, i)) is not None:
+                end = match.end()
+                # adler32's low half is 1 + the byte sum mod 65521 (< 65521 for 256 bytes).
+                if end - i <= limit and not ((adler32(view[i:end]) & 0xFFFF) - 1) & 0xFF:
+                    if last is not expect:
+                        if last is not None:
+                            last.next = expect
+                        last = expect
+                    expect = expect.next
+                    fields = (match.groupdict() if last.named
+                              else dict(zip(last.labels, match.groups())))
+                    append(Block(fields, start, base + end))
+                    start = base + end
+                    i = end
+                    continue
+            self._expect, self._last, self._block_start = expect, last, start
+            after = self._take_block(data, text, i, base, events)
+            if after < 0:  # not a clean block: the state machine takes it from here
+                self._offset = base + i
+                return _on_cr(self, data, i, events)
+            i = after
+            expect, last, start = self._expect, self._last, self._block_start
+        self._expect, self._last, self._block_start = expect, last, start
         self._offset = base + i
         return n
 
@@ -428,12 +446,18 @@ class Decoder:
                 self._stash = data[i:]
                 return n
             return -1
-        if end - i > limit or sum(data[i:end]) & 0xFF:
+        size = end - i
+        if size > limit:
+            return -1
+        if size > 256:
+            if sum(data[i:end]) & 0xFF:
+                return -1
+        elif ((zlib.adler32(memoryview(data)[i:end]) & 0xFFFF) - 1) & 0xFF:
             return -1
         shape, match = self._find_shape(text, i, end)
         dropped: tuple[tuple[str, str], ...] = ()
         if shape is not None and match is not None:
-            fields = dict(zip(shape.labels, match.groups()))
+            fields = shape.fields(match)
         else:
             learned = self._new_shape_fields(data, i, tag, end)
             if learned is None:
@@ -481,7 +505,8 @@ class Decoder:
         for shape in self._shapes:
             if shape.labels == labels:
                 return shape, fields
-        shape = _Shape(labels, _shape_re(labels, self.limits))
+        regex = _shape_re(labels, self.limits)
+        shape = _Shape(labels, regex, named=bool(regex.groupindex))
         self._shapes.insert(0, shape)
         del self._shapes[_SHAPE_CACHE:]
         return shape, fields
