@@ -247,7 +247,7 @@ class SerialReader:
 def _shown(label: str, raw: str) -> str:
     """Return a wire value as a log line shows it: in user units, with the wire text."""
     value = decode_value(label, raw)
-    return raw if value == raw else f"{value} (wire {raw})"
+    return raw if str(value) == raw else f"{value} (wire {raw})"
 
 
 def _open_serial(path: str) -> serial.Serial:

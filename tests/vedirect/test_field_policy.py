@@ -165,3 +165,47 @@ def test_exit_summary_says_which_fields_were_left_out() -> None:
     assert lines[1] == "  input  shunt: 9 rows, 0 missed; fields left out: out_of_range H7 9"
     assert lines[2] == ("  device shunt: 18 frames ok, 0 rejected, 0 reconnects; "
                         "fields left out: out_of_range H7 9, VS 2")
+
+
+def test_range_patterns_match_exactly_the_integers_in_range() -> None:
+    """The fast path's range patterns accept a canonical integer iff it is in range (checked
+    at both ends and around 0 for every bounded label, plus the digit-count boundaries)."""
+    import re
+
+    from vemonitor.vedirect.decoder import WIRE_BOUNDS, _sure_in_range
+
+    for label, (low, high) in WIRE_BOUNDS.items():
+        pattern = re.compile(_sure_in_range(low, high))
+        assert pattern.fullmatch("---"), label
+        probes = {low - 1, low, low + 1, high - 1, high, high + 1, -1, 0, 1}
+        probes |= {sign * 10 ** k + d for k in range(12) for d in (-1, 0, 1) for sign in (1, -1)}
+        for value in probes:
+            assert bool(pattern.fullmatch(str(value))) == (low <= value <= high), (label, value)
+
+
+def test_every_range_names_its_source() -> None:
+    """Each line of the BOUNDS table in fields.py carries a source tag ([P], [C], [S], [D],
+    [W]: the sources listed above the table)."""
+    import inspect
+
+    from vemonitor.vedirect import fields
+
+    source = inspect.getsource(fields)
+    table = source[source.index("BOUNDS: dict"):source.index("\n}\n", source.index("BOUNDS: dict"))]
+    tagged = ("[P]", "[C]", "[S]", "[D]", "[W]")
+    for line in table.splitlines()[1:]:
+        if line.strip().startswith("#") or not line.strip():
+            continue
+        assert any(tag in line for tag in tagged), line
+
+
+def test_a_field_left_out_still_counts_as_sent_for_serial_tests() -> None:
+    """A seed serialTest of type columns naming VS passes although VS was out of range:
+    the device sent it, so it is still the device the configuration means."""
+    from vemonitor.scan import matches
+
+    main = [(k, "999999" if k == "VS" else v) for k, v in MAIN]
+    snap = _snapshots((encode_block(main) + encode_block(HISTORY)) * 2, 4096)[0]
+    assert "VS" not in snap.raw and "VS" in snap.out_of_range
+    assert matches(snap, {"cols": {"typeTest": "columns", "columns": ["PID", "V", "VS"]}})
+    assert not matches(snap, {"cols": {"typeTest": "columns", "columns": ["VM"]}})

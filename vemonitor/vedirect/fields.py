@@ -221,8 +221,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "V": _VOLTS, "V2": _INPUT_VOLTS, "V3": _INPUT_VOLTS,  # [P][D]
     "VS": _INPUT_VOLTS, "VM": _INPUT_VOLTS,  # aux/mid-point may be unconnected [S]
     # Mid-point deviation: VM unconnected (0 V, or a few mV below) gives -100 % and a
-    # little more; a shorted half bank +100 % [P][S].
-    "DM": (-110.0, 110.0),
+    # little more; a shorted half bank +100 %.
+    "DM": (-110.0, 110.0),  # [P][S]
     "VPV": (-1.0, 500.0),  # PV up to 450 V (MPPT RS); ~0 at night [D][C]
     "PPV": (0.0, 100_000.0),  # panel power is only produced, never drawn [P][C]
     "I": _AMPS, "I2": _AMPS, "I3": _AMPS,  # signed battery current [P][C][D]
