@@ -209,3 +209,29 @@ def test_a_field_left_out_still_counts_as_sent_for_serial_tests() -> None:
     assert "VS" not in snap.raw and "VS" in snap.out_of_range
     assert matches(snap, {"cols": {"typeTest": "columns", "columns": ["PID", "V", "VS"]}})
     assert not matches(snap, {"cols": {"typeTest": "columns", "columns": ["VM"]}})
+
+
+# Records of real devices quoted in public VE.Direct readers' sources (fields.py, [S]).
+REAL_RECORDS = {
+    "SmartShunt 0xA389 FW 0407": [
+        ("PID", "0xA389"), ("V", "13259"), ("VS", "12716"), ("I", "-7742"), ("P", "-103"),
+        ("CE", "-2911"), ("SOC", "990"), ("TTG", "2052"), ("Alarm", "OFF"), ("AR", "0"),
+        ("BMV", "SmartShunt 500A/50mV"), ("FW", "0407"), ("MON", "0"), ("H1", "-264148"),
+        ("H2", "-2909"), ("H3", "-109417"), ("H4", "6"), ("H5", "1"), ("H6", "-3928992"),
+        ("H7", "6200"), ("H8", "14592"), ("H9", "3331"), ("H10", "21"), ("H11", "0"),
+        ("H12", "0"), ("H15", "-27"), ("H16", "14592"), ("H17", "5148"), ("H18", "5581")],
+    "Phoenix inverter 0xA261 FW 0114": [
+        ("PID", "0xA261"), ("FW", "0114"), ("SER#", "HQ1936HGQYH"), ("MODE", "2"), ("CS", "9"),
+        ("AC_OUT_V", "23004"), ("AC_OUT_I", "-3"), ("V", "13232"), ("AR", "0"), ("WARN", "0")],
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_RECORDS))
+def test_real_device_records_keep_every_field(name: str) -> None:
+    """What real devices sent (negative aux minimum, idle inverter current) is in range."""
+    records = REAL_RECORDS[name]
+    for fast in (True, False):
+        blocks = [e for e in decode_bytes(encode_block(records) * 3, fast_path=fast)]
+        assert all(isinstance(b, Block) and not b.out_of_range for b in blocks), blocks
+        assert all(list(b.fields) == [k for k, _ in records] for b in blocks
+                   if isinstance(b, Block))

@@ -198,9 +198,11 @@ IDENTITY_LABELS = frozenset({"PID", "FW", "FWE", "SER#", "BMV", "HC#"})
 # each line:
 #   [P] ../shared/PROTOCOL.md (units, "CE <= 0", "TTG -1 = infinite", "HSDS 0..364");
 #   [C] ../shared/captures (BMV-700 FW 308, BlueSolar 75/15, SmartSolar 100/20);
-#   [S] a real SmartShunt 500A/50mV (PID 0xA389, FW 0405) with nothing on its aux
-#       input: VS -14, H15 -22 (mV), issue 21; a public SmartShunt 0xA389 FW 0407
-#       record: H15 -27, H6 -3928992, H1 -264148, TTG 2052, H17 5148;
+#   [S] real devices: a SmartShunt 500A/50mV (PID 0xA389, FW 0405) with nothing on
+#       its aux input: VS -14, H15 -22 (mV), issue 21; public records of real devices
+#       quoted in other VE.Direct readers' sources: a SmartShunt 0xA389 FW 0407 (H15
+#       -27, H6 -3928992, H1 -264148, TTG 2052, H17 5148) and a Phoenix inverter
+#       0xA261 FW 0114 (AC_OUT_I -3, i.e. -0.3 A while idle, AC_OUT_V 23004);
 #   [D] Victron datasheets: BMV/SmartShunt supply 6.5-70 V, shunts up to 2000 A
 #       (140 kW at 70 V), MPPT PV inputs up to 450 V (MPPT RS), Orion XS input up to
 #       60 V, Phoenix inverters 230/120 V AC;
@@ -242,8 +244,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "H20": (0.0, 100_000.0), "H22": (0.0, 100_000.0),  # kWh in one day [P][C]
     "H21": (0.0, 100_000.0), "H23": (0.0, 100_000.0),  # W, a day's maximum [P][C]
     "HSDS": (0.0, 365.0),  # day sequence 0..364 [P][C] (+1: a leap year's last day)
-    "AC_OUT_V": (0.0, 400.0),  # 230/120 V inverters; 0 when off [D]
-    "AC_OUT_I": (-1000.0, 1000.0), "AC_OUT_S": (0.0, 100_000.0),  # [D]
+    "AC_OUT_V": (0.0, 400.0),  # 230/120 V inverters; 0 when off [S][D]
+    "AC_OUT_I": (-1000.0, 1000.0),  # a small negative current while idle [S][D]
+    "AC_OUT_S": (0.0, 100_000.0),  # [D]
     "DC_IN_V": (-1.0, 200.0),  # Orion XS input up to 60 V; ~0 when idle [D]
     "DC_IN_I": (-1000.0, 1000.0), "DC_IN_P": (-100_000.0, 100_000.0),  # [D]
 }
