@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "vemonitor.outside": CONTRACT,  # rows from outside (Redis/MQTT inputs) are data
     "vemonitor.secretpolicy": CONTRACT,  # which values are secret, and masking them
     "vemonitor.supervise": CODEC,  # supervised threads (stdlib only: the serial reader runs one)
+    "vemonitor.fieldpolicy": CODEC,  # fields left out: the serial reader and the engine count them
     "vemonitor.exits": CORE,
     "vemonitor.statelock": CORE,
     "vemonitor.config.yamlguard": CORE,

@@ -29,11 +29,15 @@ class Summary:
     hex_invalid: int = 0
     snapshots: int = 0
     truncated_bytes: int = 0
+    # Fields left out of valid blocks, per label: a value outside its physical range
+    # costs that field, not the block (blocks_valid counts the block).
+    fields_out_of_range: Counter[str] = field(default_factory=Counter)
 
     def count(self, item: Event | Snapshot) -> None:
         """Add one event or snapshot to the counts."""
         if isinstance(item, Block):
             self.blocks_valid += 1
+            self.fields_out_of_range.update(label for label, _ in item.out_of_range)
         elif isinstance(item, HexMessage):
             if item.valid:
                 self.hex_valid += 1
@@ -58,6 +62,7 @@ class Summary:
             "hex_invalid": self.hex_invalid,
             "snapshots": self.snapshots,
             "truncated_bytes": self.truncated_bytes,
+            "fields_out_of_range": dict(sorted(self.fields_out_of_range.items())),
         }
 
 
@@ -82,7 +87,8 @@ def _with_snapshots(events: list[Event], assembler: SnapshotAssembler) -> Iterat
 def as_json(item: Event | Snapshot) -> dict[str, Any]:
     """Return one event or snapshot as a JSON object."""
     if isinstance(item, Block):
-        return {"type": "block", "start": item.start, "end": item.end, "fields": item.fields}
+        return {"type": "block", "start": item.start, "end": item.end, "fields": item.fields,
+                "out_of_range": dict(item.out_of_range)}
     if isinstance(item, HexMessage):
         return {"type": "hex", "start": item.start, "end": item.end, "valid": item.valid,
                 "raw": item.raw.decode("latin-1")}
@@ -90,7 +96,8 @@ def as_json(item: Event | Snapshot) -> dict[str, Any]:
         return {"type": "rejected", "reason": item.reason, "start": item.start, "end": item.end,
                 "detail": item.detail}
     return {"type": "snapshot", "start": item.start, "end": item.end, "complete": item.complete,
-            "product": item.product, "values": {k: jsonable(v) for k, v in item.values.items()}}
+            "product": item.product, "values": {k: jsonable(v) for k, v in item.values.items()},
+            "out_of_range": item.out_of_range}
 
 
 def as_text(item: Event | Snapshot) -> str:
@@ -114,7 +121,8 @@ def escape(text: str) -> str:
 def _text(item: Event | Snapshot) -> str:
     where = f"[{item.start}:{item.end}]"
     if isinstance(item, Block):
-        return f"{where} block " + " ".join(f"{k}={v}" for k, v in item.fields.items())
+        return (f"{where} block " + " ".join(f"{k}={v}" for k, v in item.fields.items())
+                + _left_out(dict(item.out_of_range)))
     if isinstance(item, HexMessage):
         state = "valid" if item.valid else "INVALID"
         return f"{where} hex {state} :{item.raw.decode('latin-1')}"
@@ -122,7 +130,14 @@ def _text(item: Event | Snapshot) -> str:
         return f"{where} rejected {item.reason}" + (f" ({item.detail})" if item.detail else "")
     values = ", ".join(f"{k}={v}" for k, v in item.values.items())
     state = "" if item.complete else " (incomplete)"
-    return f"{where} snapshot {item.product}{state}: {values}"
+    return f"{where} snapshot {item.product}{state}: {values}" + _left_out(item.out_of_range)
+
+
+def _left_out(fields: dict[str, str]) -> str:
+    """Return `` (out of range, left out: H7=999999999)`` for fields a block left out."""
+    if not fields:
+        return ""
+    return " (out of range, left out: " + " ".join(f"{k}={v}" for k, v in fields.items()) + ")"
 
 
 def build_parser() -> argparse.ArgumentParser:

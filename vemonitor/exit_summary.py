@@ -33,14 +33,23 @@ def summary_lines(summary: dict[str, Any], label: str = "") -> list[str]:
 
 def _input_line(name: str, item: dict[str, Any]) -> str:
     dropped = f", dropped {item['dropped']}" if item["dropped"] else ""
-    return f"  input  {name}: {item['rows']} rows, {item['missed']} missed{dropped}"
+    return (f"  input  {name}: {item['rows']} rows, {item['missed']} missed{dropped}"
+            + _fields_text(item))
 
 
 def _device_line(name: str, item: dict[str, Any]) -> str:
     rejected = item.get("rejected") or {}
     return (f"  device {name}: {item.get('frames_ok', 0)} frames ok, "
             f"{sum(rejected.values())} rejected {rejected or ''}".rstrip()
-            + f", {item.get('reconnects', 0)} reconnects")
+            + f", {item.get('reconnects', 0)} reconnects" + _fields_text(item))
+
+
+def _fields_text(item: dict[str, Any]) -> str:
+    """Return ``; fields left out: out_of_range VS 3, H15 3`` (single readings, rows kept)."""
+    dropped = item.get("fields_dropped") or {}
+    parts = [f"{reason} " + ", ".join(f"{label} {count}" for label, count in labels.items())
+             for reason, labels in dropped.items()]
+    return f"; fields left out: {'; '.join(parts)}" if parts else ""
 
 
 def _output_line(name: str, item: dict[str, Any]) -> str:

@@ -60,6 +60,9 @@ class EngineCollector:
                                       "1 while valid blocks keep arriving", labels=["device"])
         age = GaugeMetricFamily("vemonitor_device_last_frame_age_seconds",
                                 "Seconds since the last valid block", labels=["device"])
+        fields = CounterMetricFamily("vemonitor_device_fields_dropped",
+                                     "Fields left out of valid blocks, by reason and label",
+                                     labels=["device", "reason", "label"])
         now = self.engine.clock.now()
         for name, stats in self._device_stats().items():
             frames.add_metric([name, "ok"], stats.get("frames_ok", 0))
@@ -72,7 +75,10 @@ class EngineCollector:
             last = stats.get("last_frame_at")
             if last is not None:
                 age.add_metric([name], max(now - last, 0.0))
-        yield from (frames, hexes, reconnects, available, age)
+            for reason, labels in (stats.get("fields_dropped") or {}).items():
+                for label, count in labels.items():
+                    fields.add_metric([name, reason, label], count)
+        yield from (frames, hexes, reconnects, available, age, fields)
 
     def _device_stats(self) -> dict[str, dict[str, Any]]:
         return {key.split(":", 1)[1]: source.stats()
@@ -84,13 +90,18 @@ class EngineCollector:
                                      "Ticks without a row (device unavailable)", labels=["input"])
         dropped = CounterMetricFamily("vemonitor_rows_dropped", "Rows dropped by reason",
                                       labels=["input", "reason"])
+        fields = CounterMetricFamily("vemonitor_input_fields_dropped",
+                                     "Fields left out of kept rows, by reason and label",
+                                     labels=["input", "reason", "label"])
         for worker in self.engine.inputs:
             name = worker.spec.name
             rows.add_metric([name], worker.stats.rows)
             missed.add_metric([name], worker.stats.missed)
             for reason, count in worker.stats.dropped.items():
                 dropped.add_metric([name, reason], count)
-        yield from (rows, missed, dropped)
+            for (reason, label), count in worker.stats.fields.counts.items():
+                fields.add_metric([name, reason, label], count)
+        yield from (rows, missed, dropped, fields)
 
     def _outputs(self) -> Iterator[Metric]:
         labels = ["output"]

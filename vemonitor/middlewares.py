@@ -1,7 +1,7 @@
 """Middlewares: pure steps ``values -> values`` applied to each row, dropping by raising.
 
 A step receives the row's values (a fresh dict it may return changed) and
-raises :class:`DropRow` to drop the row; the engine counts drops by reason.
+raises :class:`vemonitor.model.DropRow` to drop the row; the engine counts drops by reason.
 """
 
 from __future__ import annotations
@@ -11,30 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from vemonitor.batteries import BatteryBank
-from vemonitor.model import DropRow
-from vemonitor.vedirect.fields import BOUNDS as FIELD_BOUNDS
 from vemonitor.vedirect.fields import Value
 
 Values = dict[str, Value]
 Step = Callable[[Values], Values]
 
-# Physical limits in user units: one table with the decoder's (vemonitor.vedirect.fields).
-BOUNDS: Mapping[str, tuple[float, float]] = FIELD_BOUNDS
-
-
-def bounds(limits: Mapping[str, tuple[float, float]] = BOUNDS) -> Step:
-    """Return a step dropping rows with a value outside its physical limits."""
-
-    def step(values: Values) -> Values:
-        for key, value in values.items():
-            limit = limits.get(key)
-            if limit is None or not isinstance(value, (int, float)) or isinstance(value, bool):
-                continue
-            if not limit[0] <= value <= limit[1]:  # NaN too: every comparison is False
-                raise DropRow(f"out_of_bounds:{key}")
-        return values
-
-    return step
+# Physical ranges are no step: a value out of range costs that field, not the row. The
+# input worker applies them before the steps (vemonitor.fieldpolicy).
 
 
 @dataclass(frozen=True)

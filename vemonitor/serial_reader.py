@@ -36,8 +36,10 @@ import serial
 
 from vemonitor import hex_session, supervise
 from vemonitor.clock import Clock, SystemClock
+from vemonitor.fieldpolicy import FieldDrops
 from vemonitor.vedirect.decoder import Decoder
 from vemonitor.vedirect.events import Block, HexMessage, Rejected
+from vemonitor.vedirect.fields import decode_value
 from vemonitor.vedirect.hex import Reading
 from vemonitor.vedirect.snapshot import Snapshot, SnapshotAssembler
 
@@ -64,6 +66,8 @@ class DeviceStats:
     snapshots: int = 0
     reconnects: int = 0
     last_frame_at: float | None = None
+    # Fields the decoder left out of valid blocks (out of range), per label.
+    fields: FieldDrops = field(default_factory=lambda: FieldDrops("device"))
 
     def count(self, events: list[Block | HexMessage | Rejected]) -> None:
         """Add decoder events to the counters."""
@@ -107,7 +111,7 @@ class SerialReader:
         self.clock = clock or SystemClock()
         self.stale_after = stale_after
         self.backoff = backoff or Backoff()
-        self.stats = DeviceStats()
+        self.stats = DeviceStats(fields=FieldDrops(f"device {name}"))
         # The newest complete snapshot; a scan's snapshot of this port may seed it,
         # so rows can start before the reader's own first full cycle.
         self.latest: Snapshot | None = initial
@@ -227,6 +231,10 @@ class SerialReader:
         if not events:
             return
         self.stats.count(events)
+        for event in events:
+            if isinstance(event, Block) and event.out_of_range:
+                for label, raw in event.out_of_range:
+                    self.stats.fields.add("out_of_range", label, _shown(label, raw), mono)
         if log.isEnabledFor(logging.DEBUG):
             for event in events:
                 if isinstance(event, Rejected):
@@ -271,6 +279,12 @@ class SerialReader:
             log.info("%s: available", self.name)
         else:
             log.warning("%s: unavailable (%s)", self.name, why)
+
+
+def _shown(label: str, raw: str) -> str:
+    """Return a wire value as a log line shows it: in user units, with the wire text."""
+    value = decode_value(label, raw)
+    return raw if str(value) == raw else f"{value} (wire {raw})"
 
 
 def _open_serial(path: str) -> serial.Serial:

@@ -33,6 +33,8 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: VEMonit
         data["port"] = _redact_port(str(data["port"]))
     stats = dataclasses.asdict(device.reader.stats)
     stats["rejected"] = dict(device.reader.stats.rejected)
+    # Fields left out of range, {reason: {label: count}} (its log name holds the serial).
+    stats["fields"] = device.reader.stats.fields.as_dict()
     snapshot = device.snapshot
     return async_redact_data({
         "entry": {"title": entry.title, "unique_id": entry.unique_id, "data": data,

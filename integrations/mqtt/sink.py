@@ -65,6 +65,8 @@ class MqttSink:
         self._full_due = False  # (re)connected or HA restarted: publish everything once
         self._sent: dict[str, str] = {}  # discovery topic -> payload sent on this connection
         self._available: dict[str, bool] = {}  # node -> availability last published
+        # node -> columns published on per-value topics: one a row lacks gets ``null``.
+        self._per_value: dict[str, set[str]] = {}
 
     @property
     def reconnect_delays(self) -> tuple[int, int]:
@@ -126,9 +128,15 @@ class MqttSink:
         infos = [self.conn.publish(self.layout.state(row.input), state_payload(row), qos,
                                    retain)]
         if self.item.per_value_topics:
+            # A reading the row lacks (left out of range, not available) is published as
+            # ``null``: the value retained before must not stand as the current one.
+            known = self._per_value.setdefault(row.input, set())
+            absent = sorted(known - row.values.keys())
+            known.update(row.values)
+            values = [*row.values.items(), *((column, None) for column in absent)]
             infos += [self.conn.publish(self.layout.value(row.input, column),
                                         value_payload(value), qos, retain)
-                      for column, value in row.values.items()]
+                      for column, value in values]
         return infos
 
     def _watch(self) -> None:

@@ -112,7 +112,8 @@ class VedirectSource:
         return {"port": reader.port, "available": reader.available, "frames_ok": s.frames_ok,
                 "rejected": dict(s.rejected), "hex_ok": s.hex_ok, "hex_invalid": s.hex_invalid,
                 "snapshots": s.snapshots, "bytes": s.bytes,
-                "reconnects": s.reconnects + self._reconnects, "last_frame_at": s.last_frame_at}
+                "reconnects": s.reconnects + self._reconnects, "last_frame_at": s.last_frame_at,
+                "fields_dropped": s.fields.as_dict()}
 
     def subscribe(self, item: InputItem) -> None:
         """Learn an input's columns, to name those neither the field table nor the device has."""

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from vemonitor.fieldpolicy import FieldDrops
 from vemonitor.metrics import EngineCollector
 from vemonitor.vedirect.events import REJECT_REASONS
 
@@ -24,11 +25,15 @@ def _section(text: str, title: str) -> str:
 def _fake_engine() -> SimpleNamespace:
     """An engine with one device, input and output, enough for every family to be exposed."""
     stats = {"frames_ok": 3, "rejected": {"checksum": 1}, "hex_ok": 1, "hex_invalid": 0,
-             "reconnects": 0, "available": True, "last_frame_at": 99.0}
+             "reconnects": 0, "available": True, "last_frame_at": 99.0,
+             "fields_dropped": {"out_of_range": {"VS": 1}}}
     source = SimpleNamespace(stats=lambda: stats)
+    fields = FieldDrops("input bmv700")
+    fields.add("out_of_range", "H7", 999999.999, 0.0)
     input_worker = SimpleNamespace(spec=SimpleNamespace(name="bmv700"),
                                    stats=SimpleNamespace(rows=3, missed=0,
-                                                         dropped={"out_of_bounds:V": 1}))
+                                                         dropped={"stale": 1},
+                                                         fields=fields))
     sink = SimpleNamespace(stats=lambda: {"requests": 1})  # a sink that keeps stats
     sender_stats = SimpleNamespace(batches=1, points=3, errors=0, outages=0, write_seconds=0.01)
     outbox = SimpleNamespace(dropped_rows=0, is_open=True, dead_batches=0, moved_aside=[],

@@ -6,8 +6,8 @@ import pytest
 
 from vemonitor.batteries import load_bank
 from vemonitor.config.errors import ConfigError
-from vemonitor.middlewares import bank_step, bounds, chain, project
-from vemonitor.model import DropRow
+from vemonitor.fieldpolicy import FieldDrops, keep_good_fields
+from vemonitor.middlewares import bank_step, chain, project
 
 BANKS = {"batteryDatas": {
     "batteries": {"rolls": {"manufacturer": "Rolls", "model": "S6-305", "cell_voltage": 6,
@@ -40,15 +40,16 @@ def test_unknown_bank_is_a_precise_config_error() -> None:
 
 
 @pytest.mark.parametrize("values", [{"V": 250.0}, {"SOC": 101.0}, {"CE": 5.0}, {"T": -80}])
-def test_bounds_drop_physically_impossible_rows(values: dict[str, float]) -> None:
-    """A value outside physical limits drops the row, with the column in the reason."""
-    with pytest.raises(DropRow) as drop:
-        bounds()(values)
-    assert drop.value.reason == f"out_of_bounds:{next(iter(values))}"
+def test_bounds_leave_out_physically_impossible_fields(values: dict[str, float]) -> None:
+    """A value outside physical limits is left out and counted under its label; the row stays."""
+    drops = FieldDrops("input test")
+    assert keep_good_fields({**values, "P": 12}, drops, 0.0) == {"P": 12}
+    assert drops.as_dict() == {"out_of_range": {next(iter(values)): 1}}
 
 
 def test_bounds_pass_real_values_and_non_numbers() -> None:
     """Plausible values, None, booleans and text pass unchanged."""
     row = {"V": 12.8, "SOC": None, "Alarm": False, "PID": "0x203", "I": -150.0}
-    assert chain([bounds()])(row) == row
+    drops = FieldDrops("input test")
+    assert chain([])(keep_good_fields(row, drops, 0.0)) == row and not drops.counts
     assert project(row, ["V", "X"]) == {"V": 12.8}

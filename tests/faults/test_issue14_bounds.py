@@ -1,11 +1,13 @@
-"""Issue 14 item 5: every numeric label has physical bounds, applied by the decoder."""
+"""Issue 14 item 5: every numeric label has physical bounds, applied by the decoder.
+
+Issue 21: a value out of range costs that field only; the block keeps its other fields.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from vemonitor.middlewares import bounds
-from vemonitor.model import DropRow
+from vemonitor.fieldpolicy import FieldDrops, keep_good_fields
 from vemonitor.vedirect.decoder import Decoder
 from vemonitor.vedirect.encoder import encode_block
 from vemonitor.vedirect.events import Block, Rejected
@@ -29,17 +31,17 @@ ABSURD = [("H7", "999999999"), ("H17", "-100000000000000000000"[:20]),
 
 @pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize(("label", "value"), ABSURD)
-def test_impossible_values_are_rejected_as_out_of_range(label: str, value: str,
-                                                        fast: bool) -> None:
+def test_impossible_values_cost_only_their_field(label: str, value: str, fast: bool) -> None:
     """H7 = 999999.999 V, H17 = -1e18 kWh, H4 = -7 cycles, H9 = -100 s, TTG = -99999...: the
-    block is rejected (reason out_of_range), by both decoder paths; good blocks still pass."""
+    field is left out (Block.out_of_range), every other field kept, by both decoder paths."""
     good = _decode(GOOD, fast)
     assert all(isinstance(e, Block) for e in good) and len(good) == 3
     bad = [(k, value if k == label else v) for k, v in GOOD] + (
         [] if label in dict(GOOD) else [(label, value)])
     events = _decode(bad, fast)
-    assert [e.reason for e in events if isinstance(e, Rejected)] == ["out_of_range"] * 3
-    assert not [e for e in events if isinstance(e, Block)]
+    assert not [e for e in events if isinstance(e, Rejected)]
+    assert [e.out_of_range for e in events] == [((label, value),)] * 3
+    assert [e.fields for e in events] == [{k: v for k, v in bad if k != label}] * 3
 
 
 def test_every_numeric_label_has_bounds() -> None:
@@ -49,8 +51,8 @@ def test_every_numeric_label_has_bounds() -> None:
 
 
 def test_rows_from_any_input_get_the_same_bounds() -> None:
-    """The engine's bounds step uses the same table (a Redis row with H17 = -1e18 is dropped)."""
-    with pytest.raises(DropRow, match="H17"):
-        bounds()({"V": 12.0, "H17": -1e18})
-    with pytest.raises(DropRow):
-        bounds()({"V": float("nan")})
+    """The engine's field policy uses the same table: a Redis row with H17 = -1e18 keeps V."""
+    drops = FieldDrops("input test")
+    assert keep_good_fields({"V": 12.0, "H17": -1e18}, drops, 0.0) == {"V": 12.0}
+    assert keep_good_fields({"V": float("nan"), "I": 1.5}, drops, 0.0) == {"I": 1.5}
+    assert drops.as_dict() == {"out_of_range": {"H17": 1, "V": 1}}

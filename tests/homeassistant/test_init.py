@@ -253,6 +253,7 @@ async def test_diagnostics_redacts_serial(hass: HomeAssistant, mppt, scan_sim: S
     assert diag["snapshot"]["raw"]["PID"] == "0xA053"
     assert diag["available"] is True
     assert diag["stats"]["frames_ok"] > 0
+    assert diag["stats"]["fields"] == {}  # no field left out of range
     assert uid == serial
 
 

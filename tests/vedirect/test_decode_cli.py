@@ -17,7 +17,7 @@ def test_summary_of_bluesolar_capture(capsys) -> None:  # type: ignore[no-untype
     summary = json.loads(capsys.readouterr().out)
     assert summary == {"bytes": path.stat().st_size, "blocks_valid": 247,
                        "blocks_rejected": {"framing": 1}, "hex_valid": 7, "hex_invalid": 0,
-                       "snapshots": 247, "truncated_bytes": 0}
+                       "snapshots": 247, "truncated_bytes": 0, "fields_out_of_range": {}}
 
 
 def test_json_lines_from_stdin_via_installed_script() -> None:

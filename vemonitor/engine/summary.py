@@ -31,6 +31,7 @@ def input_summary(stats: InputStats) -> dict[str, Any]:
     """Return an input's counts and the age of the device data behind its rows."""
     mean = stats.age_total / stats.rows if stats.rows else 0.0
     return {"rows": stats.rows, "missed": stats.missed, "dropped": dict(stats.dropped),
+            "fields_dropped": stats.fields.as_dict(),
             "age_mean": round(mean, 3), "age_max": round(stats.age_max, 3)}
 
 

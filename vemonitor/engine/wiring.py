@@ -25,7 +25,7 @@ from vemonitor.clock import Clock
 from vemonitor.config.build import OutputSpec, RunSpec
 from vemonitor.datacache import DataCache
 from vemonitor.engine.workers import InputWorker, OutputWorker
-from vemonitor.middlewares import Step, bank_step, bounds, chain
+from vemonitor.middlewares import Step, bank_step, chain
 from vemonitor.outbox import MemoryOutbox, Outbox, OutboxLimits, outbox_path
 from vemonitor.registry import Registration, Registry
 
@@ -91,7 +91,9 @@ def _sources(wiring: Wiring, spec: RunSpec, registry: Registry,
 def _inputs(wiring: Wiring, spec: RunSpec, clock: Clock) -> None:
     """One worker per input item; sinks later see them through context.inputs."""
     for item in spec.inputs:
-        steps: list[Step] = [bounds()]
+        # Ranges (and any other per-field rule) are not a step: the worker keeps a
+        # row's good fields and counts the others (vemonitor.fieldpolicy).
+        steps: list[Step] = []
         if spec.bank is not None:
             steps.append(bank_step(spec.bank, item.columns))
         source = wiring.sources[f"{item.domain}:{item.connector}"]

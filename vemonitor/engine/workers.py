@@ -16,6 +16,7 @@ from vemonitor.api import Batch, Cache, DropRow, ForwardsRows, PushesUpdates, Ro
 from vemonitor.clock import Clock
 from vemonitor.config.build import InputSpec, OutputSpec
 from vemonitor.delivery import RetryPolicy, Sender
+from vemonitor.fieldpolicy import FieldDrops, keep_good_fields
 from vemonitor.middlewares import Step, project
 from vemonitor.outbox import MemoryOutbox, Outbox, OutboxError
 from vemonitor.seed_values import seed_values
@@ -28,11 +29,16 @@ DEVICE_PERIOD = 1.0  # VE.Direct text frames come once a second: the period assu
 
 @dataclass
 class InputStats:
-    """What one input made: rows, ticks without a row, drops, and the data age behind rows."""
+    """What one input made: rows, ticks without a row, drops, and the data age behind rows.
+
+    ``dropped`` counts whole rows by reason; ``fields`` the single fields left out of
+    rows that were kept (vemonitor.fieldpolicy).
+    """
 
     rows: int = 0
     missed: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    fields: FieldDrops = field(default_factory=lambda: FieldDrops("input"))
     age_total: float = 0.0
     age_max: float = 0.0
 
@@ -55,7 +61,7 @@ class InputWorker:
         self.steps = steps
         self.cache = cache
         self.stale_after = stale_after
-        self.stats = InputStats()
+        self.stats = InputStats(fields=FieldDrops(f"input {spec.name}"))
         self._cursor = -math.inf
         self.pushes = isinstance(source, PushesUpdates)
         self._period = DEVICE_PERIOD  # learned time between two snapshots
@@ -130,9 +136,15 @@ class InputWorker:
         return last
 
     def _store(self, at: float, values: Mapping[str, Any], age: float) -> Row | None:
-        """Select, check and rename the values, then cache them as a row at ``at``."""
+        """Select and check the values, run the steps, then cache them as a row at ``at``.
+
+        A field a rule refuses (vemonitor.fieldpolicy: out of range) is left out and
+        counted; the row keeps its other fields. A step may still drop the whole row.
+        """
+        selected = keep_good_fields(project(values, self.spec.columns), self.stats.fields,
+                                    self.clock.now())
         try:
-            row_values = self.steps(project(values, self.spec.columns))
+            row_values = self.steps(selected)
         except DropRow as drop:
             self.stats.dropped[drop.reason] += 1
             return None

@@ -18,6 +18,17 @@ How it follows PROTOCOL.md:
 * A partial block at the very end of a stream is reported by :meth:`Decoder.finish`
   as ``truncated`` (a reason of its own, not a protocol error).
 
+Which check costs what (docs/vedirect.md, "Which check is which"):
+
+* The whole block is rejected only when the evidence concerns the whole block:
+  its checksum, its framing (a record that is not ``\r\n LABEL \t VALUE``, a label
+  twice, sizes), bytes that are not text, or a known field whose value does not
+  parse as its type (``bad_value``: the bytes are not what the device meant to
+  send, so no field of the block can be trusted).
+* A value that parses but lies outside its label's physical range
+  (``fields.BOUNDS``) costs that field only: it is left out of ``Block.fields``
+  and listed in ``Block.out_of_range``; the block's other fields are kept.
+
 Two paths, one behaviour: clean blocks that sit whole in a chunk are matched by a
 single regular expression (the fast path); everything else goes through a
 token-level state machine. The fast path only accepts what the state machine
@@ -26,13 +37,20 @@ would accept the same way; tests check both give identical events.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import zlib
 from dataclasses import dataclass
 
 from vemonitor.vedirect.events import Block, Event, HexMessage, Rejected
-from vemonitor.vedirect.fields import BOUNDS, FIELD_BY_LABEL, MAX_PATTERN_LENGTH, VALUE_PATTERNS
+from vemonitor.vedirect.fields import (
+    BOUNDS,
+    FIELD_BY_LABEL,
+    MAX_PATTERN_LENGTH,
+    NOT_AVAILABLE,
+    VALUE_PATTERNS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,23 +97,114 @@ _VALUE_PATTERNS_STR = {label.decode(): re.compile(p.pattern.decode()) for label,
 _SHAPE_CACHE = 8  # block layouts remembered per decoder (a BMV has 2, an MPPT 1 or 2)
 
 
+def _wire_bounds() -> dict[str, tuple[int, int]]:
+    """Return the physical ranges (fields.BOUNDS) as wire integers, for decimal labels."""
+    out: dict[str, tuple[int, int]] = {}
+    for label, (low, high) in BOUNDS.items():
+        spec = FIELD_BY_LABEL[label]
+        if spec.kind in ("int", "scaled"):
+            out[label] = (math.floor(low / spec.scale + 1e-9), math.ceil(high / spec.scale - 1e-9))
+    return out
+
+
+WIRE_BOUNDS: dict[str, tuple[int, int]] = _wire_bounds()
+
+
+def _digits_up_to(limit: int) -> str:
+    """Return a regex of the digit strings of the integers 0..``limit`` (``limit`` >= 0).
+
+    Built digit by digit (for 365: ``365``, one or two digits, ``[0-2]dd``,
+    ``3[0-5]d``, ``36[0-4]``), so the usual values of a label never miss it.
+    """
+    text = str(limit)
+    width = len(text)
+    alternatives = []  # the shorter numbers first: they are the usual readings
+    if width > 1:
+        alternatives.append("[0-9]{1,%d}" % (width - 1))
+    for k, digit in enumerate(text):
+        if digit == "0":
+            continue
+        below = "0" if digit == "1" else "[0-%d]" % (int(digit) - 1)
+        rest = width - 1 - k
+        alternatives.append(text[:k] + below + ("[0-9]{%d}" % rest if rest else ""))
+    alternatives.append(text)
+    return "(?:%s)" % "|".join(alternatives)
+
+
+def _sure_in_range(low: int, high: int) -> str:
+    """Return a regex matching wire values within [low, high], or "not available".
+
+    A value it misses (a value with leading zeros, or out of range) takes the exact
+    check of :func:`split_out_of_range`. Put in a layout's regex, it makes the
+    range check of a usual block cost nothing beyond the match the fast path does
+    anyway.
+    """
+    parts = []  # numbers first, "not available" last: the usual readings match sooner
+    if low <= 0 <= high:
+        parts.append(_digits_up_to(high))
+        if low < 0:
+            parts.append("-" + _digits_up_to(-low))
+    parts += [re.escape(value) for value in sorted(NOT_AVAILABLE)]
+    return "(?:%s)" % "|".join(parts)
+
+
+_SURE_PATTERNS = {label: _sure_in_range(*limit) for label, limit in WIRE_BOUNDS.items()}
+
+
+def split_out_of_range(fields: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """Remove the fields outside their physical range from ``fields``; return them.
+
+    Every known field must already match its wire pattern (``bad_value`` is a
+    whole-block matter, checked first), so a bounded value is an integer or
+    "not available".
+    """
+    dropped = tuple(
+        (label, value) for label, value in fields.items()
+        if (limit := WIRE_BOUNDS.get(label)) is not None and value not in NOT_AVAILABLE
+        and not limit[0] <= int(value) <= limit[1])
+    for label, _ in dropped:
+        del fields[label]
+    return dropped
+
+
+@functools.lru_cache(maxsize=64)  # a new decoder (a reopened port) relearns known layouts
 def _shape_re(labels: tuple[str, ...], limits: Limits) -> re.Pattern[str]:
     """Return a regex for a clean block with exactly these labels, capturing each value.
 
-    It runs on the block decoded as latin-1 (every byte maps to one character).
+    A bounded label's value must also be surely in range (``_SURE_PATTERNS``), any
+    other known label's must parse as its type. When every label is an identifier,
+    each group is named after its label, so ``groupdict()`` gives the block's fields
+    in one call. It runs on the block decoded as latin-1 (every byte maps to one
+    character).
     """
     clean = _CLEAN_VALUE.decode("ascii")
+    named = all(label.isidentifier() for label in labels)
     parts = []
     for label in labels:
-        pattern = _VALUE_PATTERNS_STR.get(label)
+        known = _VALUE_PATTERNS_STR.get(label)
+        pattern = _SURE_PATTERNS.get(label, known.pattern if known is not None else None)
+        ahead = ""
         if pattern is None:
-            value = r"(%s{0,%d})" % (clean, limits.value)
-        elif limits.value >= MAX_PATTERN_LENGTH:
-            value = r"(%s)" % pattern.pattern  # the field pattern is already clean and short
-        else:  # tighter limits than the patterns: check the generic limit too
-            value = r"(?=%s{0,%d}\r)(%s)" % (clean, limits.value, pattern.pattern)
-        parts.append(r"\r\n" + re.escape(label) + r"\t" + value)
+            pattern = r"%s{0,%d}" % (clean, limits.value)
+        elif limits.value < MAX_PATTERN_LENGTH:  # tighter limits than the patterns
+            ahead = r"(?=%s{0,%d}\r)" % (clean, limits.value)
+        group = "(?P<%s>%s)" % (label, pattern) if named else "(%s)" % pattern
+        parts.append(r"\r\n" + re.escape(label) + r"\t" + ahead + group)
     return re.compile("".join(parts) + r"\r\nChecksum\t.", re.DOTALL)
+
+
+@dataclass(slots=True)
+class _Shape:
+    """A block layout seen before: its labels, its regex, and the layout that followed it."""
+
+    labels: tuple[str, ...]
+    regex: re.Pattern[str]
+    next: _Shape | None = None
+    named: bool = False  # groups named after the labels: groupdict() gives the fields
+
+    def fields(self, match: re.Match[str]) -> dict[str, str]:
+        """Return the block's fields from a match of this layout's regex."""
+        return match.groupdict() if self.named else dict(zip(self.labels, match.groups()))
 
 
 def _values_ok(fields: dict[str, str]) -> bool:
@@ -105,14 +214,6 @@ def _values_ok(fields: dict[str, str]) -> bool:
         if pattern is not None and pattern.fullmatch(value) is None:
             return False
     return True
-
-
-def _block_sum(data: bytes, start: int, end: int) -> int:
-    """Return sum(data[start:end]) mod 256, via adler32 when it cannot wrap (<= 256 bytes)."""
-    if end - start <= 256:
-        # adler32's low half is 1 + the byte sum mod 65521; 256 bytes sum to < 65521.
-        return ((zlib.adler32(data[start:end]) & 0xFFFF) - 1) & 0xFF
-    return sum(data[start:end]) & 0xFF
 
 
 class Decoder:
@@ -130,8 +231,14 @@ class Decoder:
         self._hex_return = _CR
         self._tail = b""  # last text bytes while discarding, to find 'Checksum\t' across chunks
         self._stash = b""  # start of a block held back until it can be matched whole
-        # Layouts of the valid blocks seen, each with its regex (the fast path).
-        self._shapes: list[tuple[tuple[str, ...], re.Pattern[str]]] = []
+        # Layouts of the valid blocks seen, each with its regex (the fast path); the
+        # layout of the last fast block, and the one expected next (devices repeat
+        # their layouts in a fixed order: a BMV alternates main and history).
+        self._shapes: list[_Shape] = []
+        self._last: _Shape | None = None
+        self._expect: _Shape | None = None
+        self._text_of: bytes | None = None  # the chunk self._latin1_text was decoded from
+        self._latin1_text = ""
         self._reset_block(_CR)
 
     # ----------------------------------------------------------------- public API
@@ -217,6 +324,7 @@ class Decoder:
             else:
                 i = _HANDLERS[self._state](self, data, i, events)
         self._offset = base + n
+        self._text_of, self._latin1_text = None, ""  # keep no reference to the chunk
 
     def _drain_stash(self, events: list[Event]) -> None:
         """Run held-back bytes through the state machine (before a gap or the end)."""
@@ -269,53 +377,121 @@ class Decoder:
         return j + 1
 
     def _on_block_start(self, data: bytes, i: int, events: list[Event]) -> int:
-        """Match a whole clean block at once; hold back an incomplete one; else use the state machine.
+        """Match whole clean blocks at once; hold back an incomplete one; else use the state machine.
 
         This is only an accelerator: a block is taken here only when the state
-        machine would accept it too, and anything unusual (a HEX line, a bad
-        checksum, a bad value) is handed to the state machine from the same byte.
+        machine would accept it too, the same way (same fields, same fields left
+        out of range), and anything unusual (a HEX line, a bad checksum, a bad
+        value) is handed to the state machine from the same byte.
+
+        Its speed comes from doing per block only what must be done per block
+        (benchmarks/bench_decoder.py, docs/vedirect.md "Speed"): one ``match`` of
+        the layout expected next (it finds the checksum byte and checks every
+        value's type and range), and the byte sum by ``adler32`` over a
+        memoryview (no copy). Anything else goes through :meth:`_take_block`.
         """
         n = len(data)
         base = self._offset - i
-        limit = self.limits.block
-        text: str | None = None
+        limit = min(self.limits.block, 256)  # the expected-layout step sums by adler32
+        text = self._latin1(data)
+        view = memoryview(data)
+        adler32 = zlib.adler32
+        append = events.append
+        # The per-block state lives in locals here (this loop is the decoder's hot path)
+        # and is written back before anything else looks at it.
+        expect, last, start = self._expect, self._last, self._block_start
         while i < n:
-            tag = data.find(b"\r\nChecksum\t", i, i + limit)
-            end = tag + 12
-            if tag == -1 or end > n:
-                # Incomplete so far: hold it back, unless it already needs the state machine.
-                if n - i < limit and data.find(b":", i, tag if tag != -1 else n) == -1:
-                    self._stash = data[i:]
-                    return n
-                break
-            if end - i > limit or _block_sum(data, i, end):
-                break
-            if text is None:
-                text = data.decode("latin-1")  # once per chunk; indexes stay the same
-            fields = self._known_shape_fields(text, i, end)
-            if fields is None:
-                fields = self._new_shape_fields(data, i, tag, end)
-                if fields is None:
-                    break
-            if not _bounded(fields):
-                break  # the state machine rejects it as out_of_range, with the detail
-            # The block state is untouched (still at a clean start): only move on.
-            events.append(Block(fields, self._block_start, base + end))
-            self._block_start = base + end
-            i = end
+            # The usual case: the layout expected next matches here, and its match
+            # ends at the checksum byte, so no search for the tag is needed.
+            if expect is not None and (match := expect.regex.match(text, i)) is not None:
+                end = match.end()
+                # adler32's low half is 1 + the byte sum mod 65521 (< 65521 for 256 bytes).
+                if end - i <= limit and not ((adler32(view[i:end]) & 0xFFFF) - 1) & 0xFF:
+                    if last is not expect:
+                        if last is not None:
+                            last.next = expect
+                        last = expect
+                    expect = expect.next
+                    fields = (match.groupdict() if last.named
+                              else dict(zip(last.labels, match.groups())))
+                    append(Block(fields, start, base + end))
+                    start = base + end
+                    i = end
+                    continue
+            self._expect, self._last, self._block_start = expect, last, start
+            after = self._take_block(data, text, i, base, events)
+            if after < 0:  # not a clean block: the state machine takes it from here
+                self._offset = base + i
+                return _on_cr(self, data, i, events)
+            i = after
+            expect, last, start = self._expect, self._last, self._block_start
+        self._expect, self._last, self._block_start = expect, last, start
         self._offset = base + i
-        return _on_cr(self, data, i, events) if i < n else n
+        return n
 
-    def _known_shape_fields(self, text: str, i: int, end: int) -> dict[str, str] | None:
-        """Return the fields of text[i:end] if it matches a remembered layout, else None."""
-        for labels, shape in self._shapes:
-            match = shape.fullmatch(text, i, end)
+    def _take_block(self, data: bytes, text: str, i: int, base: int,
+                    events: list[Event]) -> int:
+        """Take one clean block at data[i] the general way; return the index after it.
+
+        Return ``len(data)`` when an incomplete block is held back until more bytes
+        come, and -1 when data[i:] is not a clean block (the state machine takes it).
+        """
+        n = len(data)
+        limit = self.limits.block
+        tag = data.find(b"\r\nChecksum\t", i, i + limit)
+        end = tag + 12
+        if tag == -1 or end > n:
+            # Incomplete so far: hold it back, unless it already needs the state machine.
+            if n - i < limit and data.find(b":", i, tag if tag != -1 else n) == -1:
+                self._stash = data[i:]
+                return n
+            return -1
+        size = end - i
+        if size > limit:
+            return -1
+        if size > 256:
+            if sum(data[i:end]) & 0xFF:
+                return -1
+        elif ((zlib.adler32(memoryview(data)[i:end]) & 0xFFFF) - 1) & 0xFF:
+            return -1
+        shape, match = self._find_shape(text, i, end)
+        dropped: tuple[tuple[str, str], ...] = ()
+        if shape is not None and match is not None:
+            fields = shape.fields(match)
+        else:
+            learned = self._new_shape_fields(data, i, tag, end)
+            if learned is None:
+                return -1
+            shape, fields = learned
+            dropped = split_out_of_range(fields)
+        if self._last is not None:
+            self._last.next = shape
+        self._last, self._expect = shape, shape.next
+        events.append(Block(fields, self._block_start, base + end, dropped))
+        self._block_start = base + end
+        return end
+
+    def _latin1(self, data: bytes) -> str:
+        """Return ``data`` decoded as latin-1 (indexes stay the same), once per chunk."""
+        if self._text_of is not data:
+            self._text_of, self._latin1_text = data, data.decode("latin-1")
+        return self._latin1_text
+
+    def _find_shape(self, text: str, i: int, end: int) -> tuple[_Shape | None, re.Match[str] | None]:
+        """Return the remembered layout text[i:end] matches, with the match (or None, None)."""
+        for shape in self._shapes:
+            match = shape.regex.fullmatch(text, i, end)
             if match is not None:
-                return dict(zip(labels, match.groups()))
-        return None
+                return shape, match
+        return None, None
 
-    def _new_shape_fields(self, data: bytes, i: int, tag: int, end: int) -> dict[str, str] | None:
-        """Return the fields of a clean, valid block of a new layout (and learn it), else None."""
+    def _new_shape_fields(self, data: bytes, i: int, tag: int,
+                          end: int) -> tuple[_Shape, dict[str, str]] | None:
+        """Return the layout and fields of a clean block whose values parse, else None.
+
+        A new layout is learned. A known layout lands here too when a value is not
+        surely in range (the caller checks those exactly).
+        """
         assert self._fast is not None
         if self._fast.fullmatch(data, i, end) is None:
             return None
@@ -326,9 +502,14 @@ class Decoder:
                 or not _values_ok(fields)):
             return None
         labels = tuple(fields)
-        self._shapes.insert(0, (labels, _shape_re(labels, self.limits)))
+        for shape in self._shapes:
+            if shape.labels == labels:
+                return shape, fields
+        regex = _shape_re(labels, self.limits)
+        shape = _Shape(labels, regex, named=bool(regex.groupindex))
+        self._shapes.insert(0, shape)
         del self._shapes[_SHAPE_CACHE:]
-        return fields
+        return shape, fields
 
     def _complete(self, events: list[Event]) -> None:
         """Judge the finished block (offset is just past its checksum byte) and emit it."""
@@ -337,7 +518,8 @@ class Decoder:
             reason, detail = _judge(self._records, self._sum)
         if reason is None:
             fields = {label.decode("ascii"): value.decode("ascii") for label, value in self._records}
-            events.append(Block(fields, self._block_start, self._offset))
+            dropped = split_out_of_range(fields)
+            events.append(Block(fields, self._block_start, self._offset, dropped))
         else:
             events.append(Rejected(reason, self._block_start, self._offset, detail))
         self._reset_block(_CR)
@@ -361,44 +543,7 @@ def _judge(records: list[tuple[bytes, bytes]], total: int) -> tuple[str | None, 
         pattern = VALUE_PATTERNS.get(label)
         if pattern is not None and pattern.fullmatch(value) is None:
             return "bad_value", "%s=%s" % (label.decode("ascii"), value.decode("ascii"))
-        limit = WIRE_BOUNDS.get(label)
-        if limit is not None and value != b"---" and not limit[0] <= int(value) <= limit[1]:
-            return "out_of_range", "%s=%s" % (label.decode("ascii"), value.decode("ascii"))
     return None, ""
-
-
-def _wire_bounds() -> dict[bytes, tuple[int, int]]:
-    """Return the physical bounds (fields.BOUNDS) as wire integers, for decimal labels."""
-    out: dict[bytes, tuple[int, int]] = {}
-    for label, (low, high) in BOUNDS.items():
-        spec = FIELD_BY_LABEL[label]
-        if spec.kind in ("int", "scaled"):
-            out[label.encode("ascii")] = (math.floor(low / spec.scale + 1e-9),
-                                          math.ceil(high / spec.scale - 1e-9))
-    return out
-
-
-WIRE_BOUNDS = _wire_bounds()
-_WIRE_BOUNDS_STR = {label.decode("ascii"): limit for label, limit in WIRE_BOUNDS.items()}
-
-
-_IN_RANGE: set[tuple[str, str]] = set()  # (label, value) pairs already found in range
-_IN_RANGE_MAX = 4096  # most fields repeat block after block (history counters, ids)
-
-
-def _bounded(fields: dict[str, str]) -> bool:
-    """Return True when every bounded field of a clean block is in its physical range."""
-    for item in fields.items():
-        if item in _IN_RANGE:
-            continue
-        label, value = item
-        limit = _WIRE_BOUNDS_STR.get(label)
-        if limit is not None and value != "---" and not limit[0] <= int(value) <= limit[1]:
-            return False
-        if len(_IN_RANGE) >= _IN_RANGE_MAX:
-            _IN_RANGE.clear()
-        _IN_RANGE.add(item)
-    return True
 
 
 def _hex_valid(raw: bytes) -> bool:

@@ -15,11 +15,17 @@ from dataclasses import dataclass
 
 @dataclass(slots=True)
 class Block:
-    """One checksum-valid text block: labels in wire order mapped to raw values."""
+    """One checksum-valid text block: labels in wire order mapped to raw values.
+
+    ``out_of_range`` holds the (label, raw value) pairs the decoder left out of
+    ``fields`` because the value is outside its label's physical range
+    (``fields.BOUNDS``): one impossible reading costs that reading, not the block.
+    """
 
     fields: dict[str, str]
     start: int
     end: int
+    out_of_range: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -67,7 +73,6 @@ REJECT_REASONS: dict[str, str] = {
     "value_chars": "a value has a control, NUL or non-ASCII byte",
     "value_oversize": "a value is longer than the protocol allows",
     "bad_value": "a value does not parse for its known field",
-    "out_of_range": "a value is outside its field's physical range (fields.BOUNDS)",
     "too_many_records": "a block has more records than the protocol allows",
     "block_oversize": "no checksum within the largest block size",
     "empty": "a block with no record before its checksum",

@@ -6,7 +6,8 @@ there is no per-field branch anywhere else in the code.
 
 Decisions written down here:
 
-* ``---`` (not available) decodes to ``None`` for every field.
+* ``---`` (not available) decodes to ``None`` for every field; :func:`decode_fields`
+  leaves such fields out (an absent reading).
 * Codes (CS, ERR, MPPT, MODE, MON) decode to :class:`Code`, an ``int`` that keeps
   the raw code (what numeric sinks such as EmonCms store) and carries its name.
 * Bitmasks (AR, WARN, OR) decode to :class:`Flags`, an ``int`` with the names of
@@ -187,36 +188,74 @@ FIELD_BY_LABEL: dict[str, FieldSpec] = {spec.label: spec for spec in FIELDS}
 # device registry (MQTT discovery's device block, Home Assistant's device), not entities.
 IDENTITY_LABELS = frozenset({"PID", "FW", "FWE", "SER#", "BMV", "HC#"})
 
-# Physical range of every numeric label, in user units (after scaling). A value
-# outside cannot be a real reading (a corrupted block that passed the weak
-# checksum, or data forged upstream): the decoder rejects its block as
-# ``out_of_range`` and the engine's bounds step drops such rows from any input, so
-# the store, Redis, MQTT and Home Assistant all get the same guarantee. Sources:
-# the VE.Direct protocol (units, -1 = infinite TTG, HSDS 0..364), device ranges
-# (BMV 0-95 V, MPPT PV up to 450 V, 32-bit wire counters), and what a bank can do:
-# counters and energy totals never go below 0, depths of discharge and consumed
-# Ah never above it, history min/max voltages stay within a battery's range.
-_VOLTS = (0.0, 100.0)
-_COUNT = (0.0, 10_000_000.0)
-_ENERGY = (0.0, 10_000_000.0)  # kWh: 32-bit wire counters in 0.01 kWh reach 2.1e7
-_DEPTH = (-10_000_000.0, 0.0)  # Ah drawn from the battery are negative
+# Physical range of every numeric label, in user units (after scaling).
+#
+# A value outside its range cannot be a real reading (a corrupted block that passed
+# the weak checksum, or data forged upstream). Such a FIELD is left out of the
+# snapshot or row, counted and logged (docs/vedirect.md, "Which check is which");
+# the rest of its block or row is kept. So a range only has to exclude the
+# impossible: it must never exclude what a real device sends. Sources, named on
+# each line:
+#   [P] ../shared/PROTOCOL.md (units, "CE <= 0", "TTG -1 = infinite", "HSDS 0..364");
+#   [C] ../shared/captures (BMV-700 FW 308, BlueSolar 75/15, SmartSolar 100/20);
+#   [S] real devices: a SmartShunt 500A/50mV (PID 0xA389, FW 0405) with nothing on
+#       its aux input: VS -14, H15 -22 (mV), issue 21; public records of real devices
+#       quoted in other VE.Direct readers' sources: a SmartShunt 0xA389 FW 0407 (H15
+#       -27, H6 -3928992, H1 -264148, TTG 2052, H17 5148) and a Phoenix inverter
+#       0xA261 FW 0114 (AC_OUT_I -3, i.e. -0.3 A while idle, AC_OUT_V 23004);
+#   [D] Victron datasheets: BMV/SmartShunt supply 6.5-70 V, shunts up to 2000 A
+#       (140 kW at 70 V), MPPT PV inputs up to 450 V (MPPT RS), Orion XS input up to
+#       60 V, Phoenix inverters 230/120 V AC;
+#   [W] the wire: values are 32-bit integers (counters in 0.01 kWh reach 2.1e7 kWh).
+# A value of "---" (not available, [P]) is no reading at all: an absent field,
+# never an out-of-range one (NOT_AVAILABLE below).
+_VOLTS = (0.0, 100.0)  # a device's own supply / battery input: never below 0 [D]
+# An input that may have nothing connected (aux/starter, mid-point, a charger's 2nd
+# and 3rd output, a panel at night, an idle DC input) reads a few mV either side of
+# 0 [S]; -1 V leaves room for offsets while 999999 V or -50 V stay out.
+_INPUT_VOLTS = (-1.0, 100.0)
+_COUNT = (0.0, 10_000_000.0)  # events counted since the last reset: never negative [P]
+_ENERGY = (0.0, 10_000_000.0)  # kWh: 32-bit wire counters in 0.01 kWh reach 2.1e7 [W]
+_DEPTH = (-10_000_000.0, 0.0)  # Ah drawn from the battery are negative [P][S]
+_AMPS = (-10_000.0, 10_000.0)  # shunts up to 2000 A, charge peaks above it [D]
+_WATTS = (-500_000.0, 500_000.0)  # 2000 A at 70 V is 140 kW [D]
 BOUNDS: dict[str, tuple[float, float]] = {
-    "V": _VOLTS, "V2": _VOLTS, "V3": _VOLTS, "VS": _VOLTS, "VM": _VOLTS,
-    "DM": (-100.0, 100.0), "VPV": (0.0, 500.0), "PPV": (0.0, 100_000.0),
-    "I": (-10_000.0, 10_000.0), "I2": (-10_000.0, 10_000.0), "I3": (-10_000.0, 10_000.0),
-    "IL": (-1000.0, 1000.0), "T": (-60.0, 150.0), "P": (-100_000.0, 100_000.0),
-    "CE": (-1_000_000.0, 0.0), "SOC": (0.0, 100.0),
-    "TTG": (-1.0, 144_000.0),  # minutes; -1 = infinite; 100 days is beyond any estimate
-    "H1": _DEPTH, "H2": _DEPTH, "H3": _DEPTH, "H4": _COUNT, "H5": _COUNT, "H6": _DEPTH,
-    "H7": _VOLTS, "H8": _VOLTS, "H9": (0.0, 20 * 365 * 86400.0),
-    "H10": _COUNT, "H11": _COUNT, "H12": _COUNT, "H13": _COUNT, "H14": _COUNT,
-    "H15": (-1.0, 100.0), "H16": (-1.0, 100.0),  # an unconnected aux input reads ~0
-    "H17": _ENERGY, "H18": _ENERGY, "H19": _ENERGY,
-    "H20": (0.0, 100_000.0), "H21": (0.0, 100_000.0), "H22": (0.0, 100_000.0),
-    "H23": (0.0, 100_000.0), "HSDS": (0.0, 365.0),
-    "AC_OUT_V": (0.0, 400.0), "AC_OUT_I": (-1000.0, 1000.0), "AC_OUT_S": (0.0, 100_000.0),
-    "DC_IN_V": (0.0, 200.0), "DC_IN_I": (-1000.0, 1000.0), "DC_IN_P": (-100_000.0, 100_000.0),
+    "V": _VOLTS, "V2": _INPUT_VOLTS, "V3": _INPUT_VOLTS,  # [P][D]
+    "VS": _INPUT_VOLTS, "VM": _INPUT_VOLTS,  # aux/mid-point may be unconnected [S]
+    # Mid-point deviation: VM unconnected (0 V, or a few mV below) gives -100 % and a
+    # little more; a shorted half bank +100 %.
+    "DM": (-110.0, 110.0),  # [P][S]
+    "VPV": (-1.0, 500.0),  # PV up to 450 V (MPPT RS); ~0 at night [D][C]
+    "PPV": (0.0, 100_000.0),  # panel power is only produced, never drawn [P][C]
+    "I": _AMPS, "I2": _AMPS, "I3": _AMPS,  # signed battery current [P][C][D]
+    "IL": (-1000.0, 1000.0),  # an MPPT load output: tens of A at most [D][C]
+    "T": (-60.0, 150.0),  # battery temperature sensors: -40..+85 degC and margin [D]
+    "P": _WATTS,  # signed [P][D]
+    "CE": (-1_000_000.0, 0.0),  # consumed charge is <= 0 [P][C]
+    "SOC": (0.0, 100.0),  # per mille 0..1000 [P][C]
+    "TTG": (-1.0, 144_000.0),  # minutes; -1 = infinite [P]; 100 days is beyond any estimate
+    "H1": _DEPTH, "H2": _DEPTH, "H3": _DEPTH, "H6": _DEPTH,  # [P][C][S]
+    "H4": _COUNT, "H5": _COUNT, "H10": _COUNT, "H11": _COUNT, "H12": _COUNT,  # [P][C]
+    "H13": _COUNT, "H14": _COUNT,  # [P]
+    "H7": _VOLTS, "H8": _VOLTS,  # min/max of the main (supply) voltage [P][C][D]
+    "H9": (0.0, 20 * 365 * 86400.0),  # seconds since a full charge: 20 years [P][C]
+    "H15": _INPUT_VOLTS, "H16": _INPUT_VOLTS,  # min/max aux voltage, maybe unconnected [S]
+    "H17": _ENERGY, "H18": _ENERGY, "H19": _ENERGY,  # [P][C][W]
+    "H20": (0.0, 100_000.0), "H22": (0.0, 100_000.0),  # kWh in one day [P][C]
+    "H21": (0.0, 100_000.0), "H23": (0.0, 100_000.0),  # W, a day's maximum [P][C]
+    "HSDS": (0.0, 365.0),  # day sequence 0..364 [P][C] (+1: a leap year's last day)
+    "AC_OUT_V": (0.0, 400.0),  # 230/120 V inverters; 0 when off [S][D]
+    "AC_OUT_I": (-1000.0, 1000.0),  # a small negative current while idle [S][D]
+    "AC_OUT_S": (0.0, 100_000.0),  # [D]
+    "DC_IN_V": (-1.0, 200.0),  # Orion XS input up to 60 V; ~0 when idle [D]
+    "DC_IN_I": (-1000.0, 1000.0), "DC_IN_P": (-100_000.0, 100_000.0),  # [D]
 }
+
+# Wire values meaning "not available" [P]: the field is absent, not out of range. A
+# device sends "---" for a reading it does not have (no temperature sensor, SOC
+# before the first synchronisation). Numeric sentinels belong only to the HEX
+# protocol (../shared/HEX.md), not to text blocks.
+NOT_AVAILABLE = frozenset({"---"})
 
 VALUE_PATTERNS: dict[bytes, re.Pattern[bytes]] = {
     spec.label.encode("ascii"): re.compile(pattern)
@@ -303,8 +342,13 @@ def decode_value(label: str, raw: str) -> Value:
 
 
 def decode_fields(raw: Mapping[str, str]) -> dict[str, Value]:
-    """Return every field of a block or snapshot decoded with :func:`decode_value`."""
-    return {label: decode_value(label, value) for label, value in raw.items()}
+    """Return the available fields of a block or snapshot decoded with :func:`decode_value`.
+
+    A "not available" value (``---``) is left out: an absent reading, which every
+    output shows as absent (never as a stale value or a 0).
+    """
+    return {label: decode_value(label, value) for label, value in raw.items()
+            if value not in NOT_AVAILABLE}
 
 
 def jsonable(value: Any) -> Any:

@@ -13,6 +13,10 @@ Decisions:
   monitors, HSDS for solar chargers), else when the next ``PID`` arrives.
 * A block that arrives after its cycle was emitted (the device grew a block)
   is merged and the cycle emitted again; the length is learned anew.
+* A field its block left out of range (``Block.out_of_range``) is absent from
+  the snapshot, as a "not available" (``---``) value is absent from its
+  ``values``; the snapshot lists it in ``out_of_range`` (label -> raw value), and
+  stays complete: one impossible reading costs that reading, not the cycle.
 * A rejected block marks its cycle incomplete (``complete=False``); its values
   are never used, and nothing of one cycle leaks into the next.
 * Blocks before the first ``PID`` (the tail of a cycle we joined midway, or of a
@@ -44,6 +48,7 @@ class Snapshot:
     end: int
     blocks: int
     complete: bool
+    out_of_range: dict[str, str] = field(default_factory=dict)
 
     @property
     def pid(self) -> str | None:
@@ -77,6 +82,7 @@ class _Cycle:
     damaged: bool = False
     emitted: bool = False
     received_at: float | None = None
+    out_of_range: dict[str, str] = field(default_factory=dict)
 
 
 class SnapshotAssembler:
@@ -118,6 +124,10 @@ class SnapshotAssembler:
             # The device sends more blocks than we learned: take them, re-learn.
             self._cycle_length = None
         cycle.raw.update(block.fields)
+        if block.out_of_range:
+            cycle.out_of_range.update(block.out_of_range)
+            for label, _ in block.out_of_range:  # a later block's value is not kept either
+                cycle.raw.pop(label, None)
         cycle.end = block.end
         cycle.blocks += 1
         cycle.received_at = now
@@ -151,4 +161,4 @@ class SnapshotAssembler:
         """Build an immutable snapshot of a cycle."""
         raw = dict(cycle.raw)
         return Snapshot(raw, decode_fields(raw), cycle.received_at, cycle.start, cycle.end,
-                        cycle.blocks, complete)
+                        cycle.blocks, complete, dict(cycle.out_of_range))

@@ -26,7 +26,7 @@ from tests.integrations.mqtt.support import (
 )
 from tests.servers import LOOPBACK, MosquittoServer
 from vemonitor import testing
-from vemonitor.api import Context
+from vemonitor.api import Context, Row
 from vemonitor.clock import SystemClock
 from vemonitor.delivery import RetryPolicy, Sender
 from vemonitor.outbox import MemoryOutbox
@@ -110,6 +110,29 @@ def test_per_value_topics_and_retained_state(make_sink: MakeSink, ns: Namespace,
         assert late.wait(f"{ns.base}/mppt/PPV").payload == b"120"
         assert late.wait(f"{ns.base}/mppt/ERR").payload == b"null"
         assert late.wait(f"{ns.base}/mppt/state").retain
+    finally:
+        late.close()
+
+
+def test_a_reading_left_out_is_absent_never_zero_or_stale(
+        make_sink: MakeSink, ns: Namespace, observer: Observer, broker: MosquittoServer) -> None:
+    """Issue 21: a row without VS (left out of range): its state JSON has no VS (Home
+    Assistant's template reads None: unknown), and VS's retained per-value topic becomes
+    ``null``, so the old -0.014 is not shown as current; no 0 anywhere."""
+    sink = make_sink(per_value_topics=True, retain_state=True)
+    sink.start()
+    sink.write(batch([Row(NOW, "bmv700", {"V": 13.259, "VS": -0.014}),
+                      Row(NOW + 1, "bmv700", {"V": 13.26})]))
+    observer.wait(f"{ns.base}/bmv700/state", lambda m: m.json()["time"] == NOW + 1)
+    states = [m.json() for m in observer.on(f"{ns.base}/bmv700/state")]
+    assert [s.get("VS", "absent") for s in states] == [-0.014, "absent"]
+    observer.wait(f"{ns.base}/bmv700/VS", lambda m: m.payload == b"null")
+    assert [m.payload for m in observer.on(f"{ns.base}/bmv700/VS")] == [b"-0.014", b"null"]
+    assert [m.payload for m in observer.on(f"{ns.base}/bmv700/V")] == [b"13.259", b"13.26"]
+    late = observe(broker.port, f"{ns.base}/bmv700/VS")  # what a reader joining now gets
+    try:
+        retained = late.wait(f"{ns.base}/bmv700/VS")
+        assert retained.retain and retained.payload == b"null"
     finally:
         late.close()
 
@@ -313,7 +336,7 @@ from vemonitor_integrations.mqtt.schema import MqttConnector, MqttOutput
 from vemonitor_integrations.mqtt.sink import MqttSink
 from vemonitor.clock import SystemClock
 from vemonitor import testing
-from vemonitor.api import Context
+from vemonitor.api import Context, Row
 sink = MqttSink(MqttOutput(name="mqtt", source="b", base_topic="{ns.base}",
                            discovery_prefix="{ns.prefix}"),
                 MqttConnector(host="{LOOPBACK}", port={broker.port}, keepalive=5),
