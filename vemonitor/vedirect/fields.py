@@ -158,7 +158,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("H19", "Yield total (user resettable counter)", "scaled", "kWh", 0.01, "energy", _TI),
     _f("H20", "Yield today", "scaled", "kWh", 0.01, "energy", _TI),
     _f("H21", "Maximum power today", "int", "W", 1, "power", _M),
-    # Yesterday's values change once a day, at midnight: no state class (as a
+    # Yesterday's values change once a day, when the charger starts its next day (at first
+    # light, not at midnight: vemonitor/vedirect/days.py): no state class (as a
     # total_increasing, each new day's value would be counted as energy again and corrupt
     # the Energy dashboard; as a measurement, a daily step is no statistic worth keeping).
     _f("H22", "Yield yesterday", "scaled", "kWh", 0.01, "energy"),
