@@ -17,8 +17,10 @@ The default is left alone when the command line says how to run: ``-n``/``--nump
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
+from collections.abc import Generator
 
 import pytest
 
@@ -47,15 +49,26 @@ def workers() -> int:
     return int(value) if value.isdigit() else WORKERS
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(hookwrapper=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
-                                  args: list[str]) -> None:
-    """Add ``-n WORKERS --dist worksteal`` to the command line unless one of the above holds."""
-    del early_config, parser
+                                  args: list[str]) -> Generator[None, None, None]:
+    """Add ``-n WORKERS --dist worksteal`` to the command line unless one of the above holds.
+
+    A wrapper, so this runs before every plugin's own hook: pytest-cov, for one, decides
+    there whether the run is distributed, from ``early_config.known_args_namespace``,
+    which is therefore parsed again with the added options.
+    """
+    if _parallel_by_default(args):
+        # worksteal: an idle worker takes queued tests from a busy one, so a few long
+        # tests do not leave the others idle at the end.
+        args[:0] = ["-n", str(workers()), "--dist", "worksteal"]
+        early_config.known_args_namespace = parser.parse_known_args(
+            args, namespace=copy.copy(early_config.known_args_namespace))
+    yield
+
+
+def _parallel_by_default(args: list[str]) -> bool:
+    """Return whether to add the default: xdist installed, not a worker, nothing chosen."""
     if os.environ.get("PYTEST_XDIST_WORKER") or importlib.util.find_spec("xdist") is None:
-        return  # a worker itself, or a venv without xdist (the Home Assistant venvs)
-    if _user_decides(args) or workers() < 2:
-        return
-    # worksteal: an idle worker takes queued tests from a busy one, so a few long tests
-    # do not leave the others idle at the end.
-    args[:0] = ["-n", str(workers()), "--dist", "worksteal"]
+        return False  # a worker itself, or a venv without xdist
+    return not _user_decides(args) and workers() >= 2
