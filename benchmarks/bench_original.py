@@ -165,7 +165,7 @@ class Program:
 
 
 def _original_program(base: Path, checkout: Path, python: str, sim_dir: Path,
-                      redis_port: int) -> Program:
+                      redis_port: int, cache_interval: int | None = None) -> Program:
     """Return the original on a copy of the sample (its serial port and Redis port changed)."""
     conf, home = base / "conf", base / "home"
     conf.mkdir(parents=True)
@@ -178,6 +178,11 @@ def _original_program(base: Path, checkout: Path, python: str, sim_dir: Path,
     connectors["appConnectors"]["serial"]["bmv700"]["serialPort"] = str(home / "vmodem1")
     connectors["appConnectors"]["redis"]["local"]["port"] = redis_port
     connectors_file.write_text(yaml.safe_dump(connectors))
+    if cache_interval is not None:
+        conf_file = conf / "vm_conf.yaml"
+        blocks = yaml.safe_load(conf_file.read_text())
+        blocks["appBlocks"][0]["outputs"]["redis"][0]["cache_interval"] = cache_interval
+        conf_file.write_text(yaml.safe_dump(blocks))
     env = dict(os.environ, HOME=str(home), PYTHONPATH=str(checkout))
     # The checkout's __main__.py is outside the package: call its entry point directly.
     command = [python, "-c", "import vemonitor_m8; vemonitor_m8.main()", "--block", BLOCK]
@@ -229,8 +234,8 @@ def measure(programs: list[Program], seconds: float, warm_up: float) -> dict[str
     return results
 
 
-def side_by_side(checkout: Path, python: str, seconds: float,
-                 warm_up: float) -> dict[str, Figures]:
+def side_by_side(checkout: Path, python: str, seconds: float, warm_up: float,
+                 cache_interval: int | None = None) -> dict[str, Figures]:
     """Run the original and vemonitor on the sample at the same time; return their figures."""
     with tempfile.TemporaryDirectory() as tmp_o, tempfile.TemporaryDirectory() as tmp_v, \
             RedisServer(workdir=Path(tmp_o) / "redis") as redis_o, \
@@ -238,9 +243,12 @@ def side_by_side(checkout: Path, python: str, seconds: float,
         sim_o = _start_sim(["bmv700"], Path(tmp_o) / "sim")
         sim_v = _start_sim(["bmv700"], Path(tmp_v) / "sim")
         try:
+            overrides = (() if cache_interval is None else
+                         (f"block.outputs.redis.0.cache_interval={cache_interval}",))
             programs = [_original_program(Path(tmp_o), checkout, python, Path(tmp_o) / "sim",
-                                          redis_o.port),
-                        _vemonitor_program(Path(tmp_v), Path(tmp_v) / "sim", redis_v.port)]
+                                          redis_o.port, cache_interval),
+                        _vemonitor_program(Path(tmp_v), Path(tmp_v) / "sim", redis_v.port,
+                                           overrides=overrides)]
             try:
                 return measure(programs, seconds, warm_up)
             finally:
@@ -297,6 +305,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=300.0, help="measured window")
     parser.add_argument("--warm-up", type=float, default=60.0)
     parser.add_argument("--devices", type=int, nargs="*", default=[1, 8])
+    parser.add_argument("--cache-interval", type=int, default=None,
+                        help="set the sample output's cache_interval in both programs")
     opts = parser.parse_args()
     checkout = Path(opts.original) if opts.original else None
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
@@ -307,8 +317,10 @@ def main() -> int:
     elif not SAMPLE.is_dir():
         print(f"skipped: the original's sample is not at {SAMPLE} (../shared is absent)")
     else:
+        if opts.cache_interval is not None:
+            print(f"the sample's output with cache_interval: {opts.cache_interval}")
         for line in report(side_by_side(checkout, opts.original_python, opts.seconds,
-                                        opts.warm_up)):
+                                        opts.warm_up, opts.cache_interval)):
             print(line)
     costs = [device_cost(n, opts.seconds, opts.warm_up) for n in opts.devices]
     for n, cost in zip(opts.devices, costs):

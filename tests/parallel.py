@@ -52,16 +52,19 @@ def workers() -> int:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
                                   args: list[str]) -> Generator[None, None, None]:
-    """Add ``-n WORKERS --dist worksteal`` to the command line unless one of the above holds.
+    """Add ``-n WORKERS --dist loadgroup`` to the command line unless one of the above holds.
 
     A wrapper, so this runs before every plugin's own hook: pytest-cov, for one, decides
     there whether the run is distributed, from ``early_config.known_args_namespace``,
     which is therefore parsed again with the added options.
     """
     if _parallel_by_default(args):
-        # worksteal: an idle worker takes queued tests from a busy one, so a few long
-        # tests do not leave the others idle at the end.
-        args[:0] = ["-n", str(workers()), "--dist", "worksteal"]
+        # loadgroup: tests are handed out as workers free up, except that the tests of
+        # one xdist_group run in one worker, one after another. The group "accelerated"
+        # holds the tests that run simulated devices hundreds of times faster than real
+        # time: each needs about half a core to keep up, and two at once on two shared
+        # cores missed device cycles (and rows).
+        args[:0] = ["-n", str(workers()), "--dist", "loadgroup"]
         early_config.known_args_namespace = parser.parse_known_args(
             args, namespace=copy.copy(early_config.known_args_namespace))
     yield

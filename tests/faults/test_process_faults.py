@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from tests.delivery.test_outage_e2e import DurableRedis
@@ -97,6 +98,7 @@ def _rss() -> int:
     return 0
 
 
+@pytest.mark.xdist_group("accelerated")  # tests/parallel.py: never two at once
 def test_a_day_of_device_time_for_two_devices_in_constant_memory(tmp_path: Path) -> None:
     """24 h of device time at speed 1000: one row per minute per input, RSS growth < 2 MB."""
     recorders: dict[str, Recorder] = {}
