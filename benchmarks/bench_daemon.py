@@ -308,8 +308,9 @@ def write_doc(results: dict[str, Any]) -> None:
               "## Start-up and data age", "",
               f"Command to first row stored (BatteryMonitor, {results['boot']['runs']} runs at "
               f"different device phases): median {results['boot']['median_s']} s, worst "
-              f"{results['boot']['max_s']} s (target <= 2 s). About half is the device: a row needs one complete "
-              "cycle (PID block + history block) after the port opens.", "",
+              f"{results['boot']['max_s']} s (target <= 2 s). About half is the device: a "
+              "row needs one complete cycle (PID block + history block) after the port opens.",
+              "",
               "| input | interval | mean age s | max age s |", "|---|---|---|---|"]
     intervals = {"bmv700": 1, "every5": 5, "every10": 10}
     for name, age in results["age"].items():

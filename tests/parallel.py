@@ -18,9 +18,12 @@ The default is left alone when the command line says how to run: ``-n``/``--nump
 from __future__ import annotations
 
 import copy
+import fcntl
 import importlib.util
 import os
+import tempfile
 from collections.abc import Generator
+from pathlib import Path
 
 import pytest
 
@@ -52,22 +55,46 @@ def workers() -> int:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
                                   args: list[str]) -> Generator[None, None, None]:
-    """Add ``-n WORKERS --dist loadgroup`` to the command line unless one of the above holds.
+    """Add ``-n WORKERS --dist worksteal`` to the command line unless one of the above holds.
 
     A wrapper, so this runs before every plugin's own hook: pytest-cov, for one, decides
     there whether the run is distributed, from ``early_config.known_args_namespace``,
     which is therefore parsed again with the added options.
     """
     if _parallel_by_default(args):
-        # loadgroup: tests are handed out as workers free up, except that the tests of
-        # one xdist_group run in one worker, one after another. The group "accelerated"
-        # holds the tests that run simulated devices hundreds of times faster than real
-        # time: each needs about half a core to keep up, and two at once on two shared
-        # cores missed device cycles (and rows).
-        args[:0] = ["-n", str(workers()), "--dist", "loadgroup"]
+        # worksteal: an idle worker takes queued tests from a busy one, so a few long
+        # tests do not leave the others idle at the end.
+        args[:0] = ["-n", str(workers()), "--dist", "worksteal"]
         early_config.known_args_namespace = parser.parse_known_args(
             args, namespace=copy.copy(early_config.known_args_namespace))
     yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None,
+                            ) -> Generator[None, None, None]:
+    """Run the tests marked ``cpu_heavy`` one at a time across the run's workers.
+
+    They run simulated devices hundreds of times faster than real time and need about
+    half a core each to keep up: two at once on two shared cores missed device cycles,
+    and rows. (xdist's own ``xdist_group`` does not hold with pytest 9's node ids.) A
+    worker holds an exclusive lock on a file of this run while it runs one; another
+    waits for it. Outside a parallel run there is nothing to wait for.
+    """
+    del nextitem
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None or item.get_closest_marker("cpu_heavy") is None:
+        yield
+        return
+    lock = Path(tempfile.gettempdir()) / f"vemonitor-cpu-heavy-{run}.lock"
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes (or we die)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    # The file stays (a few bytes in the temp dir): removing it while another worker
+    # waits on it would let a third lock a new file and run beside the second.
 
 
 def _parallel_by_default(args: list[str]) -> bool:

@@ -82,9 +82,9 @@ def free_port(bus_offset: int = 0) -> int:
                 return port
             continue
         bus = port + bus_offset
-        if bus <= 65535 and _bindable(bus) and _reserve(port):
-            if _reserve(bus):
-                return port
+        # (A port reserved without its bus port stays reserved: unused, and harmless.)
+        if bus <= 65535 and _bindable(bus) and _reserve(port) and _reserve(bus):
+            return port
 
 
 def require_binary(name: str, candidates: tuple[str, ...] = ()) -> str:
