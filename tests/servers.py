@@ -10,7 +10,9 @@ be killed). Tests only ever talk to servers they started, on 127.0.0.1.
 
 from __future__ import annotations
 
+import fcntl
 import getpass
+import os
 import shutil
 import signal
 import socket
@@ -28,11 +30,61 @@ START_TIMEOUT = 10.0  # seconds for a server to accept connections
 STOP_TIMEOUT = 5.0  # seconds for a server to exit after SIGTERM
 
 
-def free_port() -> int:
-    """Return a TCP port on the loopback interface that is free right now."""
+# Ports handed out by free_port are reserved machine-wide for the life of the process that
+# took them: an exclusive flock on PORT_LOCKS/<port>.lock, which the kernel drops when the
+# process exits (even by SIGKILL, so nothing is left stale). Parallel test workers
+# (pytest-xdist) and other test runs on the same machine therefore never pick the same
+# port, even when one picked it a moment ago and its server has not bound it yet.
+PORT_LOCKS = Path(tempfile.gettempdir()) / "vemonitor-test-ports"
+_reserved: dict[int, int] = {}  # port -> the open lock file descriptor that holds it
+
+
+def _reserve(port: int) -> bool:
+    """Take the machine-wide reservation of ``port`` for this process; False when taken."""
+    if port in _reserved:
+        return False  # handed out already: never twice, a server may still hold it
+    try:
+        PORT_LOCKS.mkdir(mode=0o1777, exist_ok=True)
+        fd = os.open(PORT_LOCKS / f"{port}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+    except OSError:
+        return True  # no shared temp dir: fall back to the bind check alone
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _reserved[port] = fd
+    return True
+
+
+def _bindable(port: int) -> bool:
+    """Return whether ``port`` can be bound on the loopback right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(bus_offset: int = 0) -> int:
+    """Return a loopback TCP port that is free now and reserved for this process.
+
+    ``bus_offset`` also reserves ``port + bus_offset`` (a Redis Cluster node's bus port is
+    its port + 10000): both are free, valid and reserved, or another port is chosen.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((LOOPBACK, 0))
+            port = int(sock.getsockname()[1])
+        if not bus_offset:
+            if _reserve(port):
+                return port
+            continue
+        bus = port + bus_offset
+        # (A port reserved without its bus port stays reserved: unused, and harmless.)
+        if bus <= 65535 and _bindable(bus) and _reserve(port) and _reserve(bus):
+            return port
 
 
 def require_binary(name: str, candidates: tuple[str, ...] = ()) -> str:

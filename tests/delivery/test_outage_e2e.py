@@ -158,6 +158,18 @@ def _vemonitor(args: list[str], tmp_path: Path, **kwargs: Any) -> subprocess.Pop
                             text=True)
 
 
+def _outbox_times(path: Path) -> list[int]:
+    """Return the row times waiting in an outbox file ([] while it is not there yet)."""
+    if not path.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            return sorted(int(t) for (payload,) in db.execute("select payload from batches")
+                          for t, *_ in json.loads(payload))
+    except sqlite3.Error:
+        return []  # created, its table not yet (or locked for a moment)
+
+
 def test_sigkill_during_outage_then_restart_loses_nothing(tmp_path: Path) -> None:
     """kill -9 while Redis is down; restart with Redis up: the outbox's rows all arrive, once."""
     state = tmp_path / "state"
@@ -169,12 +181,15 @@ def test_sigkill_during_outage_then_restart_loses_nothing(tmp_path: Path) -> Non
                 "+block.outputs.redis.ts.cache_interval=2"]
         server.stop()
         first = _vemonitor(args, tmp_path)
-        time.sleep(8)
+        # Killed once three rows wait in the outbox (not after a fixed time: a loaded
+        # machine may take longer to start).
+        deadline = time.monotonic() + 60
+        while len(_outbox_times(state / "outbox" / "ts.sqlite")) < 3:
+            assert time.monotonic() < deadline and first.poll() is None, "no rows in the outbox"
+            time.sleep(0.2)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        with sqlite3.connect(state / "outbox" / "ts.sqlite") as db:
-            waiting = sorted(int(t) for (payload,) in db.execute("select payload from batches")
-                             for t, *_ in json.loads(payload))
+        waiting = _outbox_times(state / "outbox" / "ts.sqlite")
         assert len(waiting) >= 3
         server.start()
         second = _vemonitor([*args, "duration=6"], tmp_path)

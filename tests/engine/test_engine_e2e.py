@@ -142,6 +142,7 @@ def test_unplug_and_replug_mid_run_recovers(tmp_path: Path) -> None:
     assert summary["inputs"]["bmv"]["missed"] >= 3
 
 
+@pytest.mark.cpu_heavy  # tests/parallel.py: never two at once in a parallel run
 def test_accelerated_hour_runs_in_seconds_with_real_time_semantics(tmp_path: Path) -> None:
     """An hour of device time at speed 300: one row per 10 s tick, batches as configured."""
     recorders: dict[str, Recorder] = {}

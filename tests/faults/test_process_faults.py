@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import json
 import os
 import random
@@ -15,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from tests.delivery.test_outage_e2e import DurableRedis
@@ -89,16 +93,32 @@ def test_full_disk_is_reported_clearly_and_never_corrupts_the_outbox(tmp_path: P
                 assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def _rss_at(engine: Any, hours: float) -> int:
+    """Wait until the engine has run ``hours`` of device time; return the RSS then."""
+    while not engine.started_at or engine.clock.now() - engine.started_at < hours * 3600:
+        time.sleep(0.2)
+    return _rss()
+
+
 def _rss() -> int:
-    """Return this process's resident memory in bytes."""
+    """Return this process's resident memory in bytes, with the allocator's free pages returned.
+
+    Garbage is collected and glibc's malloc_trim gives free heap pages back to the system
+    first: otherwise memory freed by other threads of the test process (an earlier test's,
+    in a parallel worker) shows as growth although nothing holds it.
+    """
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
 
 
+@pytest.mark.cpu_heavy  # tests/parallel.py: never two at once in a parallel run
 def test_a_day_of_device_time_for_two_devices_in_constant_memory(tmp_path: Path) -> None:
-    """24 h of device time at speed 1000: one row per minute per input, RSS growth < 2 MB."""
+    """24 h of device time at speed 1000: one row per minute per input, constant RSS."""
     recorders: dict[str, Recorder] = {}
     inputs = {"bmv": {"source": "bmv700", "time_interval": 60, "columns": ["V", "SOC", "H17"]},
               "solar": {"source": "mppt", "time_interval": 60, "columns": ["PPV", "H20", "CS"]}}
@@ -115,14 +135,18 @@ def test_a_day_of_device_time_for_two_devices_in_constant_memory(tmp_path: Path)
             engine, _sim):
         runner = threading.Thread(target=engine.run, args=(24 * 3600,), daemon=True)
         runner.start()
-        while not engine.started_at or engine.clock.now() - engine.started_at < 2 * 3600:
-            time.sleep(0.2)  # warm-up: two device hours
-        warm = _rss()
+        rss = {hours: _rss_at(engine, hours) for hours in (2, 13)}  # warm-up: two hours
         runner.join(300)
-        grown = _rss() - warm
+        rss[24] = _rss()
     summary = engine.summary()
     for name in ("bmv", "solar"):
         rows = summary["inputs"][name]["rows"]
         assert 24 * 60 - 5 <= rows <= 24 * 60, (name, rows)
     assert summary["skipped_ticks"] == 0
-    assert grown < 2 * 2**20, f"RSS grew {grown / 2**20:.2f} MB"
+    # Constant memory: nothing grows in the second half of the day (a leak per row or per
+    # tick grows in both halves alike: 1 MB there is the leak check), and the whole day
+    # after the warm-up stays within 4 MB (was 2 MB: in a parallel worker the process also
+    # holds what earlier tests' threads left to the allocator, 3 MB once under load).
+    late, day = rss[24] - rss[13], rss[24] - rss[2]
+    assert late < 2**20, f"RSS grew {late / 2**20:.2f} MB in the second half: {rss}"
+    assert day < 4 * 2**20, f"RSS grew {day / 2**20:.2f} MB after the warm-up: {rss}"

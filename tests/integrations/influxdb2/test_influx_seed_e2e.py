@@ -40,7 +40,7 @@ OUTPUT = """
                     bmv700: ['V', 'I', 'SOC', 'H17']
 """
 RUN = 14.0  # seconds the daemon runs
-OUTAGE = (4.0, 8.0)  # seconds after start the server is down
+OUTAGE = (4.0, 8.0)  # seconds after start the server is down (from the first rows on)
 
 
 def _seed_copy(tmp_path: Path) -> Path:
@@ -52,9 +52,17 @@ def _seed_copy(tmp_path: Path) -> Path:
     return copy
 
 
-def _outage(server: ServerProcess, kill: bool) -> threading.Thread:
+def _outage(server: ServerProcess, kill: bool, redis_port: int) -> threading.Thread:
+    """Take the server down for the OUTAGE's length, once the daemon has stored rows.
+
+    Timed from the daemon's first rows in Redis, not from the command: on a loaded
+    machine (parallel test workers) the start-up alone may outlast a fixed delay.
+    """
     def run() -> None:
-        time.sleep(OUTAGE[0])
+        client = redis.Redis(host="127.0.0.1", port=redis_port, db=3)
+        deadline = time.monotonic() + 60
+        while client.hlen("bmv700_bmv700") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         server.kill() if kill else server.stop()
         time.sleep(OUTAGE[1] - OUTAGE[0])
         server.start()
@@ -70,7 +78,7 @@ def _run_seed(tmp_path: Path, server: ServerProcess, url: str, kill: bool,
     env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "x"))
     with RedisServer(workdir=tmp_path / "redis") as redis_server, \
             Simulator(["bmv700"], sim_dir):
-        outage = _outage(server, kill)
+        outage = _outage(server, kill, redis_server.port)
         proc = subprocess.run(
             [sys.executable, "-c", "from vemonitor.cli import main; main()",
              f"config_dir={_seed_copy(tmp_path)}", "block=bmvFakeSerial", f"duration={RUN}",

@@ -9,34 +9,24 @@ from types import TracebackType
 
 import redis
 
-from tests.servers import LOOPBACK, RedisServer, free_port, port_open, require_binary
+from tests.servers import LOOPBACK, RedisServer, free_port, require_binary
 
 NODE_TIMEOUT_MS = 2000  # a dead master's replica is promoted a few seconds after this
 READY_TIMEOUT = 60.0
 
 
-def cluster_port() -> int:
-    """Return a free port whose cluster bus port (port + 10000) is free and valid too."""
-    while True:
-        port = free_port()
-        if port <= 55535 and not port_open(port + 10000):
-            return port
+BUS_OFFSET = 10000  # a cluster node's bus port is its port + 10000 (redis.conf, cluster-port)
 
 
 def cluster_ports(count: int) -> list[int]:
-    """Return ``count`` node ports whose ports and bus ports are all distinct.
+    """Return ``count`` node ports whose ports and bus ports are all distinct and reserved.
 
     The ports are chosen before the nodes start one by one: a node's bus port must not be
-    a later node's port (free when chosen, taken when the first node starts).
+    a later node's port (free when chosen, taken when the first node starts). free_port
+    reserves each port and its bus port machine-wide, so no other node, test or parallel
+    worker gets either of them.
     """
-    ports: list[int] = []
-    taken: set[int] = set()
-    while len(ports) < count:
-        port = cluster_port()
-        if not {port, port + 10000} & taken:
-            ports.append(port)
-            taken |= {port, port + 10000}
-    return ports
+    return [free_port(bus_offset=BUS_OFFSET) for _ in range(count)]
 
 
 class ClusterNodeServer(RedisServer):

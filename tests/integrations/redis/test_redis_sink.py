@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -87,10 +88,16 @@ def test_hmap_one_round_trip_per_batch(make_sink: MakeSink, raw: redis.Redis,
     """A batch of many rows and inputs is sent as one command (one round trip)."""
     sink = make_sink(max_items=50)
     sent: list[int] = []
+    writer = threading.current_thread()  # sink.write runs in the test's own thread
     original = redis.connection.Connection.send_packed_command
+    # Steady state: the first batch on a server that does not know the script yet also
+    # loads it (NOSCRIPT, then the script): without this write the count depended on
+    # whether an earlier test had loaded it into this worker's server.
+    sink.write(batch(rows("bmv700", NOW - 10_000, 1), rows("mppt", NOW - 10_000, 1)))
 
     def counting(self: Any, command: Any, check_health: bool = True) -> None:
-        sent.append(1)
+        if threading.current_thread() is writer:  # not a thread left by an earlier test
+            sent.append(1)                         # in the same (parallel) worker
         original(self, command, check_health)
 
     monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
@@ -148,10 +155,16 @@ def test_stream_one_round_trip_per_batch(make_sink: MakeSink,
     """A stream batch of many rows and inputs is one command on the wire."""
     sink = make_sink(structure="Stream", redis_node=None)
     sent: list[int] = []
+    writer = threading.current_thread()  # sink.write runs in the test's own thread
     original = redis.connection.Connection.send_packed_command
+    # Steady state: the first batch on a server that does not know the script yet also
+    # loads it (NOSCRIPT, then the script): without this write the count depended on
+    # whether an earlier test had loaded it into this worker's server.
+    sink.write(batch(rows("bmv700", NOW - 10_000, 1), rows("mppt", NOW - 10_000, 1)))
 
     def counting(self: Any, command: Any, check_health: bool = True) -> None:
-        sent.append(1)
+        if threading.current_thread() is writer:  # not a thread left by an earlier test
+            sent.append(1)                         # in the same (parallel) worker
         original(self, command, check_health)
 
     monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
