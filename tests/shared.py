@@ -5,6 +5,8 @@ A plain module (not conftest.py), so tests import it like any other helper.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,3 +22,13 @@ def require_shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: the real captures and seed configs live in ../shared")
     return path
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, step: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return whether it was."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from vemonitor_integrations.vedirect.scanner import Scanner
 
 from hw_sim import FaultConfig, Simulator
 from tests.engine.helpers import Recorder, registry_with_recorders
+from tests.shared import wait_until
 from vemonitor.clock import SystemClock
 from vemonitor.config.build import build_run
 from vemonitor.engine import Engine
@@ -32,15 +32,6 @@ def _scan_config(tmp_path: Path, glob: str) -> dict[str, object]:
         }},
         "state_dir": str(tmp_path / "state"),
     }
-
-
-def _wait(predicate: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_each_connector_claims_the_device_that_passes_its_tests(tmp_path: Path) -> None:
@@ -79,7 +70,7 @@ def test_a_device_that_moves_to_another_port_is_found_again(tmp_path: Path) -> N
         assert source.stats()["port"] == f"{sim_dir}/ttyVE_usb0"
         first.__exit__(None, None, None)
         with Simulator(["bmv700:usb1"], sim_dir):
-            assert _wait(lambda: source.stats()["port"] == f"{sim_dir}/ttyVE_usb1"
+            assert wait_until(lambda: source.stats()["port"] == f"{sim_dir}/ttyVE_usb1"
                          and source.stats()["available"], 30)
     finally:
         engine.shutdown()

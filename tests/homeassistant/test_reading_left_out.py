@@ -19,18 +19,14 @@ from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import async_fire_mqtt_message
 
 from hw_sim import Simulator
+from hw_sim.records import SMARTSHUNT_HISTORY, SMARTSHUNT_MAIN
 from vemonitor.vedirect.encoder import encode_block
 
 from .helpers import DOMAIN, entity_id, wait_for
 from .test_mqtt_discovery_schema import LAYOUT, ha
 
-MAIN = [("PID", "0xA389"), ("V", "13259"), ("VS", "-14"), ("I", "-7742"), ("P", "-103"),
-        ("CE", "-2911"), ("SOC", "990"), ("TTG", "2052"), ("Alarm", "OFF"), ("AR", "0"),
-        ("BMV", "SmartShunt 500A/50mV"), ("FW", "0405")]
-HISTORY = [("H1", "-264148"), ("H2", "-2909"), ("H3", "-109417"), ("H4", "6"), ("H5", "1"),
-           ("H6", "-3928992"), ("H7", "6200"), ("H8", "14592"), ("H9", "3331"), ("H10", "21"),
-           ("H11", "0"), ("H12", "0"), ("H15", "-22"), ("H16", "31"), ("H17", "5148"),
-           ("H18", "5581")]
+MAIN = SMARTSHUNT_MAIN
+HISTORY = SMARTSHUNT_HISTORY
 
 
 def _state(hass: HomeAssistant, eid: str) -> str:

@@ -17,19 +17,15 @@ from pathlib import Path
 import pytest
 
 from hw_sim import Simulator
+from hw_sim.records import SMARTSHUNT_HISTORY, SMARTSHUNT_MAIN
 from vemonitor.decode_cli import Summary, iter_items
 from vemonitor.exit_summary import summary_lines
 from vemonitor.serial_reader import SerialReader
 from vemonitor.vedirect import Block, Rejected, decode_bytes, encode_block
 from vemonitor.vedirect.snapshot import Snapshot, SnapshotAssembler
 
-MAIN = [("PID", "0xA389"), ("V", "13259"), ("VS", "-14"), ("I", "-7742"), ("P", "-103"),
-        ("CE", "-2911"), ("SOC", "990"), ("TTG", "2052"), ("Alarm", "OFF"), ("AR", "0"),
-        ("BMV", "SmartShunt 500A/50mV"), ("FW", "0405")]
-HISTORY = [("H1", "-264148"), ("H2", "-2909"), ("H3", "-109417"), ("H4", "6"), ("H5", "1"),
-           ("H6", "-3928992"), ("H7", "6200"), ("H8", "14592"), ("H9", "3331"), ("H10", "21"),
-           ("H11", "0"), ("H12", "0"), ("H15", "-22"), ("H16", "31"), ("H17", "5148"),
-           ("H18", "5581")]
+MAIN = SMARTSHUNT_MAIN
+HISTORY = SMARTSHUNT_HISTORY
 LABELS = [label for label, _ in MAIN + HISTORY]
 CYCLES = 6
 CHUNKINGS = [1, 7, 64, 4096, 1 << 20]

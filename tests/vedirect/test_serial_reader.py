@@ -8,20 +8,11 @@ import time
 from pathlib import Path
 
 from hw_sim import FaultConfig, Simulator
-from tests.shared import CAPTURES, require_shared
+from tests.shared import CAPTURES, require_shared, wait_until
 from vemonitor.serial_reader import Backoff, SerialReader
 from vemonitor.vedirect import decode_bytes
 from vemonitor.vedirect.events import Block
 from vemonitor.vedirect.snapshot import Snapshot
-
-
-def _wait(predicate: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_replayed_capture_decodes_as_the_file_does(tmp_path: Path) -> None:
@@ -38,7 +29,7 @@ def test_replayed_capture_decodes_as_the_file_does(tmp_path: Path) -> None:
         reader.start()
         time.sleep(0.5)  # the reader has the port open before the first byte
         sim.start()
-        assert _wait(lambda: reader.stats.frames_ok >= expected_blocks, 30)
+        assert wait_until(lambda: reader.stats.frames_ok >= expected_blocks, 30)
         time.sleep(0.3)
         reader.close()
     assert reader.stats.frames_ok == expected_blocks
@@ -53,7 +44,7 @@ def test_what_the_simulator_wrote_is_what_the_reader_returns(tmp_path: Path) -> 
         reader = SerialReader("mppt", str(sim.path("mppt")))
         reader.subscribe(lambda name, snap: seen.append(snap))
         reader.start()
-        assert _wait(lambda: len(seen) >= 3, 10)
+        assert wait_until(lambda: len(seen) >= 3, 10)
         sim.halt()
         time.sleep(0.3)
         written = dict(sim.devices["mppt"].written_fields)
@@ -93,12 +84,12 @@ def test_unplug_and_replug_is_survived(tmp_path: Path) -> None:
         reader = SerialReader("bmv", str(sim.path("bmv700")), stale_after=2.0,
                               backoff=Backoff(first=0.2, cap=1.0))
         reader.start()
-        assert _wait(lambda: reader.available, 5)
+        assert wait_until(lambda: reader.available, 5)
         before = reader.stats.frames_ok
         sim.unplug("bmv700", seconds=3.0)
-        assert _wait(lambda: not reader.available, 5)
+        assert wait_until(lambda: not reader.available, 5)
         changes.append(reader.available)
-        assert _wait(lambda: reader.available and reader.stats.frames_ok > before + 4, 15)
+        assert wait_until(lambda: reader.available and reader.stats.frames_ok > before + 4, 15)
         reader.close()
     assert reader.stats.reconnects >= 1
     assert changes == [False]

@@ -13,18 +13,10 @@ from pathlib import Path
 import pytest
 
 from hw_sim import FaultConfig, Simulator
+from tests.shared import wait_until
 from vemonitor import hex_session as hs
 from vemonitor.serial_reader import SerialReader
 from vemonitor.vedirect import hex as h
-
-
-def _wait(predicate: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class Collector:
@@ -45,7 +37,7 @@ def test_a_reader_nobody_asks_writes_nothing(tmp_path: Path) -> None:
     with Simulator(["mppt"], tmp_path / "sim", speed=5) as sim:
         reader = SerialReader("mppt", str(sim.path("mppt")))
         reader.start()
-        assert _wait(lambda: reader.stats.frames_ok >= 5, 20)
+        assert wait_until(lambda: reader.stats.frames_ok >= 5, 20)
         reader.close()
         assert sim.devices["mppt"].port.bytes_received == 0
 
@@ -57,10 +49,10 @@ def test_a_requested_get_is_answered(tmp_path: Path) -> None:
         reader = SerialReader("mppt", str(sim.path("mppt")))
         reader.subscribe_hex(collector)
         reader.start()
-        assert _wait(lambda: reader.stats.frames_ok >= 1, 20)
+        assert wait_until(lambda: reader.stats.frames_ok >= 1, 20)
         reader.request_hex(hs.get(0xEDDC))  # yield_user = H19
         reader.request_hex(hs.Request(h.PRODUCT_ID))
-        assert _wait(lambda: len(collector.outcomes) >= 2, 20)
+        assert wait_until(lambda: len(collector.outcomes) >= 2, 20)
         reader.close()
     get, pid = collector.outcomes
     assert get.status == "ok" and get.reading is not None and get.reading.name == "yield_user"
