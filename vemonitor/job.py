@@ -245,4 +245,6 @@ def _job_label() -> str:
         return ""
     if config.mode is None or config.mode.name != "MULTIRUN":
         return ""
-    return f"job {config.job.num}: {' '.join(config.overrides.task)}"
+    from vemonitor.secretpolicy import mask_overrides
+
+    return f"job {config.job.num}: {' '.join(mask_overrides(config.overrides.task))}"
