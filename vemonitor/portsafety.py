@@ -175,8 +175,9 @@ def open_by(path: str, files: dict[int, set[str]] | None = None) -> list[int]:
 
 
 # ------------------------------------------------------------------ lock files
-def lock_holder(path: str, lock_dirs: tuple[str, ...] = LOCK_DIRS) -> int | None:
+def lock_holder(path: str, lock_dirs: tuple[str, ...] | None = None) -> int | None:
     """Return the live PID of a UUCP lock on ``path`` (LCK..<name>), or None."""
+    lock_dirs = lock_dirs or LOCK_DIRS
     names = {os.path.basename(path), os.path.basename(os.path.realpath(path))}
     for folder in lock_dirs:
         for name in names:
@@ -212,8 +213,9 @@ def _alive(pid: int) -> bool:
 
 
 # ------------------------------------------------------------------ USB ids
-def usb_info(path: str, sys_tty: str = SYS_TTY) -> UsbInfo | None:
+def usb_info(path: str, sys_tty: str | None = None) -> UsbInfo | None:
     """Return the USB ids behind a tty (``/sys/class/tty/<name>/device`` and up), or None."""
+    sys_tty = sys_tty or SYS_TTY
     name = os.path.basename(os.path.realpath(path))
     try:
         folder = Path(os.path.realpath(f"{sys_tty}/{name}/device"))
@@ -256,16 +258,15 @@ def allowed(path: str, allow: tuple[str, ...] | list[str]) -> bool:
                for name in names for pattern in allow)
 
 
-def why_busy(path: str, files: dict[int, set[str]] | None = None,
-             lock_dirs: tuple[str, ...] = LOCK_DIRS, sys_tty: str = SYS_TTY) -> str | None:
+def why_busy(path: str, files: dict[int, set[str]] | None = None) -> str | None:
     """Return why ``path`` must not be probed (one phrase), or None when it is free."""
     holders = open_by(path, files)
     if holders:
         return f"in use by {_describe(holders)}: not probed"
-    holder = lock_holder(path, lock_dirs)
+    holder = lock_holder(path)
     if holder is not None:
         return f"locked by {_describe([holder])} (a LCK.. file): not probed"
-    usb = usb_info(path, sys_tty)
+    usb = usb_info(path)
     known = known_device(usb) if usb is not None else None
     if known is not None:
         return f"a {known.name} (USB {known.vid}:{known.pid}), not a VE.Direct device: not probed"
