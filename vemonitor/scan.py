@@ -5,7 +5,19 @@ Used by ``vemonitor scan``, by the vedirect integration's port scanner
 ``serialTest``, the seed's way to find a device whose ttyUSB number changed),
 and by the Home Assistant config flow. Part of the codec's I/O half: it knows
 the wire, not the engine. Ports are probed in parallel threads, each for at most
-``timeout`` seconds; a corrupted block while probing does not fail the probe.
+``timeout`` seconds (plus :data:`LISTEN_FIRST` when the port is switched); a corrupted
+block while probing does not fail the probe.
+
+What is probed (issue 25; docs/operations.md, "Finding devices"):
+
+1. Only a free port (:func:`vemonitor.portsafety.why_busy`: no other process has it
+   open, no live lock file, not a known non-Victron USB device), and with an
+   allow-list only the ports it names.
+2. It is heard first at its own line settings, read-only (local modes raw so nothing
+   is echoed back; speed and framing untouched). VE.Direct heard: done.
+3. It is set to 19200 8N1 only when it stayed silent, is a Victron cable, or the
+   allow-list names it; its settings are put back after the probe. A port where
+   something else talks at other settings is left as it is.
 """
 
 from __future__ import annotations
