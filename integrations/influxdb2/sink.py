@@ -21,9 +21,9 @@ from collections import Counter
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase, HTTPBasicAuth
 from urllib3.util.retry import Retry
+from vemonitor_integrations.influxdb2.deadline import DeadlineAdapter, overall
 from vemonitor_integrations.influxdb2.errors import (
     InfluxAuthError,
     InfluxBatchRejected,
@@ -68,7 +68,8 @@ def make_session(conf: InfluxConnector) -> requests.Session:
     elif conf.auth:
         session.auth = TokenAuth(conf.auth)  # as auth, so ~/.netrc cannot replace it
     session.verify = conf.verify_ssl
-    adapter = HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=False))
+    # The timeout bounds the whole request, not each read (deadline.py).
+    adapter = DeadlineAdapter(max_retries=Retry(total=0, read=False, redirect=False))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -156,23 +157,28 @@ class InfluxSink:
     # ------------------------------------------------------------------ request
     def _post(self, session: requests.Session, body: bytes,
               headers: dict[str, str]) -> requests.Response:
-        """Make the one attempt, turning transport failures into typed errors."""
+        """Make the one attempt, turning transport failures into typed errors.
+
+        ``timeout`` bounds the whole request (deadline.py), not each read.
+        """
         timeout = self._conf.timeout_s()
-        try:
-            return session.post(self.url, params=self.params, data=body, headers=headers,
-                                timeout=(timeout, timeout), allow_redirects=False)
-        except requests.Timeout as err:
-            raise InfluxUnavailable(f"influxDb2 {self.name}: no answer from {self.url} within "
-                                    f"{timeout:g} s") from err
-        except requests.RequestException as err:
-            reason = mismatch_after(err, self.url, timeout)
-            if reason is not None:
-                raise self._mismatch(reason) from err
-            if isinstance(err, requests.ConnectionError):
-                raise InfluxUnavailable(f"influxDb2 {self.name}: cannot reach {self.url}: "
-                                        f"{type(err).__name__}") from err
-            raise InfluxUnavailable(f"influxDb2 {self.name}: request to {self.url} failed: "
-                                    f"{type(err).__name__}") from err
+        with overall(session, timeout) as deadline:
+            try:
+                return session.post(self.url, params=self.params, data=body, headers=headers,
+                                    timeout=(timeout, timeout), allow_redirects=False)
+            except requests.RequestException as err:
+                failure = err
+        if deadline.expired or isinstance(failure, requests.Timeout):
+            raise InfluxUnavailable(f"influxDb2 {self.name}: no complete answer from "
+                                    f"{self.url} within {timeout:g} s") from failure
+        reason = mismatch_after(failure, self.url, timeout)
+        if reason is not None:
+            raise self._mismatch(reason) from failure
+        if isinstance(failure, requests.ConnectionError):
+            raise InfluxUnavailable(f"influxDb2 {self.name}: cannot reach {self.url}: "
+                                    f"{type(failure).__name__}") from failure
+        raise InfluxUnavailable(f"influxDb2 {self.name}: request to {self.url} failed: "
+                                f"{type(failure).__name__}") from failure
 
     def _check(self, response: requests.Response) -> None:
         """Return on 2xx; raise the error the answer means otherwise."""

@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 import requests
+from vemonitor_integrations.influxdb2.deadline import overall
 from vemonitor_integrations.influxdb2.scheme import fix_for, mismatch_after, tls_port_answer
 from vemonitor_integrations.influxdb2.schema import InfluxConnector, InfluxInput
 from vemonitor_integrations.influxdb2.sink import make_session, snippet
@@ -124,7 +125,8 @@ class InfluxSource:
         params = {"db": item.db, "q": influxql(item, after, MAX_ROWS), "epoch": "ms"}
         timeout = self.connector.timeout_s()
         try:
-            response = self._session.get(url, params=params, timeout=(timeout, timeout))
+            with overall(self._session, timeout) as deadline:  # the whole request, not a read
+                response = self._session.get(url, params=params, timeout=(timeout, timeout))
             if tls_port_answer(response.status_code, response.text):
                 raise ValueError(self._mismatch("http:// was sent to a TLS port (HTTP 400)"))
             if response.status_code != 200:
@@ -132,6 +134,9 @@ class InfluxSource:
                                  f"{snippet(response.text, self.connector.auth)}")
             rows = parse_rows(response.json(), item.name)
         except requests.RequestException as err:
+            if deadline.expired:
+                return self._failed(item, url, ValueError(
+                    f"no complete answer within {timeout:g} s (the whole request's deadline)"))
             reason = mismatch_after(err, url, timeout)
             return self._failed(item, url, ValueError(self._mismatch(reason)) if reason else err)
         except (requests.RequestException, ValueError, KeyError, TypeError) as err:
