@@ -41,13 +41,24 @@ class _Reader:
         self.node = item.remote_node()
         self.floor = -math.inf  # set from ``since`` (or the start time) when started
         self.rejected: Counter[str] = Counter()  # rows dropped by reason (data from outside)
+        # The time of the last row of a fetch that found only bad rows: the caller's
+        # ``after`` (its last good row) does not move then, so without this a run of
+        # ``limit`` bad rows would be read again at every call, for ever (issue 25).
+        self.skipped_to = -math.inf
+        self._examined = -math.inf  # the last row time the current fetch looked at
 
     def fetch(self, client: redis.Redis, after: float, limit: int) -> list[Row]:
-        """Return up to ``limit`` rows with time > after, oldest first."""
-        after = max(after, self.floor - EPSILON)
+        """Return up to ``limit`` rows with time > after, oldest first; a run of bad rows
+        is stepped over (each bad row is looked at once)."""
+        after = max(after, self.floor - EPSILON, self.skipped_to)
+        self._examined = -math.inf
         if self.item.structure is Structure.Stream:
-            return self._stream_fetch(client, after, limit)
-        return self._hmap_fetch(client, after, limit)
+            rows = self._stream_fetch(client, after, limit)
+        else:
+            rows = self._hmap_fetch(client, after, limit)
+        if not rows and self._examined > after:
+            self.skipped_to = self._examined  # only bad rows up to there: start after them
+        return rows
 
     def newest(self, client: redis.Redis) -> Row | None:
         """Return the newest row written, or None."""
@@ -63,10 +74,15 @@ class _Reader:
         pipe = client.pipeline(transaction=False)
         pipe.exists(self._index())
         pipe.zrangebyscore(self._index(), f"({after!r}" if math.isfinite(after) else "-inf",
-                           "+inf", start=0, num=limit)
-        indexed, stamps = pipe.execute()
+                           "+inf", start=0, num=limit, withscores=True)
+        indexed, scored = pipe.execute()
+        stamps = [member for member, _ in scored]
+        if scored:
+            self._examined = float(scored[-1][1])
         if not indexed:  # written by vemonitor_m8 (no index): scan the hash, as it did
             stamps = self._legacy_stamps(client, after)[:limit]
+            if stamps:
+                self._examined = float(stamps[-1])
         return self._hmap_rows(client, stamps)
 
     def _legacy_stamps(self, client: redis.Redis, after: float) -> list[str]:
@@ -100,6 +116,8 @@ class _Reader:
     def _stream_fetch(self, client: redis.Redis, after: float, limit: int) -> list[Row]:
         start = str(math.floor(after * 1000) + 1) if math.isfinite(after) else "-"
         entries = cast(list[Entry], client.xrange(self._stream(), min=start, max="+", count=limit))
+        if entries:
+            self._examined = int(entries[-1][0].split("-", 1)[0]) / 1000.0
         rows = [self._stream_row(entry) for entry in entries]
         return [row for row in rows if row is not None]
 
