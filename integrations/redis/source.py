@@ -8,14 +8,17 @@ reads return nothing until it is back.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import redis
+from redis.exceptions import RedisClusterException
 from vemonitor_integrations.redis import layout
 from vemonitor_integrations.redis.client import RedisUnavailable, connect, select_db, translate
 from vemonitor_integrations.redis.schema import RedisConnector, RedisInput, Structure
@@ -29,6 +32,9 @@ T = TypeVar("T")
 Entry = tuple[str, dict[str, str]]  # a stream entry (decode_responses=True)
 
 MAX_ROWS = 10_000  # rows returned per rows_since() call; call again from the last time
+# Pause before reconnecting a client that could not be made (a cluster down at start or
+# lost mid-run): doubling from the first to the second, in seconds.
+RETRY_DELAYS = (1.0, 60.0)
 EPSILON = 1e-6  # makes ``since`` inclusive while reads use exclusive bounds
 
 
@@ -154,6 +160,8 @@ class RedisSource:
         self._started_at: float | None = None
         self._failing = False
         self._stats = {"rows": 0, "errors": 0, "reconnects": 0}
+        self._pause = 0.0  # seconds until the next reconnection attempt (doubling)
+        self._retry_at = 0.0  # monotonic time of that attempt
 
     def __repr__(self) -> str:
         return f"RedisSource({self.name!r}, {self.connector.address()})"
@@ -176,10 +184,10 @@ class RedisSource:
             self.connector = select_db(self.connector)
         except RedisUnavailable as err:
             log.warning("input %s: %s (reading db %d)", self.name, err, self.connector.db)
-        self.client = connect(self.connector, client_name=f"vemonitor-in-{self.name}")
         self._started_at = self.clock.now()
         for reader in self.readers.values():
             self._set_floor(reader, self._started_at)
+        self._connect()  # a server (or cluster) down at start is an outage, retried later
 
     def close(self) -> None:
         """Release the connection (idempotent)."""
@@ -220,23 +228,58 @@ class RedisSource:
             return self.readers.get(input_name)
         return next(iter(self.readers.values()), None) if len(self.readers) == 1 else None
 
+    def _connect(self) -> bool:
+        """Make the client; on failure (a cluster client asks its nodes at once) count it,
+        say it once and try again after a growing pause (:data:`RETRY_DELAYS`)."""
+        try:
+            self.client = connect(self.connector, client_name=f"vemonitor-in-{self.name}")
+        except (redis.RedisError, RedisClusterException, OSError) as err:
+            self._failed(err)
+            return False
+        return True
+
     def _guard(self, read: Callable[[redis.Redis], T], default: T) -> T:
         """Run a read; on a Redis error log the state change once and return ``default``."""
         if self.client is None:
-            return default
+            if self._started_at is None or time.monotonic() < self._retry_at \
+                    or not self._connect():
+                return default
+        assert self.client is not None
         try:
             result = read(self.client)
-        except (redis.RedisError, ValueError) as err:
-            self._stats["errors"] += 1
-            if not self._failing:
-                typed = err if isinstance(err, ValueError) else translate(
-                    err, self.connector, f"reading input connector {self.name}")
-                log.warning("input %s: %s", self.name, typed)
-            self._failing = True
+        except (redis.RedisError, RedisClusterException, ValueError) as err:
+            self._failed(err)
+            if isinstance(err, RedisClusterException | redis.ConnectionError) \
+                    and self.connector.is_cluster():
+                # A cluster client that lost its nodes is rebuilt (a fresh slot map),
+                # after the pause: no storm against a cluster that is down.
+                client, self.client = self.client, None
+                with contextlib.suppress(Exception):
+                    client.close()
             return default
         if self._failing:
             log.info("input %s: redis %s available again", self.name, self.connector.address())
             self._failing = False
             self._stats["reconnects"] += 1
+            self._pause = 0.0
         return result
+
+    def _failed(self, err: Exception) -> None:
+        """Count a failure, say the first of a spell, and set the next reconnection time."""
+        self._stats["errors"] += 1
+        if not self._failing:
+            log.warning("input %s: %s; retrying with backoff", self.name, self._describe(err))
+        self._failing = True
+        self._pause = min(max(self._pause * 2, RETRY_DELAYS[0]), RETRY_DELAYS[1])
+        self._retry_at = time.monotonic() + self._pause
+
+    def _describe(self, err: Exception) -> Exception:
+        """Return the error to show (typed, naming the server, never the secret)."""
+        doing = f"reading input connector {self.name}"
+        if isinstance(err, ValueError):
+            return err
+        if isinstance(err, RedisClusterException):
+            return RedisUnavailable(f"redis {self.connector.address()}: unavailable while "
+                                    f"{doing}: {err.__class__.__name__}")
+        return translate(err, self.connector, doing)
 
