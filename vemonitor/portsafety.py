@@ -32,6 +32,7 @@ import contextlib
 import fnmatch
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,7 +250,7 @@ def known_device(usb: UsbInfo) -> KnownDevice | None:
 
 
 # ------------------------------------------------------------------ the verdict
-def allowed(path: str, allow: tuple[str, ...] | list[str]) -> bool:
+def allowed(path: str, allow: Sequence[str]) -> bool:
     """Return True when ``path`` (or what it points to) matches the allow-list (empty: all)."""
     if not allow:
         return True

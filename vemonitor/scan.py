@@ -36,8 +36,8 @@ from typing import Any
 import serial
 
 from vemonitor import portsafety
-from vemonitor.portsafety import allowed as allowed  # the allow-list rule, for the scanner
 from vemonitor.clock import Clock, SystemClock
+from vemonitor.portsafety import allowed as allowed  # the allow-list rule, for the scanner
 from vemonitor.serial_reader import SERIAL_SETTINGS
 from vemonitor.vedirect.decoder import Decoder
 from vemonitor.vedirect.events import Block, Rejected

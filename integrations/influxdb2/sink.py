@@ -32,9 +32,9 @@ from vemonitor_integrations.influxdb2.errors import (
     InfluxSchemeMismatch,
     InfluxUnavailable,
 )
-from vemonitor_integrations.influxdb2.scheme import fix_for, mismatch_after, tls_port_answer
 from vemonitor_integrations.influxdb2.line import Encoded, encode_point, split_row
 from vemonitor_integrations.influxdb2.schema import PRECISIONS, InfluxConnector, InfluxOutput
+from vemonitor_integrations.influxdb2.scheme import fix_for, mismatch_after, tls_port_answer
 
 from vemonitor.api import MASK, Batch, Context, Row
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import requests
 from vemonitor_integrations.influxdb2.deadline import overall
-from vemonitor_integrations.influxdb2.scheme import fix_for, mismatch_after, tls_port_answer
 from vemonitor_integrations.influxdb2.schema import InfluxConnector, InfluxInput
+from vemonitor_integrations.influxdb2.scheme import fix_for, mismatch_after, tls_port_answer
 from vemonitor_integrations.influxdb2.sink import make_session, snippet
 
 from vemonitor.api import Context, Row, Value
@@ -139,7 +139,7 @@ class InfluxSource:
                     f"no complete answer within {timeout:g} s (the whole request's deadline)"))
             reason = mismatch_after(err, url, timeout)
             return self._failed(item, url, ValueError(self._mismatch(reason)) if reason else err)
-        except (requests.RequestException, ValueError, KeyError, TypeError) as err:
+        except (ValueError, KeyError, TypeError) as err:
             return self._failed(item, url, err)
         if self._failing:
             log.info("input %s: influxDb2 %s available again", item.name, url)

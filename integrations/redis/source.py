@@ -240,10 +240,8 @@ class RedisSource:
 
     def _guard(self, read: Callable[[redis.Redis], T], default: T) -> T:
         """Run a read; on a Redis error log the state change once and return ``default``."""
-        if self.client is None:
-            if self._started_at is None or time.monotonic() < self._retry_at \
-                    or not self._connect():
-                return default
+        if self.client is None and not self._reconnect_due():
+            return default
         assert self.client is not None
         try:
             result = read(self.client)
@@ -263,6 +261,12 @@ class RedisSource:
             self._stats["reconnects"] += 1
             self._pause = 0.0
         return result
+
+    def _reconnect_due(self) -> bool:
+        """Try to make the client again when its pause is over; return True when made."""
+        if self._started_at is None or time.monotonic() < self._retry_at:
+            return False
+        return self._connect()
 
     def _failed(self, err: Exception) -> None:
         """Count a failure, say the first of a spell, and set the next reconnection time."""

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from vemonitor.api import load_item as typed
 from vemonitor_integrations.influxdb2.schema import InfluxConnector
 from vemonitor_integrations.redis.schema import RedisConnector
+
+from vemonitor.api import load_item as typed
 
 PASSWORD = "Hunter2secret"
 
