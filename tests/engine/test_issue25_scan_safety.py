@@ -64,6 +64,8 @@ class Pty:
 
     def watch_speed(self) -> None:
         """Record every line speed the port has while the test runs (every 5 ms)."""
+        self.speeds_seen.add(self.speed())  # now, before anything can run
+
         def run() -> None:
             while not self._stop.wait(0.005):
                 self.speeds_seen.add(self.speed())
@@ -277,3 +279,14 @@ def test_the_probe_leaves_no_time_unbounded(tmp_path: Path, ptys: list[Pty]) -> 
     started = time.monotonic()
     [result] = scan.scan([str(pty.path)], timeout=30.0)
     assert result.error and time.monotonic() - started < 30.0
+
+
+def test_lock_files_of_both_uucp_formats(tmp_path: Path) -> None:
+    """HDB UUCP writes the PID as ten ASCII digits, older UUCP as a binary int."""
+    (tmp_path / "LCK..ttyUSB3").write_text(f"{os.getpid():10d}\n")
+    (tmp_path / "LCK..ttyUSB4").write_bytes(struct.pack("=i", os.getppid()))
+    (tmp_path / "LCK..ttyUSB5").write_text("garbage")
+    dirs = (str(tmp_path),)
+    assert portsafety.lock_holder("/dev/ttyUSB3", dirs) is None  # our own lock
+    assert portsafety.lock_holder("/dev/ttyUSB4", dirs) == os.getppid()
+    assert portsafety.lock_holder("/dev/ttyUSB5", dirs) is None
