@@ -140,8 +140,8 @@ def probe(path: str, timeout: float = PROBE_TIMEOUT, clock: Clock | None = None,
         heard = _listen_as_is(fd, saved, result, timeout, clock)
     finally:
         _restore(fd, saved)
-    if heard or result.found or result.error:
-        return result
+    if heard or result.found or result.error or _is_vedirect_line(saved):
+        return result  # (already at 19200 8N1: nothing to switch to, it was the probe)
     if result.bytes and not (vouched or _victron_cable(path)):
         result.error = (f"{result.bytes} bytes at {_speed(saved)} baud that are not VE.Direct "
                         f"(another device): left at its settings; name it in the allow-list "

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -105,8 +106,6 @@ def watching(stop: Callable[[], None]) -> Iterator[None]:
     wake_r, wake_w = os.pipe()  # to end the watcher when the block ends
 
     def watch() -> None:
-        import select
-
         while not done.is_set():
             signum = requested()
             if signum is not None:

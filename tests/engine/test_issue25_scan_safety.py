@@ -290,3 +290,12 @@ def test_lock_files_of_both_uucp_formats(tmp_path: Path) -> None:
     assert portsafety.lock_holder("/dev/ttyUSB3", dirs) is None  # our own lock
     assert portsafety.lock_holder("/dev/ttyUSB4", dirs) == os.getppid()
     assert portsafety.lock_holder("/dev/ttyUSB5", dirs) is None
+
+
+def test_a_port_already_at_19200_is_only_heard(tmp_path: Path, ptys: list[Pty]) -> None:
+    """At VE.Direct's own settings, listening is the whole probe: nothing to switch."""
+    pty = Pty(tmp_path, "ttyUSB6", speed=termios.B19200)
+    ptys.append(pty)
+    [result] = scan.scan([str(pty.path)], timeout=1.0)
+    assert result.probed and not result.switched and not result.found
+    assert result.why_not().startswith("no data")
