@@ -12,8 +12,10 @@ daemon at stop (issue 25, point 8). So:
   C-level wake-up fd (``signal.set_wakeup_fd``) write one byte to a pipe; nothing
   else happens inside the handler.
 * :func:`watching` runs a small thread blocked on that pipe. When a byte arrives
-  it calls ``stop()`` from *its own* thread, where taking a lock is safe, and the
-  engine's main loop wakes up and does the ordered shutdown itself.
+  (the signal's number, written by CPython's C-level handler at once, while the
+  Python-level one waits for the main thread) it calls ``stop()`` from *its own*
+  thread, where taking a lock is safe, and the engine's main loop wakes up and
+  does the ordered shutdown itself.
 * A signal that arrives during start-up (composing and validating the
   configuration, before the engine runs) is only recorded; the start-up checks
   :func:`requested` at its checkpoints and ends without starting anything
@@ -114,7 +116,11 @@ def watching(stop: Callable[[], None]) -> Iterator[None]:
                 return
             ready, _, _ = select.select([read_end, wake_r], [], [])
             if read_end in ready:
-                os.read(read_end, 512)
+                # The wake-up fd carries each signal's number (one byte per signal). The
+                # Python-level handler runs later, in the main thread, when that thread
+                # next runs bytecode (after a long C call, say): the byte is the record
+                # this thread must not wait for.
+                _received.extend(b for b in os.read(read_end, 512) if b in SIGNALS)
 
     thread = threading.Thread(target=watch, name="vemonitor-signals", daemon=True)
     thread.start()

@@ -60,6 +60,30 @@ def test_a_signal_while_the_main_thread_holds_the_event_lock(handler: str) -> No
     assert out.strip() == "stopped", err
 
 
+# In a subprocess: a SIGTERM from another process lands while the main thread is inside
+# a long C call (pbkdf2 releases the GIL and checks no signal): the Python-level handler
+# waits for that call to end, the wake-up byte does not.
+SIGNAL_DURING_A_LONG_C_CALL = textwrap.dedent("""
+    import hashlib, os, subprocess, threading
+    from vemonitor import stopsignals
+    event = threading.Event()
+    stopsignals.install()
+    with stopsignals.watching(event.set):
+        subprocess.Popen(["sh", "-c", f"sleep 0.3; kill -TERM {os.getpid()}"])
+        hashlib.pbkdf2_hmac("sha256", b"x", b"y", 3_000_000)  # seconds in C
+        stopped = event.wait(10)
+    print(f"stopped={stopped}", flush=True)
+""")
+
+
+def test_a_signal_during_a_long_c_call_still_stops() -> None:
+    """The watcher acts on the wake-up byte, not on the Python handler having run (it did,
+    and then waited for ever: the handler ran after the watcher had looked)."""
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_DURING_A_LONG_C_CALL],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "stopped=True", proc.stdout + proc.stderr
+
+
 @dataclass
 class Ending:
     phase: str
