@@ -14,7 +14,9 @@ from typing import NoReturn
 from hw_sim.clock import MAX_SPEED
 from hw_sim.devices import PROFILES
 from hw_sim.faults import parse_faults
+from hw_sim.privdir import check_given
 from hw_sim.simulator import Simulator
+from vemonitor.api import ConfigError
 
 PROG = "vemonitor-sim"
 
@@ -83,6 +85,10 @@ def make_simulator(args: argparse.Namespace) -> Simulator:
     if not 0.0 <= args.soc <= 1.0:
         raise UsageError("--soc must be between 0 and 1")
     try:
+        check_given(args.dir, "--dir")
+    except ConfigError as err:
+        raise UsageError(str(err)) from None
+    try:
         return Simulator(args.devices, args.dir, speed=args.speed,
                          faults=parse_faults(args.faults), replays=_replays(args.replay),
                          loop=args.loop, seed=args.seed, start_time=_start_time(args.start),
@@ -93,10 +99,11 @@ def make_simulator(args: argparse.Namespace) -> Simulator:
 
 def _run(sim: Simulator, duration: float | None) -> None:
     """Run until SIGTERM/SIGINT, ``duration`` or every replay ended."""
-    stop = threading.Event()
+    stop = threading.Event()  # never set from the handler: it would take stop's lock,
+    received: list[int] = []  # which the loop below may hold (vemonitor.stopsignals)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        received.append(signum)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -104,7 +111,7 @@ def _run(sim: Simulator, duration: float | None) -> None:
             for device in sim:
                 print(f"{device.name} {device.path}", flush=True)
             waited = 0.0
-            while not stop.wait(0.1):
+            while not stop.wait(0.1) and not received:
                 waited += 0.1
                 if duration is not None and waited >= duration:
                     break

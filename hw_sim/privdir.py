@@ -54,10 +54,21 @@ def private_dir(path: str) -> Iterator[str]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _check_owned(folder: Path) -> None:
+def check_given(path: str | Path, key: str = "simulator.dir") -> None:
+    """Refuse an existing folder that is not ours or that others can write to (ConfigError).
+
+    ``vemonitor-sim --dir`` goes through this too (issue 25): another user could swap a
+    ``ttyVE_*`` link in a world-writable folder for a path of their choice.
+    """
+    folder = Path(path)
+    if folder.exists() or folder.is_symlink():
+        _check_owned(folder, key)
+
+
+def _check_owned(folder: Path, key: str = "simulator.dir") -> None:
     info = folder.lstat()
     if not stat.S_ISDIR(info.st_mode):
-        raise ConfigError(f"{folder} exists and is not a directory", key="simulator.dir")
+        raise ConfigError(f"{folder} exists and is not a directory", key=key)
     if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise ConfigError(f"{folder} belongs to another user or others can write to it; "
-                          f"use a private folder", key="simulator.dir")
+                          f"use a private folder", key=key)

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "vemonitor.serial_reader": CODEC,  # the codec's I/O half: a port -> snapshots
     "vemonitor.hex_session": CODEC,  # one port's HEX conversation (pure logic, issue 22)
     "vemonitor.scan": CODEC,  # probing ports for a device (no engine, no contract)
+    "vemonitor.portsafety": CODEC,  # is a port free to probe (issue 25)
     "vemonitor": CONTRACT,  # the package itself holds only __version__
     "vemonitor.api": CONTRACT,
     "vemonitor.errors": CONTRACT,
@@ -59,6 +60,7 @@ LAYERS: dict[str, int] = {
     "vemonitor.budget": CORE,
     "vemonitor.engine": ENGINE,
     "vemonitor.job": JOB,
+    "vemonitor.stopsignals": JOB,  # SIGINT/SIGTERM recorded, acted on by the run (issue 25)
     "vemonitor.exit_summary": JOB,  # the exit summary's text (issue 13)
     "vemonitor.metrics": JOB,
     "vemonitor.config.compose": COMPOSE,

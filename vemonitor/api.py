@@ -60,6 +60,7 @@ from vemonitor.outside import BadRow as BadRow
 from vemonitor.outside import parse_fields as parse_fields
 from vemonitor.outside import parse_values as parse_values
 from vemonitor.secretpolicy import check_host as check_host
+from vemonitor.secretpolicy import check_host_port as check_host_port
 from vemonitor.secretpolicy import check_http_url as check_http_url
 from vemonitor.supervise import supervised as supervised
 from vemonitor.vedirect.fields import Value as Value

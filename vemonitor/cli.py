@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging.config
 import os
 import pickle
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -58,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     screen(args)  # --version, help, and mistakes answered before anything starts
     if args and args[0] in SUBCOMMANDS:
         sys.exit(SUBCOMMANDS[args[0]](args[1:]))
+    from vemonitor import stopsignals
+
+    stopsignals.install()  # from here a SIGINT/SIGTERM is recorded, and acted on (its docs)
     if single_run(args):
         _single(args)
     else:
@@ -87,11 +91,28 @@ def exit_state_error(err: BaseException) -> NoReturn:
     sys.exit(exits.STATE)
 
 
+def exit_if_stopped() -> None:
+    """End a start-up that a SIGINT/SIGTERM interrupted: nothing started, one line.
+
+    Exit status 0 for SIGTERM (``systemctl stop`` asked for it: no restart, no failed
+    unit), 130 for Ctrl-C (the shell's convention); docs/operations.md.
+    """
+    from vemonitor import stopsignals
+
+    signum = stopsignals.requested()
+    if signum is None:
+        return
+    print(f"vemonitor: stopped during start-up ({stopsignals.name(signum)}); nothing started",
+          file=sys.stderr, flush=True)
+    sys.exit(exits.INTERRUPTED if signum == signal.SIGINT else exits.OK)
+
+
 def execute_job(spec: Any, registry: Any, args: Sequence[str]) -> None:
     """Run a validated job; a mistake found only now or a disk failure is one line."""
     from vemonitor.job import execute
     from vemonitor.outbox import OutboxError
 
+    exit_if_stopped()
     try:
         execute(spec, registry)
     except (ConfigError, IntegrationError) as err:
@@ -118,13 +139,20 @@ def _single(args: list[str]) -> None:
     except KeyboardInterrupt:  # Ctrl-C during start-up: nothing started, nothing to say
         sys.exit(exits.INTERRUPTED)
     except (ConfigError, IntegrationError) as err:
+        exit_if_stopped()  # a signal during start-up wins over what it interrupted
         exit_config_error(err, args)
+    exit_if_stopped()
     from vemonitor.secretpolicy import remember
 
     for value in composed.get("env_secrets", ()):
         remember(value)  # read from the environment in the child: masked in this process too
     logging.config.dictConfig(composed["logging"])
-    execute_job(spec, registry, args)
+    try:
+        execute_job(spec, registry, args)
+    finally:
+        from vemonitor import stopsignals
+
+        stopsignals.hold_from_now()  # a signal after the summary changes nothing
 
 
 def compose_isolated(args: list[str]) -> dict[str, Any]:
@@ -135,6 +163,9 @@ def compose_isolated(args: list[str]) -> dict[str, Any]:
     pid = os.fork()
     if pid == 0:  # the child: compose, send, exit without running the parent's cleanup
         os.close(read_fd)
+        from vemonitor import stopsignals
+
+        stopsignals.reset_in_child()
         _child(args, write_fd)
     os.close(write_fd)
     _warm_up()

@@ -22,6 +22,10 @@ def scan_command(args: list[str]) -> int:
                         help=f"ports to probe (repeatable; default: {' '.join(DEFAULT_GLOBS)})")
     parser.add_argument("--sim-dir", help="also probe the ports a simulator made in this "
                         "directory (vemonitor-sim --dir DIR)")
+    parser.add_argument("--allow", action="append", default=[], metavar="PATTERN",
+                        help="the allow-list: open no port but these (repeatable; glob "
+                             "patterns); a listed port may be set to 19200 baud even when "
+                             "another device talks on it")
     parser.add_argument("--timeout", type=float, default=PROBE_TIMEOUT,
                         help="seconds to listen on each port (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="one JSON object per port")
@@ -32,7 +36,7 @@ def scan_command(args: list[str]) -> int:
         print("no serial ports match " + " ".join(opts.globs or DEFAULT_GLOBS)
               + " (is the VE.Direct cable plugged in?); " + NO_HARDWARE_HINT)
         return 1
-    results = scan(ports, opts.timeout)
+    results = scan(ports, opts.timeout, allow=opts.allow)
     for result in results:
         info = result.describe()
         if opts.json:
@@ -40,6 +44,8 @@ def scan_command(args: list[str]) -> int:
         elif result.found:
             print(f"{result.path}: {info['product']} (PID {info['pid']}, SER# "
                   f"{info['serial'] or '-'}, firmware {info['firmware'] or '-'})")
+        elif not result.probed:
+            print(f"{result.path}: left alone: {info['reason']}")
         else:
             print(f"{result.path}: nothing found: {info['reason']}")
     if not any(r.found for r in results):

@@ -12,13 +12,12 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vemonitor import budget, exits, logsafe, risks, statelock, supervise
+from vemonitor import budget, exits, logsafe, risks, statelock, stopsignals, supervise
 from vemonitor.api import ServiceContext
 from vemonitor.clock import Clock, ScaledClock, SystemClock
 from vemonitor.config.build import RunSpec, build_run
@@ -61,15 +60,17 @@ def check_state_dir(path: Path) -> None:
 
 
 def execute(spec: RunSpec, registry: Registry) -> None:
-    """Run one validated job: budget warnings, dry run or the engine, then the summary.
+    """Run one validated job: warnings (budget, security), dry run or the engine, summary.
 
     A mistake found only now (a metrics port in use...) is raised as a ConfigError
     for the command to print.
     """
+    logsafe.install(spec.secrets)  # before the first warning: every line goes through it
     for notice in spec.notices:
         log.warning("%s", notice)
     for problem in budget.check(spec, registry, spec.runtime.budget_override):
         log.warning("budget override: %s", problem)
+    risks.warn(spec)  # a dry run says every security warning a real start says
     if spec.runtime.dry_run:
         print(plan(spec, registry))
         return
@@ -125,11 +126,10 @@ def _run_locked(spec: RunSpec, registry: Registry) -> dict[str, Any]:
         engine = Engine(spec, registry, clock, port_globs=port_globs)
         log.info("block %s: %d inputs, %d outputs; %s", spec.block, len(spec.inputs),
                  len(spec.outputs), budget.describe(spec, registry))
-        risks.warn(spec)
         server = _metrics(engine, spec)
         restarts_before = supervise.restarts()  # a multirun runs jobs in one process
         try:
-            with _stop_on_signals(engine.stop):
+            with stopsignals.watching(engine.stop):
                 engine.run(spec.runtime.duration)
         finally:
             if server is not None:
@@ -185,24 +185,6 @@ def services(spec: RunSpec, registry: Registry, clock: Clock) -> Iterator[tuple[
             if key in spec.services:
                 globs += stack.enter_context(service.start(spec.services[key], context)).port_globs
         yield tuple(globs)
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: Any) -> Iterator[None]:
-    """Call ``stop()`` on SIGINT/SIGTERM while the block runs; restore handlers after."""
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum: int, frame: Any) -> None:
-        log.info("stopping (%s)", signal.Signals(signum).name)
-        stop()
-
-    for sig in previous:
-        signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def plan(spec: RunSpec, registry: Registry) -> str:
@@ -275,4 +257,6 @@ def _job_label() -> str:
         return ""
     if config.mode is None or config.mode.name != "MULTIRUN":
         return ""
-    return f"job {config.job.num}: {' '.join(config.overrides.task)}"
+    from vemonitor.secretpolicy import mask_overrides
+
+    return f"job {config.job.num}: {' '.join(mask_overrides(config.overrides.task))}"

@@ -39,7 +39,10 @@ RedactingFilter = secretpolicy.RedactingFilter
 
 
 def install(secrets: Iterable[str]) -> None:
-    """Mask ``secrets`` on every handler of the root logger."""
+    """Mask ``secrets`` on every handler of the root logger (replacing an earlier filter:
+    a ``-m`` sweep installs one per job)."""
     log_filter = RedactingFilter(secrets)
     for handler in logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
+            handler.removeFilter(old)
         handler.addFilter(log_filter)

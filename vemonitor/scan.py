@@ -5,7 +5,19 @@ Used by ``vemonitor scan``, by the vedirect integration's port scanner
 ``serialTest``, the seed's way to find a device whose ttyUSB number changed),
 and by the Home Assistant config flow. Part of the codec's I/O half: it knows
 the wire, not the engine. Ports are probed in parallel threads, each for at most
-``timeout`` seconds; a corrupted block while probing does not fail the probe.
+``timeout`` seconds (plus :data:`LISTEN_FIRST` when the port is switched); a corrupted
+block while probing does not fail the probe.
+
+What is probed (issue 25; docs/operations.md, "Finding devices"):
+
+1. Only a free port (:func:`vemonitor.portsafety.why_busy`: no other process has it
+   open, no live lock file, not a known non-Victron USB device), and with an
+   allow-list only the ports it names.
+2. It is heard first at its own line settings, read-only (local modes raw so nothing
+   is echoed back; speed and framing untouched). VE.Direct heard: done.
+3. It is set to 19200 8N1 only when it stayed silent, is a Victron cable, or the
+   allow-list names it; its settings are put back after the probe. A port where
+   something else talks at other settings is left as it is.
 """
 
 from __future__ import annotations
@@ -13,15 +25,19 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import select
+import termios
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import serial
 
+from vemonitor import portsafety
 from vemonitor.clock import Clock, SystemClock
+from vemonitor.portsafety import allowed as allowed  # the allow-list rule, for the scanner
 from vemonitor.serial_reader import SERIAL_SETTINGS
 from vemonitor.vedirect.decoder import Decoder
 from vemonitor.vedirect.events import Block, Rejected
@@ -29,6 +45,13 @@ from vemonitor.vedirect.snapshot import Snapshot, SnapshotAssembler
 
 DEFAULT_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*")
 PROBE_TIMEOUT = 3.0  # a device sends a full cycle every second; allow a missed one
+# Seconds a port is heard at its own settings before it counts as silent (or as another
+# device talking): a VE.Direct device sends a block every second (PROTOCOL.md), so a
+# valid block shows within this even when the first one is cut.
+LISTEN_FIRST = 1.5
+BAUD_BY_CODE = {getattr(termios, f"B{n}"): n for n in (
+    1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+    if hasattr(termios, f"B{n}")}
 
 
 @dataclass
@@ -41,6 +64,8 @@ class ProbeResult:
     frames_ok: int = 0
     rejected: int = 0
     bytes: int = 0
+    probed: bool = True  # False: left alone (in use, locked, not ours, not allowed)
+    switched: bool = False  # set to 19200 8N1 for the probe (and put back after)
 
     @property
     def found(self) -> bool:
@@ -61,7 +86,8 @@ class ProbeResult:
         """Return the device found as plain data (PID, product, serial, firmware)."""
         snap = self.snapshot
         if snap is None:
-            return {"path": self.path, "found": False, "reason": self.why_not()}
+            return {"path": self.path, "found": False, "probed": self.probed,
+                    "reason": self.why_not()}
         return {"path": self.path, "found": True, "pid": snap.pid, "product": snap.product,
                 "serial": snap.serial, "firmware": snap.firmware}
 
@@ -82,40 +108,152 @@ def candidate_ports(globs: Iterable[str] = DEFAULT_GLOBS) -> list[str]:
     return list(seen.values())
 
 
-def probe(path: str, timeout: float = PROBE_TIMEOUT, clock: Clock | None = None) -> ProbeResult:
-    """Read ``path`` until a complete snapshot arrives or ``timeout`` passes.
+def probe(path: str, timeout: float = PROBE_TIMEOUT, clock: Clock | None = None, *,
+          files: dict[int, set[str]] | None = None, vouched: bool = False) -> ProbeResult:
+    """Listen on ``path`` until a complete snapshot arrives or ``timeout`` passes.
 
-    The snapshot is stamped with ``clock`` time, so a reader can start from it.
+    Never disturbs another program (module docs, "What is probed"): a port that is
+    not free (:func:`vemonitor.portsafety.why_busy`) is not opened. A free port is
+    first heard at its own line settings, read-only; it is set to 19200 8N1 only
+    when it was silent, or is a Victron cable, or ``vouched`` (the user's
+    allow-list names it), and its settings are put back afterwards. The snapshot
+    is stamped with ``clock`` time, so a reader can start from it.
     """
     result = ProbeResult(path)
+    busy = portsafety.why_busy(path, files)
+    if busy is not None:
+        result.error, result.probed = busy, False
+        return result
+    clock = clock or SystemClock()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as err:
+        result.error = _short(err)
+        return result
+    try:
+        saved = termios.tcgetattr(fd)
+    except termios.error:
+        os.close(fd)
+        result.error = "not a serial port"
+        return result
+    try:
+        heard = _listen_as_is(fd, saved, result, timeout, clock)
+    finally:
+        _restore(fd, saved)
+    if heard or result.found or result.error or _is_vedirect_line(saved):
+        return result  # (already at 19200 8N1: nothing to switch to, it was the probe)
+    if result.bytes and not (vouched or _victron_cable(path)):
+        result.error = (f"{result.bytes} bytes at {_speed(saved)} baud that are not VE.Direct "
+                        f"(another device): left at its settings; name it in the allow-list "
+                        f"to probe it at 19200 baud")
+        return result
+    again = portsafety.why_busy(path)  # someone may have opened it meanwhile
+    if again is not None:
+        result.error, result.probed = again, False
+        return result
+    _probe_at_19200(path, result, timeout, clock, saved)
+    return result
+
+
+def _listen_as_is(fd: int, saved: list[Any], result: ProbeResult, timeout: float,
+                  clock: Clock) -> bool:
+    """Listen at the port's own line settings (local modes raw, so nothing is echoed back);
+    return True when VE.Direct was heard (the result then holds what was found).
+
+    At VE.Direct's own settings this is the whole probe. Otherwise a port that shows
+    no valid block within :data:`LISTEN_FIRST` seconds is given up here (silent, or
+    another device talking).
+    """
+    quiet = list(saved)
+    quiet[0] &= ~(termios.ICRNL | termios.INLCR | termios.IGNCR | termios.ISTRIP
+                  | termios.IXON | termios.IXOFF)
+    quiet[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG
+                  | termios.IEXTEN)
+    with contextlib.suppress(termios.error):
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)  # local modes only: the line is as it was
+        # What queued before we came is stale (a device that stopped long ago): dropped,
+        # as pyserial does at open. Nobody else has the port open (why_busy), so no one
+        # else's bytes are lost.
+        termios.tcflush(fd, termios.TCIFLUSH)
+
+    def read() -> bytes:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        return os.read(fd, 4096) if ready else b""
+
+    patience = timeout if _is_vedirect_line(saved) else min(LISTEN_FIRST, timeout)
+    try:
+        _read_until_snapshot(read, result, timeout, clock, patience)
+    except OSError as err:
+        result.error = _short(err)
+    return result.frames_ok > 0
+
+
+def _probe_at_19200(path: str, result: ProbeResult, timeout: float, clock: Clock,
+                    saved: list[Any]) -> None:
+    """Probe at VE.Direct's 19200 8N1 (pyserial, exclusive), then put the settings back."""
+    result.bytes = result.frames_ok = result.rejected = 0
+    result.switched = True
     try:
         port = serial.Serial(path, timeout=0.2, exclusive=True, **SERIAL_SETTINGS)
     except (OSError, serial.SerialException, ValueError) as err:
         result.error = _short(err)
-        return result
+        return
     try:
-        _read_until_snapshot(port, result, timeout, clock or SystemClock())
+        _read_until_snapshot(lambda: port.read(max(port.in_waiting, 1)), result, timeout,
+                             clock, timeout)
     except (OSError, serial.SerialException) as err:
         result.error = _short(err)
     finally:
         with contextlib.suppress(OSError, serial.SerialException):
             port.close()
-    return result
+        with contextlib.suppress(OSError):
+            _restore(os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK), saved)
 
 
-def _read_until_snapshot(port: serial.Serial, result: ProbeResult, timeout: float,
-                         clock: Clock) -> None:
+def _restore(fd: int, saved: list[Any]) -> None:
+    """Put the port's settings back as they were and close ``fd``."""
+    try:
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
+    finally:
+        os.close(fd)
+
+
+def _speed(attrs: list[Any]) -> int | str:
+    """Return a termios attribute list's output speed in baud."""
+    return BAUD_BY_CODE.get(attrs[5], "unknown")
+
+
+def _is_vedirect_line(attrs: list[Any]) -> bool:
+    """Return True when the line is already VE.Direct's: 19200 baud, 8 data bits, no
+    parity, one stop bit (PROTOCOL.md, "Physical layer")."""
+    cflag = attrs[2]
+    return (attrs[5] == termios.B19200 and cflag & termios.CSIZE == termios.CS8
+            and not cflag & termios.PARENB and not cflag & termios.CSTOPB)
+
+
+def _victron_cable(path: str) -> bool:
+    usb = portsafety.usb_info(path)
+    return usb is not None and usb.is_victron_cable()
+
+
+def _read_until_snapshot(read: Callable[[], bytes], result: ProbeResult, timeout: float,
+                         clock: Clock, patience: float) -> None:
     """Keep the first complete snapshot; at the deadline settle for the latest partial one.
 
     A partial cycle (a block lost to corruption) still names the device (PID,
-    SER#, FW are in its first block), which is what a scan needs.
+    SER#, FW are in its first block), which is what a scan needs. Gives up after
+    ``patience`` seconds without one valid block.
     """
     decoder = Decoder()
     assembler = SnapshotAssembler()
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     partial: Snapshot | None = None
     while time.monotonic() < deadline:
-        data = port.read(max(port.in_waiting, 1))
+        if not result.frames_ok and time.monotonic() - start >= patience:
+            return
+        data = read()
         result.bytes += len(data)
         events = decoder.feed(data, now=time.monotonic())
         result.frames_ok += sum(isinstance(e, Block) for e in events)
@@ -131,12 +269,22 @@ def _read_until_snapshot(port: serial.Serial, result: ProbeResult, timeout: floa
 
 
 def scan(paths: Sequence[str], timeout: float = PROBE_TIMEOUT,
-         clock: Clock | None = None) -> list[ProbeResult]:
-    """Probe every path in parallel; return results in the order of ``paths``."""
+         clock: Clock | None = None, allow: Sequence[str] = ()) -> list[ProbeResult]:
+    """Probe every path in parallel; return results in the order of ``paths``.
+
+    With an allow-list (glob patterns), a port it does not name is not opened.
+    """
     if not paths:
         return []
+    files = portsafety.open_files()  # one look at /proc for the whole scan
+
+    def one(path: str) -> ProbeResult:
+        if not allowed(path, allow):
+            return ProbeResult(path, error="not in the allow-list: not probed", probed=False)
+        return probe(path, timeout, clock, files=files, vouched=bool(allow))
+
     with ThreadPoolExecutor(max_workers=min(len(paths), 16)) as pool:
-        return list(pool.map(lambda p: probe(p, timeout, clock), paths))
+        return list(pool.map(one, paths))
 
 
 def matches(snapshot: Snapshot, tests: Mapping[str, Mapping[str, Any]]) -> bool:

@@ -275,6 +275,25 @@ def check_host(host: str) -> None:
                          "password: ${oc.env:REDIS_PASSWORD}")
 
 
+def check_host_port(node: str, key: str) -> tuple[str, int]:
+    """Return (host, port) of a ``host:port`` setting (Redis Cluster ``startup_nodes``).
+
+    Decision: ``user:password@host:port`` is refused, not masked (as :func:`check_host`):
+    a credential in an address travels into every message that names the server, and
+    the connector has a password key for it. Raises ValueError naming ``key`` and never
+    echoing a value that holds ``@``.
+    """
+    text = str(node)
+    if "@" in text or "://" in text:
+        raise ValueError(f"{key} must be host:port, not a URL or credentials (value not "
+                         "shown); put the password in the password key, e.g. "
+                         "password: ${oc.env:REDIS_PASSWORD}")
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{key}: {text!r} is not host:port")
+    return host, int(port)
+
+
 def check_http_url(url: str, key: str, secret_key: str) -> None:
     """Refuse an http(s) base URL (``key``) that is malformed or carries a secret.
 

@@ -23,3 +23,9 @@ class InfluxRejected(InfluxError, SinkRejected):
 
 class InfluxBatchRejected(InfluxError, BatchRejected):
     """This batch is refused by content (line protocol error, field type conflict, too large)."""
+
+
+class InfluxSchemeMismatch(InfluxRejected):
+    """``http://`` to a TLS port or ``https://`` to a plain one (scheme.py): fix ``host``."""
+
+    setting = "host"

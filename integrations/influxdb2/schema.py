@@ -63,6 +63,13 @@ class InfluxConnector(Connector):
         if self.username is not None and not self.auth:
             raise ValueError("username needs auth (the password)")
 
+    def risks(self) -> list[str]:
+        """Return what weakens this connection's security (one start-up WARNING each)."""
+        if self.verify_ssl or not self.host.lower().startswith("https://"):
+            return []  # plain http:// has nothing to verify (the seed's own setting)
+        return [f"influxDb2 {self.address()}: TLS certificate verification is off "
+                f"(verify_ssl=false): any server can impersonate it and receive the token"]
+
     def timeout_s(self) -> float:
         """Return the timeout in seconds."""
         return self.timeout / 1000.0

@@ -8,7 +8,8 @@ backoff, so requests' own retries and redirects are off. Answers map to the
 taxonomy of vemonitor/errors.py: 401/403 -> auth failed (slow retry); 404 (unknown
 bucket or database, or no write API at that URL) -> rejected (said once, data kept);
 400/413/422 -> this batch rejected by content; 408/429/5xx, timeouts, refused
-connections -> unavailable (backoff).
+connections -> unavailable (backoff). A scheme mismatch (``http://`` to a TLS port,
+``https://`` to a plain one; scheme.py) -> rejected (said once, data kept).
 """
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ from collections import Counter
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase, HTTPBasicAuth
 from urllib3.util.retry import Retry
+from vemonitor_integrations.influxdb2.deadline import DeadlineAdapter, overall
 from vemonitor_integrations.influxdb2.errors import (
     InfluxAuthError,
     InfluxBatchRejected,
     InfluxError,
     InfluxRejected,
+    InfluxSchemeMismatch,
     InfluxUnavailable,
 )
 from vemonitor_integrations.influxdb2.line import Encoded, encode_point, split_row
 from vemonitor_integrations.influxdb2.schema import PRECISIONS, InfluxConnector, InfluxOutput
+from vemonitor_integrations.influxdb2.scheme import fix_for, mismatch_after, tls_port_answer
 
 from vemonitor.api import MASK, Batch, Context, Row
 
@@ -65,7 +68,8 @@ def make_session(conf: InfluxConnector) -> requests.Session:
     elif conf.auth:
         session.auth = TokenAuth(conf.auth)  # as auth, so ~/.netrc cannot replace it
     session.verify = conf.verify_ssl
-    adapter = HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=False))
+    # The timeout bounds the whole request, not each read (deadline.py).
+    adapter = DeadlineAdapter(max_retries=Retry(total=0, read=False, redirect=False))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -153,25 +157,44 @@ class InfluxSink:
     # ------------------------------------------------------------------ request
     def _post(self, session: requests.Session, body: bytes,
               headers: dict[str, str]) -> requests.Response:
-        """Make the one attempt, turning transport failures into typed errors."""
+        """Make the one attempt, turning transport failures into typed errors.
+
+        ``timeout`` bounds the whole request (deadline.py), not each read.
+        """
         timeout = self._conf.timeout_s()
-        try:
-            return session.post(self.url, params=self.params, data=body, headers=headers,
-                                timeout=(timeout, timeout), allow_redirects=False)
-        except requests.Timeout as err:
-            raise InfluxUnavailable(f"influxDb2 {self.name}: no answer from {self.url} within "
-                                    f"{timeout:g} s") from err
-        except requests.ConnectionError as err:
+        with overall(session, timeout) as deadline:
+            try:
+                return session.post(self.url, params=self.params, data=body, headers=headers,
+                                    timeout=(timeout, timeout), allow_redirects=False)
+            except requests.RequestException as err:
+                failure = err
+        if deadline.expired or isinstance(failure, requests.Timeout):
+            raise InfluxUnavailable(f"influxDb2 {self.name}: no complete answer from "
+                                    f"{self.url} within {timeout:g} s") from failure
+        reason = mismatch_after(failure, self.url, timeout)
+        if reason is not None:
+            raise self._mismatch(reason) from failure
+        if isinstance(failure, requests.ConnectionError):
             raise InfluxUnavailable(f"influxDb2 {self.name}: cannot reach {self.url}: "
-                                    f"{type(err).__name__}") from err
-        except requests.RequestException as err:
-            raise InfluxUnavailable(f"influxDb2 {self.name}: request to {self.url} failed: "
-                                    f"{type(err).__name__}") from err
+                                    f"{type(failure).__name__}") from failure
+        raise InfluxUnavailable(f"influxDb2 {self.name}: request to {self.url} failed: "
+                                f"{type(failure).__name__}") from failure
 
     def _check(self, response: requests.Response) -> None:
         """Return on 2xx; raise the error the answer means otherwise."""
+        if tls_port_answer(response.status_code, response.text):
+            raise self._mismatch(f"http:// was sent to a TLS port (HTTP 400 "
+                                 f"{snippet(response.text, self._conf.auth)})")
         raise_for_answer(response.status_code, response.text, f"influxDb2 {self.name}: "
                          f"{self.url}", self._item.db, self._conf.auth)
+
+    def _mismatch(self, reason: str) -> InfluxSchemeMismatch:
+        """Return the error for a scheme mismatch, naming the output, connector and fix."""
+        key = f"appConnectors.influxDb2.{self._item.source}.host"
+        return InfluxSchemeMismatch(
+            f"influxDb2 {self.name}: scheme mismatch on {self.url}: {reason}",
+            hint=f"set {key} to {fix_for(reason, self._conf.address())} and restart; the "
+                 f"batches wait in the outbox until then")
 
     def _note(self, encoded: Encoded) -> None:
         """Count what was left out; say once per reason why."""

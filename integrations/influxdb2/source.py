@@ -16,7 +16,9 @@ import math
 from typing import Any
 
 import requests
+from vemonitor_integrations.influxdb2.deadline import overall
 from vemonitor_integrations.influxdb2.schema import InfluxConnector, InfluxInput
+from vemonitor_integrations.influxdb2.scheme import fix_for, mismatch_after, tls_port_answer
 from vemonitor_integrations.influxdb2.sink import make_session, snippet
 
 from vemonitor.api import Context, Row, Value
@@ -123,20 +125,38 @@ class InfluxSource:
         params = {"db": item.db, "q": influxql(item, after, MAX_ROWS), "epoch": "ms"}
         timeout = self.connector.timeout_s()
         try:
-            response = self._session.get(url, params=params, timeout=(timeout, timeout))
+            with overall(self._session, timeout) as deadline:  # the whole request, not a read
+                response = self._session.get(url, params=params, timeout=(timeout, timeout))
+            if tls_port_answer(response.status_code, response.text):
+                raise ValueError(self._mismatch("http:// was sent to a TLS port (HTTP 400)"))
             if response.status_code != 200:
                 raise ValueError(f"HTTP {response.status_code}: "
                                  f"{snippet(response.text, self.connector.auth)}")
             rows = parse_rows(response.json(), item.name)
-        except (requests.RequestException, ValueError, KeyError, TypeError) as err:
-            self._stats["errors"] += 1
-            if not self._failing:
-                reason = err if isinstance(err, ValueError) else type(err).__name__
-                log.warning("input %s: influxDb2 %s: %s", item.name, url, reason)
-            self._failing = True
-            return []
+        except requests.RequestException as err:
+            if deadline.expired:
+                return self._failed(item, url, ValueError(
+                    f"no complete answer within {timeout:g} s (the whole request's deadline)"))
+            reason = mismatch_after(err, url, timeout)
+            return self._failed(item, url, ValueError(self._mismatch(reason)) if reason else err)
+        except (ValueError, KeyError, TypeError) as err:
+            return self._failed(item, url, err)
         if self._failing:
             log.info("input %s: influxDb2 %s available again", item.name, url)
             self._failing = False
             self._stats["reconnects"] += 1
         return rows
+
+    def _mismatch(self, reason: str) -> str:
+        """Return the one line for a scheme mismatch, with the fix (scheme.py)."""
+        return (f"scheme mismatch: {reason}; set appConnectors.influxDb2.{self.name}.host to "
+                f"{fix_for(reason, self.connector.address())}")
+
+    def _failed(self, item: InfluxInput, url: str, err: Exception) -> list[Row]:
+        """Count a failed query; say it once per failing spell; return no rows."""
+        self._stats["errors"] += 1
+        if not self._failing:
+            reason = err if isinstance(err, ValueError) else type(err).__name__
+            log.warning("input %s: influxDb2 %s: %s", item.name, url, reason)
+        self._failing = True
+        return []

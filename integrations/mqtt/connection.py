@@ -28,6 +28,12 @@ log = logging.getLogger("vemonitor_integrations.mqtt.sink")  # one logger name f
 AUTH_REASONS = frozenset({"Bad user name or password", "Not authorized"})
 PROTOCOLS: Mapping[str, MQTTProtocolVersion] = {"3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}
 CLOSE_WAIT = 2.0  # seconds to hand the bridge's "offline" to the broker at close
+# Home Assistant says "online" on <prefix>/status once per start (its birth message, after
+# its last will said "offline"). An "online" after "offline" (or the first one) is logged
+# and re-publishes discovery; a repeated "online" is not logged, and re-publishes at most
+# once per this many seconds: a manual `mosquitto_pub ... online` still refreshes
+# discovery, while a flood of them costs one re-publish a minute, not one each.
+REPEATED_ONLINE_GAP = 60.0
 
 
 class MqttError(SinkError):
@@ -72,6 +78,8 @@ class MqttConnection:
         self.closing = False
         self._answered = threading.Event()  # a CONNACK (accepted or refused) arrived
         self._refused: MqttAuthError | None = None
+        self._ha_status = ""  # the last payload on <prefix>/status (logged once per change)
+        self._republished = -REPEATED_ONLINE_GAP  # monotonic time of the last re-publish
 
     @property
     def connected(self) -> bool:
@@ -185,9 +193,19 @@ class MqttConnection:
         """Re-publish discovery when Home Assistant (re)starts (its birth message)."""
         if message.topic != self.layout.status or message.retain:
             return  # a retained "online" is an old one: discovery went out at connect
-        if message.payload.strip().lower() == ha.ONLINE.encode():
+        status = message.payload.strip().lower().decode("ascii", "replace")[:16]
+        changed, self._ha_status = status != self._ha_status, status
+        if status != ha.ONLINE:
+            if changed:
+                log.info("output %s: Home Assistant is %r", self.name, status)
+            return
+        now = time.monotonic()
+        if not changed and now - self._republished < REPEATED_ONLINE_GAP:
+            return  # a repeated "online" (a flood, a loop): no log line, no discovery storm
+        self._republished = now
+        if changed:
             log.info("output %s: Home Assistant is online: publishing discovery again", self.name)
-            self.on_ready()
+        self.on_ready()
 
     # ------------------------------------------------------------------ publishing
     def publish(self, topic: str, payload: str, qos: int, retain: bool) -> mqtt.MQTTMessageInfo:

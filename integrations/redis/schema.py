@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from vemonitor.api import Connector, InputItem, OutputItem, check_host
+from vemonitor.api import Connector, InputItem, OutputItem, check_host, check_host_port
 
 CERT_REQS = ("none", "optional", "required")
 DEFAULT_MAX_ITEMS = 3600
@@ -74,10 +74,8 @@ class RedisConnector(Connector):
             raise ValueError("socket_timeout and socket_connect_timeout must be > 0 seconds")
         if self.is_cluster() and self.db != 0:
             raise ValueError(f"a Redis Cluster has only db 0, got db {self.db}")
-        for node in self.startup_nodes:
-            host, _, port = str(node).rpartition(":")
-            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-                raise ValueError(f"startup_nodes: {node!r} is not host:port")
+        for index, node in enumerate(self.startup_nodes):
+            check_host_port(node, f"startup_nodes[{index}]")
         if self.wait_replicas < 0 or self.wait_timeout <= 0:
             raise ValueError("wait_replicas must be >= 0 and wait_timeout > 0 seconds")
 

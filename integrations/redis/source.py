@@ -8,14 +8,17 @@ reads return nothing until it is back.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import redis
+from redis.exceptions import RedisClusterException
 from vemonitor_integrations.redis import layout
 from vemonitor_integrations.redis.client import RedisUnavailable, connect, select_db, translate
 from vemonitor_integrations.redis.schema import RedisConnector, RedisInput, Structure
@@ -29,6 +32,9 @@ T = TypeVar("T")
 Entry = tuple[str, dict[str, str]]  # a stream entry (decode_responses=True)
 
 MAX_ROWS = 10_000  # rows returned per rows_since() call; call again from the last time
+# Pause before reconnecting a client that could not be made (a cluster down at start or
+# lost mid-run): doubling from the first to the second, in seconds.
+RETRY_DELAYS = (1.0, 60.0)
 EPSILON = 1e-6  # makes ``since`` inclusive while reads use exclusive bounds
 
 
@@ -41,13 +47,24 @@ class _Reader:
         self.node = item.remote_node()
         self.floor = -math.inf  # set from ``since`` (or the start time) when started
         self.rejected: Counter[str] = Counter()  # rows dropped by reason (data from outside)
+        # The time of the last row of a fetch that found only bad rows: the caller's
+        # ``after`` (its last good row) does not move then, so without this a run of
+        # ``limit`` bad rows would be read again at every call, for ever (issue 25).
+        self.skipped_to = -math.inf
+        self._examined = -math.inf  # the last row time the current fetch looked at
 
     def fetch(self, client: redis.Redis, after: float, limit: int) -> list[Row]:
-        """Return up to ``limit`` rows with time > after, oldest first."""
-        after = max(after, self.floor - EPSILON)
+        """Return up to ``limit`` rows with time > after, oldest first; a run of bad rows
+        is stepped over (each bad row is looked at once)."""
+        after = max(after, self.floor - EPSILON, self.skipped_to)
+        self._examined = -math.inf
         if self.item.structure is Structure.Stream:
-            return self._stream_fetch(client, after, limit)
-        return self._hmap_fetch(client, after, limit)
+            rows = self._stream_fetch(client, after, limit)
+        else:
+            rows = self._hmap_fetch(client, after, limit)
+        if not rows and self._examined > after:
+            self.skipped_to = self._examined  # only bad rows up to there: start after them
+        return rows
 
     def newest(self, client: redis.Redis) -> Row | None:
         """Return the newest row written, or None."""
@@ -63,10 +80,15 @@ class _Reader:
         pipe = client.pipeline(transaction=False)
         pipe.exists(self._index())
         pipe.zrangebyscore(self._index(), f"({after!r}" if math.isfinite(after) else "-inf",
-                           "+inf", start=0, num=limit)
-        indexed, stamps = pipe.execute()
+                           "+inf", start=0, num=limit, withscores=True)
+        indexed, scored = pipe.execute()
+        stamps = [member for member, _ in scored]
+        if scored:
+            self._examined = float(scored[-1][1])
         if not indexed:  # written by vemonitor_m8 (no index): scan the hash, as it did
             stamps = self._legacy_stamps(client, after)[:limit]
+            if stamps:
+                self._examined = float(stamps[-1])
         return self._hmap_rows(client, stamps)
 
     def _legacy_stamps(self, client: redis.Redis, after: float) -> list[str]:
@@ -100,6 +122,8 @@ class _Reader:
     def _stream_fetch(self, client: redis.Redis, after: float, limit: int) -> list[Row]:
         start = str(math.floor(after * 1000) + 1) if math.isfinite(after) else "-"
         entries = cast(list[Entry], client.xrange(self._stream(), min=start, max="+", count=limit))
+        if entries:
+            self._examined = int(entries[-1][0].split("-", 1)[0]) / 1000.0
         rows = [self._stream_row(entry) for entry in entries]
         return [row for row in rows if row is not None]
 
@@ -136,6 +160,8 @@ class RedisSource:
         self._started_at: float | None = None
         self._failing = False
         self._stats = {"rows": 0, "errors": 0, "reconnects": 0}
+        self._pause = 0.0  # seconds until the next reconnection attempt (doubling)
+        self._retry_at = 0.0  # monotonic time of that attempt
 
     def __repr__(self) -> str:
         return f"RedisSource({self.name!r}, {self.connector.address()})"
@@ -158,10 +184,10 @@ class RedisSource:
             self.connector = select_db(self.connector)
         except RedisUnavailable as err:
             log.warning("input %s: %s (reading db %d)", self.name, err, self.connector.db)
-        self.client = connect(self.connector, client_name=f"vemonitor-in-{self.name}")
         self._started_at = self.clock.now()
         for reader in self.readers.values():
             self._set_floor(reader, self._started_at)
+        self._connect()  # a server (or cluster) down at start is an outage, retried later
 
     def close(self) -> None:
         """Release the connection (idempotent)."""
@@ -202,23 +228,62 @@ class RedisSource:
             return self.readers.get(input_name)
         return next(iter(self.readers.values()), None) if len(self.readers) == 1 else None
 
+    def _connect(self) -> bool:
+        """Make the client; on failure (a cluster client asks its nodes at once) count it,
+        say it once and try again after a growing pause (:data:`RETRY_DELAYS`)."""
+        try:
+            self.client = connect(self.connector, client_name=f"vemonitor-in-{self.name}")
+        except (redis.RedisError, RedisClusterException, OSError) as err:
+            self._failed(err)
+            return False
+        return True
+
     def _guard(self, read: Callable[[redis.Redis], T], default: T) -> T:
         """Run a read; on a Redis error log the state change once and return ``default``."""
-        if self.client is None:
+        if self.client is None and not self._reconnect_due():
             return default
+        assert self.client is not None
         try:
             result = read(self.client)
-        except (redis.RedisError, ValueError) as err:
-            self._stats["errors"] += 1
-            if not self._failing:
-                typed = err if isinstance(err, ValueError) else translate(
-                    err, self.connector, f"reading input connector {self.name}")
-                log.warning("input %s: %s", self.name, typed)
-            self._failing = True
+        except (redis.RedisError, RedisClusterException, ValueError) as err:
+            self._failed(err)
+            if isinstance(err, RedisClusterException | redis.ConnectionError) \
+                    and self.connector.is_cluster():
+                # A cluster client that lost its nodes is rebuilt (a fresh slot map),
+                # after the pause: no storm against a cluster that is down.
+                client, self.client = self.client, None
+                with contextlib.suppress(Exception):
+                    client.close()
             return default
         if self._failing:
             log.info("input %s: redis %s available again", self.name, self.connector.address())
             self._failing = False
             self._stats["reconnects"] += 1
+            self._pause = 0.0
         return result
+
+    def _reconnect_due(self) -> bool:
+        """Try to make the client again when its pause is over; return True when made."""
+        if self._started_at is None or time.monotonic() < self._retry_at:
+            return False
+        return self._connect()
+
+    def _failed(self, err: Exception) -> None:
+        """Count a failure, say the first of a spell, and set the next reconnection time."""
+        self._stats["errors"] += 1
+        if not self._failing:
+            log.warning("input %s: %s; retrying with backoff", self.name, self._describe(err))
+        self._failing = True
+        self._pause = min(max(self._pause * 2, RETRY_DELAYS[0]), RETRY_DELAYS[1])
+        self._retry_at = time.monotonic() + self._pause
+
+    def _describe(self, err: Exception) -> Exception:
+        """Return the error to show (typed, naming the server, never the secret)."""
+        doing = f"reading input connector {self.name}"
+        if isinstance(err, ValueError):
+            return err
+        if isinstance(err, RedisClusterException):
+            return RedisUnavailable(f"redis {self.connector.address()}: unavailable while "
+                                    f"{doing}: {err.__class__.__name__}")
+        return translate(err, self.connector, doing)
 

@@ -21,6 +21,7 @@ from vemonitor.scan import (
     NEXT_STEPS,
     PROBE_TIMEOUT,
     ProbeResult,
+    allowed,
     candidate_ports,
     expected_device,
     matches,
@@ -55,45 +56,50 @@ class Scanner:
     _last_at: float = -1e9
 
     def find(self, connector: str, tests: Mapping[str, Mapping[str, Any]],
-             globs: Sequence[str] | None = None, fresh: bool = False) -> ProbeResult | None:
+             globs: Sequence[str] | None = None, fresh: bool = False,
+             allow: Sequence[str] = ()) -> ProbeResult | None:
         """Return the first unclaimed port whose device passes ``tests``, claiming it.
 
         Connectors starting together share one scan (ports are probed once);
         ``fresh`` forces a new scan (a device that disappeared is searched again).
+        ``allow`` (the connector's ``allowed_ports``) limits the ports ever opened.
         """
         with self._lock:
             paths = [p for p in candidate_ports([*(globs or self.globs), *self.extra_globs])
-                     if self.claims.get(os.path.realpath(p), connector) == connector]
-            for result in self._results(paths, fresh):
+                     if self.claims.get(os.path.realpath(p), connector) == connector
+                     and allowed(p, allow)]
+            for result in self._results(paths, fresh, allow):
                 if result.snapshot is not None and matches(result.snapshot, tests):
                     self.claims[os.path.realpath(result.path)] = connector
                     return result
         return None
 
-    def _results(self, paths: list[str], fresh: bool) -> list[ProbeResult]:
+    def _results(self, paths: list[str], fresh: bool,
+                 allow: Sequence[str] = ()) -> list[ProbeResult]:
         """Return probe results for ``paths``, reusing a recent scan where possible."""
         recent = not fresh and time.monotonic() - self._last_at < self.reuse_for
         missing = [p for p in paths if not (recent and p in self._last)]
         if missing:
-            for result in scan(missing, self.timeout, self.clock):
+            for result in scan(missing, self.timeout, self.clock, allow):
                 self._last[result.path] = result
             self._last_at = time.monotonic()
         return [self._last[p] for p in paths]
 
     def explain(self, connector: str, tests: Mapping[str, Mapping[str, Any]],
-                globs: Sequence[str] | None = None) -> str:
+                globs: Sequence[str] | None = None, allow: Sequence[str] = ()) -> str:
         """Return one line: the ports probed, what each showed, what is expected, what to try.
 
         Said when a connector's search finds nothing (the last scan's results, no new probe).
         """
         patterns = (*(globs or self.globs), *self.extra_globs)
         with self._lock:
-            paths = candidate_ports(patterns)
+            paths = [p for p in candidate_ports(patterns) if allowed(p, allow)]
             shown = [f"{p}: " + port_verdict(self._last[p], tests, self._owner(p, connector))
                      for p in paths if p in self._last]
         wanted = f"no device with {expected_device(tests)} found"
         if not paths:
-            probed = "no serial port matches " + " ".join(patterns)
+            probed = "no serial port matches " + " ".join(patterns) + (
+                f" within allowed_ports {' '.join(allow)}" if allow else "")
         else:
             probed = f"{len(paths)} port(s) probed: " + "; ".join(shown or paths)
         return f"{wanted}; {probed}. Next: {NEXT_STEPS}"

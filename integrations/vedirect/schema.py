@@ -38,6 +38,10 @@ class VedirectConnector(Connector):
     serialTest: dict[str, SerialTest] = field(default_factory=dict)  # noqa: N815
     serialpath: str | None = None
     scan_globs: list[str] = field(default_factory=list)
+    # The allow-list: when set, scanning opens no port but these (glob patterns, matched
+    # against the path and what it links to), and may set one of them to 19200 8N1 even
+    # when another device talks on it at other settings (vemonitor.scan, "What is probed").
+    allowed_ports: list[str] = field(default_factory=list)
     rescan_after: float = 15.0
     baud: int = 19200
     timeout: float = 10

@@ -131,7 +131,8 @@ class VedirectSource:
 
     def _search(self, fresh: bool) -> str | None:
         found = self.scanner.find(self.name, self.config.tests(),
-                                          self.config.globs() or None, fresh=fresh)
+                                          self.config.globs() or None, fresh=fresh,
+                                          allow=tuple(self.config.allowed_ports))
         if found is None:
             return None
         self._found = found.snapshot
@@ -146,7 +147,8 @@ class VedirectSource:
         Between those the same line is logged at DEBUG after every search (``debug=true``).
         """
         line = self.scanner.explain(self.name, self.config.tests(),
-                                            self.config.globs() or None)
+                                            self.config.globs() or None,
+                                            allow=tuple(self.config.allowed_ports))
         now = time.monotonic()
         if warned_at is None or now - warned_at >= GUIDANCE_EVERY:
             log.warning("%s: %s (searching every %g s)", self.name, line,

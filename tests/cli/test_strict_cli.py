@@ -123,9 +123,10 @@ def test_an_outbox_this_user_may_not_write_is_a_config_error(
         raise OutboxError(f"outbox {foreign}: attempt to write a readonly database")
 
     monkeypatch.setattr(job, "run", refuse)
-    spec = type("Spec", (), {"notices": (), "runtime": type("R", (), {
+    spec = type("Spec", (), {"notices": (), "secrets": (), "runtime": type("R", (), {
         "state_dir": state, "dry_run": False, "budget_override": True})()})()
     monkeypatch.setattr(job.budget, "check", lambda *a: [])
+    monkeypatch.setattr(job.risks, "warn", lambda spec: None)
     with pytest.raises(ConfigError) as err:
         job.execute(spec, None)  # type: ignore[arg-type]
     assert err.value.key == "state_dir" and f"fix: make {foreign} writable" in str(err.value)

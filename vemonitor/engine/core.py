@@ -33,8 +33,8 @@ STOP_TIMEOUT = 10.0  # seconds given to senders to flush at shutdown
 class Engine:
     """Runs the workers wired from a RunSpec until stopped (see :mod:`vemonitor.engine`).
 
-    The thread calling :meth:`run` is the scheduler; :meth:`stop` is safe from a
-    signal handler or another thread.
+    The thread calling :meth:`run` is the scheduler; :meth:`stop` is safe from another
+    thread (signals reach it through :mod:`vemonitor.stopsignals`).
     """
 
     def __init__(self, spec: RunSpec, registry: Registry, clock: Clock, *,
@@ -125,7 +125,8 @@ class Engine:
             self.shutdown()
 
     def stop(self) -> None:
-        """Ask the run loop to end (safe from a signal handler or another thread)."""
+        """Ask the run loop to end (from another thread; never from a signal handler, which
+        would deadlock on the events' locks: vemonitor.stopsignals)."""
         self.stop_event.set()
         self._wake.set()
 
