@@ -73,7 +73,7 @@ LAYERS: dict[str, int] = {
 }
 # What integrations and hw_sim may import of vemonitor: the contract and the codec.
 PLUGIN_ALLOWED = ("vemonitor.api", "vemonitor.vedirect", "vemonitor.serial_reader",
-                  "vemonitor.scan")
+                  "vemonitor.hex_session", "vemonitor.scan")
 HW_SIM_ALLOWED = ("vemonitor.api", "vemonitor.vedirect", "vemonitor.clock")
 
 

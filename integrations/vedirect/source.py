@@ -9,13 +9,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from vemonitor_integrations.vedirect.hexpoll import HexColumns, hex_columns
 from vemonitor_integrations.vedirect.scanner import scanner_for
 from vemonitor_integrations.vedirect.schema import VedirectConnector
 
 from vemonitor.api import Context, InputItem, supervised
+from vemonitor.hex_session import Outcome
 from vemonitor.scan import matches
 from vemonitor.serial_reader import SerialReader
 from vemonitor.vedirect.fields import FIELD_BY_LABEL, Value
+from vemonitor.vedirect.hex import Reading
+from vemonitor.vedirect.hex_registers import HEX_FIELD_BY_NAME
 from vemonitor.vedirect.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,8 @@ class VedirectSource:
         # Columns asked for that are not VE.Direct fields: checked against the first
         # snapshot, then named in one warning (vemonitor_m8 dropped them silently).
         self._unknown_columns: dict[str, None] = {}
+        # HEX registers named as columns, polled through the reader (issue 22 point 3).
+        self.hex = HexColumns()
 
     # ------------------------------------------------------------------ contract
     def start(self) -> None:
@@ -91,7 +97,9 @@ class VedirectSource:
         snapshot = reader.latest if reader is not None else None
         if snapshot is None or snapshot.received_at is None or not self._identity_ok(snapshot):
             return None
-        return snapshot.values, snapshot.received_at
+        values = self.hex.merged(snapshot.values, self.context.clock.now(),
+                                 self.context.stale_after)
+        return values, snapshot.received_at
 
     def device(self) -> dict[str, Any]:
         """Return the device's identity (from its latest snapshot) and availability."""
@@ -117,8 +125,10 @@ class VedirectSource:
 
     def subscribe(self, item: InputItem) -> None:
         """Learn an input's columns, to name those neither the field table nor the device has."""
+        self.hex.add(hex_columns(item.name, item.columns), item.time_interval)
         for column in item.columns:
-            if column not in FIELD_BY_LABEL and column not in NOT_FIELDS:
+            if (column not in FIELD_BY_LABEL and column not in NOT_FIELDS
+                    and column not in HEX_FIELD_BY_NAME):
                 self._unknown_columns[column] = None
 
     # ------------------------------------------------------------------ internals
@@ -160,6 +170,8 @@ class VedirectSource:
         reader = SerialReader(self.name, path, clock=self.context.clock,
                               stale_after=self.context.stale_after, initial=initial)
         reader.subscribe(self._updated)
+        reader.subscribe_hex(self._hex_update)
+        self.hex.reset()
         with self._lock:
             old, self.reader = self.reader, reader
         if old is not None:
@@ -167,8 +179,22 @@ class VedirectSource:
             self._reconnects += 1
         reader.start()
 
+    def _hex_update(self, _name: str, item: Outcome | Reading) -> None:
+        """Keep a HEX reply or async line (reader thread)."""
+        self.hex.take(item, self.context.clock.now())
+
+    def _poll_hex(self) -> None:
+        """Ask for the HEX columns when due (reader thread, right after a snapshot)."""
+        reader = self.reader
+        if reader is None:
+            return
+        for request in self.hex.due(self.context.clock.now()):
+            reader.request_hex(request)
+
     def _updated(self, _name: str, snapshot: Snapshot) -> None:
         """Tell the listeners about a new complete snapshot."""
+        if snapshot.complete:
+            self._poll_hex()
         if snapshot.complete and self._unknown_columns:
             self._warn_unknown_columns(snapshot)
         if snapshot.complete:
