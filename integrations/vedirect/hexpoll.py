@@ -55,6 +55,7 @@ IDENTITY_REQUESTS: tuple[tuple[str, Request], ...] = (
     ("model", get(0x010B)),
     ("firmware", get(0x0102)),
 )
+SERIAL_REQUEST = IDENTITY_REQUESTS[1][1]
 
 
 def hex_columns(input_name: str, columns: Iterable[str]) -> list[str]:
@@ -88,6 +89,7 @@ class HexColumns:
     values: dict[str, tuple[Value, float]] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
     polled_at: float | None = None
+    serial_pending: bool = False  # the serial number was asked and has not been settled
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, names: list[str], interval: float) -> None:
@@ -126,8 +128,15 @@ class HexColumns:
         with self._lock:
             self.values[reading.spec.name] = (reading.value, now)  # type: ignore[assignment]
 
+    def ask_identity(self) -> list[Request]:
+        """Return the identity requests of a new connection."""
+        self.serial_pending = True
+        return [request for _key, request in IDENTITY_REQUESTS]
+
     def _identity(self, outcome: Outcome) -> None:
         """Remember the identity answers (product id word, serial, model, firmware)."""
+        if outcome.request == SERIAL_REQUEST:
+            self.serial_pending = False  # answered, refused, timed out or skipped
         if outcome.status != "ok":
             return
         for key, request in IDENTITY_REQUESTS:
@@ -156,3 +165,4 @@ class HexColumns:
             self.values.clear()
         self.identity = {}
         self.polled_at = None
+        self.serial_pending = False

@@ -13,7 +13,7 @@ from vemonitor_integrations.vedirect.hexpoll import HexColumns, hex_columns
 from vemonitor_integrations.vedirect.scanner import scanner_for
 from vemonitor_integrations.vedirect.schema import VedirectConnector
 
-from vemonitor.api import Context, InputItem, supervised
+from vemonitor.api import ConfigError, Context, InputItem, supervised
 from vemonitor.hex_session import Outcome
 from vemonitor.scan import matches
 from vemonitor.serial_reader import SerialReader
@@ -36,6 +36,13 @@ def describe_unknown(column: str, known: list[str]) -> str:
     return f"'{column}'{hint}"
 
 
+def _first_serial(value: object) -> str | None:
+    """Return the first serial of a HEX 0x010A answer (a BMV sends two, comma-separated: VS)."""
+    if not value:
+        return None
+    return str(value).split(",")[0].strip() or None
+
+
 class VedirectSource:
     """One serial connector: a fixed ``serialPort`` or a port found by ``serialTest``."""
 
@@ -56,6 +63,9 @@ class VedirectSource:
         self._unknown_columns: dict[str, None] = {}
         # HEX registers named as columns, polled through the reader (issue 22 point 3).
         self.hex = HexColumns()
+        self._hex_session: object | None = None  # the reader session identity was asked on
+        self._device_key: str | None = None  # SER# (TEXT or HEX) of the first device read
+        self._wrong_device: str | None = None  # the key of another device now on the port
 
     # ------------------------------------------------------------------ contract
     def start(self) -> None:
@@ -97,6 +107,8 @@ class VedirectSource:
         snapshot = reader.latest if reader is not None else None
         if snapshot is None or snapshot.received_at is None or not self._identity_ok(snapshot):
             return None
+        if not self._same_device(snapshot):
+            return None
         values = self.hex.merged(snapshot.values, self.context.clock.now(),
                                  self.context.stale_after)
         return values, snapshot.received_at
@@ -109,6 +121,15 @@ class VedirectSource:
         if snapshot is not None:
             info.update(pid=snapshot.pid, product=snapshot.product, serial=snapshot.serial,
                         firmware=snapshot.firmware, hardware=snapshot.raw.get("HC#"))
+        # HEX identity (issue 22 point 4): the device's own model name is the best
+        # product name; serial, PID and firmware fill what TEXT lacks (a BMV-700 sends
+        # no SER#).
+        found = dict(self.hex.identity)
+        if found.get("model"):
+            info["product"] = found["model"]
+        for key in ("serial", "pid", "firmware"):
+            if not info.get(key) and found.get(key):
+                info[key] = str(found[key])
         return info
 
     def stats(self) -> dict[str, Any]:
@@ -125,7 +146,11 @@ class VedirectSource:
 
     def subscribe(self, item: InputItem) -> None:
         """Learn an input's columns, to name those neither the field table nor the device has."""
-        self.hex.add(hex_columns(item.name, item.columns), item.time_interval)
+        named = hex_columns(item.name, item.columns)
+        if named and self.config.hex == "never":
+            raise ConfigError(f"input {item.name}: columns {', '.join(named)} are HEX "
+                              f"registers but connector {self.name} has hex: never")
+        self.hex.add(named, item.time_interval)
         for column in item.columns:
             if (column not in FIELD_BY_LABEL and column not in NOT_FIELDS
                     and column not in HEX_FIELD_BY_NAME):
@@ -171,7 +196,6 @@ class VedirectSource:
                               stale_after=self.context.stale_after, initial=initial)
         reader.subscribe(self._updated)
         reader.subscribe_hex(self._hex_update)
-        self.hex.reset()
         with self._lock:
             old, self.reader = self.reader, reader
         if old is not None:
@@ -183,13 +207,50 @@ class VedirectSource:
         """Keep a HEX reply or async line (reader thread)."""
         self.hex.take(item, self.context.clock.now())
 
+    @property
+    def speaks_hex(self) -> bool:
+        """Return True when this connector may write HEX requests (see schema ``hex``)."""
+        return self.config.hex == "full" or (self.config.hex == "auto" and bool(self.hex.names))
+
     def _poll_hex(self) -> None:
-        """Ask for the HEX columns when due (reader thread, right after a snapshot)."""
+        """Ask for identity once per connection and the HEX columns when due (reader thread)."""
         reader = self.reader
-        if reader is None:
+        if reader is None or not self.speaks_hex:
             return
+        if reader.hex is not None and reader.hex is not self._hex_session:
+            self._hex_session = reader.hex  # a new connection: maybe another device
+            self.hex.reset()
+            for request in self.hex.ask_identity():
+                reader.request_hex(request)
         for request in self.hex.due(self.context.clock.now()):
             reader.request_hex(request)
+
+    def _same_device(self, snapshot: Snapshot) -> bool:
+        """Return False while the port carries another device than the first one read.
+
+        A renumbered ttyUSB (or a swapped cable) must not mix a second device's values
+        into the first one's rows: the serial number (TEXT SER#, else HEX 0x010A) of
+        the first device is kept; another one is logged once and its values unused.
+        """
+        key = snapshot.serial or _first_serial(self.hex.identity.get("serial"))
+        if key is None:
+            # Without SER# in TEXT (a BMV-700), hold a reconnected port's values until
+            # its HEX serial number is known or the device did not tell it.
+            return self._device_key is None or not self.hex.serial_pending
+        if self._device_key is None:
+            self._device_key = key
+        if key == self._device_key:
+            if self._wrong_device is not None:
+                log.warning("%s: device SER# %s is back on %s; its values are used again",
+                            self.name, key, self.reader.port if self.reader else "?")
+                self._wrong_device = None
+            return True
+        if self._wrong_device != key:
+            self._wrong_device = key
+            log.warning("%s: %s now carries SER# %s, not SER# %s read before; its values are "
+                        "not used (restart to adopt the new device)", self.name,
+                        self.reader.port if self.reader else "?", key, self._device_key)
+        return False
 
     def _updated(self, _name: str, snapshot: Snapshot) -> None:
         """Tell the listeners about a new complete snapshot."""
