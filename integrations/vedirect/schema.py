@@ -48,7 +48,7 @@ class VedirectConnector(Connector):
     intervalDataSend: int | None = None  # noqa: N815
     delimiters: dict[str, str] = field(default_factory=dict)
     # HEX (issue 22, docs/hex.md): "auto" speaks HEX only when an input names a HEX
-    # register; "full" also reads the identity and the MPPT's history at every connect;
+    # register or reads the history (history: true); "full" also reads the identity and the MPPT's history at every connect;
     # "never" never writes a byte to the port. Not "full" by default: a device whose RX
     # pin is set to remote on/off would take our bytes as a switch (HEX.md Q4).
     hex: str = "auto"
@@ -83,4 +83,11 @@ class VedirectConnector(Connector):
 
 @dataclass
 class VedirectInput(InputItem):
-    """An input reading columns of a VE.Direct device (``device`` is informational)."""
+    """An input reading columns of a VE.Direct device (``device`` is informational).
+
+    ``history: true`` makes it an input of the MPPT's own day records instead (HEX,
+    issue 22: one row per closed device day, dated by the device's day; see
+    ``integrations/vedirect/history.py``). Its columns default to every day field.
+    """
+
+    history: bool = False

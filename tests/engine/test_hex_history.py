@@ -1,0 +1,121 @@
+"""The MPPT's day history back-filled into the local store (issue 22 point 5).
+
+Through the simulator's ptys: a simulated MPPT with 30 past days. A first daemon run
+stores each closed day once, keyed by serial and day_seq, dated by the device's day.
+The daemon is then stopped while the device lives two more days (its clock jumps an
+hour at a time, so the device rolls its day twice at first light, as it does); a
+second run sees both new days, once, and none of the old ones twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tests.engine.helpers import registry_with_recorders
+from vemonitor.clock import ScaledClock, SystemClock
+from vemonitor.config.build import build_run
+from vemonitor.engine import Engine
+from hw_sim import Simulator
+
+SPEED = 20.0
+
+
+class JumpClock:
+    """A scaled clock that a test can move forward (the device lives on while we are away)."""
+
+    def __init__(self, speed: float) -> None:
+        self.base = ScaledClock(SystemClock(), speed)
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return self.base.now() + self.offset
+
+    def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
+        return self.base.sleep(seconds, stop)
+
+
+def _config(tmp_path: Path) -> dict[str, Any]:
+    sim_dir = tmp_path / "sim"
+    return {
+        "block": {"name": "Days", "inputs": {"serial": {
+            "mppt": {"source": "mppt", "time_interval": 1, "columns": ["V", "HSDS"]},
+            "mppt_days": {"source": "mppt", "time_interval": 1, "history": True},
+        }}, "outputs": {"sqlite": {"store": {"time_interval": 1, "cache_interval": 1,
+                                             "path": str(tmp_path / "store.sqlite")}}}},
+        "appConnectors": {"serial": {"mppt": {"serialPort": str(sim_dir / "ttyVE_mppt")}}},
+        "state_dir": str(tmp_path / "state"), "stale_after": 10.0, "speed": SPEED,
+    }
+
+
+def _days(path: Path) -> list[tuple[float, dict[str, Any]]]:
+    with sqlite3.connect(path) as db:
+        return [(t, json.loads(v)) for t, v in db.execute(
+            'SELECT time, "values" FROM rows WHERE source = ? ORDER BY time', ("mppt_days",))]
+
+
+def _run(config: dict[str, Any], clock: JumpClock, seconds: float) -> None:
+    registry = registry_with_recorders({})
+    spec = build_run(config, registry)
+    engine = Engine(spec, registry, clock)
+    try:
+        engine.run(seconds)
+    finally:
+        engine.shutdown()
+
+
+def _wait(predicate: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_two_days_missed_while_stopped_are_stored_once_after(tmp_path: Path) -> None:
+    clock = JumpClock(SPEED)
+    config = _config(tmp_path)
+    with Simulator(["mppt"], tmp_path / "sim", clock=clock, autostart=False) as sim:
+        device = sim.devices["mppt"]
+        device.hex.seed_history(30, seed=3)
+        sim.start()
+        _run(config, clock, 200)
+        first = _days(tmp_path / "store.sqlite")
+        serial = device.hex.serial
+        hsds_before = int(device.hex.fields["HSDS"])
+        # Stopped: the device lives 48 more hours, one hour at a time, a block in each.
+        for _ in range(48):
+            written = device.counters.blocks_written
+            clock.offset += 3600.0
+            assert _wait(lambda: device.counters.blocks_written > written + 1, 30)
+        hsds_after = int(device.hex.fields["HSDS"])
+        _run(config, clock, 200)
+        second = _days(tmp_path / "store.sqlite")
+    assert (hsds_after - hsds_before) % 365 == 2, (hsds_before, hsds_after)
+    # First run: the 30 seeded closed days, each once, keyed by serial and day_seq.
+    assert len(first) == 30, [v["day_seq"] for _, v in first]
+    assert {v["serial"] for _, v in first} == {serial}
+    assert len({v["day_seq"] for _, v in first}) == 30
+    # Second run: the two days closed while stopped, once each; nothing twice.
+    keys = Counter((v["serial"], v["day_seq"]) for _, v in second)
+    assert max(keys.values()) == 1
+    new = {v["day_seq"] for _, v in second} - {v["day_seq"] for _, v in first}
+    assert new == {hsds_before, (hsds_before + 1) % 365}, new
+    # Dated by the device's day: consecutive day_seqs are consecutive local midnights.
+    by_seq = {v["day_seq"]: t for t, v in second}
+    for seq, when in by_seq.items():
+        stamp = datetime.fromtimestamp(when)
+        assert (stamp.hour, stamp.minute) == (0, 0)
+        if (seq + 1) % 365 in by_seq:
+            later = datetime.fromtimestamp(by_seq[(seq + 1) % 365])
+            assert (later.date() - stamp.date()).days == 1
+    # The rows hold the day record's fields (HEX.md §4.1), agreeing with the device.
+    latest = next(v for _, v in second if v["day_seq"] == (hsds_before + 1) % 365)
+    assert {"yield_kwh", "max_power_w", "battery_v_max", "battery_v_min"} <= set(latest)
