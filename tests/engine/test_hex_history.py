@@ -23,6 +23,7 @@ from vemonitor.clock import ScaledClock, SystemClock
 from vemonitor.config.build import build_run
 from vemonitor.engine import Engine
 from hw_sim import Simulator
+from tests.integrations.redis.support import raw, redis_server  # noqa: F401 (fixtures)
 
 SPEED = 20.0
 
@@ -119,3 +120,32 @@ def test_two_days_missed_while_stopped_are_stored_once_after(tmp_path: Path) -> 
     # The rows hold the day record's fields (HEX.md §4.1), agreeing with the device.
     latest = next(v for _, v in second if v["day_seq"] == (hsds_before + 1) % 365)
     assert {"yield_kwh", "max_power_w", "battery_v_max", "battery_v_min"} <= set(latest)
+
+
+def test_day_rows_reach_a_real_redis_once_however_often_read(tmp_path: Path,
+                                                             redis_server: Any,
+                                                             raw: Any) -> None:
+    """Two daemon runs read the same 30 days: Redis (HmapTimeSeries) holds each day once,
+    at the day's own time, with the same values as the local store."""
+    clock = JumpClock(SPEED)
+    config = _config(tmp_path)
+    config["appConnectors"]["redis"] = {"local": {"host": "127.0.0.1",
+                                                  "port": redis_server.port, "db": 0}}
+    config["block"]["outputs"]["redis"] = {"days": {
+        "source": "local", "time_interval": 1, "cache_interval": 1,
+        "structure": "HmapTimeSeries", "redis_node": "solar", "max_items": 3600,
+        "columns": {"mppt_days": []}}}
+    with Simulator(["mppt"], tmp_path / "sim", clock=clock, autostart=False) as sim:
+        sim.devices["mppt"].hex.seed_history(30, seed=3)
+        sim.start()
+        _run(config, clock, 200)
+        first = raw.hgetall("solar_mppt_days")
+        _run(config, clock, 200)
+        second = raw.hgetall("solar_mppt_days")
+    stored = _days(tmp_path / "store.sqlite")
+    assert len(first) == 30 and second == first
+    days = {json.loads(v)["day_seq"] for v in second.values()}
+    assert len(days) == 30
+    assert sorted(int(t) for t in second) == sorted(int(t) for t, _ in stored)
+    for when, values in stored:
+        assert json.loads(second[str(int(when))]) == values
