@@ -299,3 +299,13 @@ def test_hex_identity_registers_are_no_entities() -> None:
     """serial_number / model_name describe the device, like SER# and PID."""
     assert not ha.is_entity("serial_number") and not ha.is_entity("model_name")
     assert ha.is_entity("yield_today")
+
+
+def test_day_record_columns_are_announced_as_the_last_closed_day() -> None:
+    """A history input's yield_kwh (issue 22): energy in kWh, no state class (steps daily)."""
+    platform, payload = config("yield_kwh", node="mppt_days")
+    check_schema("sensor", payload)
+    assert (platform, payload["device_class"], payload["unit_of_measurement"]) == (
+        "sensor", "energy", "kWh")
+    assert "state_class" not in payload and "closed day" in payload["name"]
+    assert not ha.is_entity("serial")
