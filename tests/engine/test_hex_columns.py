@@ -89,3 +89,18 @@ def test_an_unknown_register_name_is_a_config_error_listing_valid_ones(tmp_path:
     assert "\n" not in line
     assert "'yield_todya'" in line and "nearest: 'yield_today'" in line
     assert "load_current" in line and "battery_temperature" in line and "capacity" in line
+
+
+def test_an_mppt_with_fw_152_or_older_is_never_polled(tmp_path: Path) -> None:
+    """FW 1.23 pauses TEXT while HEX flows (HEX.md T1): no byte is written, TEXT rows flow."""
+    config = _config(tmp_path)
+    config["appConnectors"]["serial"]["mppt"]["serialPort"] = str(
+        tmp_path / "sim" / "ttyVE_mppt_fw123")
+    recorders: dict[str, Recorder] = {}
+    with running(config, recorders, ["mppt_fw123"], tmp_path / "sim",
+                 speed=5) as (engine, sim):
+        engine.run(30)
+        written = sim.devices["mppt_fw123"].port.bytes_received
+    rows = _stored(tmp_path / "store.sqlite")
+    assert written == 0
+    assert len(rows) >= 20 and all(set(r) == set(TEXT_COLUMNS) for r in rows)
