@@ -251,6 +251,9 @@ class VedirectSource:
             self.history.today_seq = record.day_seq
             return
         snapshot = self.reader.latest if self.reader is not None else None
+        hsds = snapshot.raw.get("HSDS") if snapshot is not None else None
+        if self.history.today_seq is None and hsds is not None and hsds.isdigit():
+            self.history.today_seq = int(hsds)  # TEXT HSDS is today's day_seq (HEX.md §4.1)
         serial = (snapshot.serial if snapshot is not None else None) or _first_serial(
             self.hex.identity.get("serial"))
         if serial is None:
