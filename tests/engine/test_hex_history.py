@@ -149,3 +149,32 @@ def test_day_rows_reach_a_real_redis_once_however_often_read(tmp_path: Path,
     assert sorted(int(t) for t in second) == sorted(int(t) for t, _ in stored)
     for when, values in stored:
         assert json.loads(second[str(int(when))]) == values
+
+
+def test_day_rows_reach_a_real_influxdb_once_however_often_read(tmp_path: Path) -> None:
+    """Two runs: InfluxDB 1.x holds each device day once (same series, same time), at the
+    day's own timestamp, with the day's yield."""
+    from tests.integrations.influxdb2.servers import InfluxDB1Server
+
+    clock = JumpClock(SPEED)
+    config = _config(tmp_path)
+    with InfluxDB1Server(workdir=tmp_path / "influx") as influx:
+        influx.influxql("CREATE DATABASE vemonitor", post=True)
+        config["appConnectors"]["influxdb2"] = {"legacy": {
+            "host": influx.url, "api": "v1", "username": "vemonitor", "auth": "secret-pw"}}
+        config["block"]["outputs"]["influxdb2"] = {"tsdb": {
+            "source": "legacy", "db": "vemonitor", "time_interval": 1, "cache_interval": 1,
+            "columns": {"mppt_days": []}}}
+        with Simulator(["mppt"], tmp_path / "sim", clock=clock, autostart=False) as sim:
+            sim.devices["mppt"].hex.seed_history(30, seed=3)
+            sim.start()
+            _run(config, clock, 200)
+            _run(config, clock, 200)
+        points = influx.points("vemonitor")
+    stored = {int(t): v for t, v in _days(tmp_path / "store.sqlite")}
+    assert len(points) == 30, len(points)
+    for point in points:
+        when = int(datetime.fromisoformat(point["time"].replace("Z", "+00:00")).timestamp()) \
+            if isinstance(point["time"], str) else int(point["time"])
+        assert when in stored
+        assert point["yield_kwh"] == stored[when]["yield_kwh"]
