@@ -7,7 +7,6 @@ from enum import Enum
 
 from vemonitor.api import Connector, InputItem
 
-
 HEX_MODES = ("auto", "full", "never")  # words YAML does not read as booleans
 
 
@@ -48,9 +47,10 @@ class VedirectConnector(Connector):
     intervalDataSend: int | None = None  # noqa: N815
     delimiters: dict[str, str] = field(default_factory=dict)
     # HEX (issue 22, docs/hex.md): "auto" speaks HEX only when an input names a HEX
-    # register or reads the history (history: true); "full" also reads the identity and the MPPT's history at every connect;
-    # "never" never writes a byte to the port. Not "full" by default: a device whose RX
-    # pin is set to remote on/off would take our bytes as a switch (HEX.md Q4).
+    # register or reads the history (history: true); "full" also reads the identity and
+    # the MPPT's history at every connect; "never" never writes a byte to the port.
+    # Not "full" by default: a device whose RX pin is set to remote on/off would take
+    # our bytes as a switch (HEX.md Q4).
     hex: str = "auto"
 
     def validate(self) -> None:

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from vemonitor_integrations.vedirect.history import Anchors, History
 from vemonitor_integrations.vedirect.hexpoll import HexColumns, hex_columns
+from vemonitor_integrations.vedirect.history import Anchors, History
 from vemonitor_integrations.vedirect.scanner import scanner_for
 from vemonitor_integrations.vedirect.schema import VedirectConnector
 

@@ -37,7 +37,7 @@ def test_port_json_prints_one_object_per_day_agreeing_with_the_device(
     assert status == 0, err
     days = [json.loads(line) for line in out.splitlines()]
     assert len(days) == 31
-    assert all(REQUIRED <= set(day) for day in days)
+    assert all(set(day) >= REQUIRED for day in days)
     assert days[-1]["day_seq"] == hsds  # today last
     assert [d["day_seq"] for d in days] == [(hsds - 30 + n) % 365 for n in range(31)]
     assert abs(days[-1]["yield_kwh"] - h20 / 100) <= 0.02

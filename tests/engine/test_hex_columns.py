@@ -19,9 +19,9 @@ import pytest
 
 from tests.engine.helpers import Recorder, block_config, running
 from vemonitor.api import ConfigError
+from vemonitor.clock import SystemClock
 from vemonitor.config.build import build_run
 from vemonitor.engine.wiring import wire
-from vemonitor.clock import SystemClock
 from vemonitor.registry import Registry
 
 HEX_COLUMNS = ["yield_today", "load_current", "charger_max_current", "battery_temperature"]

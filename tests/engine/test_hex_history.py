@@ -18,12 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hw_sim import Simulator
 from tests.engine.helpers import registry_with_recorders
 from vemonitor.clock import ScaledClock, SystemClock
 from vemonitor.config.build import build_run
 from vemonitor.engine import Engine
-from hw_sim import Simulator
-from tests.integrations.redis.support import raw, redis_server  # noqa: F401 (fixtures)
 
 SPEED = 20.0
 
@@ -95,7 +94,7 @@ def test_two_days_missed_while_stopped_are_stored_once_after(tmp_path: Path) -> 
         for _ in range(48):
             written = device.counters.blocks_written
             clock.offset += 3600.0
-            assert _wait(lambda: device.counters.blocks_written > written + 1, 30)
+            assert _wait(lambda seen=written: device.counters.blocks_written > seen + 1, 30)
         hsds_after = int(device.hex.fields["HSDS"])
         _run(config, clock, 200)
         second = _days(tmp_path / "store.sqlite")
