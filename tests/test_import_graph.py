@@ -70,12 +70,13 @@ LAYERS: dict[str, int] = {
     "vemonitor.cli_strict": COMMAND,  # the command line checked before a run (issue 13)
     "vemonitor.report": COMMAND,  # `vemonitor report` (issue 13)
     "vemonitor.hex_cli": COMMAND,  # `vemonitor hex get` (issue 22)
+    "vemonitor.history_cli": COMMAND,  # `vemonitor history` (issue 22)
     "vemonitor.decode_cli": COMMAND,
     "vemonitor.__main__": COMMAND,
 }
 # What integrations and hw_sim may import of vemonitor: the contract and the codec.
 PLUGIN_ALLOWED = ("vemonitor.api", "vemonitor.vedirect", "vemonitor.serial_reader",
-                  "vemonitor.scan")
+                  "vemonitor.hex_session", "vemonitor.scan")
 HW_SIM_ALLOWED = ("vemonitor.api", "vemonitor.vedirect", "vemonitor.clock")
 
 

@@ -213,7 +213,7 @@ def help_text() -> str:
              "  vemonitor [KEY=VALUE ...]          run a block (no block=: the Demo, simulated)",
              "  vemonitor -m KEY=A,B ...           a sweep: one run per value (give duration=)",
              "  vemonitor --cfg job [KEY=VALUE]    print the composed configuration (secrets ***)",
-             "  vemonitor scan | integrations | report | hex   (each with --help)",
+             "  vemonitor scan | integrations | report | hex | history   (each with --help)",
              "  vemonitor --version | --help | help | --hydra-help", "",
              "run-level keys (KEY=VALUE; default, meaning):"]
     rows = key_defaults()

@@ -33,6 +33,12 @@ def _hex(args: list[str]) -> int:
     return hex_command(args)
 
 
+def _history(args: list[str]) -> int:
+    from vemonitor.history_cli import history_command
+
+    return history_command(args)
+
+
 # Subcommand -> what runs it (argv after the subcommand -> exit status). Imported lazily:
 # `vemonitor report` need not load the serial stack, nor a run the report's.
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
@@ -40,6 +46,7 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "integrations": _integrations,
     "report": _report,
     "hex": _hex,
+    "history": _history,
 }
 
 # Every flag vemonitor accepts, and whether it takes a value (Hydra's flags, and the

@@ -39,7 +39,7 @@ from typing import Any, NoReturn
 
 from vemonitor.config.paths import default_state_dir
 from vemonitor.vedirect import tables
-from vemonitor.vedirect.days import daily_kwh
+from vemonitor.vedirect.days import daily_kwh, record_kwh, with_records
 
 # (title, columns that may hold it (device label first, then ref_cols names), unit)
 SERIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -165,9 +165,31 @@ def gaps(times: Sequence[float]) -> list[tuple[float, float]]:
     return [(a, b) for a, b in zip(times, times[1:]) if b - a > limit]
 
 
-def daily_yield(rows: SourceRows) -> list[tuple[str, float]]:
-    """Return (date, kWh) per device day (HSDS or the H20 reset delimits it; see days.py)."""
-    return [(day, kwh) for day, kwh in daily_kwh(rows) if abs(kwh) <= MAX_CHART_VALUE]
+def daily_yield(rows: SourceRows, records: dict[str, dict[str, float]] | None = None
+                ) -> list[tuple[str, float]]:
+    """Return (date, kWh) per device day (HSDS or the H20 reset delimits it; see days.py).
+
+    The device's own day records (a ``history: true`` input in the same store) take
+    precedence where present (issue 22): those of the rows' SER#, or the only device's.
+    """
+    days = daily_kwh(rows)
+    own = _records_of(rows, records or {})
+    if own and (days or _is_record_rows(rows)):
+        days = with_records(days, own)
+    return [(day, kwh) for day, kwh in days if abs(kwh) <= MAX_CHART_VALUE]
+
+
+def _is_record_rows(rows: SourceRows) -> bool:
+    return any("day_seq" in values and "yield_kwh" in values for _, values in rows)
+
+
+def _records_of(rows: SourceRows, records: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Return the day records of the device behind ``rows`` (by SER#, or the only one)."""
+    serials = {str(values.get("SER#") or values.get("serial")) for _, values in rows
+               if values.get("SER#") or values.get("serial")}
+    if len(serials) == 1 and (serial := serials.pop()) in records:
+        return records[serial]
+    return next(iter(records.values())) if len(records) == 1 and not serials else {}
 
 
 def alarms(rows: SourceRows) -> list[tuple[float, float, str]]:
@@ -292,6 +314,7 @@ def render(store: Path, data: dict[str, SourceRows], start: float,
             f"{sum(len(r) for r in data.values())} rows</p>"]
     if not data:
         body.append('<p class="muted">No rows in this period.</p>')
+    records = record_kwh(row for rows in data.values() for row in rows)
     for source, rows in data.items():
         body.append(f"<h2>{html.escape(source)}</h2>")
         holes = gaps([t for t, _ in rows])
@@ -304,7 +327,7 @@ def render(store: Path, data: dict[str, SourceRows], start: float,
             if points:
                 body.append(f"<h3>{html.escape(title)} ({unit})</h3>")
                 body.append(line_chart(f"{source} {title}", unit, points, start, end))
-        days = daily_yield(rows)
+        days = daily_yield(rows, records)
         if days:
             body.append("<h3>Daily yield (kWh)</h3>")
             body.append(bar_chart(f"{source} daily yield", "kWh", days))

@@ -27,6 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from vemonitor.vedirect.fields import FIELD_BY_LABEL, IDENTITY_LABELS, FieldSpec
+from vemonitor.vedirect.hex_registers import (
+    DAY_RECORD_FIELDS,
+    HEX_FIELD_BY_NAME,
+    IDENTITY_REGISTERS,
+)
 
 MANUFACTURER = "Victron Energy"
 ORIGIN_NAME = "vemonitor"
@@ -175,7 +180,8 @@ def label_of(column: str, names: Mapping[str, str]) -> str:
 
 def is_entity(label: str) -> bool:
     """Return True when a column becomes an entity (identity fields do not)."""
-    return label not in IDENTITY_LABELS
+    # "serial" is a day-record row's key (issue 22), the device's identity too.
+    return label not in IDENTITY_LABELS and label not in IDENTITY_REGISTERS and label != "serial"
 
 
 def _get(column: str) -> str:
@@ -230,7 +236,10 @@ def device_id(device: DeviceInfo) -> str:
 def component_config(node: str, column: str, label: str, device: DeviceInfo,
                      layout: Layout) -> tuple[str, dict[str, Any]]:
     """Return the component id and config (in ``cmps``) of one column of one input's device."""
-    spec = FIELD_BY_LABEL.get(label)
+    # A TEXT label, else a HEX register named as a column, else a day-record column
+    # (issue 22): the same FieldSpec rows.
+    spec = (FIELD_BY_LABEL.get(label) or HEX_FIELD_BY_NAME.get(label)
+            or DAY_RECORD_FIELDS.get(label))
     kind = spec.kind if spec else "text"
     platform = COMPONENT_BY_KIND.get(kind, "sensor")
     template = TEMPLATE_BY_KIND.get(kind, _plain_template)

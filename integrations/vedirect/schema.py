@@ -7,6 +7,8 @@ from enum import Enum
 
 from vemonitor.api import Connector, InputItem
 
+HEX_MODES = ("auto", "full", "never")  # words YAML does not read as booleans
+
 
 class TestType(Enum):
     """How a serialTest recognises a device (the seed's two kinds)."""
@@ -48,11 +50,19 @@ class VedirectConnector(Connector):
     blockLengthInputs: int | None = None  # noqa: N815
     intervalDataSend: int | None = None  # noqa: N815
     delimiters: dict[str, str] = field(default_factory=dict)
+    # HEX (issue 22, docs/hex.md): "auto" speaks HEX only when an input names a HEX
+    # register or reads the history (history: true); "full" also reads the identity and
+    # the MPPT's history at every connect; "never" never writes a byte to the port.
+    # Not "full" by default: a device whose RX pin is set to remote on/off would take
+    # our bytes as a switch (HEX.md Q4).
+    hex: str = "auto"
 
     def validate(self) -> None:
         """Check the connector can find its port (no I/O)."""
         if not self.serialPort and not self.serialTest:
             raise ValueError("needs serialPort or serialTest (or both)")
+        if self.hex not in HEX_MODES:
+            raise ValueError(f"hex must be one of {', '.join(HEX_MODES)}, got {self.hex!r}")
         if self.baud != 19200:
             raise ValueError(f"VE.Direct runs at 19200 baud, got baud={self.baud}")
         for name, test in self.serialTest.items():
@@ -77,4 +87,11 @@ class VedirectConnector(Connector):
 
 @dataclass
 class VedirectInput(InputItem):
-    """An input reading columns of a VE.Direct device (``device`` is informational)."""
+    """An input reading columns of a VE.Direct device (``device`` is informational).
+
+    ``history: true`` makes it an input of the MPPT's own day records instead (HEX,
+    issue 22: one row per closed device day, dated by the device's day; see
+    ``integrations/vedirect/history.py``). Its columns default to every day field.
+    """
+
+    history: bool = False

@@ -9,13 +9,23 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from vemonitor_integrations.vedirect.hexpoll import HexColumns, hex_columns
+from vemonitor_integrations.vedirect.history import Anchors, History
 from vemonitor_integrations.vedirect.scanner import scanner_for
 from vemonitor_integrations.vedirect.schema import VedirectConnector
 
-from vemonitor.api import Context, InputItem, supervised
+from vemonitor.api import ConfigError, Context, InputItem, Row, supervised
+from vemonitor.hex_session import Outcome, get
 from vemonitor.scan import matches
 from vemonitor.serial_reader import SerialReader
 from vemonitor.vedirect.fields import FIELD_BY_LABEL, Value
+from vemonitor.vedirect.hex import DayRecord, Reading, TotalRecord
+from vemonitor.vedirect.hex_registers import (
+    HEX_FIELD_BY_NAME,
+    HISTORY_DAY0,
+    HISTORY_DAYS,
+    HISTORY_TOTAL,
+)
 from vemonitor.vedirect.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -30,6 +40,13 @@ def describe_unknown(column: str, known: list[str]) -> str:
     nearest = difflib.get_close_matches(column.upper(), list(by_upper), n=1, cutoff=0.5)
     hint = f" (nearest known label: '{by_upper[nearest[0]]}')" if nearest else ""
     return f"'{column}'{hint}"
+
+
+def _first_serial(value: object) -> str | None:
+    """Return the first serial of a HEX 0x010A answer (a BMV sends two, comma-separated: VS)."""
+    if not value:
+        return None
+    return str(value).split(",")[0].strip() or None
 
 
 class VedirectSource:
@@ -50,6 +67,15 @@ class VedirectSource:
         # Columns asked for that are not VE.Direct fields: checked against the first
         # snapshot, then named in one warning (vemonitor_m8 dropped them silently).
         self._unknown_columns: dict[str, None] = {}
+        # HEX registers named as columns, polled through the reader (issue 22 point 3).
+        self.hex = HexColumns()
+        self._hex_session: object | None = None  # the reader session identity was asked on
+        self._device_key: str | None = None  # SER# (TEXT or HEX) of the first device read
+        self._wrong_device: str | None = None  # the key of another device now on the port
+        # The MPPT's day records as rows of the history inputs (issue 22 point 5).
+        self.history = History(Anchors(context.state_dir))
+        self._last_snapshot_at: float | None = None
+        self._last_hsds: str | None = None
 
     # ------------------------------------------------------------------ contract
     def start(self) -> None:
@@ -91,7 +117,11 @@ class VedirectSource:
         snapshot = reader.latest if reader is not None else None
         if snapshot is None or snapshot.received_at is None or not self._identity_ok(snapshot):
             return None
-        return snapshot.values, snapshot.received_at
+        if not self._same_device(snapshot):
+            return None
+        values = self.hex.merged(snapshot.values, self.context.clock.now(),
+                                 self.context.stale_after)
+        return values, snapshot.received_at
 
     def device(self) -> dict[str, Any]:
         """Return the device's identity (from its latest snapshot) and availability."""
@@ -101,6 +131,15 @@ class VedirectSource:
         if snapshot is not None:
             info.update(pid=snapshot.pid, product=snapshot.product, serial=snapshot.serial,
                         firmware=snapshot.firmware, hardware=snapshot.raw.get("HC#"))
+        # HEX identity (issue 22 point 4): the device's own model name is the best
+        # product name; serial, PID and firmware fill what TEXT lacks (a BMV-700 sends
+        # no SER#).
+        found = dict(self.hex.identity)
+        if found.get("model"):
+            info["product"] = found["model"]
+        for key in ("serial", "pid", "firmware"):
+            if not info.get(key) and found.get(key):
+                info[key] = str(found[key])
         return info
 
     def stats(self) -> dict[str, Any]:
@@ -117,8 +156,20 @@ class VedirectSource:
 
     def subscribe(self, item: InputItem) -> None:
         """Learn an input's columns, to name those neither the field table nor the device has."""
+        if getattr(item, "history", False):
+            if self.config.hex == "never":
+                raise ConfigError(f"input {item.name}: history: true needs HEX, but connector "
+                                  f"{self.name} has hex: never")
+            self.history.inputs.append(item.name)
+            return
+        named = hex_columns(item.name, item.columns)
+        if named and self.config.hex == "never":
+            raise ConfigError(f"input {item.name}: columns {', '.join(named)} are HEX "
+                              f"registers but connector {self.name} has hex: never")
+        self.hex.add(named, item.time_interval)
         for column in item.columns:
-            if column not in FIELD_BY_LABEL and column not in NOT_FIELDS:
+            if (column not in FIELD_BY_LABEL and column not in NOT_FIELDS
+                    and column not in HEX_FIELD_BY_NAME):
                 self._unknown_columns[column] = None
 
     # ------------------------------------------------------------------ internals
@@ -162,6 +213,7 @@ class VedirectSource:
         reader = SerialReader(self.name, path, clock=self.context.clock,
                               stale_after=self.context.stale_after, initial=initial)
         reader.subscribe(self._updated)
+        reader.subscribe_hex(self._hex_update)
         with self._lock:
             old, self.reader = self.reader, reader
         if old is not None:
@@ -169,8 +221,128 @@ class VedirectSource:
             self._reconnects += 1
         reader.start()
 
+    def _hex_update(self, _name: str, item: Outcome | Reading) -> None:
+        """Keep a HEX reply or async line (reader thread)."""
+        now = self.context.clock.now()
+        self.hex.take(item, now)
+        reading = item.reading if isinstance(item, Outcome) else item
+        if reading is None or reading.error:
+            return
+        if isinstance(reading.value, TotalRecord) and isinstance(item, Outcome):
+            self._read_days(reading.value.days)
+        elif isinstance(reading.value, DayRecord):
+            self._take_day(reading.register - HISTORY_DAY0, reading.value, now)
+
+    def _read_history(self, reader: SerialReader, why: str) -> None:
+        """Ask for the history total; its answer asks for the days (reader thread)."""
+        if self.reads_history:
+            log.debug("%s: reading the device's history (%s)", self.name, why)
+            reader.request_hex(get(HISTORY_TOTAL))
+
+    def _read_days(self, days: int) -> None:
+        """Ask for today (to learn its day_seq) and each available past day."""
+        reader = self.reader
+        if reader is None or not self.reads_history:
+            return
+        for n in range(min(days, HISTORY_DAYS)):
+            reader.request_hex(get(HISTORY_DAY0 + n))
+
+    def _take_day(self, n: int, record: DayRecord, now: float) -> None:
+        """Keep a day record: record 0 says which day is today, the others become rows."""
+        if n == 0:
+            self.history.today_seq = record.day_seq
+            return
+        snapshot = self.reader.latest if self.reader is not None else None
+        hsds = snapshot.raw.get("HSDS") if snapshot is not None else None
+        if self.history.today_seq is None and hsds is not None and hsds.isdigit():
+            self.history.today_seq = int(hsds)  # TEXT HSDS is today's day_seq (HEX.md §4.1)
+        serial = (snapshot.serial if snapshot is not None else None) or _first_serial(
+            self.hex.identity.get("serial"))
+        if serial is None:
+            log.debug("%s: day %d read before the serial number; not kept", self.name,
+                      record.day_seq)
+            return
+        self.history.add(serial, record, now)
+
+    @property
+    def speaks_hex(self) -> bool:
+        """Return True when this connector may write HEX requests (see schema ``hex``)."""
+        return self.config.hex == "full" or (
+            self.config.hex == "auto" and bool(self.hex.names or self.history.inputs))
+
+    @property
+    def reads_history(self) -> bool:
+        """Return True when day records are read (an input wants them, or hex: full)."""
+        return self.config.hex == "full" or (self.config.hex == "auto"
+                                             and bool(self.history.inputs))
+
+    def forwards_item(self, input_name: str) -> bool:
+        """Return True for a history input: its rows are day rows, forwarded, not sampled."""
+        return input_name in self.history.inputs
+
+    def rows_since(self, after: float, input_name: str | None = None) -> list[Row]:
+        """Return the day rows newer than ``after`` (history inputs only)."""
+        return self.history.since(after, input_name)
+
+    def _poll_hex(self) -> None:
+        """Ask for identity once per connection and the HEX columns when due (reader thread)."""
+        reader = self.reader
+        if reader is None or not self.speaks_hex:
+            return
+        if reader.hex is not None and reader.hex is not self._hex_session:
+            self._hex_session = reader.hex  # a new connection: maybe another device
+            self.hex.reset()
+            for request in self.hex.ask_identity():
+                reader.request_hex(request)
+            self._read_history(reader, "connect")
+        for request in self.hex.due(self.context.clock.now()):
+            reader.request_hex(request)
+
+    def _history_triggers(self, snapshot: Snapshot) -> None:
+        """Read the history again after a gap in the stream and when the device's day rolls."""
+        reader = self.reader
+        now = self.context.clock.now()
+        previous, self._last_snapshot_at = self._last_snapshot_at, now
+        last_hsds, self._last_hsds = self._last_hsds, snapshot.raw.get("HSDS")
+        if reader is None or reader.hex is not self._hex_session:
+            return  # a new connection reads it in _poll_hex
+        if previous is not None and now - previous > self.context.stale_after:
+            self._read_history(reader, "gap")
+        elif last_hsds is not None and self._last_hsds not in (None, last_hsds):
+            self._read_history(reader, "day roll")
+
+    def _same_device(self, snapshot: Snapshot) -> bool:
+        """Return False while the port carries another device than the first one read.
+
+        A renumbered ttyUSB (or a swapped cable) must not mix a second device's values
+        into the first one's rows: the serial number (TEXT SER#, else HEX 0x010A) of
+        the first device is kept; another one is logged once and its values unused.
+        """
+        key = snapshot.serial or _first_serial(self.hex.identity.get("serial"))
+        if key is None:
+            # Without SER# in TEXT (a BMV-700), hold a reconnected port's values until
+            # its HEX serial number is known or the device did not tell it.
+            return self._device_key is None or not self.hex.serial_pending
+        if self._device_key is None:
+            self._device_key = key
+        if key == self._device_key:
+            if self._wrong_device is not None:
+                log.warning("%s: device SER# %s is back on %s; its values are used again",
+                            self.name, key, self.reader.port if self.reader else "?")
+                self._wrong_device = None
+            return True
+        if self._wrong_device != key:
+            self._wrong_device = key
+            log.warning("%s: %s now carries SER# %s, not SER# %s read before; its values are "
+                        "not used (restart to adopt the new device)", self.name,
+                        self.reader.port if self.reader else "?", key, self._device_key)
+        return False
+
     def _updated(self, _name: str, snapshot: Snapshot) -> None:
         """Tell the listeners about a new complete snapshot."""
+        if snapshot.complete:
+            self._poll_hex()
+            self._history_triggers(snapshot)
         if snapshot.complete and self._unknown_columns:
             self._warn_unknown_columns(snapshot)
         if snapshot.complete:

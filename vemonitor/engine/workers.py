@@ -93,8 +93,8 @@ class InputWorker:
         That is when the newest snapshot is unused, falls in the slot
         [due - interval, due), and the next one is not expected before ``due``.
         """
-        if not self.pushes:
-            return False  # polled sources (Redis) are read at ticks only
+        if not self.pushes or self.forwards:
+            return False  # polled sources (Redis) and forwarded rows are read at ticks only
         latest = self.source.latest()
         if latest is None:
             return False
@@ -122,6 +122,11 @@ class InputWorker:
 
         Such rows keep their own times and are passed on one by one, never sampled.
         """
+        # A source serving sampled and forwarded inputs (the VE.Direct source: live
+        # columns, and the MPPT's day records: issue 22) says which items it forwards.
+        forwards_item = getattr(self.source, "forwards_item", None)
+        if callable(forwards_item):
+            return bool(forwards_item(self.spec.name))
         return isinstance(self.source, ForwardsRows)
 
     def _forward(self, at: float) -> Row | None:

@@ -146,4 +146,28 @@ def daily_kwh(rows: Iterable[tuple[float, Mapping[str, Any]]]) -> list[tuple[str
     return sorted(totals.items())
 
 
-__all__ = ["DeviceDay", "daily_kwh", "yield_days"]
+def record_kwh(rows: Iterable[tuple[float, Mapping[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Return serial -> {YYYY-MM-DD: kWh} of the device's own day records (issue 22).
+
+    A day record row (``vemonitor_integrations.vedirect.history``: ``serial``,
+    ``day_seq``, ``yield_kwh``) is stamped at the local midnight of its device day, so
+    its date is its time's local date.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for time_, values in rows:
+        kwh = _number(values, ("yield_kwh",))
+        if "day_seq" not in values or values.get("serial") is None or kwh is None:
+            continue
+        out.setdefault(str(values["serial"]), {})[_local_date(time_).isoformat()] = kwh
+    return out
+
+
+def with_records(rule_days: list[tuple[str, float]], records: Mapping[str, float]
+                 ) -> list[tuple[str, float]]:
+    """Return the rule's daily yields with the device's own records taking precedence."""
+    merged = dict(rule_days)
+    merged.update(records)
+    return sorted(merged.items())
+
+
+__all__ = ["DeviceDay", "daily_kwh", "record_kwh", "with_records", "yield_days"]

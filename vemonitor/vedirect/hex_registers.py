@@ -340,6 +340,35 @@ HEX_FIELD_BY_NAME: dict[str, FieldSpec] = {
 IDENTITY_REGISTERS = frozenset({"product_block", "app_version", "group_id", "serial_number",
                                 "model_name", "capabilities"})
 
+# The columns of a day-record row (a ``history: true`` input, one row per closed device
+# day; HEX.md §4.1 fields). An entity of such an input shows the newest closed day:
+# "yield yesterday" and the day's totals from the device's own record. No state class:
+# the value steps once a day (as TEXT H22/H23 in fields.py).
+DAY_RECORD_FIELDS: dict[str, FieldSpec] = {spec.label: spec for spec in (
+    FieldSpec("day_seq", "Day sequence number (device day record)", "int"),
+    FieldSpec("yield_kwh", "Yield of the last closed day (device record)", "scaled", "kWh",
+              ha_device_class="energy"),
+    FieldSpec("consumed_kwh", "Load consumption of the last closed day", "scaled", "kWh",
+              ha_device_class="energy"),
+    FieldSpec("max_power_w", "Maximum power of the last closed day", "int", "W",
+              ha_device_class="power"),
+    FieldSpec("bulk_min", "Time in bulk on the last closed day", "int", "min",
+              ha_device_class="duration"),
+    FieldSpec("absorption_min", "Time in absorption on the last closed day", "int", "min",
+              ha_device_class="duration"),
+    FieldSpec("float_min", "Time in float on the last closed day", "int", "min",
+              ha_device_class="duration"),
+    FieldSpec("battery_v_max", "Maximum battery voltage of the last closed day", "scaled",
+              "V", ha_device_class="voltage"),
+    FieldSpec("battery_v_min", "Minimum battery voltage of the last closed day", "scaled",
+              "V", ha_device_class="voltage"),
+    FieldSpec("battery_i_max", "Maximum battery current of the last closed day", "scaled",
+              "A", ha_device_class="current"),
+    FieldSpec("pv_v_max", "Maximum panel voltage of the last closed day", "scaled", "V",
+              ha_device_class="voltage"),
+    FieldSpec("errors", "Errors of the last closed day (ERR codes)", "text"),
+)}
+
 HISTORY_TOTAL = 0x104F
 HISTORY_DAY0 = 0x1050
 HISTORY_DAYS = 31  # 0x1050 (today) .. 0x106E (30 days ago), VR

@@ -274,3 +274,38 @@ def test_dropped_components_are_sent_as_their_platform_only() -> None:
 def test_legacy_per_entity_topics_are_recognised(topic: str, legacy: bool) -> None:
     assert ha.legacy_topic(topic, LAYOUT) is legacy
     assert json.loads(ha.MIGRATE_PAYLOAD) == {"migrate_discovery": True}
+
+
+@pytest.mark.parametrize(("name", "device_class", "state_class", "unit"), [
+    ("yield_today", "energy", "total_increasing", "kWh"),
+    ("load_current", "current", "measurement", "A"),
+    ("battery_temperature", "temperature", "measurement", "°C"),
+    ("capacity", None, None, "Ah"),
+])
+def test_hex_register_columns_get_their_register_classes(name: str, device_class: str | None,
+                                                         state_class: str | None,
+                                                         unit: str) -> None:
+    """A HEX register named as a column (issue 22) is announced with its FieldSpec's classes."""
+    platform, payload = config(name)
+    assert platform == "sensor"
+    check_schema("sensor", payload)
+    assert payload.get("device_class") == device_class
+    assert payload.get("state_class") == state_class
+    assert payload["unit_of_measurement"] == unit
+    assert payload["value_template"] == "{{ value_json.get(\"%s\") }}" % name
+
+
+def test_hex_identity_registers_are_no_entities() -> None:
+    """serial_number / model_name describe the device, like SER# and PID."""
+    assert not ha.is_entity("serial_number") and not ha.is_entity("model_name")
+    assert ha.is_entity("yield_today")
+
+
+def test_day_record_columns_are_announced_as_the_last_closed_day() -> None:
+    """A history input's yield_kwh (issue 22): energy in kWh, no state class (steps daily)."""
+    platform, payload = config("yield_kwh", node="mppt_days")
+    check_schema("sensor", payload)
+    assert (platform, payload["device_class"], payload["unit_of_measurement"]) == (
+        "sensor", "energy", "kWh")
+    assert "state_class" not in payload and "closed day" in payload["name"]
+    assert not ha.is_entity("serial")

@@ -1,0 +1,158 @@
+"""The MPPT's own day history as rows (issue 22 point 5; HEX.md §4).
+
+At each connection, after every gap in the TEXT stream and whenever the device's day
+(``HSDS``) moves on, the source reads the history total (0x104F) and then each
+available closed day record (0x1051 .. 0x1050 + days - 1). Each closed day becomes one
+row of every input with ``history: true``:
+
+* **Keyed** by the device's serial number and its day sequence number (``serial``,
+  ``day_seq`` in the row).
+* **Dated** by that day sequence number: the row's time is the local midnight of the
+  day's date, counted from an anchor kept per serial number in the state directory
+  (``hex_history.json``: the day_seq of "today" and the local date it was first seen
+  on). The MPPT has no clock and its day rolls at first light, not at midnight
+  (issue 26, days.py), so a date is computed once and then only ever counted in
+  device days: a re-read, a restart or a read at 01:00 give the same time to the same
+  day. Decision: the anchor's date is the host's local date at the first read; a
+  first-ever read between midnight and the charger's first light dates every day one
+  day late (once, consistently).
+* **Idempotent**: a day always has the same input, time and values, so a store that
+  keys rows by (input, time) keeps it once however often it is written (the local
+  SQLite store's INSERT OR REPLACE, InfluxDB/VictoriaMetrics points, Redis hashes,
+  EmonCms at the day's timestamp). The engine forwards each day once per run
+  (``since``); a new run re-sends the 30 days, which the sinks store once.
+* Today's record (0x1050) is not a row: it is still growing (``yield_today`` and
+  TEXT H20 carry it); it becomes a row once closed.
+
+A value the device marks not available is absent from the row (``null`` in
+``vemonitor history --json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from vemonitor.api import Row
+from vemonitor.vedirect.hex import DayRecord
+
+log = logging.getLogger(__name__)
+
+ANCHOR_FILE = "hex_history.json"
+DAYS_IN_SEQ = 365  # HSDS counts 0..364 (PROTOCOL.md), then wraps
+# The row's columns, in order (the day record's fields, HEX.md §4.1, VR layout).
+DAY_COLUMNS = ("serial", "day_seq", "yield_kwh", "consumed_kwh", "max_power_w", "bulk_min",
+               "absorption_min", "float_min", "battery_v_max", "battery_v_min",
+               "battery_i_max", "pv_v_max", "errors")
+
+
+def seq_offset(seq: int, anchor_seq: int) -> int:
+    """Return how many device days ``seq`` lies after ``anchor_seq`` (wrap-aware, ±182)."""
+    diff = (seq - anchor_seq) % DAYS_IN_SEQ
+    return diff - DAYS_IN_SEQ if diff > DAYS_IN_SEQ // 2 else diff
+
+
+def day_date(seq: int, anchor_seq: int, anchor_date: date) -> date:
+    """Return the local date of device day ``seq``, counted from the anchor."""
+    return anchor_date + timedelta(days=seq_offset(seq, anchor_seq))
+
+
+def midnight(day: date) -> float:
+    """Return the epoch of the local midnight starting ``day``."""
+    return datetime(day.year, day.month, day.day).timestamp()
+
+
+def day_values(serial: str, record: DayRecord) -> dict[str, Any]:
+    """Return a day record as row values; not-available fields are left out."""
+    values: dict[str, Any] = {"serial": serial}
+    for name in DAY_COLUMNS[1:]:
+        value = getattr(record, name)
+        if name == "errors":
+            value = ",".join(str(code) for code in value if code) or None
+        if value is not None:
+            values[name] = value
+    return values
+
+
+class Anchors:
+    """Per serial number: the day_seq of a today and its local date, kept on disk."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.path = Path(state_dir) / ANCHOR_FILE
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as err:
+            log.warning("%s unreadable (%s); history dates start again from today", self.path,
+                        err)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def get(self, serial: str, today_seq: int, today: date) -> tuple[int, date]:
+        """Return the anchor of ``serial``; the first time, (today_seq, today) is kept."""
+        with self._lock:
+            data = self._load()
+            entry = data.get(serial)
+            if isinstance(entry, dict) and "day_seq" in entry and "date" in entry:
+                try:
+                    return int(entry["day_seq"]), date.fromisoformat(str(entry["date"]))
+                except ValueError:
+                    pass
+            data[serial] = {"day_seq": today_seq, "date": today.isoformat()}
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, self.path)
+            return today_seq, today
+
+
+@dataclass
+class History:
+    """Day rows of one connector, waiting for the history inputs to forward them."""
+
+    anchors: Anchors
+    rows: dict[tuple[str, int], Row] = field(default_factory=dict)  # (serial, day_seq) -> row
+    inputs: list[str] = field(default_factory=list)  # the inputs with history: true
+    today_seq: int | None = None  # the device's current day, from 0x1050 or HSDS
+    # What each history input was handed: (serial, day_seq) -> the values handed.
+    delivered: dict[str, dict[tuple[str, int], Any]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, serial: str, record: DayRecord, now: float) -> Row | None:
+        """Turn a closed day record into a row (for every history input); None for today."""
+        if self.today_seq is None or record.day_seq == self.today_seq:
+            return None
+        if seq_offset(record.day_seq, self.today_seq) >= 0:
+            return None  # not a closed day (a stale record from before a roll)
+        anchor_seq, anchor_day = self.anchors.get(
+            serial, self.today_seq, datetime.fromtimestamp(now).date())
+        when = midnight(day_date(record.day_seq, anchor_seq, anchor_day))
+        row = Row(when, "", day_values(serial, record))
+        with self._lock:
+            self.rows[(serial, record.day_seq)] = row
+        return row
+
+    def since(self, after: float, input_name: str | None) -> list[Row]:
+        """Return the day rows not yet handed to ``input_name`` (or changed since), oldest first.
+
+        Not by time (``after`` is the engine's cursor, unused): days arrive newest
+        first, and a day read again later (after a timeout) is older than the cursor.
+        Each (serial, day_seq) is handed once per run unless the device changed it.
+        """
+        name = input_name or ""
+        with self._lock:
+            handed = self.delivered.setdefault(name, {})
+            fresh = [(key, row) for key, row in self.rows.items() if handed.get(key) != row.values]
+            for key, row in fresh:
+                handed[key] = row.values
+        return [Row(row.time, name, row.values) for _key, row in sorted(fresh, key=lambda kr: kr[1].time)]
