@@ -171,6 +171,7 @@ ALLOWED = {"start-up": {"summary", "start-up", "before-handlers"}, "running": {"
 
 
 @pytest.mark.slow
+@pytest.mark.cpu_heavy  # 8 Demo runs at a time: never beside the accelerated tests
 def test_200_sigterms_at_random_moments_all_end_cleanly(tmp_path: Path) -> None:
     """200 SIGTERMs during start-up, steady state and stop: each run ends within its
     stop deadline with exit 0 and its summary (or, during start-up, the one line
@@ -179,10 +180,40 @@ def test_200_sigterms_at_random_moments_all_end_cleanly(tmp_path: Path) -> None:
     bad = [e for e in endings if e.kind not in ALLOWED[e.phase]]
     assert not bad, bad[:3]
     kinds = {e.kind for e in endings}
-    assert {"summary", "start-up"} <= kinds, kinds  # both moments were really hit
+    # Both moments were really hit: a run that stopped and one that ended before its
+    # engine ran. Which of the two early endings a random delay reaches depends on the
+    # machine's load (a busy machine is still in the interpreter's start); the one-line
+    # start-up ending itself is proven below, at a moment chosen for sure.
+    assert "summary" in kinds and kinds & {"start-up", "before-handlers"}, kinds
+
+
+def _children(pid: int) -> list[str]:
+    """The pids of ``pid``'s child processes (Linux /proc), [] once it has none or ended."""
+    try:
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_configuration_is_composed_ends_with_one_line(
+        tmp_path: Path, sig: signal.Signals) -> None:
+    """A signal while the forked compose child runs (the handlers are in place, nothing
+    has started): one line, exit 0 for SIGTERM and 130 for Ctrl-C, no summary."""
+    proc, out, err = _launch(tmp_path, [])
+    deadline = time.monotonic() + 60
+    while not _children(proc.pid):
+        assert proc.poll() is None and time.monotonic() < deadline, err.read_text()[-2000:]
+        time.sleep(0.001)
+    proc.send_signal(sig)
+    status = proc.wait(STOP_DEADLINE)
+    ending = _classify("start-up", sig, status, out.read_text(), err.read_text(),
+                       tmp_path / "state")
+    assert ending.kind == "start-up", ending
 
 
 @pytest.mark.slow
+@pytest.mark.cpu_heavy  # 8 Demo runs at a time: never beside the accelerated tests
 def test_sigint_at_random_moments_ends_cleanly(tmp_path: Path) -> None:
     """Ctrl-C once the daemon runs: exit 0 and the summary, every time."""
     endings = _signal_many(tmp_path, signal.SIGINT, 30, ("running",), seed=26)
