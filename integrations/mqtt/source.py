@@ -74,11 +74,13 @@ def client_id_for(connector: MqttConnector, ctx: Context, name: str) -> str:
 def parse_state(payload: bytes | bytearray, captures: dict[str, str]) -> tuple[float, dict[str, Value]]:
     """Return the time and values of a state message; raise ValueError when it is not one."""
     data = json.loads(payload)
-    if not isinstance(data, dict) or not isinstance(data.get("time"), int | float) \
-            or isinstance(data.get("time"), bool):
+    stamp = data.get("time") if isinstance(data, dict) else None
+    if not isinstance(stamp, int | float) or isinstance(stamp, bool) \
+            or not math.isfinite(stamp):
         raise ValueError("not a vemonitor state message (a JSON object with a numeric time)")
-    values = {k: v for k, v in data.items() if k not in RESERVED
-              and (v is None or isinstance(v, str | int | float | bool))}
+    # Every value goes on: the engine's field policy (vemonitor.fieldpolicy) types each
+    # one by its column and leaves out, counted, a list, NaN or a value of the wrong kind.
+    values = {k: v for k, v in data.items() if k not in RESERVED}
     values.update(captures)
     return float(data["time"]), values
 
