@@ -12,7 +12,8 @@ What is here:
   ``start()`` connects, ``close()`` is idempotent, ``write(batch)`` succeeds or raises;
 * optional abilities, each a ``runtime_checkable`` Protocol the engine checks with
   ``isinstance`` (never a ``getattr`` probe): :class:`PushesUpdates`,
-  :class:`ServesItems`, :class:`ForwardsRows`, :class:`DescribesDevice`,
+  :class:`ServesItems`, :class:`ForwardsRows`, :class:`AcknowledgesRows`,
+  :class:`DescribesDevice`,
   :class:`Lifecycle`;
 * what workers receive: :class:`Context`, :class:`InputInfo`; what an
   integration's ``setup(registry, manifest)`` may call: :class:`Registrar`;
@@ -138,6 +139,18 @@ class ForwardsRows(Protocol):
     """
 
     def rows_since(self, after: float, input_name: str | None = None) -> list[Row]: ...
+
+
+@runtime_checkable
+class AcknowledgesRows(Protocol):
+    """A forwarding source that acknowledges its rows only once they are stored (MQTT).
+
+    The engine calls ``stored(input_name, count)`` when the next ``count`` rows it took
+    from ``rows_since`` for that input, in the order they were handed, are in every
+    output's durable outbox (or were left out on purpose: a row the steps dropped).
+    """
+
+    def stored(self, input_name: str, count: int) -> None: ...
 
 
 @runtime_checkable

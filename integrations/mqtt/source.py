@@ -9,8 +9,11 @@ one member.
 Nothing lost, nothing doubled in the store: the session is persistent (a stable
 client id, ``clean_start`` false, ``session_expiry``), so the broker queues
 messages while we are away; messages are acknowledged by hand (paho
-``manual_ack``) only ``ack_after`` seconds after their row went to the engine, by
-when the outputs have it in their durable outbox. A process killed before that
+``manual_ack``) only once every row of them is in every output's durable outbox (the
+engine says so through ``stored``, vemonitor.api.AcknowledgesRows), plus
+``ack_after`` seconds. The engine takes rows only as fast as its cache has room
+(back-pressure), so unacknowledged messages pile up at the broker, which stops
+sending at our receive maximum, never in our memory. A process killed before that
 gets the message again from the broker when it comes back (same client id): the
 row is then written twice, and the store keeps it once because a point is
 identified by time + tags (InfluxDB; VictoriaMetrics with dedup). Reading never
@@ -95,7 +98,8 @@ class MqttSource:
         self.client_id = client_id_for(connector, ctx, name)
         self.items: dict[str, MqttInput] = {}
         self._queues: dict[str, deque[_Pending]] = {}
-        self._handed: deque[_Message] = deque()
+        self._handed: deque[_Message] = deque()  # messages stored, to acknowledge
+        self._unstored: dict[str, deque[_Message]] = {}  # per input: a row handed, not stored
         self._lock = threading.Lock()
         self._client: mqtt.Client | None = None
         self._connected = False
@@ -110,6 +114,7 @@ class MqttSource:
         """Attach an input item (before start; a running client subscribes at once)."""
         self.items[item.name] = item
         self._queues.setdefault(item.name, deque())
+        self._unstored.setdefault(item.name, deque())
         if self._client is not None and self._connected:
             self._client.subscribe(item.topic_filter(), options=SubscribeOptions(qos=item.qos))
 
@@ -148,7 +153,7 @@ class MqttSource:
         client, self._client = self._client, None
         if client is None:
             return
-        self._ack_due(client)
+        self._ack_due(client, wait=0.0)  # what the engine said is stored is in an outbox
         client.disconnect()
         client.loop_stop()
 
@@ -168,12 +173,29 @@ class MqttSource:
         with self._lock:
             for name in names:
                 if name in self.items:
-                    rows += self._take(name, now)
+                    taken = sorted(self._take(name, now), key=lambda p: p.row.time)
+                    self._unstored[name].extend(p.message for p in taken)
+                    rows += [p.row for p in taken]
         if self._client is not None:
             self._ack_due(self._client)
         rows.sort(key=lambda row: row.time)
         self._stats["rows"] += len(rows)
         return rows
+
+    def stored(self, input_name: str, count: int) -> None:
+        """Note that the next ``count`` rows handed for an input are stored; a message
+        all of whose rows are stored is acknowledged ``ack_after`` seconds later."""
+        now = self.clock.now()
+        with self._lock:
+            unstored = self._unstored.get(input_name, deque())
+            for _ in range(min(count, len(unstored))):
+                message = unstored.popleft()
+                message.left -= 1
+                if message.left == 0:
+                    message.handed_at = now
+                    self._handed.append(message)
+        if self._client is not None:
+            self._ack_due(self._client)
 
     def stats(self) -> dict[str, Any]:
         """Return the messages received, rows handed on, acks sent and the state."""
@@ -185,7 +207,7 @@ class MqttSource:
     def _expiry(self) -> int:
         return max((item.session_expiry for item in self.items.values()), default=86400)
 
-    def _take(self, name: str, now: float) -> list[Row]:
+    def _take(self, name: str, now: float) -> list[_Pending]:
         """Pop the rows of an input whose time has come (the engine stores time <= its tick)."""
         interval = self.items[name].time_interval
         cutoff = math.floor(now / interval + 1e-9) * interval
@@ -195,18 +217,14 @@ class MqttSource:
             if pending.row.time > cutoff:  # an edge clock ahead of ours: wait for it
                 kept.append(pending)
                 continue
-            taken.append(pending.row)
-            message = pending.message
-            message.left -= 1
-            if message.left == 0:
-                message.handed_at = now
-                self._handed.append(message)
+            taken.append(pending)
         self._queues[name] = kept
         return taken
 
-    def _ack_due(self, client: mqtt.Client) -> None:
-        """Send the PUBACKs of messages handed on at least ``ack_after`` seconds ago."""
-        wait = min((item.ack_after for item in self.items.values()), default=0.0)
+    def _ack_due(self, client: mqtt.Client, wait: float | None = None) -> None:
+        """Send the PUBACKs of messages stored at least ``ack_after`` seconds ago."""
+        if wait is None:
+            wait = min((item.ack_after for item in self.items.values()), default=0.0)
         now = self.clock.now()
         due: list[_Message] = []
         with self._lock:

@@ -134,12 +134,14 @@ class Engine:
         if self.stopped_at:
             return
         self.stopped_at = self.clock.now()
-        for source in self.sources.values():
-            source.close()
         deadline = time.monotonic() + STOP_TIMEOUT
         for output in self.outputs:
             output.tick(self.stopped_at)
             output.flush()
+        for worker in self.inputs:  # rows now in every outbox: an MQTT input acks them
+            worker.release()
+        for source in self.sources.values():
+            source.close()
         for output in self.outputs:
             output.stop(max(deadline - time.monotonic(), 0.1))
         if isinstance(self.cache, Lifecycle):

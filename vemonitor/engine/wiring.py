@@ -100,7 +100,8 @@ def _inputs(wiring: Wiring, spec: RunSpec, clock: Clock) -> None:
         if isinstance(source, ServesItems):  # a source serving several inputs learns each
             source.subscribe(item.item)
         wiring.inputs.append(InputWorker(item, source, chain(steps), wiring.cache,
-                                         wiring.context.stale_after, clock))
+                                         wiring.context.stale_after, clock,
+                                         (spec.cache or spec).max_data_points))
         wiring.context.inputs[item.name] = InputInfo(
             item.name, item.domain, item.connector, item.columns,
             {col: std for std, col in item.ref_cols}, source)
@@ -120,6 +121,8 @@ def _outputs(wiring: Wiring, spec: RunSpec, registry: Registry, clock: Clock) ->
                    delivery.synchronous) if reg.durable else MemoryOutbox(out.name, limits))
         wiring.outputs.append(OutputWorker(out, sink, wiring.cache, names, outbox, clock,
                                            standard))
+    for worker in wiring.inputs:  # back-pressure and acknowledgement look at their readers
+        worker.readers = [o for o in wiring.outputs if worker.spec.name in o.inputs]
 
 
 def _sink(out: OutputSpec, reg: Registration, spec: RunSpec, context: Context) -> Sink:
