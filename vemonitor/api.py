@@ -210,6 +210,7 @@ class Context:
     state_dir: str
     debug: bool = False
     stale_after: float = 5.0
+    max_time_skew: float = 86400.0  # a forwarded row further from the clock is refused
     port_globs: tuple[str, ...] = ()
     block: str = ""
     inputs: dict[str, InputInfo] = field(default_factory=dict)  # filled before sinks are built

@@ -95,6 +95,7 @@ class MqttSource:
         self.name = name
         self.connector = connector
         self.clock = ctx.clock
+        self.max_time_skew = ctx.max_time_skew
         self.client_id = client_id_for(connector, ctx, name)
         self.items: dict[str, MqttInput] = {}
         self._queues: dict[str, deque[_Pending]] = {}
@@ -214,7 +215,10 @@ class MqttSource:
         queue, kept, taken = self._queues[name], deque[_Pending](), []
         while queue:
             pending = queue.popleft()
-            if pending.row.time > cutoff:  # an edge clock ahead of ours: wait for it
+            # An edge clock a little ahead of ours: wait for it. Far ahead (beyond
+            # max_time_skew): hand it on now, for the engine to refuse and acknowledge,
+            # rather than hold the broker's receive window for ever.
+            if cutoff < pending.row.time <= now + self.max_time_skew:
                 kept.append(pending)
                 continue
             taken.append(pending)

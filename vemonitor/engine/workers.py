@@ -26,7 +26,7 @@ from vemonitor.api import (
 from vemonitor.clock import Clock
 from vemonitor.config.build import InputSpec, OutputSpec
 from vemonitor.delivery import RetryPolicy, Sender
-from vemonitor.fieldpolicy import FieldDrops, keep_good_fields
+from vemonitor.fieldpolicy import LOG_EVERY, FieldDrops, keep_good_fields
 from vemonitor.middlewares import Step, project
 from vemonitor.outbox import MemoryOutbox, Outbox, OutboxError
 from vemonitor.seed_values import seed_values
@@ -34,6 +34,7 @@ from vemonitor.vedirect.fields import jsonable
 
 log = logging.getLogger(__name__)
 
+PENDING = -1  # an _inflight cell of a row still waiting in the backlog
 DEVICE_PERIOD = 1.0  # VE.Direct text frames come once a second: the period assumed until learned
 
 
@@ -65,15 +66,20 @@ class InputWorker:
     """Makes one row per slot from its source's latest snapshot (see the module doc)."""
 
     def __init__(self, spec: InputSpec, source: Source, steps: Step, cache: Cache,
-                 stale_after: float, clock: Clock, max_points: int | None = None) -> None:
+                 stale_after: float, clock: Clock, max_points: int | None = None,
+                 max_skew: float = 86400.0) -> None:
         self.spec = spec
+        self.max_skew = max_skew  # a forwarded row further from the run's clock is refused
+        self._far_logged_at = -math.inf
         # Back-pressure (issue 25): forwarded rows enter the cache only while it has room
         # for them without pushing out a row some output has not taken yet; the others
         # wait in ``_backlog`` (and the source is not read again until it is empty).
         self.max_points = max_points
         self.readers: list[OutputWorker] = []  # the outputs taking this input's rows
-        self._backlog: deque[Row] = deque()
-        self._inflight: deque[int] = deque()  # cache arrival number per row handed, in order
+        self._backlog: deque[tuple[Row, list[int]]] = deque()
+        # Per row handed, in the order handed: [cache arrival number], [0] when there is
+        # nothing to wait for (refused, dropped), [PENDING] while it waits in the backlog.
+        self._inflight: deque[list[int]] = deque()
         self.clock = clock
         self.source = source
         self.steps = steps
@@ -152,11 +158,15 @@ class InputWorker:
         assert isinstance(self.source, ForwardsRows)
         self.release()
         if not self._backlog:
-            self._backlog.extend(self.source.rows_since(self._cursor, self.spec.name))
+            for row in self.source.rows_since(self._cursor, self.spec.name):
+                cell = [0 if self._far(row) else PENDING]  # far: refused, never redelivered
+                self._inflight.append(cell)
+                if cell[0] == PENDING:
+                    self._backlog.append((row, cell))
         room = self.room()
         last = None
         while self._backlog and room > 0:
-            row = self._backlog[0]
+            row, cell = self._backlog[0]
             if row.time > at:  # a later slot's row: a later tick takes it
                 break
             self._backlog.popleft()
@@ -164,11 +174,28 @@ class InputWorker:
             last = self._store(row.time, row.values, max(at - row.time, 0.0)) or last
             self._cursor = max(self._cursor, row.time)
             stored = self.cache.seq != seq
-            self._inflight.append(self.cache.seq if stored else 0)  # 0: nothing to wait for
+            cell[0] = self.cache.seq if stored else 0  # 0: nothing to wait for
             room -= stored
-        if self._backlog and self._backlog[0].time <= at:
+        if self._backlog and self._backlog[0][0].time <= at:
             self.stats.waited += 1
         return last
+
+    def _far(self, row: Row) -> bool:
+        """Refuse (count, say once an hour) a row stamped beyond ``max_skew`` of the run's
+        clock (an edge's wrong clock, ``"time": 0``): it would hold every later row back,
+        or be refused by a store for ever. The run's clock, not the wall's: the Demo's
+        simulated clock starts at its own moment and runs faster."""
+        now = self.clock.now()
+        if abs(row.time - now) <= self.max_skew:
+            return False
+        self.stats.dropped["time_far"] += 1
+        if now - self._far_logged_at >= LOG_EVERY:
+            self._far_logged_at = now
+            log.warning("input %s: a row stamped %.0f s %s the clock is refused (max_time_skew"
+                        " %g s; %d so far; said once an hour)", self.spec.name,
+                        abs(row.time - now), "ahead of" if row.time > now else "behind",
+                        self.max_skew, self.stats.dropped["time_far"])
+        return True
 
     def room(self) -> float:
         """Return how many rows the cache takes now without pushing out an untaken one."""
@@ -182,7 +209,7 @@ class InputWorker:
         durable = min((o.durable(self.spec.name) for o in self.readers),
                       default=self.cache.seq)
         count = 0
-        while self._inflight and self._inflight[0] <= durable:
+        while self._inflight and PENDING < self._inflight[0][0] <= durable:
             self._inflight.popleft()
             count += 1
         if count and isinstance(self.source, AcknowledgesRows):
