@@ -25,6 +25,10 @@ from typing import Any
 MAX_TEXT = 64 * 1024  # bytes of JSON per row (a VE.Direct row is under 2 KB)
 MAX_STRING = 256  # characters of one key (the longest VE.Direct label is 8)
 MAX_KEYS = 512
+# Containers ({ and [) one message may open: a row is a flat object (1); a few more are
+# tolerated (a value the field policy then leaves out as a list). Counted with
+# bytes.count before parsing (C speed), so a 100,000-deep message is never parsed.
+MAX_CONTAINERS = 64
 
 
 class BadRow(ValueError):
@@ -39,6 +43,9 @@ def loads(text: str | bytes) -> Any:
     """Parse JSON bounding size and depth; raise BadRow (NaN/Infinity parse as floats)."""
     if len(text) > MAX_TEXT:
         raise BadRow("too_large", f"{len(text)} bytes")
+    raw = text.encode("utf-8", "replace") if isinstance(text, str) else text
+    if raw.count(b"{") + raw.count(b"[") > MAX_CONTAINERS:
+        raise BadRow("too_deep", f"more than {MAX_CONTAINERS} objects or lists")
     try:
         return json.loads(text)
     except RecursionError:

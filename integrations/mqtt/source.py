@@ -23,13 +23,12 @@ raises into the engine: a broker that is down is logged once and paho reconnects
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import socket
 import ssl
 import threading
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,13 +39,18 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from vemonitor_integrations.mqtt.schema import MqttConnector, MqttInput
 
-from vemonitor.api import Context, Row, Value
+from vemonitor.api import MAX_ROW_TEXT, BadRow, Context, Row, Value, load_json
 
 log = logging.getLogger(__name__)
 
 RESERVED = ("time", "ts")  # state payload keys that are not columns (integrations/mqtt/sink.py)
 RECEIVE_MAXIMUM = 65535  # unacknowledged messages the broker may send us (held ack_after)
 MAX_QUEUE = 1_000_000  # rows waiting for the engine; beyond, the oldest go (counted)
+# MQTT v5 Maximum Packet Size asked of the broker: a larger message is never sent to us
+# (the broker drops it for this client; MQTT 5.0 section 3.1.2.11.8). The state message
+# itself is bounded at MAX_TEXT (vemonitor.outside) before parsing.
+MAX_PACKET = MAX_ROW_TEXT + 4096
+BAD_LOG_EVERY = 3600.0  # seconds between two log lines of one kind of bad message
 
 
 @dataclass
@@ -75,12 +79,13 @@ def client_id_for(connector: MqttConnector, ctx: Context, name: str) -> str:
 
 
 def parse_state(payload: bytes | bytearray, captures: dict[str, str]) -> tuple[float, dict[str, Value]]:
-    """Return the time and values of a state message; raise ValueError when it is not one."""
-    data = json.loads(payload)
+    """Return the time and values of a state message; raise BadRow (a ValueError) when it
+    is not one: too large, too deep (both checked before parsing), not JSON, no time."""
+    data = load_json(bytes(payload))
     stamp = data.get("time") if isinstance(data, dict) else None
     if not isinstance(stamp, int | float) or isinstance(stamp, bool) \
             or not math.isfinite(stamp):
-        raise ValueError("not a vemonitor state message (a JSON object with a numeric time)")
+        raise BadRow("not_state", "not a JSON object with a numeric time")
     # Every value goes on: the engine's field policy (vemonitor.fieldpolicy) types each
     # one by its column and leaves out, counted, a list, NaN or a value of the wrong kind.
     values = {k: v for k, v in data.items() if k not in RESERVED}
@@ -107,6 +112,8 @@ class MqttSource:
         self._logged = ""
         self._stats = {"messages": 0, "rows": 0, "invalid": 0, "acked": 0, "dropped": 0,
                        "reconnects": 0}
+        self.rejected: Counter[str] = Counter()  # bad messages set aside, by kind
+        self._bad_logged_at: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"MqttSource({self.name!r}, {self.connector.address()}, {self.client_id!r})"
@@ -144,6 +151,7 @@ class MqttSource:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = max(self._expiry(), 0)
             properties.ReceiveMaximum = RECEIVE_MAXIMUM
+            properties.MaximumPacketSize = MAX_PACKET
         client.connect_async(c.host, c.port, c.keepalive, clean_start=False if v5 else 3,
                              properties=properties)
         client.loop_start()
@@ -202,7 +210,8 @@ class MqttSource:
         """Return the messages received, rows handed on, acks sent and the state."""
         with self._lock:
             waiting = sum(len(q) for q in self._queues.values())
-        return {**self._stats, "waiting": waiting, "available": self._connected}
+        return {**self._stats, "waiting": waiting, "available": self._connected,
+                "rejected": dict(self.rejected)}
 
     # ------------------------------------------------------------------ helpers
     def _expiry(self) -> int:
@@ -249,9 +258,8 @@ class MqttSource:
                 continue
             try:
                 stamp, values = parse_state(message.payload, captures)
-            except ValueError as err:  # json errors are ValueErrors
-                self._stats["invalid"] += 1
-                log.debug("input %s: %s: %s", item.name, message.topic, err)
+            except BadRow as err:
+                self._set_aside(item.name, message.topic, err)
                 continue
             rows.append(Row(stamp, item.name, values))
         if not rows:
@@ -265,6 +273,19 @@ class MqttSource:
                     queue.popleft()
                     self._stats["dropped"] += 1
                 queue.append(_Pending(row, held))
+
+    def _set_aside(self, name: str, topic: str, err: BadRow) -> None:
+        """Count a bad message by kind; say each kind once an hour. It is acknowledged (it
+        makes no row), so the broker never redelivers it: a poison message costs itself."""
+        self._stats["invalid"] += 1
+        self.rejected[err.reason] += 1
+        now = self.clock.now()
+        if now - self._bad_logged_at.get(err.reason, -math.inf) < BAD_LOG_EVERY:
+            return
+        self._bad_logged_at[err.reason] = now
+        log.warning("input %s: a message on %.120s is set aside (%s) and acknowledged; "
+                    "%d of that kind so far (said once an hour)", name, topic, err,
+                    self.rejected[err.reason])
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                     properties: Any) -> None:
