@@ -12,7 +12,8 @@ What is here:
   ``start()`` connects, ``close()`` is idempotent, ``write(batch)`` succeeds or raises;
 * optional abilities, each a ``runtime_checkable`` Protocol the engine checks with
   ``isinstance`` (never a ``getattr`` probe): :class:`PushesUpdates`,
-  :class:`ServesItems`, :class:`ForwardsRows`, :class:`DescribesDevice`,
+  :class:`ServesItems`, :class:`ForwardsRows`, :class:`AcknowledgesRows`,
+  :class:`DescribesDevice`,
   :class:`Lifecycle`;
 * what workers receive: :class:`Context`, :class:`InputInfo`; what an
   integration's ``setup(registry, manifest)`` may call: :class:`Registrar`;
@@ -56,7 +57,9 @@ from vemonitor.logsafe import MASK as MASK
 from vemonitor.model import Batch as Batch
 from vemonitor.model import DropRow as DropRow
 from vemonitor.model import Row as Row
+from vemonitor.outside import MAX_TEXT as MAX_ROW_TEXT
 from vemonitor.outside import BadRow as BadRow
+from vemonitor.outside import loads as load_json
 from vemonitor.outside import parse_fields as parse_fields
 from vemonitor.outside import parse_values as parse_values
 from vemonitor.secretpolicy import check_host as check_host
@@ -142,6 +145,18 @@ class ForwardsRows(Protocol):
 
 
 @runtime_checkable
+class AcknowledgesRows(Protocol):
+    """A forwarding source that acknowledges its rows only once they are stored (MQTT).
+
+    The engine calls ``stored(input_name, count)`` when the next ``count`` rows it took
+    from ``rows_since`` for that input, in the order they were handed, are in every
+    output's durable outbox (or were left out on purpose: a row the steps dropped).
+    """
+
+    def stored(self, input_name: str, count: int) -> None: ...
+
+
+@runtime_checkable
 class DescribesDevice(Protocol):
     """A source that knows its device: available (bool), pid, product, serial, firmware."""
 
@@ -198,6 +213,7 @@ class Context:
     state_dir: str
     debug: bool = False
     stale_after: float = 5.0
+    max_time_skew: float = 86400.0  # a forwarded row further from the clock is refused
     port_globs: tuple[str, ...] = ()
     block: str = ""
     inputs: dict[str, InputInfo] = field(default_factory=dict)  # filled before sinks are built

@@ -74,8 +74,14 @@ class ReportError(Exception):
 
 
 # ------------------------------------------------------------------ reading
-def read_store(path: Path, start: float | None, end: float | None) -> dict[str, SourceRows]:
-    """Return source -> [(time, values)] of the store between start and end, oldest first."""
+def read_store(path: Path, start: float | None, end: float | None,
+               site: str | None = None) -> dict[str, SourceRows]:
+    """Return series -> [(time, values)] of the store between start and end, oldest first.
+
+    A series is an input, or, for a central input's rows (integrations/sqlite keys them
+    by site too), ``<input> <site>``: two sites never mix in one chart. ``site`` keeps
+    the rows of one site (``boat`` matches ``boat`` and ``boat/<node>``).
+    """
     if not path.is_file():
         raise ReportError(f"no store at {path} (run a block with a sqlite output first, "
                           "or give --store PATH; the Demo's is --demo)")
@@ -86,21 +92,29 @@ def read_store(path: Path, start: float | None, end: float | None) -> dict[str, 
     if end is not None:
         clauses.append("time <= ?")
         args.append(end)
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            found = conn.execute(f'SELECT source, time, "values" FROM rows{where} '
+            # A store of the first schema (no site column: one device per input) reads too.
+            has_site = any(r[1] == "site" for r in conn.execute("PRAGMA table_info(rows)"))
+            site_col = "site" if has_site else "''"
+            if site is not None:
+                clauses.append(f"({site_col} = ? OR {site_col} LIKE ? ESCAPE '\\')")
+                escaped = site.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                args += [site, escaped + "/%"]
+            where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+            found = conn.execute(f'SELECT source, {site_col}, time, "values" FROM rows{where} '
                                  "ORDER BY time", args).fetchall()
         finally:
             conn.close()
     except sqlite3.Error as err:
         raise ReportError(f"cannot read {path}: {err}") from err
     out: dict[str, SourceRows] = {}
-    for source, time_, values in found:
+    for source, row_site, time_, values in found:
         row = _stored_row(time_, values)
         if row is not None:
-            out.setdefault(str(source), []).append(row)
+            name = f"{source} {row_site}" if row_site else str(source)
+            out.setdefault(name, []).append(row)
     return out
 
 
@@ -400,6 +414,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hours", type=_hours, default=24.0, help="period length (default: 24)")
     p.add_argument("--out", type=Path, help="the HTML file (default: report.html beside "
                    "the store)")
+    p.add_argument("--site", help="only the rows of this site of a fleet (a central's store; "
+                   "SITE or SITE/NODE as the edges' topics name them; default: every site, "
+                   "each charted on its own)")
     return p
 
 
@@ -414,7 +431,10 @@ def report_command(args: list[str]) -> int:
                  else max(TIME_RANGE[0], end - timedelta(hours=opts.hours).total_seconds()))
         if start >= end:
             raise ReportError("--from must be before --to")
-        data = read_store(store, start, end)
+        data = read_store(store, start, end, opts.site)
+        if opts.site is not None and not data:
+            raise ReportError(f"--site {opts.site}: no rows of that site in {store} between "
+                              "--from and --to")
         out = opts.out or store.parent / "report.html"
         out.write_text(render(store, data, start, end), encoding="utf-8")
     except ReportError as err:

@@ -11,6 +11,7 @@ counted, and reads return nothing until it is back.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from typing import Any
@@ -38,23 +39,61 @@ def influxql(item: InfluxInput, after: float, limit: int) -> str:
             f"ORDER BY time ASC LIMIT {limit}")
 
 
-def parse_rows(answer: Any, name: str) -> list[Row]:
-    """Return the rows of a ``/query`` JSON answer (series tags become values)."""
+MAX_ANSWER = 64 * 1024 * 1024  # bytes of one /query answer (MAX_ROWS rows of ~100 fields)
+
+
+def load_answer(content: bytes) -> dict[str, Any]:
+    """Return a ``/query`` answer's JSON object; raise ValueError on anything else
+    (too large, nested too deep for the parser, not JSON, ``[]``: never a traceback)."""
+    if len(content) > MAX_ANSWER:
+        raise ValueError(f"answer of {len(content)} bytes (over {MAX_ANSWER})")
+    try:
+        answer = json.loads(content)
+    except RecursionError:
+        raise ValueError("answer nested too deep") from None
+    if not isinstance(answer, dict):
+        raise ValueError(f"not a /query answer (a JSON {type(answer).__name__})")
+    return answer
+
+
+def _row(columns: Any, values: Any, tags: Any, name: str) -> Row:
+    """Return one row of a series; raise ValueError/TypeError/KeyError when it is not one."""
+    record = dict(zip(columns, values, strict=True))
+    stamp = float(record.pop("time"))
+    if not math.isfinite(stamp):
+        raise ValueError("time is not finite")
+    data: dict[str, Value] = {**{k: v for k, v in dict(tags or {}).items() if v},
+                              **{k: v for k, v in record.items() if v is not None}}
+    return Row(stamp / 1000.0, name, data)
+
+
+def parse_rows(answer: dict[str, Any], name: str) -> tuple[list[Row], int]:
+    """Return the rows of a ``/query`` answer (series tags become values) and the number
+    of rows that could not be read: a bad row costs itself, never the others."""
     rows: list[Row] = []
-    for result in answer.get("results", []):
+    bad = 0
+    results = answer.get("results", [])
+    for result in results if isinstance(results, list) else ():
+        if not isinstance(result, dict):
+            bad += 1
+            continue
         if "error" in result:
-            raise ValueError(str(result["error"]))
-        for series in result.get("series", []):
-            columns = series["columns"]
-            tags = series.get("tags") or {}
-            for values in series.get("values", []):
-                record = dict(zip(columns, values, strict=True))
-                stamp = record.pop("time")
-                data: dict[str, Value] = {**{k: v for k, v in tags.items() if v},
-                                          **{k: v for k, v in record.items() if v is not None}}
-                rows.append(Row(float(stamp) / 1000.0, name, data))
+            raise ValueError(str(result["error"])[:200])
+        all_series = result.get("series", [])
+        for series in all_series if isinstance(all_series, list) else ():
+            try:
+                columns, tags = series["columns"], series.get("tags")
+                values_list = list(series.get("values", []))
+            except (AttributeError, KeyError, TypeError):
+                bad += 1
+                continue
+            for values in values_list:
+                try:
+                    rows.append(_row(columns, values, tags, name))
+                except (ValueError, TypeError, KeyError, OverflowError):
+                    bad += 1
     rows.sort(key=lambda row: row.time)
-    return rows
+    return rows, bad
 
 
 class InfluxSource:
@@ -69,7 +108,8 @@ class InfluxSource:
         self._session: requests.Session | None = None
         self._started_at: float | None = None
         self._failing = False
-        self._stats = {"rows": 0, "errors": 0, "reconnects": 0}
+        self._stats = {"rows": 0, "errors": 0, "reconnects": 0, "invalid": 0}
+        self._bad_logged_at = -math.inf
 
     def __repr__(self) -> str:
         return f"InfluxSource({self.name!r}, {self.connector.address()})"
@@ -132,7 +172,7 @@ class InfluxSource:
             if response.status_code != 200:
                 raise ValueError(f"HTTP {response.status_code}: "
                                  f"{snippet(response.text, self.connector.auth)}")
-            rows = parse_rows(response.json(), item.name)
+            rows, bad = parse_rows(load_answer(response.content), item.name)
         except requests.RequestException as err:
             if deadline.expired:
                 return self._failed(item, url, ValueError(
@@ -141,6 +181,14 @@ class InfluxSource:
             return self._failed(item, url, ValueError(self._mismatch(reason)) if reason else err)
         except (ValueError, KeyError, TypeError) as err:
             return self._failed(item, url, err)
+        if bad:
+            self._stats["invalid"] += bad
+            now = self.clock.now()
+            if now - self._bad_logged_at >= 3600.0:  # one line an hour, the count goes on
+                self._bad_logged_at = now
+                log.warning("input %s: influxDb2 %s: %d rows of an answer could not be read "
+                            "and are skipped (%d so far; said once an hour)", item.name, url,
+                            bad, self._stats["invalid"])
         if self._failing:
             log.info("input %s: influxDb2 %s available again", item.name, url)
             self._failing = False

@@ -129,7 +129,7 @@ class MqttInput(InputItem):
     topic: str = "vemonitor/{node}/state"
     share_group: str | None = None
     qos: int = 1
-    ack_after: float = 5.0  # seconds a row waits in the outputs' outbox before its PUBACK
+    ack_after: float = 5.0  # seconds a stored row waits in the outputs' outbox before its PUBACK
     session_expiry: int = 86400  # seconds the broker keeps our queue while we are away
 
     def validate(self) -> None:

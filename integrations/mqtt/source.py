@@ -9,8 +9,11 @@ one member.
 Nothing lost, nothing doubled in the store: the session is persistent (a stable
 client id, ``clean_start`` false, ``session_expiry``), so the broker queues
 messages while we are away; messages are acknowledged by hand (paho
-``manual_ack``) only ``ack_after`` seconds after their row went to the engine, by
-when the outputs have it in their durable outbox. A process killed before that
+``manual_ack``) only once every row of them is in every output's durable outbox (the
+engine says so through ``stored``, vemonitor.api.AcknowledgesRows), plus
+``ack_after`` seconds. The engine takes rows only as fast as its cache has room
+(back-pressure), so unacknowledged messages pile up at the broker, which stops
+sending at our receive maximum, never in our memory. A process killed before that
 gets the message again from the broker when it comes back (same client id): the
 row is then written twice, and the store keeps it once because a point is
 identified by time + tags (InfluxDB; VictoriaMetrics with dedup). Reading never
@@ -20,13 +23,12 @@ raises into the engine: a broker that is down is logged once and paho reconnects
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import socket
 import ssl
 import threading
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,13 +39,18 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from vemonitor_integrations.mqtt.schema import MqttConnector, MqttInput
 
-from vemonitor.api import Context, Row, Value
+from vemonitor.api import MAX_ROW_TEXT, BadRow, Context, Row, Value, load_json
 
 log = logging.getLogger(__name__)
 
 RESERVED = ("time", "ts")  # state payload keys that are not columns (integrations/mqtt/sink.py)
 RECEIVE_MAXIMUM = 65535  # unacknowledged messages the broker may send us (held ack_after)
 MAX_QUEUE = 1_000_000  # rows waiting for the engine; beyond, the oldest go (counted)
+# MQTT v5 Maximum Packet Size asked of the broker: a larger message is never sent to us
+# (the broker drops it for this client; MQTT 5.0 section 3.1.2.11.8). The state message
+# itself is bounded at MAX_TEXT (vemonitor.outside) before parsing.
+MAX_PACKET = MAX_ROW_TEXT + 4096
+BAD_LOG_EVERY = 3600.0  # seconds between two log lines of one kind of bad message
 
 
 @dataclass
@@ -72,13 +79,16 @@ def client_id_for(connector: MqttConnector, ctx: Context, name: str) -> str:
 
 
 def parse_state(payload: bytes | bytearray, captures: dict[str, str]) -> tuple[float, dict[str, Value]]:
-    """Return the time and values of a state message; raise ValueError when it is not one."""
-    data = json.loads(payload)
-    if not isinstance(data, dict) or not isinstance(data.get("time"), int | float) \
-            or isinstance(data.get("time"), bool):
-        raise ValueError("not a vemonitor state message (a JSON object with a numeric time)")
-    values = {k: v for k, v in data.items() if k not in RESERVED
-              and (v is None or isinstance(v, str | int | float | bool))}
+    """Return the time and values of a state message; raise BadRow (a ValueError) when it
+    is not one: too large, too deep (both checked before parsing), not JSON, no time."""
+    data = load_json(bytes(payload))
+    stamp = data.get("time") if isinstance(data, dict) else None
+    if not isinstance(stamp, int | float) or isinstance(stamp, bool) \
+            or not math.isfinite(stamp):
+        raise BadRow("not_state", "not a JSON object with a numeric time")
+    # Every value goes on: the engine's field policy (vemonitor.fieldpolicy) types each
+    # one by its column and leaves out, counted, a list, NaN or a value of the wrong kind.
+    values = {k: v for k, v in data.items() if k not in RESERVED}
     values.update(captures)
     return float(data["time"]), values
 
@@ -90,16 +100,20 @@ class MqttSource:
         self.name = name
         self.connector = connector
         self.clock = ctx.clock
+        self.max_time_skew = ctx.max_time_skew
         self.client_id = client_id_for(connector, ctx, name)
         self.items: dict[str, MqttInput] = {}
         self._queues: dict[str, deque[_Pending]] = {}
-        self._handed: deque[_Message] = deque()
+        self._handed: deque[_Message] = deque()  # messages stored, to acknowledge
+        self._unstored: dict[str, deque[_Message]] = {}  # per input: a row handed, not stored
         self._lock = threading.Lock()
         self._client: mqtt.Client | None = None
         self._connected = False
         self._logged = ""
         self._stats = {"messages": 0, "rows": 0, "invalid": 0, "acked": 0, "dropped": 0,
                        "reconnects": 0}
+        self.rejected: Counter[str] = Counter()  # bad messages set aside, by kind
+        self._bad_logged_at: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"MqttSource({self.name!r}, {self.connector.address()}, {self.client_id!r})"
@@ -108,6 +122,7 @@ class MqttSource:
         """Attach an input item (before start; a running client subscribes at once)."""
         self.items[item.name] = item
         self._queues.setdefault(item.name, deque())
+        self._unstored.setdefault(item.name, deque())
         if self._client is not None and self._connected:
             self._client.subscribe(item.topic_filter(), options=SubscribeOptions(qos=item.qos))
 
@@ -136,6 +151,7 @@ class MqttSource:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = max(self._expiry(), 0)
             properties.ReceiveMaximum = RECEIVE_MAXIMUM
+            properties.MaximumPacketSize = MAX_PACKET
         client.connect_async(c.host, c.port, c.keepalive, clean_start=False if v5 else 3,
                              properties=properties)
         client.loop_start()
@@ -146,7 +162,7 @@ class MqttSource:
         client, self._client = self._client, None
         if client is None:
             return
-        self._ack_due(client)
+        self._ack_due(client, wait=0.0)  # what the engine said is stored is in an outbox
         client.disconnect()
         client.loop_stop()
 
@@ -166,45 +182,62 @@ class MqttSource:
         with self._lock:
             for name in names:
                 if name in self.items:
-                    rows += self._take(name, now)
+                    taken = sorted(self._take(name, now), key=lambda p: p.row.time)
+                    self._unstored[name].extend(p.message for p in taken)
+                    rows += [p.row for p in taken]
         if self._client is not None:
             self._ack_due(self._client)
         rows.sort(key=lambda row: row.time)
         self._stats["rows"] += len(rows)
         return rows
 
+    def stored(self, input_name: str, count: int) -> None:
+        """Note that the next ``count`` rows handed for an input are stored; a message
+        all of whose rows are stored is acknowledged ``ack_after`` seconds later."""
+        now = self.clock.now()
+        with self._lock:
+            unstored = self._unstored.get(input_name, deque())
+            for _ in range(min(count, len(unstored))):
+                message = unstored.popleft()
+                message.left -= 1
+                if message.left == 0:
+                    message.handed_at = now
+                    self._handed.append(message)
+        if self._client is not None:
+            self._ack_due(self._client)
+
     def stats(self) -> dict[str, Any]:
         """Return the messages received, rows handed on, acks sent and the state."""
         with self._lock:
             waiting = sum(len(q) for q in self._queues.values())
-        return {**self._stats, "waiting": waiting, "available": self._connected}
+        return {**self._stats, "waiting": waiting, "available": self._connected,
+                "rejected": dict(self.rejected)}
 
     # ------------------------------------------------------------------ helpers
     def _expiry(self) -> int:
         return max((item.session_expiry for item in self.items.values()), default=86400)
 
-    def _take(self, name: str, now: float) -> list[Row]:
+    def _take(self, name: str, now: float) -> list[_Pending]:
         """Pop the rows of an input whose time has come (the engine stores time <= its tick)."""
         interval = self.items[name].time_interval
         cutoff = math.floor(now / interval + 1e-9) * interval
         queue, kept, taken = self._queues[name], deque[_Pending](), []
         while queue:
             pending = queue.popleft()
-            if pending.row.time > cutoff:  # an edge clock ahead of ours: wait for it
+            # An edge clock a little ahead of ours: wait for it. Far ahead (beyond
+            # max_time_skew): hand it on now, for the engine to refuse and acknowledge,
+            # rather than hold the broker's receive window for ever.
+            if cutoff < pending.row.time <= now + self.max_time_skew:
                 kept.append(pending)
                 continue
-            taken.append(pending.row)
-            message = pending.message
-            message.left -= 1
-            if message.left == 0:
-                message.handed_at = now
-                self._handed.append(message)
+            taken.append(pending)
         self._queues[name] = kept
         return taken
 
-    def _ack_due(self, client: mqtt.Client) -> None:
-        """Send the PUBACKs of messages handed on at least ``ack_after`` seconds ago."""
-        wait = min((item.ack_after for item in self.items.values()), default=0.0)
+    def _ack_due(self, client: mqtt.Client, wait: float | None = None) -> None:
+        """Send the PUBACKs of messages stored at least ``ack_after`` seconds ago."""
+        if wait is None:
+            wait = min((item.ack_after for item in self.items.values()), default=0.0)
         now = self.clock.now()
         due: list[_Message] = []
         with self._lock:
@@ -225,9 +258,8 @@ class MqttSource:
                 continue
             try:
                 stamp, values = parse_state(message.payload, captures)
-            except ValueError as err:  # json errors are ValueErrors
-                self._stats["invalid"] += 1
-                log.debug("input %s: %s: %s", item.name, message.topic, err)
+            except BadRow as err:
+                self._set_aside(item.name, message.topic, err)
                 continue
             rows.append(Row(stamp, item.name, values))
         if not rows:
@@ -241,6 +273,19 @@ class MqttSource:
                     queue.popleft()
                     self._stats["dropped"] += 1
                 queue.append(_Pending(row, held))
+
+    def _set_aside(self, name: str, topic: str, err: BadRow) -> None:
+        """Count a bad message by kind; say each kind once an hour. It is acknowledged (it
+        makes no row), so the broker never redelivers it: a poison message costs itself."""
+        self._stats["invalid"] += 1
+        self.rejected[err.reason] += 1
+        now = self.clock.now()
+        if now - self._bad_logged_at.get(err.reason, -math.inf) < BAD_LOG_EVERY:
+            return
+        self._bad_logged_at[err.reason] = now
+        log.warning("input %s: a message on %.120s is set aside (%s) and acknowledged; "
+                    "%d of that kind so far (said once an hour)", name, topic, err,
+                    self.rejected[err.reason])
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                     properties: Any) -> None:

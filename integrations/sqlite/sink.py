@@ -1,4 +1,14 @@
-"""The SQLite store: one row per (source, tick time), values as JSON, one transaction per batch."""
+"""The SQLite store: one row per (source, site, time), values as JSON, one transaction per batch.
+
+``site`` (issue 25): a central input (MQTT, influxDb2) forwards many sites' rows under one
+input name, each carrying its ``site``/``node``; the key (source, time) made all sites of
+one second overwrite each other. The site key is what the Redis output calls the row's
+node, minus the input: ``<site>/<node>``, ``<node>``, or ``''`` for a row of one device.
+
+Schema versions (``PRAGMA user_version``): 0 is the first (``PRIMARY KEY (source,
+time)``); 2 adds ``site``. :func:`migrate` brings a version-0 store to 2 in one
+transaction, keeping every row (its site taken from the values it stored).
+"""
 
 from __future__ import annotations
 
@@ -23,13 +33,61 @@ SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 PRUNE_EVERY = 3600.0  # seconds of clock time between retention passes
 BUSY_TIMEOUT = 5.0  # seconds to wait for another connection (a reader, a second output)
 
+SCHEMA_VERSION = 2
 SCHEMA = """CREATE TABLE IF NOT EXISTS rows (
     source TEXT NOT NULL,
+    site TEXT NOT NULL DEFAULT '',
     time REAL NOT NULL,
     "values" TEXT NOT NULL,
-    PRIMARY KEY (source, time)
+    PRIMARY KEY (source, site, time)
 )"""
-INSERT = 'INSERT OR REPLACE INTO rows (source, time, "values") VALUES (?, ?, ?)'
+INSERT = 'INSERT OR REPLACE INTO rows (source, site, time, "values") VALUES (?, ?, ?, ?)'
+# The site of a version-0 row, from its stored values (the same rule as site_of).
+_TEXT = "json_type(\"values\", '$.{0}') = 'text' AND json_extract(\"values\", '$.{0}') <> ''"
+_SITE_SQL = (f"CASE WHEN json_valid(\"values\") AND {_TEXT.format('node')} THEN "
+             f"(CASE WHEN {_TEXT.format('site')} THEN json_extract(\"values\", '$.site') || '/' "
+             "ELSE '' END) || json_extract(\"values\", '$.node') ELSE '' END")
+MIGRATE = [
+    SCHEMA.replace("TABLE IF NOT EXISTS rows", "TABLE rows_v2"),
+    f'INSERT OR REPLACE INTO rows_v2 (source, site, time, "values") '
+    f'SELECT source, {_SITE_SQL}, time, "values" FROM rows',
+    "DROP TABLE rows",
+    "ALTER TABLE rows_v2 RENAME TO rows",
+    f"PRAGMA user_version = {SCHEMA_VERSION}",
+]
+
+
+def site_of(values: Mapping[str, Value]) -> str:
+    """Return a row's site key: ``site/node``, ``node`` or '' (a row of one device)."""
+    site, node = values.get("site"), values.get("node")
+    if not isinstance(node, str) or not node:
+        return ""
+    return f"{site}/{node}" if isinstance(site, str) and site else node
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the store to :data:`SCHEMA_VERSION` in one transaction; return the rows moved.
+
+    A new file gets the table; a version-0 table (no ``site`` column) is copied row by
+    row into the new key, every row kept.
+    """
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(rows)")]
+    if not columns:
+        conn.execute(SCHEMA)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        return 0
+    if "site" in columns:
+        return 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        moved = int(conn.execute("SELECT count(*) FROM rows").fetchone()[0])
+        for statement in MIGRATE:
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        conn.execute("ROLLBACK")
+        raise
+    return moved
 
 
 class SqliteStoreError(SinkUnavailable):
@@ -69,7 +127,7 @@ def encode_values(values: Mapping[str, Value]) -> str:
 
 
 class SqliteSink:
-    """Stores every batch in a local SQLite file (WAL, idempotent by source and time)."""
+    """Stores every batch in a local SQLite file (WAL, idempotent by source, site and time)."""
 
     def __init__(self, item: SqliteOutputItem, ctx: Context) -> None:
         self.name = item.name
@@ -107,14 +165,17 @@ class SqliteSink:
             log.warning("sqlite %s: WAL mode unavailable for %s (journal_mode=%s)",
                         self.name, self.path, mode)
         conn.execute(f"PRAGMA synchronous={self.synchronous}")  # checked against SYNCHRONOUS
-        conn.execute(SCHEMA)
+        moved = migrate(conn)
+        if moved:
+            log.info("sqlite %s: %s migrated to schema %d (rows keyed by site too; %d rows "
+                     "kept)", self.name, self.path, SCHEMA_VERSION, moved)
 
     def write(self, batch: Batch) -> None:
         """Store the batch in one transaction; a re-sent batch replaces, never duplicates."""
         with self._lock:
             conn = self._connection()
-            params = [(row.input, float(row.time), encode_values(row.values))
-                      for row in batch.rows]
+            params = [(row.input, site_of(row.values), float(row.time),
+                       encode_values(row.values)) for row in batch.rows]
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany(INSERT, params)

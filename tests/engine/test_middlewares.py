@@ -48,8 +48,9 @@ def test_bounds_leave_out_physically_impossible_fields(values: dict[str, float])
 
 
 def test_bounds_pass_real_values_and_non_numbers() -> None:
-    """Plausible values, None, booleans and text pass unchanged."""
+    """Plausible values, None, booleans and text pass (PID typed as its column: an int)."""
     row = {"V": 12.8, "SOC": None, "Alarm": False, "PID": "0x203", "I": -150.0}
     drops = FieldDrops("input test")
-    assert chain([])(keep_good_fields(row, drops, 0.0)) == row and not drops.counts
+    assert chain([])(keep_good_fields(row, drops, 0.0)) == {**row, "PID": 0x203}
+    assert not drops.counts
     assert project(row, ["V", "X"]) == {"V": 12.8}

@@ -33,6 +33,9 @@ class Bound:
 RUN = {
     "duration": Bound(0, 100 * YEAR, low_open=True),
     "stale_after": Bound(0, DAY, low_open=True),
+    # A forwarded row further than this from the run's clock is refused (issue 25); never
+    # 0 (every row would be refused); at most ten years (a deliberate archive import).
+    "max_time_skew": Bound(0, 10 * YEAR, low_open=True),
     "metrics.port": Bound(1, 65535, integer=True),
 }
 BLOCK = {

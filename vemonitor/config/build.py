@@ -90,6 +90,7 @@ class Runtime:
     state_dir: Path = Path(".")
     speed: float = 1.0
     stale_after: float = 5.0
+    max_time_skew: float = 86400.0  # seconds a forwarded row's time may be from the run's clock
     dry_run: bool = False
     budget_override: bool = False
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -166,6 +167,7 @@ def _runtime(cfg: Mapping[str, Any]) -> Runtime:
         duration=None if duration is None else float(duration),
         state_dir=Path(state_dir).expanduser() if state_dir else default_state_dir(),
         speed=speed, stale_after=float(cfg.get("stale_after", 5.0)),
+        max_time_skew=float(cfg.get("max_time_skew", 86400.0)),
         dry_run=bool(cfg.get("dry_run", False)),
         budget_override=bool(cfg.get("budget_override", False)),
         metrics=MetricsConfig(port=metrics.get("port"), host=metrics.get("host", "127.0.0.1")))

@@ -105,6 +105,7 @@ class VemonitorConfig:
     config_dir: str | None = None
     speed: float = 1.0
     stale_after: float = 5.0
+    max_time_skew: float = 86400.0
     dry_run: bool = False
     budget_override: bool = False
     metrics: MetricsConfig = field(default_factory=MetricsConfig)

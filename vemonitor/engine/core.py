@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import threading
 import time
@@ -28,6 +29,10 @@ from vemonitor.engine.workers import InputWorker, OutputWorker
 from vemonitor.registry import Registry
 
 STOP_TIMEOUT = 10.0  # seconds given to senders to flush at shutdown
+# A clock reading this much earlier than the previous one is a step back (an NTP step,
+# date -s), not thread jitter: the schedule follows it (Schedule.step_back).
+STEP_BACK = 0.5
+log = logging.getLogger(__name__)
 
 
 class Engine:
@@ -108,6 +113,7 @@ class Engine:
         self.start()
         end = self.started_at + duration if duration else math.inf
         self._schedule = Schedule(self._timers(self.started_at), end, self.spec.runtime.speed)
+        previous = self.started_at
         try:
             while not self.stop_event.is_set():
                 due = self._schedule.next_due()
@@ -117,12 +123,22 @@ class Engine:
                 if self.stop_event.is_set() or supervise.FATAL.is_set():  # never run on with
                     break  # a thread that ended for good (vemonitor.supervise)
                 now = self.clock.now()
+                if now < previous - STEP_BACK * self.spec.runtime.speed:
+                    self._stepped_back(previous - now, now)
+                previous = now
                 if self._schedule.ended(now, due):
                     break
                 self._schedule.fire_due(now)
                 self._schedule.fire_early(now)
         finally:
             self.shutdown()
+
+    def _stepped_back(self, seconds: float, now: float) -> None:
+        """Follow a step back of the clock: ticks keep coming; one line, counted."""
+        self._schedule.step_back(seconds, now)
+        log.warning("the clock stepped back %.1f s (an NTP step, date -s, an RTC fix?): ticks "
+                    "follow it, rows keep their clock times (%d step(s) back so far)",
+                    seconds, self._schedule.stepped_back)
 
     def stop(self) -> None:
         """Ask the run loop to end (from another thread; never from a signal handler, which
@@ -135,12 +151,14 @@ class Engine:
         if self.stopped_at:
             return
         self.stopped_at = self.clock.now()
-        for source in self.sources.values():
-            source.close()
         deadline = time.monotonic() + STOP_TIMEOUT
         for output in self.outputs:
             output.tick(self.stopped_at)
             output.flush()
+        for worker in self.inputs:  # rows now in every outbox: an MQTT input acks them
+            worker.release()
+        for source in self.sources.values():
+            source.close()
         for output in self.outputs:
             output.stop(max(deadline - time.monotonic(), 0.1))
         if isinstance(self.cache, Lifecycle):
@@ -157,8 +175,12 @@ class Engine:
     # ------------------------------------------------------------------ reporting
     def summary(self) -> dict[str, Any]:
         """Return the run's counts (printed at exit and written to summary.json)."""
-        elapsed = (self.stopped_at or self.clock.now()) - self.started_at
-        return summarise(self.spec.block, self.wiring, elapsed, self.skipped_ticks)
+        # Seconds the clock stepped back were lived too: the run lasted them.
+        elapsed = ((self.stopped_at or self.clock.now()) - self.started_at
+                   + self._schedule.back_seconds)
+        summary = summarise(self.spec.block, self.wiring, elapsed, self.skipped_ticks)
+        summary["clock_steps_back"] = self._schedule.stepped_back
+        return summary
 
 
 def output_ready(output: OutputWorker, inputs: Mapping[str, Timer], due: float) -> bool:

@@ -43,6 +43,8 @@ class Schedule:
         self.end = end
         self.speed = speed
         self.skipped = 0  # ticks skipped after a long delay (suspend, clock jump)
+        self.stepped_back = 0  # times the clock stepped back (NTP step, date -s, RTC fix)
+        self.back_seconds = 0.0  # clock seconds those steps took back (the run lasted them)
 
     def next_due(self) -> float:
         """Return the time of the next tick, or the end if it comes first."""
@@ -51,6 +53,21 @@ class Schedule:
     def ended(self, now: float, due: float) -> bool:
         """Return True when the wait for ``due`` was the wait for the end, and it came."""
         return now >= self.end and due == self.end
+
+    def step_back(self, seconds: float, now: float) -> None:
+        """The clock went back ``seconds``: move every timer and the end back with it.
+
+        Ticks are due by the run's clock, and rows are stamped with it; without this, a
+        step back of N seconds would make no row for N seconds. Each timer's next tick
+        becomes its first one after ``now``; the end moves by the step, so a run of
+        ``duration`` seconds lasts that long.
+        """
+        self.stepped_back += 1
+        self.back_seconds += seconds
+        self.end -= seconds
+        for timer in self.timers:
+            if timer.due > now + timer.interval:
+                timer.due = first_tick(now, timer.interval)
 
     def fire_due(self, now: float) -> None:
         """Run every tick due at ``now``.

@@ -55,6 +55,7 @@ def wire(spec: RunSpec, registry: Registry, clock: Clock, port_globs: tuple[str,
     """Build cache, sources, inputs and outputs; ``wake`` is called on each pushed snapshot."""
     context = Context(clock=clock, state_dir=str(spec.runtime.state_dir),
                       debug=spec.runtime.debug, stale_after=stale_after(spec),
+                      max_time_skew=spec.runtime.max_time_skew,
                       port_globs=port_globs, block=spec.block)
     wiring = Wiring(context, DataCache(spec.max_data_points))
     if spec.cache is not None:  # the memory cache unless the block names a backend
@@ -100,7 +101,9 @@ def _inputs(wiring: Wiring, spec: RunSpec, clock: Clock) -> None:
         if isinstance(source, ServesItems):  # a source serving several inputs learns each
             source.subscribe(item.item)
         wiring.inputs.append(InputWorker(item, source, chain(steps), wiring.cache,
-                                         wiring.context.stale_after, clock))
+                                         wiring.context.stale_after, clock,
+                                         (spec.cache or spec).max_data_points,
+                                         spec.runtime.max_time_skew))
         wiring.context.inputs[item.name] = InputInfo(
             item.name, item.domain, item.connector, item.columns,
             {col: std for std, col in item.ref_cols}, source)
@@ -120,6 +123,8 @@ def _outputs(wiring: Wiring, spec: RunSpec, registry: Registry, clock: Clock) ->
                    delivery.synchronous) if reg.durable else MemoryOutbox(out.name, limits))
         wiring.outputs.append(OutputWorker(out, sink, wiring.cache, names, outbox, clock,
                                            standard))
+    for worker in wiring.inputs:  # back-pressure and acknowledgement look at their readers
+        worker.readers = [o for o in wiring.outputs if worker.spec.name in o.inputs]
 
 
 def _sink(out: OutputSpec, reg: Registration, spec: RunSpec, context: Context) -> Sink:

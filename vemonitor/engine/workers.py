@@ -7,16 +7,26 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vemonitor.api import Batch, Cache, DropRow, ForwardsRows, PushesUpdates, Row, Sink, Source
+from vemonitor.api import (
+    AcknowledgesRows,
+    Batch,
+    Cache,
+    DropRow,
+    ForwardsRows,
+    PushesUpdates,
+    Row,
+    Sink,
+    Source,
+)
 from vemonitor.clock import Clock
 from vemonitor.config.build import InputSpec, OutputSpec
 from vemonitor.delivery import RetryPolicy, Sender
-from vemonitor.fieldpolicy import FieldDrops, keep_good_fields
+from vemonitor.fieldpolicy import LOG_EVERY, FieldDrops, keep_good_fields
 from vemonitor.middlewares import Step, project
 from vemonitor.outbox import MemoryOutbox, Outbox, OutboxError
 from vemonitor.seed_values import seed_values
@@ -24,6 +34,7 @@ from vemonitor.vedirect.fields import jsonable
 
 log = logging.getLogger(__name__)
 
+PENDING = -1  # an _inflight cell of a row still waiting in the backlog
 DEVICE_PERIOD = 1.0  # VE.Direct text frames come once a second: the period assumed until learned
 
 
@@ -38,6 +49,7 @@ class InputStats:
     rows: int = 0
     missed: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    waited: int = 0  # ticks at which forwarded rows waited for room in the cache
     fields: FieldDrops = field(default_factory=lambda: FieldDrops("input"))
     age_total: float = 0.0
     age_max: float = 0.0
@@ -54,8 +66,20 @@ class InputWorker:
     """Makes one row per slot from its source's latest snapshot (see the module doc)."""
 
     def __init__(self, spec: InputSpec, source: Source, steps: Step, cache: Cache,
-                 stale_after: float, clock: Clock) -> None:
+                 stale_after: float, clock: Clock, max_points: int | None = None,
+                 max_skew: float = 86400.0) -> None:
         self.spec = spec
+        self.max_skew = max_skew  # a forwarded row further from the run's clock is refused
+        self._far_logged_at = -math.inf
+        # Back-pressure (issue 25): forwarded rows enter the cache only while it has room
+        # for them without pushing out a row some output has not taken yet; the others
+        # wait in ``_backlog`` (and the source is not read again until it is empty).
+        self.max_points = max_points
+        self.readers: list[OutputWorker] = []  # the outputs taking this input's rows
+        self._backlog: deque[tuple[Row, list[int]]] = deque()
+        # Per row handed, in the order handed: [cache arrival number], [0] when there is
+        # nothing to wait for (refused, dropped), [PENDING] while it waits in the backlog.
+        self._inflight: deque[list[int]] = deque()
         self.clock = clock
         self.source = source
         self.steps = steps
@@ -130,15 +154,71 @@ class InputWorker:
         return isinstance(self.source, ForwardsRows)
 
     def _forward(self, at: float) -> Row | None:
-        """Pass on the rows written since the last one seen (the source applies ``since``)."""
+        """Pass on the rows written since the last one seen (the source applies ``since``).
+
+        Never more than the cache has room for: the rest waits here, in order, and the
+        source is read again only once they are all in (so a source's own flow control,
+        MQTT's receive maximum for one, holds the sender back).
+        """
         assert isinstance(self.source, ForwardsRows)
-        rows = self.source.rows_since(self._cursor, self.spec.name)
+        self.release()
+        if not self._backlog:
+            for row in self.source.rows_since(self._cursor, self.spec.name):
+                cell = [0 if self._far(row) else PENDING]  # far: refused, never redelivered
+                self._inflight.append(cell)
+                if cell[0] == PENDING:
+                    self._backlog.append((row, cell))
+        room = self.room()
         last = None
-        for row in rows:
-            if row.time <= at:
-                last = self._store(row.time, row.values, max(at - row.time, 0.0)) or last
-                self._cursor = max(self._cursor, row.time)
+        while self._backlog and room > 0:
+            row, cell = self._backlog[0]
+            if row.time > at:  # a later slot's row: a later tick takes it
+                break
+            self._backlog.popleft()
+            seq = self.cache.seq
+            last = self._store(row.time, row.values, max(at - row.time, 0.0)) or last
+            self._cursor = max(self._cursor, row.time)
+            stored = self.cache.seq != seq
+            cell[0] = self.cache.seq if stored else 0  # 0: nothing to wait for
+            room -= stored
+        if self._backlog and self._backlog[0][0].time <= at:
+            self.stats.waited += 1
         return last
+
+    def _far(self, row: Row) -> bool:
+        """Refuse (count, say once an hour) a row stamped beyond ``max_skew`` of the run's
+        clock (an edge's wrong clock, ``"time": 0``): it would hold every later row back,
+        or be refused by a store for ever. The run's clock, not the wall's: the Demo's
+        simulated clock starts at its own moment and runs faster."""
+        now = self.clock.now()
+        if abs(row.time - now) <= self.max_skew:
+            return False
+        self.stats.dropped["time_far"] += 1
+        if now - self._far_logged_at >= LOG_EVERY:
+            self._far_logged_at = now
+            log.warning("input %s: a row stamped %.0f s %s the clock is refused (max_time_skew"
+                        " %g s; %d so far; said once an hour)", self.spec.name,
+                        abs(row.time - now), "ahead of" if row.time > now else "behind",
+                        self.max_skew, self.stats.dropped["time_far"])
+        return True
+
+    def room(self) -> float:
+        """Return how many rows the cache takes now without pushing out an untaken one."""
+        if self.max_points is None:
+            return math.inf
+        taken = min((o.taken(self.spec.name) for o in self.readers), default=self.cache.seq)
+        return self.max_points - len(self.cache.arrived_after(self.spec.name, taken))
+
+    def release(self) -> None:
+        """Tell an acknowledging source how many of its rows are now in every outbox."""
+        durable = min((o.durable(self.spec.name) for o in self.readers),
+                      default=self.cache.seq)
+        count = 0
+        while self._inflight and PENDING < self._inflight[0][0] <= durable:
+            self._inflight.popleft()
+            count += 1
+        if count and isinstance(self.source, AcknowledgesRows):
+            self.source.stored(self.spec.name, count)
 
     def _store(self, at: float, values: Mapping[str, Any], age: float) -> Row | None:
         """Select and check the values, run the steps, then cache them as a row at ``at``.
@@ -184,6 +264,7 @@ class OutputWorker:
         self.ticks = 0
         self.waiting_at_stop: int | None = None
         self._seen: dict[str, int] = {}  # input -> arrival number of the last row taken
+        self._durable: dict[str, int] = {}  # input -> arrival number of the last row in the outbox
         self._pending: list[Row] = []
         self._gathered = 0
         delivery = spec.item.delivery
@@ -196,6 +277,7 @@ class OutputWorker:
     def start(self) -> None:
         """Open the outbox and start the sender; rows added to the cache from now on are gathered."""
         self._seen = dict.fromkeys(self.inputs, self.cache.seq)
+        self._durable = dict(self._seen)
         self.outbox.open()
         self.sender.start()
 
@@ -225,10 +307,24 @@ class OutputWorker:
             self._seen[name] = seq
         return taken
 
+    def taken(self, name: str) -> int:
+        """Return the arrival number of the last row of input ``name`` this output took."""
+        return self._seen.get(name, 0)
+
+    def durable(self, name: str) -> int:
+        """Return the arrival number of the last row of input ``name`` in the outbox."""
+        return self._durable.get(name, 0)
+
     def flush(self) -> None:
-        """Store what was gathered as one batch in the outbox (nothing when empty)."""
+        """Store what was gathered as one batch in the outbox (nothing when empty).
+
+        Every row taken is then in the outbox: :meth:`durable` moves up to :meth:`taken`
+        (an acknowledging input may then acknowledge them). When the outbox cannot
+        store a batch, those rows are lost with an ERROR, and said so.
+        """
         self._gathered = 0
         if not self._pending:
+            self._durable.update(self._seen)
             return
         rows = tuple(sorted(self._pending, key=lambda r: (r.time, r.input)))
         self._pending = []
@@ -239,6 +335,7 @@ class OutputWorker:
             self.sender.stats.errors += 1
             log.error("output %s: %s; %d rows lost", self.spec.name, err, len(rows))
             return
+        self._durable.update(self._seen)
         self.sender.notify()
 
     def stop(self, timeout: float) -> None:
