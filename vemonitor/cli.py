@@ -22,8 +22,13 @@ Hydra, its override grammar and the composed config tree take several MB
 single run composes its configuration in a short-lived child process
 (``os.fork``): the child imports Hydra, composes and resolves the configuration
 (the seed's legacy files included) and hands back plain data through a pipe; the
-daemon itself never imports Hydra. While the child composes, the parent imports
-the engine and the integrations, so on two cores the split costs no start-up time.
+daemon itself never imports Hydra. The parent waits for the child before it imports
+the engine and the integrations: the two never hold their imports at the same time,
+so the process tree's start-up peak is the larger of the two, not their sum (about
+45 MiB instead of 60 on the original's Redis sample; a few hundred ms of start-up time,
+docs/performance.md). The parent forks light: the command line's keys are checked in
+the child too (:func:`compose_payload`), so neither omegaconf nor ``importlib.metadata``
+is loaded in the daemon before the fork.
 Where ``os.fork`` does not exist, the configuration is composed in-process.
 
 Everything else (``--cfg``, ``--help``, ``-m`` multirun) is Hydra's own and runs
@@ -55,10 +60,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     from vemonitor.cli_strict import screen
 
-    screen(args)  # --version, help, and mistakes answered before anything starts
+    single = single_run(args)
+    # --version, help, and mistakes answered before anything starts; a single run's keys
+    # are checked in its configuration child (compose_payload), not in the daemon.
+    screen(args, check_keys=not single)
     if args and args[0] in SUBCOMMANDS:
         sys.exit(SUBCOMMANDS[args[0]](args[1:]))
-    if single_run(args):
+    if single:
         _single(args)
     else:
         _with_hydra(args)
@@ -109,12 +117,13 @@ def single_run(args: list[str]) -> bool:
 
 # ------------------------------------------------------------------ a single run
 def _single(args: list[str]) -> None:
-    """Compose in a child, validate, then run the job in this (Hydra-free) process."""
+    """Compose and validate in a child, then run the job in this (Hydra-free) process."""
     try:
         composed = compose_isolated(args)
-        from vemonitor.job import prepare_run
+        spec, registry = composed["prepared"]
+        from vemonitor.job import check_wiring
 
-        spec, registry = prepare_run(composed["container"], composed["origins"])
+        check_wiring(spec, registry)
     except KeyboardInterrupt:  # Ctrl-C during start-up: nothing started, nothing to say
         sys.exit(exits.INTERRUPTED)
     except (ConfigError, IntegrationError) as err:
@@ -137,7 +146,6 @@ def compose_isolated(args: list[str]) -> dict[str, Any]:
         os.close(read_fd)
         _child(args, write_fd)
     os.close(write_fd)
-    _warm_up()
     with os.fdopen(read_fd, "rb") as pipe:
         data = pipe.read()
     _, status = os.waitpid(pid, 0)
@@ -148,11 +156,28 @@ def compose_isolated(args: list[str]) -> dict[str, Any]:
 
 
 def compose_payload(args: list[str]) -> dict[str, Any]:
-    """Compose and resolve the configuration with Hydra; return plain data or the error line."""
+    """Compose, resolve and validate the configuration; return the run or the error line.
+
+    ``prepared`` is :func:`vemonitor.job.prepare_spec`'s (RunSpec, Registry): built and
+    checked in the child, the daemon receives it pickled, so the schemas' checker
+    (omegaconf) stays out of the daemon; the daemon then checks the wiring
+    (:func:`vemonitor.job.check_wiring`) before anything starts.
+
+    The command line's flags and keys are checked first (``usage``: exit status 2, as
+    :func:`vemonitor.cli_strict.screen` does for every other command).
+    """
+    from vemonitor.cli_strict import usage_problem
+
+    problem = usage_problem(args)
+    if problem is not None:
+        return {"usage": problem}
     from vemonitor.config.compose import compose_run
+    from vemonitor.job import prepare_spec
 
     try:
-        return compose_run(args)
+        payload = compose_run(args)
+        payload["prepared"] = prepare_spec(payload["container"], payload["origins"])
+        return payload
     except (ConfigError, IntegrationError) as err:
         from vemonitor.cli_strict import blame_command_line
 
@@ -177,14 +202,12 @@ def _child(args: list[str], write_fd: int) -> None:
         os._exit(status)
 
 
-def _warm_up() -> None:
-    """Import what the run needs while the child composes (in parallel on a second core)."""
-    import vemonitor.engine  # noqa: F401
-    import vemonitor.job  # noqa: F401
-
-
 def _unwrap(payload: dict[str, Any]) -> dict[str, Any]:
-    """Return the payload, or raise its error line."""
+    """Return the payload, or raise its error line (a command-line mistake: exit 2 here)."""
+    if "usage" in payload:
+        from vemonitor.cli_strict import fail
+
+        fail(str(payload["usage"]))
     if "error" in payload:
         raise ComposeError(str(payload["error"]))
     return payload
