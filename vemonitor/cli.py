@@ -38,7 +38,7 @@ in-process; each ``-m`` job is validated exactly as a single run
 
 from __future__ import annotations
 
-import logging.config
+import logging
 import os
 import pickle
 import sys
@@ -132,6 +132,9 @@ def _single(args: list[str]) -> None:
 
     for value in composed.get("env_secrets", ()):
         remember(value)  # read from the environment in the child: masked in this process too
+    import logging.config  # here, not at the top: what the daemon imports before the fork
+    # is counted twice in the start-up peak (its pages are in the child's RSS too)
+
     logging.config.dictConfig(composed["logging"])
     execute_job(spec, registry, args)
 

@@ -16,13 +16,13 @@
   help stays available as ``--hydra-help``.
 
 Everything here is light (no Hydra import) except the help and error paths, which
-end the process.
+end the process. Imports are local where the check needs them: what the daemon loads
+before it forks its configuration child counts twice in the start-up peak
+(docs/performance.md).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import re
 import sys
 from collections.abc import Sequence
@@ -49,6 +49,8 @@ class UsageError(Exception):
 
 def _sections() -> dict[str, type]:
     """Return the run-level sections: metrics, and each installed service's (simulator)."""
+    import dataclasses
+
     from vemonitor.config.schema import MetricsConfig
     from vemonitor.registry import discover_services
 
@@ -61,6 +63,8 @@ def _sections() -> dict[str, type]:
 
 def run_level_keys() -> list[str]:
     """Return every run-level key: top-level fields and the fields of each section."""
+    import dataclasses
+
     from vemonitor.config.schema import VemonitorConfig
 
     keys: list[str] = []
@@ -78,6 +82,8 @@ def run_level_keys() -> list[str]:
 
 def closest(word: str, choices: Sequence[str]) -> str | None:
     """Return the valid name closest to ``word`` (None when nothing is close)."""
+    import difflib
+
     found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return found[0] if found else None
 
