@@ -18,15 +18,19 @@ and owns the one place a configuration mistake becomes one line and exit status 
 
 A daemon on a Raspberry Pi runs for months, so what it keeps loaded matters.
 Hydra, its override grammar and the composed config tree take several MB
-(docs/performance.md) and are needed for a fraction of a second at start-up. So a
-single run composes its configuration in a short-lived child process
+(docs/performance.md) and are needed for a fraction of a second at start-up. So the
+``vemonitor`` command composes its configuration with Hydra, builds the run, writes it
+(pickled) to a memory file and ``exec``s its own command line again: the new image reads
+the run and never imports Hydra, and only one image exists at a time, so the start-up
+peak is no higher than the daemon's steady RSS (:func:`_compose_then_exec`; Linux).
+Where that is not available, or when :func:`main` is called with arguments (tests,
+embedding), a single run composes in a short-lived child process
 (``os.fork``): the child imports Hydra, composes and resolves the configuration
 (the seed's legacy files included) and hands back plain data through a pipe; the
 daemon itself never imports Hydra. The parent waits for the child before it imports
-the engine and the integrations: the two never hold their imports at the same time,
-so the process tree's start-up peak is the larger of the two, not their sum (about
-45 MiB instead of 60 on the original's Redis sample; a few hundred ms of start-up time,
-docs/performance.md). The parent forks light: the command line's keys are checked in
+the engine and the integrations, so while the child composes the parent holds only its
+light pre-fork imports (the tree's peak on the original's Redis sample: about 46 MiB
+instead of 60 with the two overlapping; docs/performance.md). The parent forks light: the command line's keys are checked in
 the child too (:func:`compose_payload`), so neither omegaconf nor ``importlib.metadata``
 is loaded in the daemon before the fork.
 Where ``os.fork`` does not exist, the configuration is composed in-process.
@@ -58,6 +62,9 @@ class ComposeError(ConfigError):
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (``sys.argv`` by default); exit with its status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if argv is None and PREPARED_FD in os.environ:  # re-executed after composing: run it
+        _single(args, _receive_prepared())
+        return
     from vemonitor.cli_strict import screen
 
     single = single_run(args)
@@ -67,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args and args[0] in SUBCOMMANDS:
         sys.exit(SUBCOMMANDS[args[0]](args[1:]))
     if single:
+        if argv is None and hasattr(os, "memfd_create"):
+            _compose_then_exec(args)  # does not return
         _single(args)
     else:
         _with_hydra(args)
@@ -116,10 +125,11 @@ def single_run(args: list[str]) -> bool:
 
 
 # ------------------------------------------------------------------ a single run
-def _single(args: list[str]) -> None:
-    """Compose and validate in a child, then run the job in this (Hydra-free) process."""
+def _single(args: list[str], composed: dict[str, Any] | None = None) -> None:
+    """Compose and validate in a child (or take what was composed before the exec), then run
+    the job in this (Hydra-free) process."""
     try:
-        composed = compose_isolated(args)
+        composed = composed or compose_isolated(args)
         spec, registry = composed["prepared"]
         from vemonitor.job import check_wiring
 
@@ -137,6 +147,45 @@ def _single(args: list[str]) -> None:
 
     logging.config.dictConfig(composed["logging"])
     execute_job(spec, registry, args)
+
+
+PREPARED_FD = "VEMONITOR_PREPARED_FD"  # the re-executed daemon reads its run from this fd
+
+
+def _compose_then_exec(args: list[str]) -> NoReturn:
+    """Compose and build the run in this process, then replace it with a fresh interpreter.
+
+    The command itself (``vemonitor ...``, ``python -m vemonitor ...``) composes with Hydra,
+    writes the pickled result to a memory file and ``exec``s its own command line again;
+    the new image reads the run from that file and never imports Hydra. One process at a
+    time: the start-up peak is the larger of the two images, not a parent's and a child's
+    sum (docs/performance.md), and the daemon keeps its PID (systemd, supervisors).
+    Only for the real command line (``main()`` without arguments) and where
+    ``os.memfd_create`` exists (Linux); elsewhere the child process composes.
+    """
+    try:
+        payload = compose_payload(args)
+        _unwrap(payload)  # a mistake: one line and exit 2 here, before any exec
+    except KeyboardInterrupt:  # Ctrl-C during start-up: nothing started, nothing to say
+        sys.exit(exits.INTERRUPTED)
+    except (ConfigError, IntegrationError) as err:
+        exit_config_error(err, args)
+    fd = os.memfd_create("vemonitor-run")
+    with os.fdopen(os.dup(fd), "wb") as out:
+        pickle.dump(payload, out)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.set_inheritable(fd, True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]],
+              dict(os.environ, **{PREPARED_FD: str(fd)}))
+
+
+def _receive_prepared() -> dict[str, Any]:
+    """Return the run the previous image composed (and forget the fd and its variable)."""
+    fd = int(os.environ.pop(PREPARED_FD))
+    with os.fdopen(fd, "rb") as source:
+        return _unwrap(pickle.load(source))
 
 
 def compose_isolated(args: list[str]) -> dict[str, Any]:

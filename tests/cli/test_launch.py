@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -142,3 +143,30 @@ def test_a_mistyped_key_of_a_single_run_is_one_line_from_the_child(tmp_path: Pat
     assert proc.stderr.startswith("vemonitor: command line: durration: unknown key (did you "
                                   "mean duration?); run-level keys: debug, duration, ")
     assert "Traceback" not in proc.stderr
+
+
+EXEC_PROBE = """
+import atexit, os, sys
+print("IMAGE", os.getpid(), "PREPARED" if "VEMONITOR_PREPARED_FD" in os.environ else "FRESH",
+      flush=True)
+atexit.register(lambda: print("HELD", *sorted(m for m in ("hydra", "omegaconf", "yaml")
+                                              if m in sys.modules), flush=True))
+from vemonitor.cli import main
+main()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="the exec path needs memfd_create")
+def test_the_command_composes_then_execs_itself_into_a_hydra_free_daemon(tmp_path: Path) -> None:
+    """The real command line composes in its own process, then replaces itself: same PID,
+    the second image runs the block to its end and never imported Hydra, omegaconf or YAML
+    (one process at a time: the start-up peak is not two processes' sum, issue 24)."""
+    proc = subprocess.run([sys.executable, "-c", EXEC_PROBE, "speed=4", "duration=6",
+                           f"state_dir={tmp_path / 'state'}"], env=_env(tmp_path),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    images = [line.split() for line in proc.stdout.splitlines() if line.startswith("IMAGE")]
+    assert [kind for _, _, kind in images] == ["FRESH", "PREPARED"], proc.stdout
+    assert images[0][1] == images[1][1]  # the same process
+    assert "summary of block Demo" in proc.stdout
+    assert "HELD" in [line.strip() for line in proc.stdout.splitlines()], proc.stdout
