@@ -31,7 +31,6 @@ from benchmarks.bench_daemon import _start_sim, _stop  # noqa: E402
 from benchmarks.bench_original import (  # noqa: E402
     PEAK_PERIOD,
     SAMPLE,
-    AgeWatcher,
     _tree_cpu_rss,
     _vemonitor_program,
 )

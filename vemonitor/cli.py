@@ -30,9 +30,9 @@ embedding), a single run composes in a short-lived child process
 daemon itself never imports Hydra. The parent waits for the child before it imports
 the engine and the integrations, so while the child composes the parent holds only its
 light pre-fork imports (the tree's peak on the original's Redis sample: about 46 MiB
-instead of 60 with the two overlapping; docs/performance.md). The parent forks light: the command line's keys are checked in
-the child too (:func:`compose_payload`), so neither omegaconf nor ``importlib.metadata``
-is loaded in the daemon before the fork.
+instead of 60 with the two overlapping; docs/performance.md). The parent forks light:
+the command line's keys are checked in the child too (:func:`compose_payload`), so
+neither omegaconf nor ``importlib.metadata`` is loaded in the daemon before the fork.
 Where ``os.fork`` does not exist, the configuration is composed in-process.
 
 Everything else (``--cfg``, ``--help``, ``-m`` multirun) is Hydra's own and runs

@@ -26,7 +26,7 @@ from vemonitor.errors import ConfigError
 # omegaconf.MISSING's value: a required field. Spelled here so the schemas, which the
 # daemon holds for months, do not import omegaconf (6 MiB with antlr4); only
 # load_item(), run while the configuration is checked, does (docs/performance.md).
-MISSING = "???"
+MISSING: Any = "???"  # typed Any as omegaconf types it: the default of any field
 
 # Bounds on intervals (seconds): below 1 s the devices send nothing new; above a
 # day a "time series" stops being one.
