@@ -74,9 +74,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args and args[0] in SUBCOMMANDS:
         sys.exit(SUBCOMMANDS[args[0]](args[1:]))
     if single:
-        if argv is None and hasattr(os, "memfd_create"):
-            _compose_then_exec(args)  # does not return
-        _single(args)
+        composed = _compose_then_exec(args) if argv is None and hasattr(os, "memfd_create") \
+            else None  # returns only when the run could not be handed over (then: here)
+        _single(args, composed)
     else:
         _with_hydra(args)
 
@@ -152,7 +152,7 @@ def _single(args: list[str], composed: dict[str, Any] | None = None) -> None:
 PREPARED_FD = "VEMONITOR_PREPARED_FD"  # the re-executed daemon reads its run from this fd
 
 
-def _compose_then_exec(args: list[str]) -> NoReturn:
+def _compose_then_exec(args: list[str]) -> dict[str, Any]:
     """Compose and build the run in this process, then replace it with a fresh interpreter.
 
     The command itself (``vemonitor ...``, ``python -m vemonitor ...``) composes with Hydra,
@@ -161,7 +161,9 @@ def _compose_then_exec(args: list[str]) -> NoReturn:
     time: the start-up peak is the larger of the two images, not a parent's and a child's
     sum (docs/performance.md), and the daemon keeps its PID (systemd, supervisors).
     Only for the real command line (``main()`` without arguments) and where
-    ``os.memfd_create`` exists (Linux); elsewhere the child process composes.
+    ``os.memfd_create`` exists (Linux); elsewhere the child process composes. Returns the
+    composed run only when it cannot be handed over (the memory file cannot be written,
+    e.g. under a file size limit): the run then goes on in this image, Hydra loaded.
     """
     try:
         payload = compose_payload(args)
@@ -170,15 +172,22 @@ def _compose_then_exec(args: list[str]) -> NoReturn:
         sys.exit(exits.INTERRUPTED)
     except (ConfigError, IntegrationError) as err:
         exit_config_error(err, args)
-    fd = os.memfd_create("vemonitor-run")
-    with os.fdopen(os.dup(fd), "wb") as out:
-        pickle.dump(payload, out)
+    try:
+        fd = os.memfd_create("vemonitor-run")
+        with os.fdopen(os.dup(fd), "wb") as out:
+            pickle.dump(payload, out)
+    except OSError:  # no room for it (a file size limit, no memory): run in this image
+        return payload
     os.lseek(fd, 0, os.SEEK_SET)
     os.set_inheritable(fd, True)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]],
-              dict(os.environ, **{PREPARED_FD: str(fd)}))
+    try:
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]],
+                  dict(os.environ, **{PREPARED_FD: str(fd)}))
+    except OSError:  # the interpreter cannot be started again: run in this image
+        os.close(fd)
+    return payload
 
 
 def _receive_prepared() -> dict[str, Any]:
