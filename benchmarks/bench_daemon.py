@@ -303,8 +303,8 @@ def write_doc(results: dict[str, Any]) -> None:
               f"{sample['cpu_percent']} % of a core, RSS {sample['rss_mb']} MB.", "",
               "Targets: <= 0.2 % of a core per device, RSS <= 40 MB for the BatteryMonitor "
               "sample; the original's figures, measured at the same time, are in \"Side by "
-              "side\" below. The daemon never loads Hydra: a short-lived child "
-              "process composes the configuration (vemonitor/cli.py).", "",
+              "side\" below. The daemon never holds Hydra: the command composes, "
+              "then re-executes itself with the composed run (vemonitor/cli.py).", "",
               "## Start-up and data age", "",
               f"Command to first row stored (BatteryMonitor, {results['boot']['runs']} runs at "
               f"different device phases): median {results['boot']['median_s']} s, worst "

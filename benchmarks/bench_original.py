@@ -9,7 +9,7 @@ machine's load is the same for both. Printed for both, and the ratio vemonitor/o
 - CPU, % of one core, over the measured window (after the warm-up);
 - RSS steady, MiB: the median of one sample a second over the window, whole process tree;
 - RSS start-up peak, MiB: the largest sum of the tree's RSS, sampled every 20 ms from the
-  start to the end of the warm-up (vemonitor's short-lived configuration child included);
+  start to the end of the warm-up (vemonitor's configuration child included where it forks one);
 - row age when it appears, median s: how long after its time stamp a row's field shows in
   the sample's HmapTimeSeries hash (``bmv700_bmv700`` in db 3), polled every 50 ms.
 

@@ -18,12 +18,21 @@ and owns the one place a configuration mistake becomes one line and exit status 
 
 A daemon on a Raspberry Pi runs for months, so what it keeps loaded matters.
 Hydra, its override grammar and the composed config tree take several MB
-(docs/performance.md) and are needed for a fraction of a second at start-up. So a
-single run composes its configuration in a short-lived child process
+(docs/performance.md) and are needed for a fraction of a second at start-up. So the
+``vemonitor`` command composes its configuration with Hydra, builds the run, writes it
+(pickled) to a memory file and ``exec``s its own command line again: the new image reads
+the run and never imports Hydra, and only one image exists at a time, so the start-up
+peak is no higher than the daemon's steady RSS (:func:`_compose_then_exec`; Linux).
+Where that is not available, or when :func:`main` is called with arguments (tests,
+embedding), a single run composes in a short-lived child process
 (``os.fork``): the child imports Hydra, composes and resolves the configuration
 (the seed's legacy files included) and hands back plain data through a pipe; the
-daemon itself never imports Hydra. While the child composes, the parent imports
-the engine and the integrations, so on two cores the split costs no start-up time.
+daemon itself never imports Hydra. The parent waits for the child before it imports
+the engine and the integrations, so while the child composes the parent holds only its
+light pre-fork imports (the tree's peak on the original's Redis sample: about 46 MiB
+instead of 60 with the two overlapping; docs/performance.md). The parent forks light:
+the command line's keys are checked in the child too (:func:`compose_payload`), so
+neither omegaconf nor ``importlib.metadata`` is loaded in the daemon before the fork.
 Where ``os.fork`` does not exist, the configuration is composed in-process.
 
 Everything else (``--cfg``, ``--help``, ``-m`` multirun) is Hydra's own and runs
@@ -33,7 +42,7 @@ in-process; each ``-m`` job is validated exactly as a single run
 
 from __future__ import annotations
 
-import logging.config
+import logging
 import os
 import pickle
 import signal
@@ -54,16 +63,23 @@ class ComposeError(ConfigError):
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (``sys.argv`` by default); exit with its status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if argv is None and PREPARED_FD in os.environ:  # re-executed after composing: run it
+        _install_stop_signals()  # exec put the default handlers back
+        _single(args, _receive_prepared())
+        return
     from vemonitor.cli_strict import screen
 
-    screen(args)  # --version, help, and mistakes answered before anything starts
+    single = single_run(args)
+    # --version, help, and mistakes answered before anything starts; a single run's keys
+    # are checked in its configuration child (compose_payload), not in the daemon.
+    screen(args, check_keys=not single)
     if args and args[0] in SUBCOMMANDS:
         sys.exit(SUBCOMMANDS[args[0]](args[1:]))
-    from vemonitor import stopsignals
-
-    stopsignals.install()  # from here a SIGINT/SIGTERM is recorded, and acted on (its docs)
-    if single_run(args):
-        _single(args)
+    _install_stop_signals()
+    if single:
+        composed = _compose_then_exec(args) if argv is None and hasattr(os, "memfd_create") \
+            else None  # returns only when the run could not be handed over (then: here)
+        _single(args, composed)
     else:
         _with_hydra(args)
 
@@ -89,6 +105,13 @@ def exit_state_error(err: BaseException) -> NoReturn:
     """Print a disk or state-directory failure as one line and exit with status 3."""
     print(f"vemonitor: {exits.describe_disk_error(err)}", file=sys.stderr)
     sys.exit(exits.STATE)
+
+
+def _install_stop_signals() -> None:
+    """From here a SIGINT/SIGTERM is recorded, and acted on (vemonitor.stopsignals)."""
+    from vemonitor import stopsignals
+
+    stopsignals.install()
 
 
 def exit_if_stopped() -> None:
@@ -129,13 +152,15 @@ def single_run(args: list[str]) -> bool:
 
 
 # ------------------------------------------------------------------ a single run
-def _single(args: list[str]) -> None:
-    """Compose in a child, validate, then run the job in this (Hydra-free) process."""
+def _single(args: list[str], composed: dict[str, Any] | None = None) -> None:
+    """Compose and validate in a child (or take what was composed before the exec), then run
+    the job in this (Hydra-free) process."""
     try:
-        composed = compose_isolated(args)
-        from vemonitor.job import prepare_run
+        composed = composed or compose_isolated(args)
+        spec, registry = composed["prepared"]
+        from vemonitor.job import check_wiring
 
-        spec, registry = prepare_run(composed["container"], composed["origins"])
+        check_wiring(spec, registry)
     except KeyboardInterrupt:  # Ctrl-C during start-up: nothing started, nothing to say
         sys.exit(exits.INTERRUPTED)
     except (ConfigError, IntegrationError) as err:
@@ -146,6 +171,9 @@ def _single(args: list[str]) -> None:
 
     for value in composed.get("env_secrets", ()):
         remember(value)  # read from the environment in the child: masked in this process too
+    import logging.config  # here, not at the top: what the daemon imports before the fork
+    # is counted twice in the start-up peak (its pages are in the child's RSS too)
+
     logging.config.dictConfig(composed["logging"])
     try:
         execute_job(spec, registry, args)
@@ -153,6 +181,56 @@ def _single(args: list[str]) -> None:
         from vemonitor import stopsignals
 
         stopsignals.hold_from_now()  # a signal after the summary changes nothing
+
+
+PREPARED_FD = "VEMONITOR_PREPARED_FD"  # the re-executed daemon reads its run from this fd
+
+
+def _compose_then_exec(args: list[str]) -> dict[str, Any]:
+    """Compose and build the run in this process, then replace it with a fresh interpreter.
+
+    The command itself (``vemonitor ...``, ``python -m vemonitor ...``) composes with Hydra,
+    writes the pickled result to a memory file and ``exec``s its own command line again;
+    the new image reads the run from that file and never imports Hydra. One process at a
+    time: the start-up peak is the larger of the two images, not a parent's and a child's
+    sum (docs/performance.md), and the daemon keeps its PID (systemd, supervisors).
+    Only for the real command line (``main()`` without arguments) and where
+    ``os.memfd_create`` exists (Linux); elsewhere the child process composes. Returns the
+    composed run only when it cannot be handed over (the memory file cannot be written,
+    e.g. under a file size limit): the run then goes on in this image, Hydra loaded.
+    """
+    try:
+        payload = compose_payload(args)
+        _unwrap(payload)  # a mistake: one line and exit 2 here, before any exec
+    except KeyboardInterrupt:  # Ctrl-C during start-up: nothing started, nothing to say
+        sys.exit(exits.INTERRUPTED)
+    except (ConfigError, IntegrationError) as err:
+        exit_config_error(err, args)
+    # A signal recorded while composing dies with this image: act on it before the exec.
+    exit_if_stopped()
+    try:
+        fd = os.memfd_create("vemonitor-run")
+        with os.fdopen(os.dup(fd), "wb") as out:
+            pickle.dump(payload, out)
+    except OSError:  # no room for it (a file size limit, no memory): run in this image
+        return payload
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.set_inheritable(fd, True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]],
+                  dict(os.environ, **{PREPARED_FD: str(fd)}))
+    except OSError:  # the interpreter cannot be started again: run in this image
+        os.close(fd)
+    return payload
+
+
+def _receive_prepared() -> dict[str, Any]:
+    """Return the run the previous image composed (and forget the fd and its variable)."""
+    fd = int(os.environ.pop(PREPARED_FD))
+    with os.fdopen(fd, "rb") as source:
+        return _unwrap(pickle.load(source))
 
 
 def compose_isolated(args: list[str]) -> dict[str, Any]:
@@ -168,7 +246,6 @@ def compose_isolated(args: list[str]) -> dict[str, Any]:
         stopsignals.reset_in_child()
         _child(args, write_fd)
     os.close(write_fd)
-    _warm_up()
     with os.fdopen(read_fd, "rb") as pipe:
         data = pipe.read()
     _, status = os.waitpid(pid, 0)
@@ -179,11 +256,28 @@ def compose_isolated(args: list[str]) -> dict[str, Any]:
 
 
 def compose_payload(args: list[str]) -> dict[str, Any]:
-    """Compose and resolve the configuration with Hydra; return plain data or the error line."""
+    """Compose, resolve and validate the configuration; return the run or the error line.
+
+    ``prepared`` is :func:`vemonitor.job.prepare_spec`'s (RunSpec, Registry): built and
+    checked in the child, the daemon receives it pickled, so the schemas' checker
+    (omegaconf) stays out of the daemon; the daemon then checks the wiring
+    (:func:`vemonitor.job.check_wiring`) before anything starts.
+
+    The command line's flags and keys are checked first (``usage``: exit status 2, as
+    :func:`vemonitor.cli_strict.screen` does for every other command).
+    """
+    from vemonitor.cli_strict import usage_problem
+
+    problem = usage_problem(args)
+    if problem is not None:
+        return {"usage": problem}
     from vemonitor.config.compose import compose_run
+    from vemonitor.job import prepare_spec
 
     try:
-        return compose_run(args)
+        payload = compose_run(args)
+        payload["prepared"] = prepare_spec(payload["container"], payload["origins"])
+        return payload
     except (ConfigError, IntegrationError) as err:
         from vemonitor.cli_strict import blame_command_line
 
@@ -208,14 +302,12 @@ def _child(args: list[str], write_fd: int) -> None:
         os._exit(status)
 
 
-def _warm_up() -> None:
-    """Import what the run needs while the child composes (in parallel on a second core)."""
-    import vemonitor.engine  # noqa: F401
-    import vemonitor.job  # noqa: F401
-
-
 def _unwrap(payload: dict[str, Any]) -> dict[str, Any]:
-    """Return the payload, or raise its error line."""
+    """Return the payload, or raise its error line (a command-line mistake: exit 2 here)."""
+    if "usage" in payload:
+        from vemonitor.cli_strict import fail
+
+        fail(str(payload["usage"]))
     if "error" in payload:
         raise ComposeError(str(payload["error"]))
     return payload

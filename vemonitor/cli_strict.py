@@ -16,23 +16,20 @@
   help stays available as ``--hydra-help``.
 
 Everything here is light (no Hydra import) except the help and error paths, which
-end the process.
+end the process. Imports are local where the check needs them: what the daemon loads
+before it forks its configuration child counts twice in the start-up peak
+(docs/performance.md).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import re
 import sys
 from collections.abc import Sequence
-from importlib import metadata, resources
 from typing import NoReturn
 
 from vemonitor import exits
 from vemonitor.commandline import FLAGS, OPTIONAL_VALUES, SUBCOMMANDS
-from vemonitor.config.paths import CONFIG_PACKAGE
-from vemonitor.config.schema import MetricsConfig, VemonitorConfig
 from vemonitor.errors import ConfigError
 
 # Habits from other tools, and what they are here.
@@ -42,7 +39,6 @@ HABITS: dict[str, str] = {
     "--verbose": "debug=true", "-d": "debug=true", "--duration": "duration=SECONDS",
     "--state-dir": "state_dir=PATH", "--speed": "speed=N", "--config": "config_dir=PATH",
 }
-SECTIONS: dict[str, type] = {"metrics": MetricsConfig}  # + each service's (the simulator's)
 OPEN_ROOTS = ("block", "appConnectors", "batteryBanks", "hydra", "connectors")
 KEY = re.compile(r"^(?P<prefix>\+\+|\+|~)?(?P<key>[A-Za-z_][\w.\[\]-]*)(?P<eq>=|$)")
 
@@ -53,9 +49,12 @@ class UsageError(Exception):
 
 def _sections() -> dict[str, type]:
     """Return the run-level sections: metrics, and each installed service's (simulator)."""
+    import dataclasses
+
+    from vemonitor.config.schema import MetricsConfig
     from vemonitor.registry import discover_services
 
-    found = dict(SECTIONS)
+    found: dict[str, type] = {"metrics": MetricsConfig}  # + each service's (the simulator's)
     for key, service in discover_services().items():
         if dataclasses.is_dataclass(service.schema):
             found[key] = service.schema
@@ -64,6 +63,10 @@ def _sections() -> dict[str, type]:
 
 def run_level_keys() -> list[str]:
     """Return every run-level key: top-level fields and the fields of each section."""
+    import dataclasses
+
+    from vemonitor.config.schema import VemonitorConfig
+
     keys: list[str] = []
     sections = _sections()
     for f in dataclasses.fields(VemonitorConfig):
@@ -79,6 +82,8 @@ def run_level_keys() -> list[str]:
 
 def closest(word: str, choices: Sequence[str]) -> str | None:
     """Return the valid name closest to ``word`` (None when nothing is close)."""
+    import difflib
+
     found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return found[0] if found else None
 
@@ -174,6 +179,8 @@ def blame_command_line(err: BaseException, args: Sequence[str]) -> None:
 # ------------------------------------------------------------------ version and help
 def version() -> str:
     """Return 'vemonitor X.Y.Z' (the installed distribution's version)."""
+    from importlib import metadata
+
     try:
         return f"vemonitor {metadata.version('vemonitor')}"
     except metadata.PackageNotFoundError:
@@ -185,6 +192,10 @@ DEFAULT_LINE = re.compile(r"^(?P<indent>\s*)(?P<key>\w+):\s*(?P<value>[^#]*?)\s*
 
 def key_defaults() -> list[tuple[str, str, str]]:
     """Return (key, default, meaning) of each run-level key, from the shipped conf/config.yaml."""
+    from importlib import resources
+
+    from vemonitor.config.paths import CONFIG_PACKAGE
+
     text = (resources.files(CONFIG_PACKAGE) / "config.yaml").read_text(encoding="utf-8")
     out: list[tuple[str, str, str]] = []
     parent = ""
@@ -238,8 +249,15 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
-def screen(args: Sequence[str]) -> None:
-    """Answer --version/--help/help and stop on a command-line mistake (exit 2), else return."""
+def screen(args: Sequence[str], check_keys: bool = True) -> None:
+    """Answer --version/--help/help and stop on a command-line mistake (exit 2), else return.
+
+    ``check_keys=False`` leaves the check of flags and keys to the caller: a single run
+    checks them in its configuration child (:func:`usage_problem`), because knowing the
+    run-level keys means importing the schemas (omegaconf) and discovering the installed
+    services (``importlib.metadata``), about 15 MiB the daemon would otherwise carry into
+    the fork and keep for months (docs/performance.md, "Cuts").
+    """
     if (args and args[0] in SUBCOMMANDS) or {"--help", "-h", "--version", "help"} & set(args):
         _end_quietly_on_closed_pipe()
     if args and args[0] in SUBCOMMANDS:
@@ -250,10 +268,19 @@ def screen(args: Sequence[str]) -> None:
     if "--version" in args:
         print(version())
         sys.exit(exits.OK)
+    if check_keys:
+        problem = usage_problem(args)
+        if problem is not None:
+            fail(problem)
+
+
+def usage_problem(args: Sequence[str]) -> str | None:
+    """Return the first command-line mistake as its one line, or None."""
     try:
         check(args)
     except UsageError as err:
-        _fail(str(err))
+        return str(err)
+    return None
 
 
 def _end_quietly_on_closed_pipe() -> None:
@@ -268,6 +295,7 @@ def _end_quietly_on_closed_pipe() -> None:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
-def _fail(message: str) -> NoReturn:
+def fail(message: str) -> NoReturn:
+    """Print a command-line mistake as one line and exit with status 2."""
     print(f"vemonitor: command line: {message}", file=sys.stderr)
     sys.exit(exits.CONFIG)  # a command-line mistake is a configuration mistake

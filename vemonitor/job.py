@@ -35,17 +35,34 @@ def prepare_run(container: dict[str, Any], origins: dict[str, str]) -> tuple[Run
     constructed without I/O (their contract), so a sink's own settings are
     checked too. Any mistake is a ConfigError (one line).
     """
-    from vemonitor.engine.wiring import wire
+    spec, registry = prepare_spec(container, origins)
+    check_wiring(spec, registry)
+    return spec, registry
 
+
+def prepare_spec(container: dict[str, Any], origins: dict[str, str]) -> tuple[RunSpec, Registry]:
+    """The first half of :func:`prepare_run`: build the run, check the budget and state dir.
+
+    A single run does this half in its configuration child (vemonitor.cli), which
+    already holds omegaconf, and the second, :func:`check_wiring`, in the daemon, which
+    needs the integrations' modules anyway: the child never imports those (redis-py is
+    20 MiB), so the two processes' sum at start-up stays small (docs/performance.md).
+    """
     registry = Registry().discover()
     spec = build_run(container, registry, origins)
     budget.check(spec, registry, spec.runtime.budget_override)
     check_state_dir(spec.runtime.state_dir)
+    return spec, registry
+
+
+def check_wiring(spec: RunSpec, registry: Registry) -> None:
+    """Construct every source and sink once, without I/O: their own settings are checked."""
+    from vemonitor.engine.wiring import wire
+
     try:
         wire(spec, registry, SystemClock())
     except IntegrationError as err:
         raise ConfigError(str(err)) from err
-    return spec, registry
 
 
 def check_state_dir(path: Path) -> None:

@@ -15,6 +15,7 @@ Services (the simulator) are found here too, through ``vemonitor.services``.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
@@ -184,7 +185,9 @@ class Registry:
             self.failed[key] = f"{origin}: domain '{manifest.domain}' already provided by {first}"
             return
         self.manifests[manifest.domain] = manifest
-        self._modules[manifest.domain] = lambda: importlib.import_module(module)
+        # A partial, not a lambda: the registry is pickled from the configuration child
+        # to the daemon (vemonitor.cli.compose_payload).
+        self._modules[manifest.domain] = functools.partial(importlib.import_module, module)
         for alias in manifest.aliases:
             self._aliases[alias] = manifest.domain
 

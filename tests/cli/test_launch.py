@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -100,3 +101,72 @@ def test_a_sweep_job_says_a_mistake_exactly_as_a_single_run(tmp_path: Path, mist
     assert line.startswith("vemonitor: config error: command line, over conf/block/Demo.yaml: "
                            "block.")
     assert sweep.stderr.strip().splitlines()[-1] == line
+
+
+HELD = """
+import sys
+from vemonitor import cli
+at_fork = sorted(m for m in ("omegaconf", "hydra", "importlib.metadata", "hw_sim")
+                 if m in sys.modules)
+composed = cli.compose_isolated(sys.argv[1:])
+from vemonitor.job import check_wiring
+spec, registry = composed["prepared"]
+check_wiring(spec, registry)
+held = sorted(m for m in ("omegaconf", "antlr4", "hydra", "yaml", "hw_sim.simulator")
+              if m in sys.modules)
+print("AT-FORK", *at_fork)
+print("HELD", *held)
+"""
+
+
+def test_the_daemon_forks_light_and_never_holds_the_configuration_machinery(
+        tmp_path: Path) -> None:
+    """Before the fork the daemon has no omegaconf, Hydra, entry-point scan or simulator; after
+    the child composed and built the run, it holds neither omegaconf/antlr4 (the schemas'
+    checker) nor YAML nor the simulator of a run without simulated devices (the memory goals
+    of issue 24, docs/performance.md)."""
+    proc = subprocess.run([sys.executable, "-c", HELD, "block=BatteryMonitor",
+                           f"state_dir={tmp_path}"], env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line.strip() for line in proc.stdout.splitlines()]
+    assert "AT-FORK" in lines and "HELD" in lines, proc.stdout
+
+
+def test_a_mistyped_key_of_a_single_run_is_one_line_from_the_child(tmp_path: Path) -> None:
+    """A single run's keys are checked in its configuration child: the same one line, exit 2."""
+    proc = subprocess.run([sys.executable, "-m", "vemonitor", "durration=10",
+                           f"state_dir={tmp_path}"], env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("vemonitor: command line: durration: unknown key (did you "
+                                  "mean duration?); run-level keys: debug, duration, ")
+    assert "Traceback" not in proc.stderr
+
+
+EXEC_PROBE = """
+import atexit, os, sys
+print("IMAGE", os.getpid(), "PREPARED" if "VEMONITOR_PREPARED_FD" in os.environ else "FRESH",
+      flush=True)
+atexit.register(lambda: print("HELD", *sorted(m for m in ("hydra", "omegaconf", "yaml")
+                                              if m in sys.modules), flush=True))
+from vemonitor.cli import main
+main()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="the exec path needs memfd_create")
+def test_the_command_composes_then_execs_itself_into_a_hydra_free_daemon(tmp_path: Path) -> None:
+    """The real command line composes in its own process, then replaces itself: same PID,
+    the second image runs the block to its end and never imported Hydra, omegaconf or YAML
+    (one process at a time: the start-up peak is not two processes' sum, issue 24)."""
+    proc = subprocess.run([sys.executable, "-c", EXEC_PROBE, "speed=4", "duration=6",
+                           f"state_dir={tmp_path / 'state'}"], env=_env(tmp_path),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    images = [line.split() for line in proc.stdout.splitlines() if line.startswith("IMAGE")]
+    assert [kind for _, _, kind in images] == ["FRESH", "PREPARED"], proc.stdout
+    assert images[0][1] == images[1][1]  # the same process
+    assert "summary of block Demo" in proc.stdout
+    assert "HELD" in [line.strip() for line in proc.stdout.splitlines()], proc.stdout

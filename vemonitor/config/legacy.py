@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vemonitor.config import yamlguard
 from vemonitor.config.errors import ConfigError
 from vemonitor.config.seed import check_unique_blocks
@@ -122,6 +120,8 @@ def _import_path(directory: Path, name: str, root: Path, index: int) -> Path:
 def _read_mapping(path: Path) -> dict[str, Any]:
     """Parse a YAML file that must hold a mapping, expanding ${VAR} from the environment."""
     yamlguard.check_file(path)
+    import yaml  # here, not at the top: the daemon imports this module but reads no YAML
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:

@@ -20,11 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
 from vemonitor.config.bounds import non_finite
 from vemonitor.errors import ConfigError
+
+# omegaconf.MISSING's value: a required field. Spelled here so the schemas, which the
+# daemon holds for months, do not import omegaconf (6 MiB with antlr4); only
+# load_item(), run while the configuration is checked, does (docs/performance.md).
+MISSING: Any = "???"  # typed Any as omegaconf types it: the default of any field
 
 # Bounds on intervals (seconds): below 1 s the devices send nothing new; above a
 # day a "time series" stops being one.
@@ -235,6 +237,9 @@ def load_item(schema: type, data: Mapping[str, Any], file: str | None, key: str)
     then every class of the schema runs its own ``validate()`` (no I/O), whose
     ValueError becomes the ConfigError's message.
     """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), dict(data))
         obj = OmegaConf.to_object(merged)

@@ -17,10 +17,12 @@ used normally (a few shared sections) stay far below the limit.
 from __future__ import annotations
 
 from pathlib import Path
-
-import yaml
+from typing import TYPE_CHECKING
 
 from vemonitor.config.errors import ConfigError
+
+if TYPE_CHECKING:
+    import yaml
 
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000
@@ -46,6 +48,8 @@ def check_text(text: str, file: str | None = None) -> None:
     """Raise ConfigError when YAML ``text`` expands beyond :data:`MAX_NODES` nodes."""
     if len(text.encode("utf-8", "replace")) > MAX_BYTES:
         raise ConfigError(f"more than {MAX_BYTES} bytes of YAML", file=file)
+    import yaml  # here: the daemon imports this module (config.build) but reads no YAML
+
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError:
@@ -63,6 +67,8 @@ def _expanded(node: yaml.Node, sizes: dict[int, int]) -> int:
     if known is not None:
         return known
     sizes[id(node)] = MAX_NODES + 1  # a cycle (a recursive alias) counts as too large
+    import yaml
+
     count = 1
     if isinstance(node, yaml.SequenceNode):
         for child in node.value:
