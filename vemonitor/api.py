@@ -57,9 +57,9 @@ from vemonitor.logsafe import MASK as MASK
 from vemonitor.model import Batch as Batch
 from vemonitor.model import DropRow as DropRow
 from vemonitor.model import Row as Row
-from vemonitor.outside import MAX_TEXT as MAX_ROW_TEXT
+from vemonitor.outside import MAX_TEXT as MAX_ROW_TEXT  # noqa: F401 (re-exported)
 from vemonitor.outside import BadRow as BadRow
-from vemonitor.outside import loads as load_json
+from vemonitor.outside import loads as load_json  # noqa: F401 (re-exported)
 from vemonitor.outside import parse_fields as parse_fields
 from vemonitor.outside import parse_values as parse_values
 from vemonitor.secretpolicy import check_host as check_host

@@ -34,11 +34,10 @@ check is which"), a row from outside that is not a JSON object (:mod:`vemonitor.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-
-import math
 from typing import Any
 
 from vemonitor.vedirect.fields import BOUNDS, FIELD_BY_LABEL, Value

@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 
 ANCHOR_FILE = "hex_history.json"
 DAYS_IN_SEQ = 365  # HSDS counts 0..364 (PROTOCOL.md), then wraps
+# How far back a day row may be dated: the MPPT keeps today and 30 closed days (records
+# 0x1050..0x106E, HEX.md), each dated at the local midnight its day began; one day more
+# for a day that began before midnight. The engine refuses older forwarded rows.
+PAST_SPAN = 32 * 86400.0
 # The row's columns, in order (the day record's fields, HEX.md §4.1, VR layout).
 DAY_COLUMNS = ("serial", "day_seq", "yield_kwh", "consumed_kwh", "max_power_w", "bulk_min",
                "absorption_min", "float_min", "battery_v_max", "battery_v_min",

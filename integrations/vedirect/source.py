@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vemonitor_integrations.vedirect.hexpoll import HexColumns, hex_columns
-from vemonitor_integrations.vedirect.history import Anchors, History
+from vemonitor_integrations.vedirect.history import PAST_SPAN, Anchors, History
 from vemonitor_integrations.vedirect.scanner import scanner_for
 from vemonitor_integrations.vedirect.schema import VedirectConnector
 
@@ -279,6 +279,11 @@ class VedirectSource:
     def forwards_item(self, input_name: str) -> bool:
         """Return True for a history input: its rows are day rows, forwarded, not sampled."""
         return input_name in self.history.inputs
+
+    def past_span(self, input_name: str) -> float:
+        """How far behind the run's clock this input's rows may be dated (s): a month of
+        day records for a history input, nothing beyond the engine's default otherwise."""
+        return PAST_SPAN if self.forwards_item(input_name) else 0.0
 
     def rows_since(self, after: float, input_name: str | None = None) -> list[Row]:
         """Return the day rows newer than ``after`` (history inputs only)."""

@@ -70,6 +70,11 @@ class InputWorker:
                  max_skew: float = 86400.0) -> None:
         self.spec = spec
         self.max_skew = max_skew  # a forwarded row further from the run's clock is refused
+        # ... except a source's own past: the MPPT's day records (issue 22) are dated by the
+        # device's day count, up to a month back; the source says how far it may reach.
+        past_span = getattr(source, "past_span", None)
+        self.max_past = max(max_skew, past_span(spec.name)) if callable(past_span) \
+            else max_skew
         self._far_logged_at = -math.inf
         # Back-pressure (issue 25): forwarded rows enter the cache only while it has room
         # for them without pushing out a row some output has not taken yet; the others
@@ -186,12 +191,13 @@ class InputWorker:
         return last
 
     def _far(self, row: Row) -> bool:
-        """Refuse (count, say once an hour) a row stamped beyond ``max_skew`` of the run's
-        clock (an edge's wrong clock, ``"time": 0``): it would hold every later row back,
-        or be refused by a store for ever. The run's clock, not the wall's: the Demo's
-        simulated clock starts at its own moment and runs faster."""
+        """Refuse (count, say once an hour) a row stamped beyond ``max_skew`` ahead of the
+        run's clock or ``max_past`` behind it (an edge's wrong clock, ``"time": 0``): it
+        would hold every later row back, or be refused by a store for ever. The run's
+        clock, not the wall's: the Demo's simulated clock starts at its own moment and
+        runs faster."""
         now = self.clock.now()
-        if abs(row.time - now) <= self.max_skew:
+        if -self.max_past <= row.time - now <= self.max_skew:
             return False
         self.stats.dropped["time_far"] += 1
         if now - self._far_logged_at >= LOG_EVERY:
