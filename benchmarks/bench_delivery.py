@@ -70,7 +70,7 @@ def emoncms_requests_per_hour() -> dict[str, float]:
     """Return the budgeted EmonCms requests per hour of the seed's BatteryMonitor samples."""
     from vemonitor import budget
     from vemonitor.config.build import build_run
-    from vemonitor.config.compose import (
+    from vemonitor.compose import (
         compose_config,
         prepare,
         register_resolvers,

@@ -38,12 +38,12 @@ from typing import Any, Protocol, runtime_checkable
 
 from vemonitor import __version__ as __version__
 from vemonitor.clock import Clock as Clock
-from vemonitor.config.schema import Connector as Connector
-from vemonitor.config.schema import DeliveryConfig as DeliveryConfig
-from vemonitor.config.schema import FieldError as FieldError
-from vemonitor.config.schema import InputItem as InputItem
-from vemonitor.config.schema import OutputItem as OutputItem
-from vemonitor.config.schema import load_item as load_item
+from vemonitor.schema import Connector as Connector
+from vemonitor.schema import DeliveryConfig as DeliveryConfig
+from vemonitor.schema import FieldError as FieldError
+from vemonitor.schema import InputItem as InputItem
+from vemonitor.schema import OutputItem as OutputItem
+from vemonitor.schema import load_item as load_item
 from vemonitor.datacache import DataCache as DataCache
 from vemonitor.errors import BatchRejected as BatchRejected
 from vemonitor.errors import ConfigError as ConfigError

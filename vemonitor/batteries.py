@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vemonitor.config.build import OutputSpec, RunSpec
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 from vemonitor.registry import Registry
 
 SECONDS_PER_HOUR = 3600.0

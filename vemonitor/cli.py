@@ -13,7 +13,7 @@
 This module classifies the arguments (:func:`single_run`, with the subcommand and flag
 tables of :mod:`vemonitor.commandline`, which :mod:`vemonitor.cli_strict` checks first)
 and owns the one place a configuration mistake becomes one line and exit status 2
-(:func:`exit_config_error`). The layers below it: :mod:`vemonitor.config.compose`
+(:func:`exit_config_error`). The layers below it: :mod:`vemonitor.compose`
 (Hydra) -> :mod:`vemonitor.job` (validate, run, summarise) -> :mod:`vemonitor.engine`.
 
 A daemon on a Raspberry Pi runs for months, so what it keeps loaded matters.
@@ -271,7 +271,7 @@ def compose_payload(args: list[str]) -> dict[str, Any]:
     problem = usage_problem(args)
     if problem is not None:
         return {"usage": problem}
-    from vemonitor.config.compose import compose_run
+    from vemonitor.compose import compose_run
     from vemonitor.job import prepare_spec
 
     try:
@@ -316,7 +316,7 @@ def _unwrap(payload: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------- Hydra's own (in-process)
 def _with_hydra(args: list[str]) -> None:
     """Answer ``--cfg`` (secrets redacted), or hand the command line to Hydra's runner."""
-    from vemonitor.config import compose
+    from vemonitor import compose
 
     try:
         compose.register_resolvers()
@@ -334,7 +334,7 @@ def _with_hydra(args: list[str]) -> None:
 
 def run_job(cfg: Any, origins: dict[str, str]) -> None:
     """Run one job Hydra composed (a ``-m`` sweep's): validated exactly like a single run."""
-    from vemonitor.config.compose import resolved
+    from vemonitor.compose import resolved
     from vemonitor.job import prepare_run
     from vemonitor.secretpolicy import protect_sweep
 
@@ -349,7 +349,7 @@ def run_job(cfg: Any, origins: dict[str, str]) -> None:
 def preflight(prepared: Any) -> tuple[Any, Any]:
     """Compose a prepared command line in this process and validate it completely: the run
     and the registry, or a ConfigError naming the mistake (what a single run checks)."""
-    from vemonitor.config.compose import compose_config, resolved
+    from vemonitor.compose import compose_config, resolved
     from vemonitor.job import prepare_run
 
     return prepare_run(resolved(compose_config(prepared), prepared.origins), prepared.origins)

@@ -51,7 +51,7 @@ def _sections() -> dict[str, type]:
     """Return the run-level sections: metrics, and each installed service's (simulator)."""
     import dataclasses
 
-    from vemonitor.config.schema import MetricsConfig
+    from vemonitor.schema import MetricsConfig
     from vemonitor.registry import discover_services
 
     found: dict[str, type] = {"metrics": MetricsConfig}  # + each service's (the simulator's)
@@ -65,7 +65,7 @@ def run_level_keys() -> list[str]:
     """Return every run-level key: top-level fields and the fields of each section."""
     import dataclasses
 
-    from vemonitor.config.schema import VemonitorConfig
+    from vemonitor.schema import VemonitorConfig
 
     keys: list[str] = []
     sections = _sections()
@@ -130,7 +130,7 @@ def _positional(word: str) -> str:
     near = closest(word, list(SUBCOMMANDS))
     if near:
         return f"unknown command {word!r} (did you mean `vemonitor {near}`?)"
-    from vemonitor.config.compose import hydra_blocks
+    from vemonitor.compose import hydra_blocks
 
     blocks = list(hydra_blocks())
     if word in blocks:
@@ -217,7 +217,7 @@ def key_defaults() -> list[tuple[str, str, str]]:
 
 def help_text() -> str:
     """Return ``vemonitor --help``: usage, run-level keys with defaults, blocks found."""
-    from vemonitor.config.compose import hydra_blocks
+    from vemonitor.compose import hydra_blocks
     from vemonitor.config.legacy import find_legacy_dir, load_legacy
 
     lines = [version(), "", "usage:",

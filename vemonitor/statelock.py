@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 
 LOCK_NAME = "vemonitor.lock"
 

@@ -13,7 +13,7 @@ import pytest
 
 from hw_sim.physics import World
 from hw_sim.service import SimulatorConfig, clock_start, start_seconds
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 
 
 def _vemonitor(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,7 @@ import pytest
 
 from hw_sim.service import SimulatorConfig  # the simulator service's section
 from vemonitor.api import IntegrationError
-from vemonitor.config.schema import (
+from vemonitor.schema import (
     BlockConfig,
     CacheConfig,
     Connector,
@@ -163,7 +163,7 @@ def test_integration_keys_are_documented_in_its_section(doc: str, registry: Regi
 
 
 def test_shipped_blocks_are_listed(doc: str) -> None:
-    from vemonitor.config.compose import shipped_blocks
+    from vemonitor.compose import shipped_blocks
 
     blocks = shipped_blocks()
     assert "BatteryMonitor" in blocks

@@ -10,7 +10,7 @@ import pytest
 from tests.engine.helpers import Recorder, block_config, running
 from vemonitor.clock import ManualClock
 from vemonitor.config.build import InputSpec
-from vemonitor.config.schema import InputItem
+from vemonitor.schema import InputItem
 from vemonitor.datacache import DataCache
 from vemonitor.engine.workers import InputWorker
 from vemonitor.middlewares import chain

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vemonitor.batteries import load_bank
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 from vemonitor.fieldpolicy import FieldDrops, keep_good_fields
 from vemonitor.middlewares import bank_step, chain, project
 

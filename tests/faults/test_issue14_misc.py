@@ -43,7 +43,7 @@ def test_simulator_folder_is_private_unpredictable_and_removed(tmp_path: Path) -
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
-    from vemonitor.config.errors import ConfigError
+    from vemonitor.errors import ConfigError
 
     with pytest.raises(ConfigError, match="others can write"), private_dir(str(shared)):
         pass

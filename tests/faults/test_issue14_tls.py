@@ -13,7 +13,7 @@ from vemonitor_integrations.redis.client import connect
 from vemonitor_integrations.redis.schema import RedisConnector
 
 from vemonitor import risks
-from vemonitor.config.schema import MetricsConfig
+from vemonitor.schema import MetricsConfig
 
 
 def _spec(*configs: Any, host: str = "127.0.0.1", port: int | None = None) -> Any:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 from vemonitor.config.yamlguard import MAX_BYTES, check_text
 
 

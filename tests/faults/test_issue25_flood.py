@@ -22,7 +22,7 @@ from tests.integrations.influxdb2.servers import VictoriaMetricsServer
 from tests.servers import MosquittoServer
 from vemonitor.cli import preflight
 from vemonitor.clock import SystemClock
-from vemonitor.config.compose import prepare, register_resolvers, register_schema
+from vemonitor.compose import prepare, register_resolvers, register_schema
 from vemonitor.engine import Engine
 
 SITES = 1000

@@ -153,7 +153,7 @@ def test_far_stamped_rows_are_refused_one_by_one(tmp_path: Path,
 def test_max_time_skew_is_never_zero(tmp_path: Path) -> None:
     """`max_time_skew: 0` would refuse every row: a configuration error naming the key."""
     from vemonitor.api import ConfigError
-    from vemonitor.config.bounds import RUN, check
+    from vemonitor.bounds import RUN, check
 
     with pytest.raises(ConfigError, match="max_time_skew"):
         check({"max_time_skew": 0}, RUN)

@@ -16,8 +16,8 @@ from tests.engine.helpers import Recorder, block_config, registry_with_recorders
 from vemonitor import budget
 from vemonitor.api import Context, SendCost
 from vemonitor.config.build import build_run
-from vemonitor.config.errors import ConfigError
-from vemonitor.config.schema import OutputItem
+from vemonitor.errors import ConfigError
+from vemonitor.schema import OutputItem
 from vemonitor.registry import Manifest, Registry
 
 BMV = {"source": "bmv700", "time_interval": 1, "columns": ["V", "SOC"]}

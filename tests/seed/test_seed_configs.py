@@ -16,8 +16,8 @@ from tests.integrations.emoncms.contract_server import ContractServer
 from tests.servers import RedisServer
 from tests.shared import SEED_CONFIGS, require_shared
 from vemonitor.cli import preflight
-from vemonitor.config.compose import prepare, register_resolvers, register_schema
-from vemonitor.config.errors import ConfigError
+from vemonitor.compose import prepare, register_resolvers, register_schema
+from vemonitor.errors import ConfigError
 
 # (set, block) -> None when valid, else the precise error the sample earns.
 EXPECTED = {

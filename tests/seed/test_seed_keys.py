@@ -13,7 +13,7 @@ import yaml
 
 from tests.shared import REPO_ROOT
 from vemonitor.cli import preflight
-from vemonitor.config.compose import prepare, register_resolvers, register_schema
+from vemonitor.compose import prepare, register_resolvers, register_schema
 from vemonitor.config.seed import SEED_DOMAINS
 from vemonitor.registry import Registry
 

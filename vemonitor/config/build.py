@@ -18,11 +18,11 @@ from typing import Any
 from vemonitor import secretpolicy
 from vemonitor.batteries import BatteryBank, load_bank
 from vemonitor.clock import MAX_SPEED
-from vemonitor.config import bounds
-from vemonitor.config.errors import ConfigError
+from vemonitor import bounds
+from vemonitor.errors import ConfigError
 from vemonitor.config.legacy import cache_section
 from vemonitor.config.paths import default_state_dir
-from vemonitor.config.schema import (
+from vemonitor.schema import (
     CacheConfig,
     InputItem,
     MetricsConfig,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from vemonitor.config import yamlguard
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 from vemonitor.config.seed import check_unique_blocks
 from vemonitor.secretpolicy import remember
 

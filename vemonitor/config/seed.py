@@ -31,7 +31,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 
 # Seed worker / connector key -> the vemonitor integration domain that takes its items.
 # An integration registered later (e.g. influxdb2) needs only its line here.

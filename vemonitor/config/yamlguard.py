@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 
 if TYPE_CHECKING:
     import yaml

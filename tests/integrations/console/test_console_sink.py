@@ -13,7 +13,7 @@ from vemonitor_integrations.console.sink import ConsoleSink, format_line, format
 
 from vemonitor.api import Context
 from vemonitor.clock import SystemClock
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 from vemonitor.model import Batch, Row
 
 NOW = 1_714_560_000.0

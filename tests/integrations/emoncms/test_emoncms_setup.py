@@ -13,8 +13,8 @@ from vemonitor_integrations.emoncms.schema import EmoncmsConnector, EmoncmsOutpu
 from tests.integrations.emoncms.emon_helpers import FakeClock
 from vemonitor.api import Context
 from vemonitor.api import load_item as typed
-from vemonitor.config.errors import ConfigError
-from vemonitor.config.schema import OutputItem
+from vemonitor.errors import ConfigError
+from vemonitor.schema import OutputItem
 from vemonitor.registry import Registry
 
 SAMPLE = Path(emoncms.__file__).with_name("sample.yaml")

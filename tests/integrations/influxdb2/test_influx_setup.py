@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from vemonitor_integrations.influxdb2.schema import InfluxConnector, InfluxInput, InfluxOutput
 
 from vemonitor.api import load_item as typed
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 from vemonitor.registry import Registry
 
 SAMPLE = Path(influx_integration.__file__).with_name("sample.yaml")

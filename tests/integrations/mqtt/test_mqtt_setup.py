@@ -15,7 +15,7 @@ from vemonitor_integrations.mqtt.schema import MqttConnector, MqttOutput
 from vemonitor.api import Context
 from vemonitor.api import load_item as typed
 from vemonitor.clock import SystemClock
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 from vemonitor.registry import Registry
 
 SAMPLE = Path(mqtt_integration.__file__).with_name("sample.yaml")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vemonitor.cli import preflight
-from vemonitor.config.compose import prepare, register_resolvers, register_schema
+from vemonitor.compose import prepare, register_resolvers, register_schema
 
 
 @pytest.mark.parametrize(("block", "extra", "inputs", "outputs"), [

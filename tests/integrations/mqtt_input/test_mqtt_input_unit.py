@@ -10,7 +10,7 @@ from vemonitor_integrations.mqtt.sink import state_payload
 from vemonitor_integrations.mqtt.source import parse_state
 
 from vemonitor.api import load_item as typed
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 from vemonitor.model import Row
 
 

@@ -12,7 +12,7 @@ from vemonitor_integrations.redis.schema import RedisConnector, RedisInput, Redi
 from tests.shared import SEED_CONFIGS, require_shared
 from vemonitor.api import load_item as typed
 from vemonitor.config.build import CacheSpec, build_run
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 from vemonitor.config.legacy import load_legacy
 from vemonitor.registry import Registry
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from vemonitor_integrations.sqlite.sink import SqliteSink, SqliteStoreError, read_rows
 
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 from vemonitor.model import Batch, Row
 
 NOW = 1_714_560_000.0  # the conftest clock starts here (2024-05-01T10:40:00Z)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vemonitor.config.bounds import non_finite
+from vemonitor.bounds import non_finite
 from vemonitor.errors import ConfigError
 
 # omegaconf.MISSING's value: a required field. Spelled here so the schemas, which the
@@ -112,7 +112,7 @@ class VemonitorConfig:
     budget_override: bool = False
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     # Services (the simulator's ``simulator``) add their own sections to this schema
-    # when the configuration is composed (vemonitor.config.compose.register_schema).
+    # when the configuration is composed (vemonitor.compose.register_schema).
 
 
 # ---------------------------------------------------------------- item schemas
@@ -214,7 +214,7 @@ class OutputItem:
             raise FieldError("cache_interval", f"must be between 1 and {MAX_CACHE_INTERVAL}, "
                                                f"got {self.cache_interval}")
         d = self.delivery
-        from vemonitor.config.bounds import DELIVERY, problem
+        from vemonitor.bounds import DELIVERY, problem
 
         for key, bound in DELIVERY.items():
             why = problem(getattr(d, key), bound)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vemonitor.config.errors import ConfigError
+from vemonitor.errors import ConfigError
 
 DAY = 86400.0
 YEAR = 365 * DAY
