@@ -11,6 +11,10 @@ status  meaning                                                      systemd uni
         read-only, outbox cannot be created, summary.json unwritable) may be freed)
 130     interrupted during start-up (Ctrl-C)                         -
 ======  ===========================================================  ==================
+
+These are a run's statuses. The tool subcommands (``scan``, ``hex``, ``history``,
+``report``) use 0 = answered, 1 = the device or store gave no answer (one line, not a
+bug), 2 = a usage mistake; docs/operations.md says the same.
 """
 
 from __future__ import annotations
