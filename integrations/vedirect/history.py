@@ -21,6 +21,16 @@ row of every input with ``history: true``:
   SQLite store's INSERT OR REPLACE, InfluxDB/VictoriaMetrics points, Redis hashes,
   EmonCms at the day's timestamp). The engine forwards each day once per run
   (``since``); a new run re-sends the 30 days, which the sinks store once.
+* **Handed out oldest first, once a back-fill round is settled**: the day records are
+  read newest first (0x1051 is yesterday), and a real EmonCms feed drops a point older
+  than its newest one (PHPTimeSeries keeps it only when a point at that exact time
+  exists; PHPFina drops what lies before its first point: emoncms 11.16.8
+  ``PHPTimeSeries::post_multiple``, ``PHPFina::post_multiple``, measured on that
+  version). Handed out as they came, the first run stored the newest 10 of 30 days in
+  EmonCms's feeds. So while the days of a round are asked (``ask``), none is handed out
+  until each has an outcome (``settle``: a reply, a refusal, a timeout), or ROUND_HOLD
+  seconds passed (a round whose outcomes were lost with its connection); then all go
+  together, oldest first.
 * Today's record (0x1050) is not a row: it is still growing (``yield_today`` and
   TEXT H20 carry it); it becomes a row once closed.
 
@@ -34,6 +44,8 @@ import json
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -50,6 +62,10 @@ DAYS_IN_SEQ = 365  # HSDS counts 0..364 (PROTOCOL.md), then wraps
 # 0x1050..0x106E, HEX.md), each dated at the local midnight its day began; one day more
 # for a day that began before midnight. The engine refuses older forwarded rows.
 PAST_SPAN = 32 * 86400.0
+# The longest a back-fill round's rows are held back (monotonic s): 32 requests, each
+# answered or timed out within 1 s (HEX.md §6) after waiting for a TEXT gap (~1 s);
+# beyond that an outcome was lost (the port reconnected) and the rows go anyway.
+ROUND_HOLD = 120.0
 # The row's columns, in order (the day record's fields, HEX.md §4.1, VR layout).
 DAY_COLUMNS = ("serial", "day_seq", "yield_kwh", "consumed_kwh", "max_power_w", "bulk_min",
                "absorption_min", "float_min", "battery_v_max", "battery_v_min",
@@ -130,7 +146,25 @@ class History:
     today_seq: int | None = None  # the device's current day, from 0x1050 or HSDS
     # What each history input was handed: (serial, day_seq) -> the values handed.
     delivered: dict[str, dict[tuple[str, int], Any]] = field(default_factory=dict)
+    pending: set[int] = field(default_factory=set)  # day records asked, not yet settled
+    round_began: float = 0.0  # monotonic time of the last ask()
+    monotonic: Callable[[], float] = time.monotonic
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ask(self, records: Iterable[int]) -> None:
+        """Note a back-fill round: day records ``records`` (n of 0x1050 + n) were asked."""
+        with self._lock:
+            self.pending = set(records)
+            self.round_began = self.monotonic()
+
+    def settle(self, n: int) -> None:
+        """Note that day record ``n`` had its outcome (a reply, refusal or timeout)."""
+        with self._lock:
+            self.pending.discard(n)
+
+    def _holding(self) -> bool:
+        """Return True while a round's rows wait for its last outcome (lock held)."""
+        return bool(self.pending) and self.monotonic() - self.round_began < ROUND_HOLD
 
     def add(self, serial: str, record: DayRecord, now: float) -> Row | None:
         """Turn a closed day record into a row (for every history input); None for today."""
@@ -152,9 +186,12 @@ class History:
         Not by time (``after`` is the engine's cursor, unused): days arrive newest
         first, and a day read again later (after a timeout) is older than the cursor.
         Each (serial, day_seq) is handed once per run unless the device changed it.
+        Nothing while a back-fill round is unsettled (see the module docstring).
         """
         name = input_name or ""
         with self._lock:
+            if self._holding():
+                return []
             handed = self.delivered.setdefault(name, {})
             fresh = [(key, row) for key, row in self.rows.items() if handed.get(key) != row.values]
             for key, row in fresh:

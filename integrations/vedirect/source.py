@@ -226,6 +226,9 @@ class VedirectSource:
         now = self.context.clock.now()
         self.hex.take(item, now)
         reading = item.reading if isinstance(item, Outcome) else item
+        register = item.request.register if isinstance(item, Outcome) else None
+        if register is not None and HISTORY_DAY0 <= register < HISTORY_DAY0 + HISTORY_DAYS:
+            self.history.settle(register - HISTORY_DAY0)  # replied, refused or timed out
         if reading is None or reading.error:
             return
         if isinstance(reading.value, TotalRecord) and isinstance(item, Outcome):
@@ -244,6 +247,7 @@ class VedirectSource:
         reader = self.reader
         if reader is None or not self.reads_history:
             return
+        self.history.ask(range(min(days, HISTORY_DAYS)))
         for n in range(min(days, HISTORY_DAYS)):
             reader.request_hex(get(HISTORY_DAY0 + n))
 
