@@ -15,7 +15,12 @@ row of every input with ``history: true``:
   device days: a re-read, a restart or a read at 01:00 give the same time to the same
   day. Decision: the anchor's date is the host's local date at the first read; a
   first-ever read between midnight and the charger's first light dates every day one
-  day late (once, consistently).
+  day late (once, consistently), unless the device's today record already holds more
+  charging minutes than have passed since midnight, which proves its day began the
+  day before (``History._anchor_date``).
+* **Before HSDS is known**: a day record's place says which day is today (HEX.md
+  §4.1: 0x1050 + n is n days before today), so the first record read dates itself,
+  whether or not record 0 or TEXT ``HSDS`` came first (``History.add``).
 * **Idempotent**: a day always has the same input, time and values, so a store that
   keys rows by (input, time) keeps it once however often it is written (the local
   SQLite store's INSERT OR REPLACE, InfluxDB/VictoriaMetrics points, Redis hashes,
@@ -144,6 +149,7 @@ class History:
     rows: dict[tuple[str, int], Row] = field(default_factory=dict)  # (serial, day_seq) -> row
     inputs: list[str] = field(default_factory=list)  # the inputs with history: true
     today_seq: int | None = None  # the device's current day, from 0x1050 or HSDS
+    today_record: DayRecord | None = None  # record 0x1050 (today), asked or pushed
     # What each history input was handed: (serial, day_seq) -> the values handed.
     delivered: dict[str, dict[tuple[str, int], Any]] = field(default_factory=dict)
     pending: set[int] = field(default_factory=set)  # day records asked, not yet settled
@@ -162,18 +168,48 @@ class History:
         with self._lock:
             self.pending.discard(n)
 
+    def _anchor_date(self, today: int, now: float) -> date:
+        """Return the local date of device day ``today``, for a first-ever anchor.
+
+        The host's local date, except when the device's today record shows more minutes
+        of charging (bulk + absorption + float) than have passed since local midnight:
+        that device day began before midnight (the MPPT rolls its day at first light,
+        issue 26), so it is the day before. A dark day (no charging minutes) read
+        between midnight and first light cannot be told apart: its days are then dated
+        one day late, consistently (the anchor is kept).
+        """
+        local = datetime.fromtimestamp(now)
+        record = self.today_record
+        if record is not None and record.day_seq == today:
+            charged = sum(m or 0 for m in (record.bulk_min, record.absorption_min,
+                                           record.float_min))
+            if charged > local.hour * 60 + local.minute:
+                return local.date() - timedelta(days=1)
+        return local.date()
+
     def _holding(self) -> bool:
         """Return True while a round's rows wait for its last outcome (lock held)."""
         return bool(self.pending) and self.monotonic() - self.round_began < ROUND_HOLD
 
-    def add(self, serial: str, record: DayRecord, now: float) -> Row | None:
-        """Turn a closed day record into a row (for every history input); None for today."""
-        if self.today_seq is None or record.day_seq == self.today_seq:
-            return None
-        if seq_offset(record.day_seq, self.today_seq) >= 0:
-            return None  # not a closed day (a stale record from before a roll)
-        anchor_seq, anchor_day = self.anchors.get(
-            serial, self.today_seq, datetime.fromtimestamp(now).date())
+    def add(self, serial: str, record: DayRecord, now: float, n: int | None = None) -> Row | None:
+        """Turn a closed day record into a row (for every history input); None for today.
+
+        ``n`` is the record's place (register 0x1050 + n). HEX.md §4.1: 0x1050 is today,
+        0x1051 yesterday, ... so the device itself says the record's day is n days
+        before its today, and today = day_seq + n (mod 365) without waiting for record
+        0 or TEXT HSDS. A record of unknown place (``n`` None) is dated against
+        ``today_seq`` and dropped while that is unknown.
+        """
+        if n is not None:
+            if n == 0:
+                return None  # today: still growing
+            today = (record.day_seq + n) % DAYS_IN_SEQ
+            self.today_seq = today
+        else:
+            today = self.today_seq
+            if today is None or seq_offset(record.day_seq, today) >= 0:
+                return None  # today, or a stale record from before a roll
+        anchor_seq, anchor_day = self.anchors.get(serial, today, self._anchor_date(today, now))
         when = midnight(day_date(record.day_seq, anchor_seq, anchor_day))
         row = Row(when, "", day_values(serial, record))
         with self._lock:
