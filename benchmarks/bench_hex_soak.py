@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -135,7 +135,7 @@ def main() -> int:
     # The FW 1.23 MPPT's TEXT pauses make its reader say "unavailable" now and then, as
     # designed; only errors are worth a line here.
     logging.basicConfig(level=logging.ERROR)
-    began = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    began = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"HEX soak: {opts.seconds:g} s at speed {opts.speed:g}, began {began}, "
           f"{platform.machine()} {platform.python_version()}, faults {FAULTS}")
     report = soak(opts.seconds, opts.speed)
