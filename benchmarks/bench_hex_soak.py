@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,7 +80,23 @@ class Outcomes:
                 self.by_device[name][item.status] += 1
 
 
-def soak(seconds: float, speed: float) -> dict[str, dict[str, object]]:
+@dataclass
+class Result:
+    """One device's blocks and HEX outcomes over the soak."""
+
+    written: int  # blocks the simulator wrote
+    clean: int  # of those, blocks a perfect reader decodes (no fault broke them)
+    decoded: int  # blocks the reader decoded
+    rejected: int  # rejections the reader counted
+    hex: dict[str, int]  # HEX outcomes by status
+
+    @property
+    def lost(self) -> int:
+        """Clean blocks the reader did not decode (negative: decoded a block never written clean)."""
+        return self.clean - self.decoded
+
+
+def soak(seconds: float, speed: float) -> dict[str, Result]:
     """Run the soak; return per device the block counts and HEX outcomes."""
     outcomes = Outcomes()
     with tempfile.TemporaryDirectory() as tmp, \
@@ -113,15 +130,13 @@ def soak(seconds: float, speed: float) -> dict[str, dict[str, object]]:
         time.sleep(1.0)  # the last block's bytes reach the reader
         for reader in readers.values():
             reader.close()
-        report: dict[str, dict[str, object]] = {}
+        report: dict[str, Result] = {}
         for name, reader in readers.items():
             device = sim.devices[name]
-            clean = sum(block.clean for block in device.history)
-            report[name] = {"written": device.counters.blocks_written, "clean": clean,
-                            "decoded": reader.stats.frames_ok,
-                            "rejected": sum(reader.stats.rejected.values()),
-                            "lost": clean - reader.stats.frames_ok,
-                            "hex": dict(outcomes.by_device[name])}
+            report[name] = Result(device.counters.blocks_written,
+                                  sum(block.clean for block in device.history),
+                                  reader.stats.frames_ok, sum(reader.stats.rejected.values()),
+                                  dict(outcomes.by_device[name]))
     return report
 
 
@@ -141,15 +156,15 @@ def main() -> int:
     report = soak(opts.seconds, opts.speed)
     failed = False
     for name, row in report.items():
-        print(f"  {name:<11} written {row['written']:>5}  clean {row['clean']:>5}  "
-              f"decoded {row['decoded']:>5}  rejected {row['rejected']:>4}  "
-              f"lost {row['lost']}  hex {row['hex']}")
+        print(f"  {name:<11} written {row.written:>5}  clean {row.clean:>5}  "
+              f"decoded {row.decoded:>5}  rejected {row.rejected:>4}  "
+              f"lost {row.lost}  hex {row.hex}")
         # A lost block fails the run; so does a block decoded that was never written
         # clean (lost < 0). The rejected count may exceed written - clean: noise before
         # a block can be rejected on its own.
-        failed |= row["lost"] != 0
-    answered = sum(report[n]["hex"].get("ok", 0) for n in DEVICES)  # type: ignore[union-attr]
-    total_lost = sum(int(row["lost"]) for row in report.values())  # type: ignore[call-overload]
+        failed |= row.lost != 0
+    answered = sum(row.hex.get("ok", 0) for row in report.values())
+    total_lost = sum(row.lost for row in report.values())
     print(f"TEXT blocks lost to HEX traffic: {total_lost} (issue target 0); "
           f"HEX replies received: {answered}")
     if answered == 0:

@@ -200,6 +200,7 @@ class History:
         0 or TEXT HSDS. A record of unknown place (``n`` None) is dated against
         ``today_seq`` and dropped while that is unknown.
         """
+        today: int | None
         if n is not None:
             if n == 0:
                 return None  # today: still growing
