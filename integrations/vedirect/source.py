@@ -226,6 +226,9 @@ class VedirectSource:
         now = self.context.clock.now()
         self.hex.take(item, now)
         reading = item.reading if isinstance(item, Outcome) else item
+        register = item.request.register if isinstance(item, Outcome) else None
+        if register is not None and HISTORY_DAY0 <= register < HISTORY_DAY0 + HISTORY_DAYS:
+            self.history.settle(register - HISTORY_DAY0)  # replied, refused or timed out
         if reading is None or reading.error:
             return
         if isinstance(reading.value, TotalRecord) and isinstance(item, Outcome):
@@ -244,6 +247,7 @@ class VedirectSource:
         reader = self.reader
         if reader is None or not self.reads_history:
             return
+        self.history.ask(range(min(days, HISTORY_DAYS)))
         for n in range(min(days, HISTORY_DAYS)):
             reader.request_hex(get(HISTORY_DAY0 + n))
 
@@ -251,18 +255,16 @@ class VedirectSource:
         """Keep a day record: record 0 says which day is today, the others become rows."""
         if n == 0:
             self.history.today_seq = record.day_seq
+            self.history.today_record = record
             return
         snapshot = self.reader.latest if self.reader is not None else None
-        hsds = snapshot.raw.get("HSDS") if snapshot is not None else None
-        if self.history.today_seq is None and hsds is not None and hsds.isdigit():
-            self.history.today_seq = int(hsds)  # TEXT HSDS is today's day_seq (HEX.md §4.1)
         serial = (snapshot.serial if snapshot is not None else None) or _first_serial(
             self.hex.identity.get("serial"))
         if serial is None:
             log.debug("%s: day %d read before the serial number; not kept", self.name,
                       record.day_seq)
             return
-        self.history.add(serial, record, now)
+        self.history.add(serial, record, now, n)  # n dates it, HSDS known or not
 
     @property
     def speaks_hex(self) -> bool:

@@ -35,6 +35,19 @@ Points are keyed by (node, name, time) as emoncms feeds key data by time, so a
 resent batch replaces rather than duplicates; ``deliveries`` keeps every point
 processed, duplicates included. Failures on demand: ``fail(mode, ...)``.
 
+Feeds (``feed=``): by default every point is kept by (node, name, time), whatever its
+time. A real input stores values only through its process list, into a feed, and the
+feed engines refuse some past points (emoncms 11.16.8, read in
+Modules/feed/engine/PHPTimeSeries.php and PHPFina.php ``post_multiple``, and measured
+with the MPPT's day rows: the first run's 30 days, sent newest first, left 10 in each
+feed). ``feed="phptimeseries"`` copies PHPTimeSeries: a point older than the series'
+newest is kept only when a point at exactly that time exists (updated in place),
+else dropped. ``feed="phpfina"`` copies PHPFina with ``feed_interval`` seconds: the
+time is floored to a multiple of the interval (in UTC, so a 1-day feed holds a
+Europe/Paris midnight under the day before's 00:00 UTC), the first point fixes the
+feed's start, an earlier point is dropped, a later one fills its slot (updated in
+place when the slot exists). Dropped points are listed in ``dropped``.
+
 Run as a process (``python contract_server.py --port N --journal FILE``) it can be
 killed and restarted like a real server: with a journal, the points of each request
 are appended to the file (one JSON line per request) BEFORE the answer goes out and
@@ -63,6 +76,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 DEFAULT_KEY = "0123456789abcdef0123456789abcdef"  # the same as emon_helpers.KEY
+FEEDS = (None, "phptimeseries", "phpfina")  # see "Feeds" above
 MODES = ("http500", "timeout", "reset", "slow", "invalid_key_body", "error_body", "redirect",
          "empty_body")
 
@@ -156,8 +170,12 @@ class ContractServer:
     def __init__(self, apikeys: Iterable[str] = (DEFAULT_KEY,), *,
                  clock: Callable[[], float] = time.time, org_limits: bool = False,
                  port: int = 0, journal: str | Path | None = None,
-                 strip_authorization: bool = False, inflate: bool = False) -> None:
+                 strip_authorization: bool = False, inflate: bool = False,
+                 feed: str | None = None, feed_interval: int = 86400) -> None:
+        if feed not in FEEDS:
+            raise ValueError(f"unknown feed engine {feed!r}, expected one of {FEEDS}")
         self.apikeys = set(apikeys)
+        self.feed, self.feed_interval = feed, feed_interval
         self.clock = clock
         self.org_limits = org_limits
         # Apache + mod_php without EmonCms's "SetEnvIf Authorization" line never hands
@@ -350,12 +368,32 @@ class ContractServer:
                 if self.org_limits and len(stored_name.encode()) > 64:
                     self.dropped.append((node, name, "name longer than 64 bytes"))
                     continue
-                self.points[(stored_node, stored_name, when)] = value
-                self.deliveries.append(Point(stored_node, stored_name, when, value))
-                kept.append(Point(stored_node, stored_name, when, value))
+                at = self._feed_time(stored_node, stored_name, when)
+                if at is None:
+                    self.dropped.append((node, name, f"{self.feed} refuses a point at {when}, "
+                                                     "before the feed's newest/first"))
+                    continue
+                self.points[(stored_node, stored_name, at)] = value
+                self.deliveries.append(Point(stored_node, stored_name, at, value))
+                kept.append(Point(stored_node, stored_name, at, value))
             if self._journal is not None and kept:
                 line = json.dumps([[p.node, p.name, p.time, p.value] for p in kept]) + "\n"
                 os.write(self._journal, line.encode())  # one O_APPEND write: whole or absent
+
+
+    def _feed_time(self, node: str, name: str, when: int) -> int | None:
+        """Return the time a feed stores a point under, None when the engine drops it
+        (lock held; the rules and their source are in the module docstring)."""
+        if self.feed is None:
+            return when
+        if self.feed == "phpfina":
+            when -= when % self.feed_interval
+        times = [t for (n, k, t) in self.points if (n, k) == (node, name)]
+        if not times or when >= max(times) or when in times:
+            return when  # appended, the newest updated, or an existing point updated
+        if self.feed == "phpfina" and when > min(times):
+            return when  # PHPFina's slot between its start and its end: written in place
+        return None
 
 
 def read_journal(path: str | Path | None) -> list[list[Point]]:
