@@ -69,7 +69,6 @@ def redis_commands_per_row(batches: int = 200, rows_per_batch: int = 5) -> dict[
 def emoncms_requests_per_hour() -> dict[str, float]:
     """Return the budgeted EmonCms requests per hour of the seed's BatteryMonitor samples."""
     from vemonitor import budget
-    from vemonitor.config.build import build_run
     from vemonitor.compose import (
         compose_config,
         prepare,
@@ -77,6 +76,7 @@ def emoncms_requests_per_hour() -> dict[str, float]:
         register_schema,
         resolved,
     )
+    from vemonitor.config.build import build_run
 
     register_resolvers()
     register_schema()

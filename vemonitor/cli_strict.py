@@ -51,8 +51,8 @@ def _sections() -> dict[str, type]:
     """Return the run-level sections: metrics, and each installed service's (simulator)."""
     import dataclasses
 
-    from vemonitor.schema import MetricsConfig
     from vemonitor.registry import discover_services
+    from vemonitor.schema import MetricsConfig
 
     found: dict[str, type] = {"metrics": MetricsConfig}  # + each service's (the simulator's)
     for key, service in discover_services().items():

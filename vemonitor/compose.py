@@ -33,11 +33,11 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from vemonitor.errors import ConfigError
 from vemonitor.config.legacy import SEARCH_DIRS, LegacyConfig, find_legacy_dir, load_legacy
 from vemonitor.config.paths import CONFIG_PACKAGE
-from vemonitor.schema import BlockConfig, VemonitorConfig
+from vemonitor.errors import ConfigError
 from vemonitor.registry import discover_services
+from vemonitor.schema import BlockConfig, VemonitorConfig
 
 CONFIG_MODULE = CONFIG_PACKAGE  # the repo folder conf/, installed under our name
 CONFIG_NAME = "config"

@@ -85,7 +85,8 @@ def read_store(path: Path, start: float | None, end: float | None,
     if not path.is_file():
         raise ReportError(f"no store at {path} (run a block with a sqlite output first, "
                           "or give --store PATH; the Demo's is --demo)")
-    clauses, args = [], []
+    clauses: list[str] = []
+    args: list[str | float] = []
     if start is not None:
         clauses.append("time >= ?")
         args.append(start)

@@ -17,6 +17,7 @@ import pytest
 
 from hw_sim.service import SimulatorConfig  # the simulator service's section
 from vemonitor.api import IntegrationError
+from vemonitor.registry import Registry
 from vemonitor.schema import (
     BlockConfig,
     CacheConfig,
@@ -28,7 +29,6 @@ from vemonitor.schema import (
     RedisCacheConfig,
     VemonitorConfig,
 )
-from vemonitor.registry import Registry
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")

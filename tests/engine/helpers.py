@@ -11,9 +11,9 @@ from hw_sim import Simulator
 from vemonitor.api import Context
 from vemonitor.clock import ScaledClock, SystemClock
 from vemonitor.config.build import RunSpec, build_run
-from vemonitor.schema import OutputItem
 from vemonitor.engine import Engine
 from vemonitor.registry import Manifest, Registry
+from vemonitor.schema import OutputItem
 from vemonitor.testing import RecordingSink as Recorder  # the shipped test double
 
 

@@ -10,11 +10,11 @@ import pytest
 from tests.engine.helpers import Recorder, block_config, running
 from vemonitor.clock import ManualClock
 from vemonitor.config.build import InputSpec
-from vemonitor.schema import InputItem
 from vemonitor.datacache import DataCache
 from vemonitor.engine.workers import InputWorker
 from vemonitor.middlewares import chain
 from vemonitor.model import Batch
+from vemonitor.schema import InputItem
 from vemonitor.testing import FakeSource
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from vemonitor.errors import ConfigError
 from vemonitor.config.yamlguard import MAX_BYTES, check_text
+from vemonitor.errors import ConfigError
 
 
 def _bomb(levels: int = 9) -> str:

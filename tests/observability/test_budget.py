@@ -17,8 +17,8 @@ from vemonitor import budget
 from vemonitor.api import Context, SendCost
 from vemonitor.config.build import build_run
 from vemonitor.errors import ConfigError
-from vemonitor.schema import OutputItem
 from vemonitor.registry import Manifest, Registry
+from vemonitor.schema import OutputItem
 
 BMV = {"source": "bmv700", "time_interval": 1, "columns": ["V", "SOC"]}
 CONNECTORS = {"redis": {"local": {"host": "127.0.0.1", "port": 6399}},

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vemonitor import secretpolicy
+from vemonitor import bounds, secretpolicy
 from vemonitor.batteries import BatteryBank, load_bank
 from vemonitor.clock import MAX_SPEED
-from vemonitor import bounds
-from vemonitor.errors import ConfigError
 from vemonitor.config.legacy import cache_section
 from vemonitor.config.paths import default_state_dir
+from vemonitor.config.seed import SEED_DOMAINS
+from vemonitor.errors import ConfigError, IntegrationError
+from vemonitor.registry import Registry
 from vemonitor.schema import (
     CacheConfig,
     InputItem,
@@ -30,9 +31,6 @@ from vemonitor.schema import (
     RedisCacheConfig,
     load_item,
 )
-from vemonitor.config.seed import SEED_DOMAINS
-from vemonitor.errors import IntegrationError
-from vemonitor.registry import Registry
 
 
 @dataclass(frozen=True)

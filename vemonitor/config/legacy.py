@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from vemonitor.config import yamlguard
-from vemonitor.errors import ConfigError
 from vemonitor.config.seed import check_unique_blocks
+from vemonitor.errors import ConfigError
 from vemonitor.secretpolicy import remember
 
 ROOT_FILES = ("vm_conf.yaml", "vm_conf.yml")

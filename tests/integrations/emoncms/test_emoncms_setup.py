@@ -14,8 +14,8 @@ from tests.integrations.emoncms.emon_helpers import FakeClock
 from vemonitor.api import Context
 from vemonitor.api import load_item as typed
 from vemonitor.errors import ConfigError
-from vemonitor.schema import OutputItem
 from vemonitor.registry import Registry
+from vemonitor.schema import OutputItem
 
 SAMPLE = Path(emoncms.__file__).with_name("sample.yaml")
 KEY = "0123456789abcdef0123456789abcdef"

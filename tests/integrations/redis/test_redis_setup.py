@@ -12,8 +12,8 @@ from vemonitor_integrations.redis.schema import RedisConnector, RedisInput, Redi
 from tests.shared import SEED_CONFIGS, require_shared
 from vemonitor.api import load_item as typed
 from vemonitor.config.build import CacheSpec, build_run
-from vemonitor.errors import ConfigError
 from vemonitor.config.legacy import load_legacy
+from vemonitor.errors import ConfigError
 from vemonitor.registry import Registry
 
 SAMPLE = Path(redis_integration.__file__).with_name("sample.yaml")
