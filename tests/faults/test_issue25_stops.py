@@ -172,6 +172,9 @@ ALLOWED = {"start-up": {"summary", "start-up", "before-handlers"}, "running": {"
 
 @pytest.mark.slow
 @pytest.mark.cpu_heavy  # 8 Demo runs at a time: never beside the accelerated tests
+# 200 whole Demo runs: about 2 minutes alone, 5 or more on a machine loaded 15 deep. Each
+# run has its own stop deadline (a hang fails at once); this is only the whole test's bound.
+@pytest.mark.timeout(1800)
 def test_200_sigterms_at_random_moments_all_end_cleanly(tmp_path: Path) -> None:
     """200 SIGTERMs during start-up, steady state and stop: each run ends within its
     stop deadline with exit 0 and its summary (or, during start-up, the one line
