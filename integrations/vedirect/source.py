@@ -94,11 +94,6 @@ class VedirectSource:
             settings = DeviceSettings(controls=wanted, serial=cfg.serial,
                                       nv_writes_per_day=cfg.nv_writes_per_day,
                                       lease_s=cfg.lease_s)
-            for name, setting in wanted.items():
-                log.warning("%s: control %s is ENABLED%s: vemonitor may switch this device "
-                            "when asked (docs/control.md)", key, name,
-                            " in dry-run (nothing is written until dry_run: false)"
-                            if setting.dry_run else "")
             self._controls = DeviceControls(self.reader, settings, self.context.state_dir,
                                             device=key, share_consent=True)
         return self._controls
@@ -107,6 +102,11 @@ class VedirectSource:
     def start(self) -> None:
         """Open the configured port, or scan for the device; keep searching in the background."""
         if self._controls is not None:
+            for name, setting in self._controls.settings.controls.items():
+                log.warning("%s: control %s is ENABLED%s: vemonitor may switch this device "
+                            "when asked (docs/control.md)", self._controls.device, name,
+                            " in dry-run (nothing is written until dry_run: false)"
+                            if setting.dry_run else "")
             self._controls.start()
         path = self._initial_path()
         if path is not None:
