@@ -184,6 +184,7 @@ def test_cli_holding_the_port_serialises_the_reader(sim: Simulator, tmp_path: Pa
     port = str(sim.path("bmv700"))
     bmvdev = sim.devices["bmv700"].hex
     assert bmvdev is not None
+    bmvdev.settings[0x034F] = b"\x02"  # relay mode remote
     errors = bmvdev.counters.frame_errors
     proc = _popen(tmp_path, "hex", "set", "relay", "on", "--port", port, "--state-dir",
                   str(tmp_path / "state"), "--dry-run")
