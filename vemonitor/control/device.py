@@ -301,7 +301,8 @@ class DeviceControls:
         frame_line = h.encode_set(spec.register, data)
         frame = _frame_text(frame_line)
         current = self._ask(hs.get(spec.register, on_demand=True))
-        old = self._shown(spec, current.reading) if _ok(current) else None
+        old = self._shown(spec, current.reading) if current is not None and _ok(current) \
+            else None
         result_of = _Result(self, spec, base, old, new, frame, now, event)
         if dry:
             return result_of.record("dry_run", f"dry run: {frame} would set {spec.name} to "
@@ -528,7 +529,7 @@ class DeviceControls:
                     "during HEX (HEX.md T1)")
         if spec.capability_any and not (spec.name == "relay" and family == BMV):
             caps = self._known.get(0x0140)
-            bits = caps.raw and int.from_bytes(caps.raw, "little") if caps is not None else None
+            bits = int.from_bytes(caps.raw, "little") if caps is not None and caps.raw else None
             if bits is None:
                 return "capability: capabilities (0x0140) were not read"
             if not bits & spec.capability_any:
@@ -576,7 +577,8 @@ class DeviceControls:
         if reading is None or reading.error:
             return None
         if spec.kind == "number":
-            return None if reading.value is None else round(float(reading.value), 3)
+            value = reading.value
+            return round(float(value), 3) if isinstance(value, (int, float)) else None
         raw = int.from_bytes(reading.raw, "little")
         if spec.register == 0xEDAB:
             raw &= 0x0F  # bits 0-3 mode, bit 7 the solar-timer flag (VR; HEX.md §3.2)
