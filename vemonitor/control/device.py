@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from vemonitor import hex_session as hs
 from vemonitor.control.settings import DeviceSettings
@@ -635,14 +636,20 @@ class DeviceControls:
                 log.exception("%s: a control subscriber failed", self.device)
 
     # --------------------------------------------------------------- metrics
-    def stats(self) -> dict[str, object]:
-        """Return numbers for the metrics endpoint."""
+    def stats(self) -> dict[str, Any]:
+        """Return numbers for the metrics endpoint (budget and rate limits as persisted)."""
         now = time.time()
         serial = self.serial
+        waits: dict[str, float] = {}
+        for name, spec in CONTROLS.items():
+            last = self.store.last_write(serial, name) if serial else None
+            waits[name] = 0.0 if last is None else max(0.0, spec.min_interval_s - (now - last))
+        lease = self._lease
         return {"results": dict(self.counts),
                 "nv_writes_today": self.store.nv_writes(serial, now) if serial else 0,
                 "nv_budget": self.settings.nv_writes_per_day,
-                "lease_remaining_s": max(0.0, self._lease[1] - now) if self._lease else 0.0}
+                "rate_limit_wait_s": waits,
+                "lease_remaining_s": max(0.0, lease[1] - now) if lease else 0.0}
 
 
 class _Result:
