@@ -518,6 +518,10 @@ class DeviceControls:
         if self._identity_error:
             return self._identity_error
         session = self.reader.hex
+        pid_now = session.identity.get("PID") if session is not None else None
+        if pid_now is not None and self.pid is not None and _hex_int(pid_now) != self.pid:
+            return (f"identity: product id {pid_now} now, 0x{self.pid:04X} at connect "
+                    "(another device on the port?)")
         family = family_of(self.pid) if self.pid is not None else None
         if family not in spec.families:
             return (f"device: {spec.name} is not a control of this device "
@@ -688,6 +692,13 @@ class _Result:
         self.owner.store.finish(row, result=result, reason=reason, reply=reply,
                                 readback=readback)
         return self._make(result, reason, self.frame, reply, readback)
+
+
+def _hex_int(text: str) -> int | None:
+    try:
+        return int(text, 16)
+    except ValueError:
+        return None
 
 
 def _ok(outcome: hs.Outcome | None) -> bool:
