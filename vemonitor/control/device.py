@@ -141,6 +141,7 @@ class DeviceControls:
 
     def close(self) -> None:
         """Stop the thread (a held lease ends: the device falls back within ~60 s)."""
+        self.end_lease("lease ended (vemonitor stopped)")
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5.0)
@@ -313,7 +314,8 @@ class DeviceControls:
             return result_of.record("ok", f"unchanged: {spec.name} is already {new}; nothing "
                                     "sent", frame="")
         assert self.serial is not None
-        self.store.note_write(self.serial, spec.name, now, spec.nv)
+        if event == "write":  # the keep-alive neither waits for nor delays a user's change
+            self.store.note_write(self.serial, spec.name, now, spec.nv)
         row = self.store.begin(time=now, serial=self.serial, register=f"0x{spec.register:04X}",
                                event=event, old=old, new=new, frame=frame, result="pending",
                                reason="", **base)
