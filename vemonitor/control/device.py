@@ -177,8 +177,16 @@ class DeviceControls:
                 lease_s: float | None = None) -> ControlResult:
         """Write one control; every refusal is one line naming its check."""
         with self._io:
-            result = self._request(device, control, value, surface=surface, caller=caller,
-                                   dry_run=dry_run, lease_s=lease_s)
+            try:
+                result = self._request(device, control, value, surface=surface,
+                                       caller=caller, dry_run=dry_run, lease_s=lease_s)
+            except Exception as err:  # a bug or a broken state dir: still one result
+                log.exception("%s: %s request failed", self.device, control)
+                result = ControlResult(self.device, control, "refused",
+                                       f"internal error: {type(err).__name__}: {err} (see the "
+                                       "log; an audit row may stay pending)", None,
+                                       _jsonable(value), "", "", None, surface, caller,
+                                       time.time())
         self._publish(result)
         return result
 
