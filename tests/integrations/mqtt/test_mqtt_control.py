@@ -8,10 +8,14 @@ the simulator.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -159,6 +163,21 @@ def test_allow_commands_is_a_security_warning() -> None:
     [line] = item.risks()
     assert "allow_commands is on" in line and "home/vm/+/control/+/set" in line
     assert MqttOutput(name="ha", source="local").risks() == []
+
+
+def test_a_dry_run_says_the_allow_commands_warning(tmp_path: Path) -> None:
+    """`vemonitor ... dry_run=true` says it as a real start does (risks.py, at start)."""
+    env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "xdg"))
+    args = ["block=BatteryMonitor", "simulator.devices=[bmv700]", f"state_dir={tmp_path / 's'}",
+            "+appConnectors.mqtt.m.host=127.0.0.1", "+block.outputs.mqtt.ha.source=m",
+            "+block.outputs.mqtt.ha.allow_commands=true", "dry_run=true"]
+    proc = subprocess.run([sys.executable, "-c", "from vemonitor.cli import main; main()",
+                           *args], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [line] = [x for x in proc.stderr.splitlines() if "security:" in x]
+    assert "mqtt output ha: allow_commands is on" in line
+    assert "vemonitor/+/control/+/set" in line
 
 
 # ---------------------------------------------------------------------- with a broker
