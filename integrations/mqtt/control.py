@@ -5,7 +5,7 @@ for a device (``Context.controls.views()``: allow-listed and enabled for that de
 Without it nothing is subscribed at all. Topics, per input (device) and control name::
 
     <base>/<input>/control/<name>/set           commands (subscribed, QoS 1)
-    <base>/<input>/control/<name>/state         {"value": .., "unavailable": .., "dry_run": ..} retained
+    <base>/<input>/control/<name>/state         {"value": .., "unavailable": .., ...} retained
     <base>/<input>/control/<name>/availability  online / offline (a precondition fails), retained
     <base>/<input>/control/<name>/result        every write result, any surface (JSON, not retained)
 
@@ -140,7 +140,8 @@ def state_payload(view: ControlView) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         value = None
     return json.dumps({"value": value, "unavailable": view.unavailable, "dry_run": view.dry_run,
-                       "unit": view.unit}, separators=(",", ":"), ensure_ascii=False)
+                       "unit": view.unit, "lease_until": getattr(view, "lease_until", None)},
+                      separators=(",", ":"), ensure_ascii=False)
 
 
 def split_topic(topic: str, base: str) -> tuple[str, str] | None:

@@ -224,7 +224,7 @@ def test_control_entities_are_announced_with_their_topics(
     assert limit["unique_id"] == "vemonitor_HQ2211ABCDE_control_charge_current_limit"
     state = retained(broker.port, topic(ns, "load_output", "state"))
     assert state.json() == {"value": "auto", "unavailable": None, "dry_run": False,
-                            "unit": None}
+                            "unit": None, "lease_until": None}
     assert retained(broker.port, topic(ns, "load_output", "availability")).payload == b"online"
 
 
