@@ -162,12 +162,15 @@ class CommandRouter:
     """The command topics of one MQTT output: parse, queue, ``request``, publish results.
 
     ``nodes``: the inputs this output publishes (only their controls are shown and
-    commanded); ``publish``: the output's publisher (does nothing while disconnected).
+    commanded); ``publish``: the output's publisher (does nothing while disconnected);
+    ``wake``: asks the output's watcher thread to call :meth:`sync` soon.
     """
 
     def __init__(self, controls: Controls, layout: ha.Layout, nodes: Iterable[str],
-                 publish: Publish, output: str, wall: Callable[[], float] = time.time) -> None:
+                 publish: Publish, output: str, wake: Callable[[], None] = lambda: None,
+                 wall: Callable[[], float] = time.time) -> None:
         self.controls = controls
+        self.wake = wake  # asks the output's watcher to sync (see on_result)
         self.layout = layout
         self.nodes = set(nodes)
         self.topics = {ha.topic_part(n): n for n in self.nodes}  # topic level -> input
@@ -271,7 +274,7 @@ class CommandRouter:
             return
         # The core checks the value, the device, the rate limits and publishes the result
         # to every subscriber (on_result below publishes it here).
-        self.controls.request(node or level, name, command.value, surface=SURFACE, caller=topic,
+        self.controls.request(node, name, command.value, surface=SURFACE, caller=topic,
                               dry_run=command.dry_run or view.dry_run, lease_s=command.lease_s)
 
     def _not_found(self, node: str | None, level: str, name: str) -> str:
@@ -303,4 +306,7 @@ class CommandRouter:
             return
         self.publish(self.layout.control(result.device, result.control, "result"),
                      result_payload(result), False)
-        self.sync()  # the state topic follows the value the core read back
+        # The state topic follows the value the core read back: the watcher re-reads the
+        # views now. Not from here: the core may call this holding its own lock, and
+        # views() would ask for it again.
+        self.wake()

@@ -93,7 +93,7 @@ class MqttSink:
                         "enabled (docs/control.md): no command topic", self.name)
             return None
         router = CommandRouter(controls, self.layout, self.nodes, self._publish_control,
-                               self.name)
+                               self.name, wake=lambda: self._wake.set())
         self.conn.command_filter = self.layout.command_filter
         self.conn.on_command = router.on_message
         return router
