@@ -37,8 +37,10 @@ from typing import TYPE_CHECKING, Any
 
 from vemonitor_integrations.mqtt import discovery as ha
 
+from vemonitor.api import ControlResult
+
 if TYPE_CHECKING:
-    from vemonitor.api import ControlResult, Controls, ControlView
+    from vemonitor.api import Controls, ControlView
 
 log = logging.getLogger("vemonitor_integrations.mqtt.sink")  # one logger for the whole output
 
@@ -140,7 +142,7 @@ def state_payload(view: ControlView) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         value = None
     return json.dumps({"value": value, "unavailable": view.unavailable, "dry_run": view.dry_run,
-                       "unit": view.unit, "lease_until": getattr(view, "lease_until", None)},
+                       "unit": view.unit, "lease_until": view.lease_until},
                       separators=(",", ":"), ensure_ascii=False)
 
 
@@ -290,14 +292,13 @@ class CommandRouter:
         """Publish a refusal that never reached the core (its result topic), log it once."""
         place = split_topic(topic, self.layout.base) or ("?", "?")
         device, control = node or place[0], name or place[1]
-        result = {"device": device, "control": control, "result": REFUSED, "reason": reason,
-                  "old": None, "new": None, "frame": "", "reply": "", "readback": None,
-                  "surface": SURFACE, "caller": topic, "time": self.wall()}
+        result = ControlResult(device=device, control=control, result=REFUSED, reason=reason,
+                               old=None, new=None, frame="", reply="", readback=None,
+                               surface=SURFACE, caller=topic, time=self.wall())
         if reason not in self._logged and len(self._logged) < 100:  # a flood: 100 lines at most
             self._logged.add(reason)
             log.warning("output %s: command on %s refused: %s", self.output, topic, reason)
-        self.publish(topic.rsplit("/", 1)[0] + "/result",
-                     json.dumps(result, separators=(",", ":"), ensure_ascii=False), False)
+        self.publish(topic.rsplit("/", 1)[0] + "/result", result_payload(result), False)
 
     # ------------------------------------------------------------------ results
     def on_result(self, result: ControlResult) -> None:

@@ -87,7 +87,7 @@ class MqttSink:
         """Return the command topics' router (``allow_commands`` and a control enabled), else None."""
         if not self.item.allow_commands:
             return None
-        controls = getattr(self.ctx, "controls", None)
+        controls = self.ctx.controls
         if controls is None:
             log.warning("output %s: allow_commands is on, but no serial input has a control "
                         "enabled (docs/control.md): no command topic", self.name)

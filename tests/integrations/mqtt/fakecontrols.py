@@ -14,37 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-try:
-    from vemonitor.api import ControlResult, ControlView
-except ImportError:  # TEMPORARY until issue-23 is merged: the contract's shapes, as fixed
-    @dataclass(frozen=True)
-    class ControlView:  # type: ignore[no-redef]
-        device: str
-        name: str
-        kind: str
-        options: tuple[str, ...]
-        minimum: float | None
-        maximum: float | None
-        step: float | None
-        unit: str | None
-        value: str | float | None
-        unavailable: str | None
-        dry_run: bool
-
-    @dataclass(frozen=True)
-    class ControlResult:  # type: ignore[no-redef]
-        device: str
-        control: str
-        result: str
-        reason: str
-        old: str | float | None
-        new: str | float | None
-        frame: str
-        reply: str
-        readback: str | float | None
-        surface: str
-        caller: str
-        time: float
+from vemonitor.api import ControlResult, ControlView
 
 
 def view(device: str, name: str, value: Any = None, **changes: Any) -> ControlView:

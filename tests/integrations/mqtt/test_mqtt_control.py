@@ -70,7 +70,7 @@ def control_sink(make_sink: Callable[..., MqttSink], make_ctx: Callable[..., Con
     def make(controls: FakeControls | None = None, **item: Any) -> tuple[MqttSink, FakeControls]:
         controls = controls or all_controls()
         ctx = make_ctx()
-        ctx.controls = controls  # type: ignore[attr-defined]  (a field once issue 23 is merged)
+        ctx.controls = controls
         sink = make_sink(ctx, **{"allow_commands": True, **item})
         sink.start()
         return sink, controls
@@ -186,7 +186,7 @@ def test_without_allow_commands_nothing_is_subscribed_and_a_command_changes_noth
         observer: Observer, publisher: Publisher, ns: Namespace) -> None:
     controls = all_controls()
     ctx = make_ctx()
-    ctx.controls = controls  # type: ignore[attr-defined]
+    ctx.controls = controls
     sink = make_sink(ctx)  # allow_commands defaults to false
     sink.start()
     assert sink.commands is None and sink.conn.command_filter is None
@@ -406,5 +406,5 @@ def test_result_payload_carries_every_field_of_the_contract() -> None:
     result = controls.request(DEVICE, "charger", "off", surface="ha", caller="switch.x")
     data = json.loads(mc.result_payload(replace(result, old=float("nan"))))
     assert set(data) == {"device", "control", "result", "reason", "old", "new", "frame",
-                         "reply", "readback", "surface", "caller", "time"}
+                         "reply", "readback", "surface", "caller", "time", "event"}
     assert data["old"] is None  # NaN is not JSON

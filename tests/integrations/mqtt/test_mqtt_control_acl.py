@@ -69,7 +69,7 @@ def test_only_home_assistants_user_may_command(acl_broker: AclMosquitto, tmp_pat
     controls = FakeControls(view("mppt", "load_output", "auto"))
     ctx = Context(clock=FakeClock(), state_dir=str(tmp_path / "state"), block="B",
                   inputs={"mppt": input_info("mppt", FakeSource("mppt", MPPT), ("V",))})
-    ctx.controls = controls  # type: ignore[attr-defined]
+    ctx.controls = controls
     connector = MqttConnector(host=LOOPBACK, port=acl_broker.port, username="vemonitor",
                               password=USERS["vemonitor"], timeout=5.0)
     sink = MqttSink(MqttOutput(name="ha", source="local", allow_commands=True), connector, ctx)
