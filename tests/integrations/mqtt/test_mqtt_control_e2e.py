@@ -1,0 +1,216 @@
+"""Issue 23 end to end over MQTT: a real mosquitto, the real control core, the simulator's pty.
+
+Switch the load, limit the charge current (a lease) and switch the charger by publishing
+on the command topics, as Home Assistant does; the simulated device's registers change,
+each result comes back on the result topic and the state follows the read-back. The core's
+own refusals (NaN, out of range) arrive the same way and nothing is sent; without
+``allow_commands`` a command changes nothing at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from vemonitor_integrations.mqtt.schema import MqttConnector, MqttOutput
+from vemonitor_integrations.mqtt.sink import MqttSink
+
+from hw_sim import Simulator
+from tests.integrations.helpers import FakeClock
+from tests.integrations.mqtt.support import (
+    MPPT,
+    WAIT,
+    FakeSource,
+    Namespace,
+    Observer,
+    input_info,
+)
+from tests.servers import LOOPBACK, MosquittoServer
+from tests.shared import wait_until
+from vemonitor.api import Context
+from vemonitor.control import ControlHub, ControlSetting, DeviceControls, DeviceSettings
+from vemonitor.serial_reader import SerialReader
+
+CONTROLLED = ("load_output", "charge_current_limit", "charger")
+LOAD, LIMIT, CHARGER = 0xEDAB, 0x2015, 0x0200  # HEX.md §3.2 registers of the allow-list
+
+
+class Rig:
+    """The simulated MPPT, its reader and its controls (all three enabled, not dry-run)."""
+
+    def __init__(self, sim: Simulator, controls: DeviceControls, state: Path) -> None:
+        self.sim, self.controls, self.state = sim, controls, state
+        self.hub = ControlHub([controls])
+
+    @property
+    def hexdev(self) -> Any:
+        device = self.sim.devices["mppt"].hex
+        assert device is not None
+        return device
+
+    def sets(self, register: int) -> list[bytes]:
+        return [value for reg, value in self.hexdev.sets if reg == register]
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    root = tmp_path_factory.mktemp("control")
+    settings = DeviceSettings(controls={name: ControlSetting(enabled=True, dry_run=False)
+                                        for name in CONTROLLED})
+    with Simulator(["mppt"], root / "sim", speed=2) as sim:
+        reader = SerialReader("mppt", str(sim.path("mppt")))
+        reader.start()
+        controls = DeviceControls(reader, settings, root / "state", device="mppt")
+        controls.start()
+        try:
+            ready = wait_until(lambda: all(v.unavailable is None for v in controls.views())
+                               and len(controls.views()) == 3, 60)
+            assert ready, [v.unavailable for v in controls.views()]
+            yield Rig(sim, controls, root / "state")
+        finally:
+            controls.close()
+            reader.close()
+
+
+@pytest.fixture
+def sink_for(rig: Rig, broker: MosquittoServer, ns: Namespace,
+             tmp_path: Path) -> Iterator[Callable[..., MqttSink]]:
+    made: list[MqttSink] = []
+
+    def make(allow_commands: bool) -> MqttSink:
+        ctx = Context(clock=FakeClock(), state_dir=str(tmp_path / "state"), block="B",
+                      inputs={"mppt": input_info("mppt", FakeSource("mppt", MPPT), ("V",))},
+                      controls=rig.hub)
+        connector = MqttConnector(host=LOOPBACK, port=broker.port, timeout=5.0,
+                                  client_id=f"vemonitor-{ns.base}")
+        item = MqttOutput(name="ha", source="local", base_topic=ns.base,
+                          discovery_prefix=ns.prefix, allow_commands=allow_commands)
+        sink = MqttSink(item, connector, ctx)
+        sink.poll_interval = 0.05
+        made.append(sink)
+        sink.start()
+        return sink
+
+    yield make
+    for sink in made:
+        sink.close()
+
+
+class Commander:
+    """Publishes commands as Home Assistant does (QoS 1, not retained)."""
+
+    def __init__(self, port: int, ns: Namespace) -> None:
+        self.ns = ns
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                                   client_id=f"ha-{time.monotonic_ns()}")
+        self.client.connect(LOOPBACK, port, 30)
+        self.client.loop_start()
+
+    def topic(self, name: str, leaf: str) -> str:
+        return f"{self.ns.base}/mppt/control/{name}/{leaf}"
+
+    def send(self, name: str, payload: str, leaf: str = "set") -> None:
+        info = self.client.publish(self.topic(name, leaf), payload, qos=1)
+        info.wait_for_publish(WAIT)
+        assert info.is_published()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def commander(broker: MosquittoServer, ns: Namespace) -> Iterator[Commander]:
+    c = Commander(broker.port, ns)
+    yield c
+    c.close()
+
+
+def result(observer: Observer, commander: Commander, name: str, count: int) -> dict[str, Any]:
+    """Wait for the ``count``-th result of a control (results of this test only)."""
+    topic = commander.topic(name, "result")
+    assert wait_until(lambda: len(observer.on(topic)) >= count, 3 * WAIT), observer.on(topic)
+    data: dict[str, Any] = observer.on(topic)[count - 1].json()
+    return data
+
+
+def test_switch_the_load_limit_the_current_and_switch_the_charger_over_mqtt(
+        rig: Rig, sink_for: Callable[..., MqttSink], commander: Commander,
+        observer: Observer, ns: Namespace) -> None:
+    sink_for(True)
+    config = observer.wait(f"{ns.prefix}/device/vemonitor_HQ2211ABCDE/config",
+                           lambda m: "control_charger" in m.json()["cmps"]).json()["cmps"]
+    assert config["control_charge_current_limit"]["max"] > 0  # the device's own limit
+    load_before = rig.hexdev.settings[LOAD]
+
+    # A dry run first (the load's rate limit would refuse it after a real write): the
+    # exact frame, nothing sent.
+    commander.send("load_output", '{"value": "on", "dry_run": true}')
+    dry = result(observer, commander, "load_output", 1)
+    assert dry["result"] == "dry_run" and dry["frame"].startswith(":8ABED00")
+    assert rig.sets(LOAD) == [] and rig.hexdev.settings[LOAD] == load_before
+
+    # The load output on.
+    commander.send("load_output", "on")
+    load = result(observer, commander, "load_output", 2)
+    assert (load["result"], load["readback"], load["surface"]) == ("ok", "on", "mqtt"), load
+    assert load["caller"] == commander.topic("load_output", "set")
+    assert rig.sets(LOAD) == [bytes([4])]  # 4 = on (VE.Direct HEX: 0xEDAB)
+    observer.wait(commander.topic("load_output", "state"), lambda m: m.json()["value"] == "on")
+
+    # The charge current limited to 7.5 A, as a lease of 10 minutes.
+    commander.send("charge_current_limit", '{"value": 7.5, "lease_s": 600}')
+    limit = result(observer, commander, "charge_current_limit", 1)
+    assert (limit["result"], limit["readback"]) == ("ok", 7.5), limit
+    assert rig.sets(LIMIT)[0] == (75).to_bytes(2, "little")  # 0.1 A units
+    state = observer.wait(commander.topic("charge_current_limit", "state"),
+                          lambda m: m.json()["value"] == 7.5
+                          and m.json()["lease_until"] is not None).json()
+    assert state["lease_until"] == pytest.approx(time.time() + 600, abs=60)
+
+    # The charger off.
+    commander.send("charger", "off")
+    charger = result(observer, commander, "charger", 1)
+    assert (charger["result"], charger["readback"]) == ("ok", "off"), charger
+    assert rig.sets(CHARGER) == [bytes([4])]  # 4 = off (HEX.md §3.2: 0x0200 {1 on, 4 off})
+    observer.wait(commander.topic("charger", "state"), lambda m: m.json()["value"] == "off")
+
+
+@pytest.mark.parametrize(("payload", "check"), [
+    ("nan", "finite"), ("99", "range"), ("-1", "range")])
+def test_the_cores_refusals_come_back_over_mqtt_and_nothing_is_sent(
+        rig: Rig, sink_for: Callable[..., MqttSink], commander: Commander,
+        observer: Observer, ns: Namespace, payload: str, check: str) -> None:
+    sink_for(True)
+    observer.wait(commander.topic("charge_current_limit", "state"))
+    sent = len(rig.hexdev.sets)
+    commander.send("charge_current_limit", payload)
+    refused = result(observer, commander, "charge_current_limit", 1)
+    assert refused["result"] == "refused", refused
+    assert check in refused["reason"].lower() and "\n" not in refused["reason"]
+    assert len(rig.hexdev.sets) == sent
+
+
+def test_without_allow_commands_a_command_changes_nothing(
+        rig: Rig, sink_for: Callable[..., MqttSink], commander: Commander,
+        observer: Observer, ns: Namespace) -> None:
+    sink = sink_for(False)
+    config = observer.wait(f"{ns.prefix}/device/vemonitor_HQ2211ABCDE/config")
+    assert not any(k.startswith("control_") for k in config.json()["cmps"])
+    sent = len(rig.hexdev.sets)
+    commander.send("relay", "on")
+    commander.send("load_output", "off")
+    # Home Assistant's birth message from the same client after the commands: once the
+    # sink re-published discovery for it, the commands would have been delivered too.
+    info = commander.client.publish(f"{ns.prefix}/status", "online", qos=1)
+    info.wait_for_publish(WAIT)
+    observer.wait(config.topic, lambda m: m is not config)
+    assert sink.commands is None and sink.conn.command_filter is None
+    assert len(rig.hexdev.sets) == sent
+    assert not any(m.topic.startswith(f"{ns.base}/mppt/control/")
+                   and not m.topic.endswith("/set") for m in observer.messages)
