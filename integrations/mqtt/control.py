@@ -270,12 +270,8 @@ class CommandRouter:
         except BadCommand as err:
             self._refuse(topic, str(err), node, name)
             return
-        if command.lease_s is not None and name != "charge_current_limit":
-            self._refuse(topic, f"lease_s is only for charge_current_limit, not {name}", node,
-                         name)
-            return
-        # The core checks the value, the device, the rate limits and publishes the result
-        # to every subscriber (on_result below publishes it here).
+        # The core checks the value, the lease, the device and the rate limits, and gives
+        # the result to every subscriber (on_result below publishes it here).
         self.controls.request(node, name, command.value, surface=SURFACE, caller=topic,
                               dry_run=command.dry_run or view.dry_run, lease_s=command.lease_s)
 

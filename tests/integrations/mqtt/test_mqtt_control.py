@@ -278,8 +278,6 @@ def test_a_control_in_dry_run_mode_is_requested_as_a_dry_run(
 @pytest.mark.parametrize(("name", "payload", "retain", "reason"), [
     ("load_output", b"\xff\xfe", False, "payload is not UTF-8 text (byte 0)"),
     ("load_output", b"", False, "empty payload"),
-    ("load_output", b'{"value": "on", "lease_s": 60}', False,
-     "lease_s is only for charge_current_limit, not load_output"),
     ("relay", b"on", False, "control 'relay' is not enabled for mppt (enabled: "
                             "charge_current_limit, charger, load_output"),
     ("0x0200", b"1", False, "control '0x0200' is not enabled for mppt"),

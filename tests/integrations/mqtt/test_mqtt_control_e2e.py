@@ -9,6 +9,7 @@ own refusals (NaN, out of range) arrive the same way and nothing is sent; withou
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,9 +58,9 @@ class Rig:
         return [value for reg, value in self.hexdev.sets if reg == register]
 
 
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    root = tmp_path_factory.mktemp("control")
+@contextlib.contextmanager
+def running_rig(root: Path) -> Iterator[Rig]:
+    """Start the simulated MPPT, its reader and controls; wait until every control is ready."""
     settings = DeviceSettings(controls={name: ControlSetting(enabled=True, dry_run=False)
                                         for name in CONTROLLED})
     with Simulator(["mppt"], root / "sim", speed=2) as sim:
@@ -77,15 +78,22 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
             reader.close()
 
 
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    with running_rig(tmp_path_factory.mktemp("control")) as made:
+        yield made
+
+
 @pytest.fixture
-def sink_for(rig: Rig, broker: MosquittoServer, ns: Namespace,
+def sink_for(request: pytest.FixtureRequest, broker: MosquittoServer, ns: Namespace,
              tmp_path: Path) -> Iterator[Callable[..., MqttSink]]:
     made: list[MqttSink] = []
 
-    def make(allow_commands: bool) -> MqttSink:
+    def make(allow_commands: bool, rig: Rig | None = None) -> MqttSink:
+        hub = (rig or request.getfixturevalue("rig")).hub
         ctx = Context(clock=FakeClock(), state_dir=str(tmp_path / "state"), block="B",
                       inputs={"mppt": input_info("mppt", FakeSource("mppt", MPPT), ("V",))},
-                      controls=rig.hub)
+                      controls=hub)
         connector = MqttConnector(host=LOOPBACK, port=broker.port, timeout=5.0,
                                   client_id=f"vemonitor-{ns.base}")
         item = MqttOutput(name="ha", source="local", base_topic=ns.base,
@@ -181,16 +189,18 @@ def test_switch_the_load_limit_the_current_and_switch_the_charger_over_mqtt(
     observer.wait(commander.topic("charger", "state"), lambda m: m.json()["value"] == "off")
 
 
-@pytest.mark.parametrize(("payload", "check"), [
-    ("nan", "finite"), ("99", "range"), ("-1", "range")])
+@pytest.mark.parametrize(("name", "payload", "check"), [
+    ("charge_current_limit", "nan", "finite"), ("charge_current_limit", "99", "range"),
+    ("charge_current_limit", "-1", "range"), ("load_output", "sideways", "is not one of off, auto, on"),
+    ("load_output", '{"value": "on", "lease_s": 60}', "lease")])
 def test_the_cores_refusals_come_back_over_mqtt_and_nothing_is_sent(
         rig: Rig, sink_for: Callable[..., MqttSink], commander: Commander,
-        observer: Observer, ns: Namespace, payload: str, check: str) -> None:
+        observer: Observer, ns: Namespace, name: str, payload: str, check: str) -> None:
     sink_for(True)
-    observer.wait(commander.topic("charge_current_limit", "state"))
+    observer.wait(commander.topic(name, "state"))
     sent = len(rig.hexdev.sets)
-    commander.send("charge_current_limit", payload)
-    refused = result(observer, commander, "charge_current_limit", 1)
+    commander.send(name, payload)
+    refused = result(observer, commander, name, 1)
     assert refused["result"] == "refused", refused
     assert check in refused["reason"].lower() and "\n" not in refused["reason"]
     assert len(rig.hexdev.sets) == sent
@@ -214,3 +224,28 @@ def test_without_allow_commands_a_command_changes_nothing(
     assert len(rig.hexdev.sets) == sent
     assert not any(m.topic.startswith(f"{ns.base}/mppt/control/")
                    and not m.topic.endswith("/set") for m in observer.messages)
+
+
+def test_a_lease_not_renewed_ends_and_the_device_falls_back(
+        sink_for: Callable[..., MqttSink], commander: Commander, observer: Observer,
+        ns: Namespace, tmp_path: Path) -> None:
+    """A 2 s lease: vemonitor stops re-sending, says so on the result topic (event
+    lease_end) and clears lease_until; the simulated device's 0x2015 then falls back."""
+    with running_rig(tmp_path / "lease") as own:
+        own.hexdev.link_ttl_s = 3.0  # the device's fall-back (about 60 s on a real one)
+        sink_for(True, own)
+        observer.wait(commander.topic("charge_current_limit", "state"))
+        commander.send("charge_current_limit", '{"value": 5, "lease_s": 2}')
+        held = result(observer, commander, "charge_current_limit", 1)
+        assert (held["result"], held["readback"]) == ("ok", 5.0), held
+        topic = commander.topic("charge_current_limit", "result")
+        assert wait_until(lambda: any(m.json()["event"] == "lease_end"
+                                      for m in observer.on(topic)), 3 * WAIT)
+        ended = next(m.json() for m in observer.on(topic) if m.json()["event"] == "lease_end")
+        assert (ended["surface"], ended["old"], ended["new"]) == ("lease", 5.0, None)
+        observer.wait(commander.topic("charge_current_limit", "state"),
+                      lambda m: m.json()["lease_until"] is None
+                      and m.json()["value"] != 5.0)
+        assert wait_until(lambda: any(reg == LIMIT for reg, _ in own.hexdev.expired),
+                          3 * WAIT)
+        assert own.hexdev.settings[LIMIT] == (0xFFFF).to_bytes(2, "little")
