@@ -71,6 +71,7 @@ LAYERS: dict[str, int] = {
     "vemonitor.cli_strict": COMMAND,  # the command line checked before a run (issue 13)
     "vemonitor.report": COMMAND,  # `vemonitor report` (issue 13)
     "vemonitor.hex_cli": COMMAND,  # `vemonitor hex get` (issue 22)
+    "vemonitor.control_cli": COMMAND,  # `vemonitor hex set|lease|log` (issue 23)
     "vemonitor.history_cli": COMMAND,  # `vemonitor history` (issue 22)
     "vemonitor.decode_cli": COMMAND,
     "vemonitor.__main__": COMMAND,

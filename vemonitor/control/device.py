@@ -93,12 +93,15 @@ class DeviceControls:
     the CLI on the same device needs no ``--enable`` (the daemon sets it).
     """
 
-    def __init__(self, reader: SerialReader, settings: DeviceSettings, state_dir: str | Path,
+    def __init__(self, reader: SerialReader | None, settings: DeviceSettings,
+                 state_dir: str | Path,
                  *, device: str | None = None, consent_all: bool = False,
                  share_consent: bool = False, store: ControlStore | None = None) -> None:
-        self.reader = reader
+        self.reader: SerialReader = reader  # type: ignore[assignment]  # None until attach()
         self.settings = settings
-        self.device = device or reader.name
+        if device is None and reader is None:
+            raise ValueError("DeviceControls needs a device key when no reader is given yet")
+        self.device = device or reader.name  # type: ignore[union-attr]
         self.consent_all = consent_all
         self.share_consent = share_consent
         self.store = store or ControlStore(state_dir)
@@ -117,8 +120,8 @@ class DeviceControls:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.counts: dict[tuple[str, str], int] = {}  # (control, result) -> count
-        self._attached = False
-        self.attach(reader)
+        if reader is not None:
+            self.attach(reader)
 
     # ---------------------------------------------------------------- lifecycle
     def attach(self, reader: SerialReader) -> None:
@@ -442,6 +445,8 @@ class DeviceControls:
     # --------------------------------------------------------------- identity
     def ensure_identity(self) -> str | None:
         """Read identity and limits once per connection; return the problem, None when ok."""
+        if self.reader is None:
+            return "no port: the device was not found yet"
         session = self.reader.hex
         if session is None or session is self._session:
             return self._identity_error
@@ -472,8 +477,11 @@ class DeviceControls:
         elif serial != self._bound_serial:
             return (f"identity: serial {serial} on {self.reader.port} is not the configured "
                     f"device {self._bound_serial} (a moved device?)")
-        wanted = {r for name in CONTROLS if self._enabled(name) or self.consent_all
-                  for r in _registers_of(CONTROLS[name])} | set(IDENTITY_REGISTERS[1:])
+        # Every control of this family is read (a Get changes nothing): a dry run needs
+        # no consent, and views show the current value of each control.
+        family = family_of(self.pid)
+        wanted = {r for spec in CONTROLS.values() if family in spec.families
+                  for r in _registers_of(spec)} | set(IDENTITY_REGISTERS[1:])
         for register in sorted(wanted):
             got = self._ask(hs.get(register, on_demand=True))
             if _ok(got) and got is not None and got.reading is not None:
@@ -497,6 +505,8 @@ class DeviceControls:
     # --------------------------------------------------------------- checks
     def _unavailable(self, spec: ControlSpec) -> str | None:
         """Return why ``spec`` cannot be written now (no I/O), None when it can."""
+        if self.reader is None:
+            return "no port: the device was not found yet"
         age = self.reader.block_age()
         if age is None or age > FRESH_FRAME_S:
             shown = "none yet" if age is None else f"the last {age:.0f} s ago"
