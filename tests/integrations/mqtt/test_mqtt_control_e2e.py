@@ -10,6 +10,7 @@ own refusals (NaN, out of range) arrive the same way and nothing is sent; withou
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from vemonitor_integrations.mqtt.schema import MqttConnector, MqttOutput
 from vemonitor_integrations.mqtt.sink import MqttSink
 
 from hw_sim import Simulator
+from tests.engine.helpers import block_config, running
 from tests.integrations.helpers import FakeClock
 from tests.integrations.mqtt.support import (
     MPPT,
@@ -30,6 +32,7 @@ from tests.integrations.mqtt.support import (
     Namespace,
     Observer,
     input_info,
+    observe,
 )
 from tests.servers import LOOPBACK, MosquittoServer
 from tests.shared import wait_until
@@ -249,3 +252,48 @@ def test_a_lease_not_renewed_ends_and_the_device_falls_back(
         assert wait_until(lambda: any(reg == LIMIT for reg, _ in own.hexdev.expired),
                           3 * WAIT)
         assert own.hexdev.settings[LIMIT] == (0xFFFF).to_bytes(2, "little")
+
+
+def test_the_daemon_takes_a_command_for_a_control_enabled_in_its_configuration(
+        tmp_path: Path) -> None:
+    """The user's path: `controls` on the serial connector, `allow_commands` on the MQTT
+    output; the engine hands the sink its Context.controls, the device key is the input's
+    name (`solar`), and a command switches the simulated MPPT's load output."""
+    with MosquittoServer(workdir=tmp_path / "broker") as broker:
+        watcher = observe(broker.port, "vemonitor/#")
+        inputs = {"solar": {"source": "mppt", "time_interval": 1, "columns": ["V", "LOAD"]}}
+        outputs = {"mqtt": {"ha": {"source": "local", "cache_interval": 1,
+                                   "allow_commands": True}}}
+        config = block_config(tmp_path / "sim", inputs, outputs, tmp_path / "state")
+        config["appConnectors"]["serial"]["mppt"]["controls"] = {
+            "load_output": {"enabled": True, "dry_run": False}}
+        config["appConnectors"]["mqtt"] = {"local": {"host": LOOPBACK, "port": broker.port}}
+        publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ha-daemon")
+        publisher.connect(LOOPBACK, broker.port, 30)
+        publisher.loop_start()
+        try:
+            with running(config, {}, ["mppt"], tmp_path / "sim") as (engine, sim):
+                runner = threading.Thread(target=engine.run, args=(120,), daemon=True)
+                runner.start()
+                try:
+                    state = "vemonitor/solar/control/load_output/state"
+                    watcher.wait(state, lambda m: m.json()["value"] is not None
+                                 and m.json()["unavailable"] is None, timeout=60)
+                    info = publisher.publish("vemonitor/solar/control/load_output/set", "on",
+                                             qos=1)
+                    info.wait_for_publish(WAIT)
+                    done = watcher.wait("vemonitor/solar/control/load_output/result",
+                                        timeout=30).json()
+                    watcher.wait(state, lambda m: m.json()["value"] == "on")
+                finally:
+                    engine.stop()
+                    runner.join(30)
+                hexdev = sim.devices["mppt"].hex
+                assert hexdev is not None
+                sets = [v for reg, v in hexdev.sets if reg == LOAD]
+        finally:
+            publisher.disconnect()
+            publisher.loop_stop()
+            watcher.close()
+    assert (done["result"], done["device"], done["readback"]) == ("ok", "solar", "on"), done
+    assert sets == [bytes([4])]
