@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from vemonitor_integrations.mqtt import discovery as ha
 
-from vemonitor.api import ControlResult
+from vemonitor.api import ControlResult, ResultKind
 
 if TYPE_CHECKING:
     from vemonitor.api import Controls, ControlView
@@ -48,7 +48,7 @@ MAX_PAYLOAD = 256  # bytes; a command is a word, a number or a small JSON object
 QUEUE_SIZE = 8  # commands waiting for the worker; more are refused ("busy"), never dropped silently
 COMMAND_KEYS = frozenset({"value", "lease_s", "dry_run"})
 SURFACE = "mqtt"
-REFUSED = "refused"
+REFUSED: ResultKind = "refused"
 
 
 class BadCommand(ValueError):
@@ -93,7 +93,7 @@ def _parse_json(text: str) -> Command:
     """Return the command of a JSON object payload."""
     try:
         data = json.loads(text)
-    except ValueError as err:
+    except json.JSONDecodeError as err:
         raise BadCommand(f"payload is not valid JSON ({err.msg} at character {err.pos})") \
             from None
     if not isinstance(data, dict):
@@ -262,7 +262,7 @@ class CommandRouter:
             return
         node = self.topics.get(level)
         view = next((v for v in self.views() if v.device == node and v.name == name), None)
-        if view is None:
+        if node is None or view is None:
             self._refuse(topic, self._not_found(node, level, name))
             return
         try:

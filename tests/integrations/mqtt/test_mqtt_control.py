@@ -367,19 +367,22 @@ def test_a_flood_of_commands_is_refused_beyond_the_queue_never_dropped_silently(
         publisher: Publisher, ns: Namespace) -> None:
     """The worker is held inside one request: the queue fills, then each extra command
     gets a 'busy' result; once released, every queued command reaches the core."""
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
     controls = all_controls()
     plain = controls.request
 
     def slow(*args: Any, **kwargs: Any) -> Any:
-        release.wait(WAIT)
+        entered.set()
+        release.wait(3 * WAIT)
         return plain(*args, **kwargs)
 
     controls.request = slow  # type: ignore[method-assign]
     control_sink(controls)
     device_config(observer, ns)
     extra = 3
-    for _ in range(1 + mc.QUEUE_SIZE + extra):  # one running, QUEUE_SIZE waiting, 3 too many
+    publisher.send(topic(ns, "charger", "set"), "on")
+    assert entered.wait(WAIT)  # the worker holds the first command
+    for _ in range(mc.QUEUE_SIZE + extra):  # QUEUE_SIZE waiting, 3 too many
         publisher.send(topic(ns, "charger", "set"), "on")
     wait_for(lambda: len([m for m in observer.on(topic(ns, "charger", "result"))
                           if m.json()["result"] == "refused"]) >= extra)
