@@ -143,11 +143,15 @@ def commander(broker: MosquittoServer, ns: Namespace) -> Iterator[Commander]:
 
 
 def result(observer: Observer, commander: Commander, name: str, count: int) -> dict[str, Any]:
-    """Wait for the ``count``-th result of a control (results of this test only)."""
-    topic = commander.topic(name, "result")
-    assert wait_until(lambda: len(observer.on(topic)) >= count, 3 * WAIT), observer.on(topic)
-    data: dict[str, Any] = observer.on(topic)[count - 1].json()
-    return data
+    """Wait for the ``count``-th result of this test's commands to a control (a lease's
+    keep-alive results, on the same topic, are left out)."""
+    topic, caller = commander.topic(name, "result"), commander.topic(name, "set")
+
+    def mine() -> list[dict[str, Any]]:
+        return [m.json() for m in observer.on(topic) if m.json()["caller"] == caller]
+
+    assert wait_until(lambda: len(mine()) >= count, 3 * WAIT), observer.on(topic)
+    return mine()[count - 1]
 
 
 def test_switch_the_load_limit_the_current_and_switch_the_charger_over_mqtt(
@@ -183,6 +187,8 @@ def test_switch_the_load_limit_the_current_and_switch_the_charger_over_mqtt(
                           lambda m: m.json()["value"] == 7.5
                           and m.json()["lease_until"] is not None).json()
     assert state["lease_until"] == pytest.approx(time.time() + 600, abs=60)
+
+    rig.controls.end_lease("the test is done with it")  # no keep-alive Sets in later tests
 
     # The charger off.
     commander.send("charger", "off")
