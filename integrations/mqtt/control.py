@@ -75,9 +75,17 @@ def parse_command(payload: bytes) -> Command:
     if not text:
         raise BadCommand("empty payload: send an option name, a number or JSON "
                          '{"value": ..., "lease_s": ...}')
+    _check_printable(text, "payload")
     if text.startswith("{"):
         return _parse_json(text)
     return Command(_plain_value(text))
+
+
+def _check_printable(text: str, what: str) -> None:
+    """Refuse control characters: a newline could forge a log line where the value is logged."""
+    odd = next((i for i, c in enumerate(text) if not c.isprintable()), None)
+    if odd is not None:
+        raise BadCommand(f"{what} has a control character at character {odd}")
 
 
 def _plain_value(text: str) -> str | float:
@@ -105,6 +113,7 @@ def _parse_json(text: str) -> Command:
         raise BadCommand("JSON payload needs a 'value'")
     value = data["value"]
     if isinstance(value, str):
+        _check_printable(value, "value")
         value = _plain_value(value.strip())
     elif isinstance(value, bool) or not isinstance(value, int | float):
         raise BadCommand(f"value must be an option name or a number, got {json.dumps(value)}")
@@ -293,7 +302,7 @@ class CommandRouter:
                                surface=SURFACE, caller=topic, time=self.wall())
         if reason not in self._logged and len(self._logged) < 100:  # a flood: 100 lines at most
             self._logged.add(reason)
-            log.warning("output %s: command on %s refused: %s", self.output, topic, reason)
+            log.warning("output %s: command on %r refused: %s", self.output, topic, reason)
         self.publish(topic.rsplit("/", 1)[0] + "/result", result_payload(result), False)
 
     # ------------------------------------------------------------------ results

@@ -136,6 +136,8 @@ def test_non_finite_numbers_reach_the_core_which_refuses_them() -> None:
     (b"\xffon", "not UTF-8 text (byte 0)"),
     (b"x" * 300, "payload too long (300 bytes, at most 256)"),
     (b"{oops", "not valid JSON"),
+    (b"on\nWARNING forged line", "control character at character 2"),
+    (b'{"value": "on\\u001b[2J"}', "control character at character"),
     (b'{"lease_s": 60}', "needs a 'value'"),
     (b'{"value": 5, "register": "0x0200"}', "unknown key 'register'"),
     (b'{"value": true}', "value must be an option name or a number"),
