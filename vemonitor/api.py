@@ -46,12 +46,6 @@ from vemonitor.controltypes import ControlResult as ControlResult
 from vemonitor.controltypes import Controls as Controls
 from vemonitor.controltypes import ControlView as ControlView
 from vemonitor.controltypes import ResultKind as ResultKind
-from vemonitor.schema import Connector as Connector
-from vemonitor.schema import DeliveryConfig as DeliveryConfig
-from vemonitor.schema import FieldError as FieldError
-from vemonitor.schema import InputItem as InputItem
-from vemonitor.schema import OutputItem as OutputItem
-from vemonitor.schema import load_item as load_item
 from vemonitor.datacache import DataCache as DataCache
 from vemonitor.errors import BatchRejected as BatchRejected
 from vemonitor.errors import ConfigError as ConfigError
@@ -70,6 +64,12 @@ from vemonitor.outside import BadRow as BadRow
 from vemonitor.outside import loads as load_json  # noqa: F401 (re-exported)
 from vemonitor.outside import parse_fields as parse_fields
 from vemonitor.outside import parse_values as parse_values
+from vemonitor.schema import Connector as Connector
+from vemonitor.schema import DeliveryConfig as DeliveryConfig
+from vemonitor.schema import FieldError as FieldError
+from vemonitor.schema import InputItem as InputItem
+from vemonitor.schema import OutputItem as OutputItem
+from vemonitor.schema import load_item as load_item
 from vemonitor.secretpolicy import check_host as check_host
 from vemonitor.secretpolicy import check_host_port as check_host_port
 from vemonitor.secretpolicy import check_http_url as check_http_url

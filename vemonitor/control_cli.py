@@ -174,6 +174,7 @@ class _Session:
         self.controls = DeviceControls(self.reader, DeviceSettings(), self.state_dir,
                                        device=self.port, consent_all=self.enable)
         self.reader.start()
+        self.controls.start()  # identity at connect; the lease keep-alive and its end
         self._identify()
         return self
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from hw_sim.simulator import Simulator
-from tests.shared import wait_until
 from tests.control.helpers import ON, Make
+from tests.shared import wait_until
 from vemonitor.control import DeviceControls, DeviceSettings
 from vemonitor.serial_reader import SerialReader
 

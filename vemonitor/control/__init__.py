@@ -32,6 +32,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from vemonitor.control.device import DeviceControls
 from vemonitor.control.settings import ControlSetting, DeviceSettings
@@ -77,6 +78,6 @@ class ControlHub:
                 one()
         return unsubscribe
 
-    def stats(self) -> dict[str, dict[str, object]]:
+    def stats(self) -> dict[str, dict[str, Any]]:
         """Return each device's control numbers (metrics)."""
         return {name: d.stats() for name, d in self.devices.items()}

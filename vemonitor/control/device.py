@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from vemonitor import hex_session as hs
 from vemonitor.control.settings import DeviceSettings
@@ -140,6 +141,7 @@ class DeviceControls:
 
     def close(self) -> None:
         """Stop the thread (a held lease ends: the device falls back within ~60 s)."""
+        self.end_lease("lease ended (vemonitor stopped)")
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5.0)
@@ -175,8 +177,16 @@ class DeviceControls:
                 lease_s: float | None = None) -> ControlResult:
         """Write one control; every refusal is one line naming its check."""
         with self._io:
-            result = self._request(device, control, value, surface=surface, caller=caller,
-                                   dry_run=dry_run, lease_s=lease_s)
+            try:
+                result = self._request(device, control, value, surface=surface,
+                                       caller=caller, dry_run=dry_run, lease_s=lease_s)
+            except Exception as err:  # a bug or a broken state dir: still one result
+                log.exception("%s: %s request failed", self.device, control)
+                result = ControlResult(self.device, control, "refused",
+                                       f"internal error: {type(err).__name__}: {err} (see the "
+                                       "log; an audit row may stay pending)", None,
+                                       _jsonable(value), "", "", None, surface, caller,
+                                       time.time())
         self._publish(result)
         return result
 
@@ -301,7 +311,8 @@ class DeviceControls:
         frame_line = h.encode_set(spec.register, data)
         frame = _frame_text(frame_line)
         current = self._ask(hs.get(spec.register, on_demand=True))
-        old = self._shown(spec, current.reading) if _ok(current) else None
+        old = self._shown(spec, current.reading) if current is not None and _ok(current) \
+            else None
         result_of = _Result(self, spec, base, old, new, frame, now, event)
         if dry:
             return result_of.record("dry_run", f"dry run: {frame} would set {spec.name} to "
@@ -311,7 +322,8 @@ class DeviceControls:
             return result_of.record("ok", f"unchanged: {spec.name} is already {new}; nothing "
                                     "sent", frame="")
         assert self.serial is not None
-        self.store.note_write(self.serial, spec.name, now, spec.nv)
+        if event == "write":  # the keep-alive neither waits for nor delays a user's change
+            self.store.note_write(self.serial, spec.name, now, spec.nv)
         row = self.store.begin(time=now, serial=self.serial, register=f"0x{spec.register:04X}",
                                event=event, old=old, new=new, frame=frame, result="pending",
                                reason="", **base)
@@ -516,6 +528,10 @@ class DeviceControls:
         if self._identity_error:
             return self._identity_error
         session = self.reader.hex
+        pid_now = session.identity.get("PID") if session is not None else None
+        if pid_now is not None and self.pid is not None and _hex_int(pid_now) != self.pid:
+            return (f"identity: product id {pid_now} now, 0x{self.pid:04X} at connect "
+                    "(another device on the port?)")
         family = family_of(self.pid) if self.pid is not None else None
         if family not in spec.families:
             return (f"device: {spec.name} is not a control of this device "
@@ -528,7 +544,7 @@ class DeviceControls:
                     "during HEX (HEX.md T1)")
         if spec.capability_any and not (spec.name == "relay" and family == BMV):
             caps = self._known.get(0x0140)
-            bits = caps.raw and int.from_bytes(caps.raw, "little") if caps is not None else None
+            bits = int.from_bytes(caps.raw, "little") if caps is not None and caps.raw else None
             if bits is None:
                 return "capability: capabilities (0x0140) were not read"
             if not bits & spec.capability_any:
@@ -576,7 +592,8 @@ class DeviceControls:
         if reading is None or reading.error:
             return None
         if spec.kind == "number":
-            return None if reading.value is None else round(float(reading.value), 3)
+            value = reading.value
+            return round(float(value), 3) if isinstance(value, (int, float)) else None
         raw = int.from_bytes(reading.raw, "little")
         if spec.register == 0xEDAB:
             raw &= 0x0F  # bits 0-3 mode, bit 7 the solar-timer flag (VR; HEX.md §3.2)
@@ -633,14 +650,20 @@ class DeviceControls:
                 log.exception("%s: a control subscriber failed", self.device)
 
     # --------------------------------------------------------------- metrics
-    def stats(self) -> dict[str, object]:
-        """Return numbers for the metrics endpoint."""
+    def stats(self) -> dict[str, Any]:
+        """Return numbers for the metrics endpoint (budget and rate limits as persisted)."""
         now = time.time()
         serial = self.serial
+        waits: dict[str, float] = {}
+        for name, spec in CONTROLS.items():
+            last = self.store.last_write(serial, name) if serial else None
+            waits[name] = 0.0 if last is None else max(0.0, spec.min_interval_s - (now - last))
+        lease = self._lease
         return {"results": dict(self.counts),
                 "nv_writes_today": self.store.nv_writes(serial, now) if serial else 0,
                 "nv_budget": self.settings.nv_writes_per_day,
-                "lease_remaining_s": max(0.0, self._lease[1] - now) if self._lease else 0.0}
+                "rate_limit_wait_s": waits,
+                "lease_remaining_s": max(0.0, lease[1] - now) if lease else 0.0}
 
 
 class _Result:
@@ -679,6 +702,13 @@ class _Result:
         self.owner.store.finish(row, result=result, reason=reason, reply=reply,
                                 readback=readback)
         return self._make(result, reason, self.frame, reply, readback)
+
+
+def _hex_int(text: str) -> int | None:
+    try:
+        return int(text, 16)
+    except ValueError:
+        return None
 
 
 def _ok(outcome: hs.Outcome | None) -> bool:
