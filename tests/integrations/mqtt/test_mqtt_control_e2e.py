@@ -1,6 +1,6 @@
 """Issue 23 end to end over MQTT: a real mosquitto, the real control core, the simulator's pty.
 
-Switch the load, limit the charge current (a lease) and switch the charger by publishing
+Switch the load, limit the charge current (a lease), switch the charger and a BMV relay by publishing
 on the command topics, as Home Assistant does; the simulated device's registers change,
 each result comes back on the result topic and the state follows the read-back. The core's
 own refusals (NaN, out of range) arrive the same way and nothing is sent; without
@@ -26,6 +26,7 @@ from hw_sim import Simulator
 from tests.engine.helpers import block_config, running
 from tests.integrations.helpers import FakeClock
 from tests.integrations.mqtt.support import (
+    BMV,
     MPPT,
     WAIT,
     FakeSource,
@@ -42,10 +43,11 @@ from vemonitor.serial_reader import SerialReader
 
 CONTROLLED = ("load_output", "charge_current_limit", "charger")
 LOAD, LIMIT, CHARGER = 0xEDAB, 0x2015, 0x0200  # HEX.md §3.2 registers of the allow-list
+RELAY, RELAY_MODE = 0x034E, 0x034F  # the relay; its mode must be 2 (remote): HEX.md §8.2
 
 
 class Rig:
-    """The simulated MPPT, its reader and its controls (all three enabled, not dry-run)."""
+    """A simulated device, its reader and its controls (enabled, not dry-run)."""
 
     def __init__(self, sim: Simulator, controls: DeviceControls, state: Path) -> None:
         self.sim, self.controls, self.state = sim, controls, state
@@ -53,7 +55,7 @@ class Rig:
 
     @property
     def hexdev(self) -> Any:
-        device = self.sim.devices["mppt"].hex
+        device = self.sim.devices[self.controls.device].hex
         assert device is not None
         return device
 
@@ -62,18 +64,23 @@ class Rig:
 
 
 @contextlib.contextmanager
-def running_rig(root: Path) -> Iterator[Rig]:
-    """Start the simulated MPPT, its reader and controls; wait until every control is ready."""
+def running_rig(root: Path, device: str = "mppt", controlled: tuple[str, ...] = CONTROLLED
+                ) -> Iterator[Rig]:
+    """Start a simulated device, its reader and controls; wait until every control is ready."""
     settings = DeviceSettings(controls={name: ControlSetting(enabled=True, dry_run=False)
-                                        for name in CONTROLLED})
-    with Simulator(["mppt"], root / "sim", speed=2) as sim:
-        reader = SerialReader("mppt", str(sim.path("mppt")))
+                                        for name in controlled})
+    with Simulator([device], root / "sim", speed=2) as sim:
+        hexdev = sim.devices[device].hex
+        assert hexdev is not None
+        if device == "bmv700":
+            hexdev.settings[RELAY_MODE] = b"\x02"  # remote, set on the BMV's own menu
+        reader = SerialReader(device, str(sim.path(device)))
         reader.start()
-        controls = DeviceControls(reader, settings, root / "state", device="mppt")
+        controls = DeviceControls(reader, settings, root / "state", device=device)
         controls.start()
         try:
             ready = wait_until(lambda: all(v.unavailable is None for v in controls.views())
-                               and len(controls.views()) == 3, 60)
+                               and len(controls.views()) == len(controlled), 60)
             assert ready, [v.unavailable for v in controls.views()]
             yield Rig(sim, controls, root / "state")
         finally:
@@ -93,10 +100,11 @@ def sink_for(request: pytest.FixtureRequest, broker: MosquittoServer, ns: Namesp
     made: list[MqttSink] = []
 
     def make(allow_commands: bool, rig: Rig | None = None) -> MqttSink:
-        hub = (rig or request.getfixturevalue("rig")).hub
+        rig = rig or request.getfixturevalue("rig")
+        device = rig.controls.device
+        source = FakeSource(device, BMV if device == "bmv700" else MPPT)
         ctx = Context(clock=FakeClock(), state_dir=str(tmp_path / "state"), block="B",
-                      inputs={"mppt": input_info("mppt", FakeSource("mppt", MPPT), ("V",))},
-                      controls=hub)
+                      inputs={device: input_info(device, source, ("V",))}, controls=rig.hub)
         connector = MqttConnector(host=LOOPBACK, port=broker.port, timeout=5.0,
                                   client_id=f"vemonitor-{ns.base}")
         item = MqttOutput(name="ha", source="local", base_topic=ns.base,
@@ -122,8 +130,10 @@ class Commander:
         self.client.connect(LOOPBACK, port, 30)
         self.client.loop_start()
 
+    device = "mppt"
+
     def topic(self, name: str, leaf: str) -> str:
-        return f"{self.ns.base}/mppt/control/{name}/{leaf}"
+        return f"{self.ns.base}/{self.device}/control/{name}/{leaf}"
 
     def send(self, name: str, payload: str, leaf: str = "set") -> None:
         info = self.client.publish(self.topic(name, leaf), payload, qos=1)
@@ -303,3 +313,18 @@ def test_the_daemon_takes_a_command_for_a_control_enabled_in_its_configuration(
             watcher.close()
     assert (done["result"], done["device"], done["readback"]) == ("ok", "solar", "on"), done
     assert sets == [bytes([4])]
+
+
+def test_switch_a_bmv_relay_over_mqtt(sink_for: Callable[..., MqttSink], commander: Commander,
+                                     observer: Observer, tmp_path: Path) -> None:
+    """The fourth control: a BMV-700's relay in remote mode, switched and read back."""
+    with running_rig(tmp_path / "bmv", "bmv700", ("relay",)) as bmv:
+        sink_for(True, bmv)
+        commander.device = "bmv700"
+        state = observer.wait(commander.topic("relay", "state")).json()
+        wanted = "off" if state["value"] == "on" else "on"
+        commander.send("relay", wanted)
+        switched = result(observer, commander, "relay", 1)
+        assert (switched["result"], switched["readback"]) == ("ok", wanted), switched
+        assert bmv.sets(RELAY) == [b"\x01" if wanted == "on" else b"\x00"]
+        observer.wait(commander.topic("relay", "state"), lambda m: m.json()["value"] == wanted)
