@@ -1,7 +1,7 @@
 """Issue 23 end to end over MQTT: a real mosquitto, the real control core, the simulator's pty.
 
-Switch the load, limit the charge current (a lease), switch the charger and a BMV relay by publishing
-on the command topics, as Home Assistant does; the simulated device's registers change,
+Switch the load, limit the charge current (a lease), switch the charger and a BMV relay by
+publishing on the command topics, as Home Assistant does; the simulated device's registers change,
 each result comes back on the result topic and the state follows the read-back. The core's
 own refusals (NaN, out of range) arrive the same way and nothing is sent; without
 ``allow_commands`` a command changes nothing at all.
