@@ -191,7 +191,7 @@ class CommandRouter:
         self._queue: queue.Queue[tuple[str, bytes, bool] | None] = queue.Queue(QUEUE_SIZE)
         self._lock = threading.Lock()
         self._published: dict[str, str] = {}  # state/availability topic -> payload last sent
-        self._logged: set[str] = set()  # refusal reasons logged (once each per run)
+        self._logged: set[str] = set()  # warnings logged (once each per run)
         self._worker: threading.Thread | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -219,8 +219,25 @@ class CommandRouter:
 
     # ------------------------------------------------------------------ views
     def views(self) -> list[ControlView]:
-        """Return the controls of this output's inputs (enabled ones only: the core's list)."""
-        return [v for v in self.controls.views() if v.device in self.nodes]
+        """Return the controls of this output's inputs (enabled ones only: the core's list).
+
+        A failure of the core shows no control rather than stopping the output: discovery
+        runs before each write's state messages, and rows must keep flowing.
+        """
+        try:
+            views = self.controls.views()
+        except Exception as err:
+            self._log_once(f"views: {type(err).__name__}: {err}",
+                           f"output {self.output}: the device controls cannot be listed "
+                           f"({type(err).__name__}: {err}); no control is shown")
+            return []
+        return [v for v in views if v.device in self.nodes]
+
+    def _log_once(self, key: str, message: str) -> None:
+        """Log a WARNING once per key (at most 100 different ones per run: a flood)."""
+        if key not in self._logged and len(self._logged) < 100:
+            self._logged.add(key)
+            log.warning("%s", message)
 
     def sync(self, full: bool = False) -> None:
         """Publish each control's state and availability when they changed (``full``: all)."""
@@ -300,9 +317,7 @@ class CommandRouter:
         result = ControlResult(device=device, control=control, result=REFUSED, reason=reason,
                                old=None, new=None, frame="", reply="", readback=None,
                                surface=SURFACE, caller=topic, time=self.wall())
-        if reason not in self._logged and len(self._logged) < 100:  # a flood: 100 lines at most
-            self._logged.add(reason)
-            log.warning("output %s: command on %r refused: %s", self.output, topic, reason)
+        self._log_once(reason, f"output {self.output}: command on {topic!r} refused: {reason}")
         self.publish(topic.rsplit("/", 1)[0] + "/result", result_payload(result), False)
 
     # ------------------------------------------------------------------ results

@@ -26,7 +26,7 @@ from vemonitor_integrations.mqtt.schema import MqttOutput
 from vemonitor_integrations.mqtt.sink import MqttSink
 
 from tests.integrations.mqtt.fakecontrols import FakeControls, view
-from tests.integrations.mqtt.support import WAIT, Namespace, Observer, observe
+from tests.integrations.mqtt.support import WAIT, Namespace, Observer, batch, observe, rows
 from tests.servers import LOOPBACK, MosquittoServer
 from vemonitor.api import Context
 
@@ -396,6 +396,23 @@ def test_a_flood_of_commands_is_refused_beyond_the_queue_never_dropped_silently(
     refused = [m.json() for m in observer.on(topic(ns, "charger", "result"))
                if m.json()["result"] == "refused"]
     assert len(refused) == extra and all("busy" in r["reason"] for r in refused)
+
+
+def test_a_failing_core_hides_the_controls_but_rows_keep_flowing(
+        control_sink: Callable[..., tuple[MqttSink, FakeControls]], observer: Observer,
+        ns: Namespace, caplog: pytest.LogCaptureFixture) -> None:
+    """views() raising (a bug in the core) must not fail the output's writes."""
+    controls = all_controls()
+
+    def broken(device: str | None = None) -> list[Any]:
+        raise RuntimeError("state dir gone")
+
+    controls.views = broken  # type: ignore[method-assign]
+    sink, _ = control_sink(controls)
+    sink.write(batch(rows(DEVICE, 1_700_000_000, 2, V=13.1)))
+    observer.wait(f"{ns.base}/{DEVICE}/state", lambda m: m.json()["V"] == 13.1)
+    assert any("the device controls cannot be listed (RuntimeError: state dir gone)"
+               in r.getMessage() for r in caplog.records)
 
 
 def test_closing_the_sink_stops_listening_to_results(
