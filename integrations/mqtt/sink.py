@@ -102,7 +102,10 @@ class MqttSink:
         """Publish a control's state or result (QoS 1); nothing while disconnected (a state
         goes out again at the next connection, a result is an event of its moment)."""
         if self.conn.connected:
-            self.conn.publish(topic, payload, 1, retain)
+            try:
+                self.conn.publish(topic, payload, 1, retain)
+            except MqttError:  # closed meanwhile: the same as disconnected
+                return
 
     # ------------------------------------------------------------------ contract
     def start(self) -> None:
