@@ -2,7 +2,8 @@
 
 Verification stays on by default everywhere; turning it off is allowed (a
 self-signed server on a LAN) but never silent. A connector config reports its
-own risks through the optional :class:`HasRisks` ability; the run adds its own:
+own risks through the optional :class:`HasRisks` ability, and so does an output item
+(the MQTT output's ``allow_commands``); the run adds its own:
 metrics bound beyond loopback, and a CA bundle taken from the environment
 (``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``/``SSL_CERT_FILE``) other than the
 system's own, which changes which servers are trusted without a word in the
@@ -56,6 +57,9 @@ def risks(spec: RunSpec) -> list[str]:
     for connector in spec.connectors.values():
         if isinstance(connector.config, HasRisks):
             found += connector.config.risks()
+    for output in spec.outputs:  # an output item may weaken it too (mqtt allow_commands)
+        if isinstance(output.item, HasRisks):
+            found += output.item.risks()
     metrics = spec.runtime.metrics
     if metrics.port is not None and not is_loopback(metrics.host):
         found.append(f"metrics on {metrics.host}:{metrics.port} are reachable beyond this "

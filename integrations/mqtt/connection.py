@@ -78,6 +78,10 @@ class MqttConnection:
         self.closing = False
         self._answered = threading.Event()  # a CONNACK (accepted or refused) arrived
         self._refused: MqttAuthError | None = None
+        # Issue 23: the command topics' filter and handler (allow_commands), else None: then
+        # nothing but Home Assistant's status is ever subscribed.
+        self.command_filter: str | None = None
+        self.on_command: Callable[[str, bytes, bool], None] | None = None
         self._ha_status = ""  # the last payload on <prefix>/status (logged once per change)
         self._republished = -REPEATED_ONLINE_GAP  # monotonic time of the last re-publish
 
@@ -163,6 +167,8 @@ class MqttConnection:
             self.log_once("connected", logging.INFO,
                           f"output {self.name}: connected to mqtt broker "
                           f"{self.connector.address()} as {self.client_id}")
+            if self.command_filter is not None:  # once per connection (clean session)
+                client.subscribe(self.command_filter, qos=1)
             self.on_ready()
         self._answered.set()
 
@@ -190,8 +196,12 @@ class MqttConnection:
                       f"{self.connector.address()} lost ({reason}); reconnecting")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        """Re-publish discovery when Home Assistant (re)starts (its birth message)."""
-        if message.topic != self.layout.status or message.retain:
+        """Hand a command to its handler; re-publish discovery when Home Assistant (re)starts."""
+        if message.topic != self.layout.status:
+            if self.on_command is not None:
+                self.on_command(message.topic, bytes(message.payload), bool(message.retain))
+            return
+        if message.retain:
             return  # a retained "online" is an old one: discovery went out at connect
         status = message.payload.strip().lower().decode("ascii", "replace")[:16]
         changed, self._ha_status = status != self._ha_status, status

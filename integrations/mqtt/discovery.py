@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from vemonitor.vedirect.fields import FIELD_BY_LABEL, IDENTITY_LABELS, FieldSpec
 from vemonitor.vedirect.hex_registers import (
@@ -40,6 +40,7 @@ MIGRATE_PAYLOAD = '{"migrate_discovery":true}'
 
 ONLINE, OFFLINE = "online", "offline"
 PAYLOAD_ON, PAYLOAD_OFF = "ON", "OFF"
+CONTROL_LEVEL = "control"  # <base>/<input>/control/<name>/<leaf>: the controls' topics
 # HA platform per field kind; every other kind is a sensor.
 COMPONENT_BY_KIND: Mapping[str, str] = {"onoff": "binary_sensor"}
 _SLUG = re.compile(r"[^A-Za-z0-9_-]+")
@@ -78,6 +79,19 @@ class Layout:
     def availability(self, node: str) -> str:
         """Return the availability topic of an input's device."""
         return f"{self.base}/{topic_part(node)}/availability"
+
+    def control(self, node: str, name: str, leaf: str) -> str:
+        """Return a topic of one control of an input's device (issue 23).
+
+        ``leaf``: ``set`` (commands, subscribed), ``state`` (retained JSON), ``availability``
+        (retained online/offline) or ``result`` (one JSON per write result, not retained).
+        """
+        return f"{self.base}/{topic_part(node)}/{CONTROL_LEVEL}/{topic_part(name)}/{leaf}"
+
+    @property
+    def command_filter(self) -> str:
+        """Return the subscription matching every control's command topic."""
+        return f"{self.base}/+/{CONTROL_LEVEL}/+/set"
 
     @property
     def bridge_availability(self) -> str:
@@ -255,6 +269,81 @@ def component_config(node: str, column: str, label: str, device: DeviceInfo,
     if platform == "binary_sensor":
         config.update(payload_on=PAYLOAD_ON, payload_off=PAYLOAD_OFF)
     return slug(label), config
+
+
+class ControlShape(Protocol):
+    """What discovery reads of a control (``vemonitor.api.ControlView``; duck-typed so this
+    module stays loadable alone by the Home Assistant schema test)."""
+
+    device: str
+    name: str
+    kind: str
+    options: tuple[str, ...]
+    minimum: float | None
+    maximum: float | None
+    step: float | None
+    unit: str | None
+
+
+CONTROL_NAMES: Mapping[str, str] = {  # the entity names Home Assistant shows
+    "charger": "Charger", "charge_current_limit": "Charge current limit",
+    "load_output": "Load output", "relay": "Relay"}
+UNIT_DEVICE_CLASS: Mapping[str, str] = {"A": "current", "V": "voltage", "W": "power"}
+
+
+def control_key(name: str) -> str:
+    """Return the component id of a control (prefixed: a column may be named ``Relay`` too)."""
+    return f"control_{slug(name)}"
+
+
+def control_config(view: ControlShape, device: DeviceInfo, layout: Layout
+                   ) -> tuple[str, dict[str, Any]] | None:
+    """Return the component id and config of one control, None while it cannot be shown.
+
+    The platform is the control's kind (``switch``, ``select``, ``number``). Commands go to
+    ``.../set`` with the option names as payloads (``on``/``off``/``auto``) or the number in
+    the control's unit; the state topic holds ``{"value": ..., "unavailable": ..., ...}``
+    (also the entity's attributes: the reason it is unavailable, dry-run). The entity is
+    unavailable while vemonitor, the device or one of the control's preconditions is not
+    (three availability topics, all must be online). A number whose limits the device has
+    not given yet is not announced: its range comes only from the device (HEX.md §8.3).
+    Nothing here depends on the current value, so a change of state never re-publishes
+    discovery.
+    """
+    node = view.device
+    state = layout.control(node, view.name, "state")
+    config: dict[str, Any] = {
+        "p": view.kind,
+        "name": CONTROL_NAMES.get(view.name, view.name.replace("_", " ").capitalize()),
+        "unique_id": f"{device_id(device)}_{control_key(view.name)}",
+        "command_topic": layout.control(node, view.name, "set"),
+        "state_topic": state,
+        "value_template": "{{ value_json.value }}",  # None renders "None": HA shows unknown
+        "json_attributes_topic": state,
+        "retain": False,  # a retained command would be refused (never replayed)
+        "entity_category": "config",
+        "availability": [{"topic": layout.bridge_availability},
+                         {"topic": layout.availability(node)},
+                         {"topic": layout.control(node, view.name, "availability")}],
+        "availability_mode": "all", "payload_available": ONLINE,
+        "payload_not_available": OFFLINE,
+    }
+    if view.kind == "switch":
+        on, off = view.options[-1], view.options[0]  # ("off", "on") in the contract
+        config.update(payload_on=on, payload_off=off, state_on=on, state_off=off)
+    elif view.kind == "select":
+        config["options"] = list(view.options)
+    elif view.kind == "number":
+        if view.minimum is None or view.maximum is None:
+            return None
+        config.update(min=view.minimum, max=view.maximum, step=view.step or 1, mode="box")
+        if view.unit:
+            config["unit_of_measurement"] = view.unit
+            if view.unit in UNIT_DEVICE_CLASS:
+                config["device_class"] = UNIT_DEVICE_CLASS[view.unit]
+    else:
+        return None  # a kind this version does not know: shown nowhere rather than wrongly
+    return control_key(view.name), config
 
 
 def device_config(device: DeviceInfo, components: Mapping[str, Mapping[str, Any]],

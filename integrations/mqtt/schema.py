@@ -87,6 +87,19 @@ class MqttOutput(OutputItem):
     retain_state: bool = False
     per_value_topics: bool = False
     device_ids: dict[str, str] = field(default_factory=dict)  # input -> id (BMVs without SER#)
+    # Issue 23: command topics for the device controls enabled on the serial inputs
+    # (docs/mqtt-control.md). Off by default: anyone who may publish to the broker could
+    # switch a charger, so turning it on is said at every start as a security warning.
+    allow_commands: bool = False
+
+    def risks(self) -> list[str]:
+        """Return what weakens security (one start-up WARNING each, dry runs too)."""
+        if not self.allow_commands:
+            return []
+        return [f"mqtt output {self.name or 'mqtt'}: allow_commands is on: whoever may publish "
+                f"to {self.base_topic}/+/control/+/set can switch the controls enabled on the "
+                f"devices; allow only Home Assistant's broker user to publish there (broker "
+                f"ACL, docs/mqtt-control.md)"]
 
     def validate(self) -> None:
         """Check the connector name, topics, QoS and device ids (no I/O)."""

@@ -28,6 +28,7 @@ from vemonitor_integrations.mqtt.connection import MqttAuthError as MqttAuthErro
 from vemonitor_integrations.mqtt.connection import MqttConnection, StateLog
 from vemonitor_integrations.mqtt.connection import MqttError as MqttError
 from vemonitor_integrations.mqtt.connection import MqttUnavailable as MqttUnavailable
+from vemonitor_integrations.mqtt.control import CommandRouter
 from vemonitor_integrations.mqtt.schema import MqttConnector, MqttOutput
 from vemonitor_integrations.mqtt.state import DiscoveryState
 
@@ -56,8 +57,10 @@ class MqttSink:
         self._log_once = StateLog()
         self.conn = MqttConnection(connector, self.client_id, self.layout, self.name,
                                    self._on_ready, self._log_once)
+        self.commands = self._command_router()
         self.discovery = DiscoveryState(item, ctx.inputs, self.nodes, self.layout,
-                                        self.state_path, self.name, self._log_once)
+                                        self.state_path, self.name, self._log_once,
+                                        self.commands.views if self.commands else list)
         self._lock = threading.RLock()  # discovery bookkeeping: watcher vs sender thread
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -80,6 +83,30 @@ class MqttSink:
     def __repr__(self) -> str:
         return f"MqttSink({self.name!r}, {self.connector.address()}, client_id={self.client_id!r})"
 
+    def _command_router(self) -> CommandRouter | None:
+        """Return the command topics' router (``allow_commands`` and a control enabled), else None."""
+        if not self.item.allow_commands:
+            return None
+        controls = self.ctx.controls
+        if controls is None:
+            log.warning("output %s: allow_commands is on, but no serial input has a control "
+                        "enabled (docs/control.md): no command topic", self.name)
+            return None
+        router = CommandRouter(controls, self.layout, self.nodes, self._publish_control,
+                               self.name, wake=lambda: self._wake.set())
+        self.conn.command_filter = self.layout.command_filter
+        self.conn.on_command = router.on_message
+        return router
+
+    def _publish_control(self, topic: str, payload: str, retain: bool) -> None:
+        """Publish a control's state or result (QoS 1); nothing while disconnected (a state
+        goes out again at the next connection, a result is an event of its moment)."""
+        if self.conn.connected:
+            try:
+                self.conn.publish(topic, payload, 1, retain)
+            except MqttError:  # closed meanwhile: the same as disconnected
+                return
+
     # ------------------------------------------------------------------ contract
     def start(self) -> None:
         """Connect (waiting up to ``timeout``) and start the watcher; raise if not connected."""
@@ -99,6 +126,8 @@ class MqttSink:
     def close(self) -> None:
         """Say ``offline``, disconnect and stop the threads (idempotent)."""
         self.conn.closing = True
+        if self.commands is not None:
+            self.commands.close()
         self._stop.set()
         self._wake.set()
         if self._watcher is not None and self._watcher is not threading.current_thread():
@@ -118,6 +147,8 @@ class MqttSink:
     def _start_watcher(self) -> None:
         """Start the thread publishing availability and discovery (once)."""
         if self._watcher is None and not self.conn.closing:
+            if self.commands is not None:
+                self.commands.start()
             self._watcher = threading.Thread(target=self._watch, name=f"mqtt-{self.name}",
                                              daemon=True)
             self._watcher.start()
@@ -158,6 +189,7 @@ class MqttSink:
         with self._lock:
             if not self.conn.connected:
                 return
+            full = self._full_due
             if self._full_due:
                 self._full_due = False
                 self._sent.clear()
@@ -167,6 +199,8 @@ class MqttSink:
                     self.conn.subscribe(self.layout.status)
             self._publish_availability()
             self._sync_discovery()
+            if self.commands is not None:
+                self.commands.sync(full)  # after discovery: the entity exists before its state
 
     def _publish_availability(self) -> None:
         """Publish each input's device availability when it changed (retained)."""

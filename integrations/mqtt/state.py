@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,8 @@ class DiscoveryState:
     """The discovery an output should have published, and what it remembers between runs."""
 
     def __init__(self, item: MqttOutput, inputs: Mapping[str, InputInfo], nodes: list[str],
-                 layout: ha.Layout, state_path: Path, name: str, log_once: StateLog) -> None:
+                 layout: ha.Layout, state_path: Path, name: str, log_once: StateLog,
+                 controls: Callable[[], Sequence[ha.ControlShape]] = list) -> None:
         self.item = item
         self.inputs = inputs
         self.nodes = nodes
@@ -47,6 +48,7 @@ class DiscoveryState:
         self.state_path = state_path
         self.name = name
         self.log_once = log_once
+        self.controls = controls  # the controls with command topics (allow_commands), issue 23
         self.groups = _groups({n: inputs[n] for n in nodes})
         state = _load_state(state_path)
         self.known: set[str] = set(state.get("topics", []))  # discovery topics of the last run
@@ -78,6 +80,11 @@ class DiscoveryState:
                         key, config = ha.component_config(node, column, label, device,
                                                           self.layout)
                         components.setdefault(key, config)
+            for view in self.controls():
+                if view.device in group.nodes:
+                    control = ha.control_config(view, device, self.layout)
+                    if control is not None:
+                        components[control[0]] = control[1]
             topic, payload = ha.device_config(device, components, self.layout)
             if topic in desired:  # two groups named as one device: one config
                 payload["cmps"] = {**payload["cmps"], **desired[topic]["cmps"]}

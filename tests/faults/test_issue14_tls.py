@@ -17,7 +17,7 @@ from vemonitor.schema import MetricsConfig
 
 
 def _spec(*configs: Any, host: str = "127.0.0.1", port: int | None = None) -> Any:
-    return SimpleNamespace(connectors={str(i): SimpleNamespace(config=c)
+    return SimpleNamespace(outputs=(), connectors={str(i): SimpleNamespace(config=c)
                                        for i, c in enumerate(configs)},
                            runtime=SimpleNamespace(metrics=MetricsConfig(port=port, host=host)))
 
