@@ -29,8 +29,8 @@ from typing import Any, NoReturn
 
 import serial
 
+from vemonitor import control_cli
 from vemonitor import hex_session as hs
-from vemonitor.serial_reader import SERIAL_SETTINGS
 from vemonitor.vedirect.decoder import Decoder
 from vemonitor.vedirect.hex import DayRecord, TotalRecord
 from vemonitor.vedirect.hex_registers import HISTORY_DAY0, HISTORY_DAYS, HISTORY_TOTAL
@@ -82,10 +82,10 @@ def record_dict(record: DayRecord, serial: str | None = None) -> dict[str, Any]:
 # ------------------------------------------------------------------ from a port
 def read_port(port: str) -> list[dict[str, Any]]:
     """Read the total and every available day from the device on ``port``; oldest first."""
-    try:
-        link = serial.Serial(port, **SERIAL_SETTINGS, timeout=0)
-    except (serial.SerialException, OSError) as err:
-        raise HistoryError(f"cannot open {port}: {err}") from err
+    try:  # the daemon's lock: never read beside it, whose bytes these would steal
+        link = control_cli.open_exclusive(port)
+    except control_cli.ControlCliError as err:
+        raise HistoryError(str(err)) from err
     try:
         days = _converse(link, port)
     finally:

@@ -75,3 +75,22 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert status == 1 and len(err.strip().splitlines()) == 1
     status, _, err = _run(capsys, "--json")
     assert status == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_a_port_held_by_another_process_is_refused_untouched(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`history --port` takes the daemon's exclusive lock (vemonitor/control_cli.py): while
+    another process holds the port (here a holder with the same flock the daemon's reader
+    takes) it says so in one line, exit 1, and reads none of that process's bytes."""
+    import serial
+
+    from vemonitor.serial_reader import SERIAL_SETTINGS
+    with Simulator(["mppt"], tmp_path / "sim", speed=5.0) as sim:
+        holder = serial.Serial(str(sim.path("mppt")), timeout=0, exclusive=True,
+                               **SERIAL_SETTINGS)
+        try:
+            status, out, err = _run(capsys, "--port", str(sim.path("mppt")), "--json")
+        finally:
+            holder.close()
+    assert status == 1 and out == ""
+    assert err.count("\n") == 1 and "is in use by another process" in err
