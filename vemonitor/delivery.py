@@ -187,13 +187,6 @@ class Sender:
             if not self._memory and (self._inflight is None or self._inflight_id is not None):
                 self.on_durable(token)
 
-    @property
-    def handed_over(self) -> int:
-        """Return the batches held in memory (handed over, neither sent nor in the outbox)."""
-        with self._handoff:
-            inflight = self._inflight is not None and self._inflight_id is None
-            return len(self._memory) + int(inflight)
-
     def stop(self, timeout: float) -> None:
         """Send what is waiting for up to ``timeout`` s, then stop; the rest stays on disk."""
         self._deadline = time.monotonic() + timeout
