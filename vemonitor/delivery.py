@@ -210,6 +210,7 @@ class Sender:
 
     # ------------------------------------------------------------------ internals
     def _run(self) -> None:
+        self._recover_handoff()
         # Connect at once so problems (a wrong password, names the server would drop) show
         # at start-up; a sink that is down is just an outage, retried when data waits.
         try:
@@ -246,6 +247,19 @@ class Sender:
             if len(items) > 1 or self._peek():
                 # A backlog drains at a bounded rate while new data keeps arriving.
                 self.clock.sleep(self.drain_interval, self._stop)
+
+    def _recover_handoff(self) -> None:
+        """After a restart of this thread (a bug, see vemonitor.supervise): what was held
+        in memory, the batch that was being written included, goes to the outbox first."""
+        with self._handoff:
+            if self._memory or (self._inflight is not None and self._inflight_id is None):
+                try:
+                    self._spill_locked([], self.clock.now())
+                except OutboxError as err:
+                    log.error("output %s: %s; %d batches not sent are lost", self.name, err,
+                              len(self._memory) + 1)
+            self._inflight = self._inflight_id = None
+            self._direct = False
 
     def _peek_or_go_direct(self) -> list[tuple[int, Batch]] | None:
         """Return the next batches of the outbox; when there are none and the sink is

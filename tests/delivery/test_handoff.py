@@ -205,3 +205,22 @@ def test_kill_9_loses_no_batch_that_was_reported_stored(tmp_path: Path) -> None:
     kept = [int(r.values["b"]) for _, b in box.peek(1000) for r in b.rows]
     box.close()
     assert kept == list(range(10, 16))  # in the outbox, in order, after the kill
+
+
+def test_a_restarted_sender_thread_first_puts_what_it_held_in_the_outbox(
+        tmp_path: Path) -> None:
+    """After a bug restarted the thread (vemonitor.supervise), nothing held in memory is
+    left behind: the batch that was being written and those behind it go to the outbox."""
+    sink = GateSink()
+    sender, box, durable = _sender(tmp_path, sink)
+    _go_direct(sender)
+    sink.open_.clear()
+    sender.take(_batch(0), 0.0, 0)
+    _wait(sink.writing.is_set)
+    sender.take(_batch(3), 0.0, 1)
+    sender._recover_handoff()  # what the restarted thread does first
+    assert durable == [0, 1]
+    kept = [r.time for _, b in box.peek(1000) for r in b.rows]
+    assert kept == [float(t) for t in range(6)]
+    sink.open_.set()
+    sender.stop(2.0)
