@@ -270,7 +270,7 @@ class OutputWorker:
         self.ticks = 0
         self.waiting_at_stop: int | None = None
         self._seen: dict[str, int] = {}  # input -> arrival number of the last row taken
-        self._durable: dict[str, int] = {}  # input -> arrival number of the last row in the outbox
+        self._durable: dict[str, int] = {}  # input -> last row number in the sink or outbox
         self._pending: list[Row] = []
         self._gathered = 0
         delivery = spec.item.delivery
@@ -320,7 +320,7 @@ class OutputWorker:
         return self._seen.get(name, 0)
 
     def durable(self, name: str) -> int:
-        """Return the arrival number of the last row of input ``name`` in the outbox."""
+        """Return the arrival number of the last row of input ``name`` in the sink or outbox."""
         return self._durable.get(name, 0)
 
     def flush(self) -> None:
