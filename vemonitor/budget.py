@@ -11,7 +11,8 @@ Cost model (per output, one send every ``time_interval * cache_interval`` s):
 * every durable output: one outbox transaction (an fsync with ``synchronous=FULL``)
   to store the batch, one to remove it once sent: 2 local writes per send (an
   output registered with ``durable=False``, like the console, keeps its outbox in
-  memory: none);
+  memory: none). That is the bound, reached while the sink fails: a batch a healthy
+  sink accepts at once never touches the outbox (vemonitor.delivery, the hand-off);
 * the rest is declared by each integration as a ``SendCost`` when it registers
   (vemonitor.registry): sqlite adds one local write per send; emoncms makes one
   HTTP request per send; mqtt one publish per row; redis one pipelined round trip

@@ -28,6 +28,17 @@ One sender thread per output:
   restart would send those batches again (sinks key rows by time, so a
   duplicate overwrites itself) - never lose them.
 
+A healthy output's batches never touch the disk (the hand-off, see :meth:`Sender.take`):
+while the sink accepts and the outbox is empty, the engine hands each new batch to the
+sender in memory and the sender writes it at once; only a batch the sink did not accept
+(a failure, a refusal, a stop, or more than ``MEMORY_BATCHES`` waiting behind a slow
+send) goes to the outbox, in order, with everything queued behind it, in one
+transaction. Until the sink accepted it or it is in the outbox, such a batch is like the
+rows still gathering in the cache: a ``kill -9`` or a power cut loses it, and for the
+same reason nothing was promised for it: an acknowledging input is told its rows are
+stored only once they are in the sink or in the outbox (the ``on_durable`` token).
+See docs/performance.md ("The outbox's syncs") for the numbers and the reasoning.
+
 Waits use the engine's clock, so an accelerated run sees the same number of
 attempts per (device) minute as a real one.
 """
@@ -38,6 +49,8 @@ import logging
 import random
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +69,9 @@ from vemonitor.outbox import MemoryOutbox, Outbox, OutboxError
 
 log = logging.getLogger(__name__)
 
+# Batches handed over in memory that may wait behind a send in progress; one more and
+# they all go to the outbox (a slow sink must not keep minutes of rows in memory only).
+MEMORY_BATCHES = 2
 IDLE_WAIT = 5.0  # real seconds between outbox checks when nothing notifies (every new batch does)
 
 
@@ -125,6 +141,13 @@ class Sender:
         self._unremoved: list[int] = []  # accepted, but the outbox could not remove them yet
         self._single_until = 0  # send batches one by one up to this id (a merged send was refused)
         self._outbox_down = False
+        # The hand-off (see the module doc), all under _handoff:
+        self._handoff = threading.Lock()
+        self._direct = False  # the engine may hand batches over in memory
+        self._memory: deque[tuple[Batch, Any]] = deque()  # handed over, not sent yet
+        self._inflight: tuple[Batch, Any] | None = None  # taken from _memory, being written
+        self._inflight_id: int | None = None  # its outbox id once it was spilled there
+        self.on_durable: Callable[[Any], None] = lambda token: None
         self._thread = threading.Thread(
             target=supervise.supervised(f"sender-{name}", self._run, self._stop,
                                         lambda: f"output {name}, after batch {self._sent_upto}"),
@@ -138,6 +161,32 @@ class Sender:
         """Tell the sender a new batch is in the outbox."""
         self._wake.set()
 
+    def take(self, batch: Batch, now: float, token: Any = None) -> None:
+        """Take a new batch: in memory while the output is healthy, else into the outbox.
+
+        ``on_durable(token)`` is called, in batch order, once the batch is in the sink or
+        in the outbox. Raises OutboxError when it should go to the outbox and cannot
+        (the batch is then not taken).
+        """
+        with self._handoff:
+            if self._direct and len(self._memory) < MEMORY_BATCHES:
+                self._memory.append((batch, token))
+            elif self._direct:  # a slow send: everything waiting goes to the outbox
+                self._spill_locked([(batch, token)], now)
+            else:
+                self.outbox.put(batch, now)
+                self.on_durable(token)
+        self._wake.set()
+
+    def mark(self, token: Any) -> None:
+        """Call ``on_durable(token)`` unless batches handed over are still held in memory.
+
+        (Their own tokens, called once they are sent or in the outbox, come later.)
+        """
+        with self._handoff:
+            if not self._memory and (self._inflight is None or self._inflight_id is not None):
+                self.on_durable(token)
+
     def stop(self, timeout: float) -> None:
         """Send what is waiting for up to ``timeout`` s, then stop; the rest stays on disk."""
         self._deadline = time.monotonic() + timeout
@@ -145,6 +194,14 @@ class Sender:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout + 1.0)
+        with self._handoff:  # what was not sent stays on disk for the next run
+            self._direct = False
+            if self._memory or (self._inflight is not None and self._inflight_id is None):
+                try:
+                    self._spill_locked([], self.clock.now())
+                except OutboxError as err:
+                    log.error("output %s: %s; %d batches not sent are lost", self.name, err,
+                              len(self._memory))
 
     @property
     def down(self) -> bool:
@@ -153,6 +210,7 @@ class Sender:
 
     # ------------------------------------------------------------------ internals
     def _run(self) -> None:
+        self._recover_handoff()
         # Connect at once so problems (a wrong password, names the server would drop) show
         # at start-up; a sink that is down is just an outage, retried when data waits.
         try:
@@ -164,8 +222,11 @@ class Sender:
             stopping = self._stop.is_set()
             if stopping and time.monotonic() > self._deadline:
                 return
+            self._wake.clear()  # before looking: a batch handed over after the look wakes us
             self._remove_sent()
-            items = self._peek()
+            if self._send_memory():
+                continue
+            items = self._peek_or_go_direct()
             if items is None:
                 if stopping:
                     return
@@ -176,7 +237,6 @@ class Sender:
                 if stopping:
                     return
                 self._wake.wait(IDLE_WAIT)
-                self._wake.clear()
                 continue
             if not self._send(items):
                 if stopping:
@@ -187,6 +247,94 @@ class Sender:
             if len(items) > 1 or self._peek():
                 # A backlog drains at a bounded rate while new data keeps arriving.
                 self.clock.sleep(self.drain_interval, self._stop)
+
+    def _recover_handoff(self) -> None:
+        """After a restart of this thread (a bug, see vemonitor.supervise): what was held
+        in memory, the batch that was being written included, goes to the outbox first."""
+        with self._handoff:
+            if self._memory or (self._inflight is not None and self._inflight_id is None):
+                try:
+                    self._spill_locked([], self.clock.now())
+                except OutboxError as err:
+                    log.error("output %s: %s; %d batches not sent are lost", self.name, err,
+                              len(self._memory) + 1)
+            self._inflight = self._inflight_id = None
+            self._direct = False
+
+    def _peek_or_go_direct(self) -> list[tuple[int, Batch]] | None:
+        """Return the next batches of the outbox; when there are none and the sink is
+        healthy, let the engine hand batches over in memory from now on."""
+        with self._handoff:  # no batch may enter the outbox between the look and the switch
+            items = self._peek()
+            # A batch put into the outbox by someone else (Outbox.put, then notify) ends
+            # the hand-off until the outbox is empty again.
+            self._direct = items == [] and not self._unremoved and self._connected \
+                and not self.down and not self._stop.is_set()
+            return items
+
+    def _send_memory(self) -> bool:
+        """Write the oldest batch handed over in memory; return False when there is none.
+
+        Not accepted: it and every batch behind it go to the outbox (in order), and the
+        outbox path takes over (backoff, dead letters).
+        """
+        with self._handoff:
+            if not self._memory:
+                return False
+            self._inflight = self._memory.popleft()
+            self._inflight_id = None
+        batch, token = self._inflight
+        self.stats.attempts += 1
+        error: BaseException | None = None
+        try:
+            began = time.monotonic()
+            self.sink.write(batch)
+            self.stats.write_seconds += time.monotonic() - began
+        except Exception as err:  # kept on disk; the outbox path decides what it was
+            error = err
+        with self._handoff:
+            spilled, self._inflight, self._inflight_id = self._inflight_id, None, None
+            if error is None and spilled is None:
+                self.on_durable(token)
+            elif error is None and spilled is not None:  # spilled while written: remove it
+                self._sent_upto = max(self._sent_upto, spilled)
+                self._unremoved.append(spilled)
+            elif spilled is None:
+                self._direct = False
+                try:
+                    self._spill_locked([(batch, token)], self.clock.now(), first=True)
+                except OutboxError as out_err:
+                    log.error("output %s: %s; %d rows lost", self.name, out_err, len(batch))
+        if error is None:
+            self._succeeded(batch)
+        elif not isinstance(error, BatchRejected):
+            self._failed(error)  # the outbox path retries it after the backoff
+            if not self._stop.is_set():
+                self.clock.sleep(self.policy.delay(self._attempt - 1, self._auth, self._rng),
+                                 self._stop)
+        return True
+
+    def _spill_locked(self, more: list[tuple[Batch, Any]], now: float,
+                      first: bool = False) -> None:
+        """Write what is held in memory, then ``more``, to the outbox in one transaction.
+
+        ``first``: ``more`` is the batch that was being written, so it goes first. The
+        batch being written at this moment (if any) goes first too, and when its write
+        succeeds the sender removes it again (see _send_memory).
+        """
+        head = list(more) if first else []
+        inflight = self._inflight is not None and self._inflight_id is None and not first
+        if inflight:
+            assert self._inflight is not None
+            head = [self._inflight]
+        items = head + list(self._memory) + ([] if first else list(more))
+        ids = self.outbox.put_many([b for b, _ in items], now)
+        if inflight:
+            self._inflight_id = ids[0]
+        self._memory.clear()
+        self._direct = False
+        for _, token in items:
+            self.on_durable(token)
 
     def _peek(self) -> list[tuple[int, Batch]] | None:
         """Return the next batches to send, or None when the outbox cannot be read (said once)."""

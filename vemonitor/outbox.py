@@ -101,6 +101,7 @@ class Outbox:
         self.dead_rows = 0  # rows moved to the dead-letter table by this run
         self.dead_batches = 0
         self.moved_aside: list[Path] = []
+        self.commits = 0  # transactions that stored or removed batches (each one a sync)
         self._overflowing = False
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
@@ -202,8 +203,15 @@ class Outbox:
     # ------------------------------------------------------------------ queue
     def put(self, batch: Batch, now: float) -> None:
         """Store a batch durably, then enforce the bounds."""
+        self.put_many([batch], now)
+
+    def put_many(self, batches: list[Batch], now: float) -> list[int]:
+        """Store batches durably in one transaction (one sync), in order; return their ids.
+
+        The bounds are enforced once, after all of them.
+        """
         try:
-            payload = encode_rows(batch.rows)
+            payloads = [(encode_rows(b.rows), len(b.rows)) for b in batches]
         except (ValueError, TypeError, RecursionError) as err:
             raise OutboxError(f"outbox {self.path}: a batch cannot be encoded "
                               f"({type(err).__name__})") from None
@@ -212,10 +220,13 @@ class Outbox:
                 db = self._require()
                 try:
                     db.execute("BEGIN IMMEDIATE")
-                    db.execute("INSERT INTO batches (created, rows, bytes, payload) VALUES "
-                               "(?, ?, ?, ?)", (now, len(batch.rows), len(payload), payload))
+                    ids = [int(db.execute(
+                        "INSERT INTO batches (created, rows, bytes, payload) VALUES "
+                        "(?, ?, ?, ?) RETURNING id", (now, rows, len(text), text)).fetchone()[0])
+                        for text, rows in payloads]
                     dropped = self._enforce(db, now)
                     db.execute("COMMIT")
+                    self.commits += 1
                     break
                 except sqlite3.Error as err:
                     _rollback(db)
@@ -224,6 +235,7 @@ class Outbox:
                                           f"({err})") from err
                     self._replace_locked(str(err))
         self._report_drops(dropped)
+        return ids
 
     def peek(self, max_rows: int, after: int = 0) -> list[tuple[int, Batch]]:
         """Return the oldest batches (at least one, up to ``max_rows`` rows in all), in order.
@@ -301,6 +313,7 @@ class Outbox:
                 db.execute("BEGIN IMMEDIATE")
                 db.executemany("DELETE FROM batches WHERE id = ?", [(i,) for i in ids])
                 db.execute("COMMIT")
+                self.commits += 1
             except sqlite3.Error as err:
                 _rollback(db)
                 if not _is_damage(err):
@@ -398,6 +411,7 @@ class MemoryOutbox:
         self.dead_batches = 0
         self.moved_aside: list[Path] = []
         self.dead: list[tuple[int, str, Batch]] = []
+        self.commits = 0
         self._lock = threading.Lock()
         self._batches: dict[int, tuple[float, Batch]] = {}
         self._next = 1
@@ -413,13 +427,22 @@ class MemoryOutbox:
 
     def put(self, batch: Batch, now: float) -> None:
         """Keep a batch; drop the oldest beyond max_rows."""
+        self.put_many([batch], now)
+
+    def put_many(self, batches: list[Batch], now: float) -> list[int]:
+        """Keep batches in order; drop the oldest beyond max_rows; return their ids."""
         with self._lock:
-            self._batches[self._next] = (now, batch)
-            self._next += 1
+            ids = []
+            for batch in batches:
+                self._batches[self._next] = (now, batch)
+                ids.append(self._next)
+                self._next += 1
+            self.commits += 1
             while len(self._batches) > 1 and sum(len(b) for _, b in self._batches.values()) \
                     > self.limits.max_rows:
                 oldest = min(self._batches)
                 self.dropped_rows += len(self._batches.pop(oldest)[1])
+            return ids
 
     def peek(self, max_rows: int, after: int = 0) -> list[tuple[int, Batch]]:
         """Return the oldest batches with an id above ``after``, up to ``max_rows`` rows."""

@@ -57,16 +57,16 @@ def test_batches_follow_output_interval_and_cache_interval(
     # not an outage; this test is about batch sizes.
     config = block_config(tmp_path / "sim", inputs, outputs, tmp_path / "state",
                           stale_after=10.0)
-    formed: list[int] = []  # the size of each batch the output put in its outbox
+    formed: list[int] = []  # the size of each batch the output handed to its sender
     with running(config, recorders, ["bmv700"], tmp_path / "sim", speed=20) as (engine, _sim):
-        outbox = engine.outputs[0].outbox
-        put = outbox.put
+        sender = engine.outputs[0].sender
+        take = sender.take
 
-        def recording_put(batch: Batch, now: float) -> None:
+        def recording_take(batch: Batch, now: float, token: object = None) -> None:
             formed.append(len(batch.rows))
-            put(batch, now)
+            take(batch, now, token)
 
-        outbox.put = recording_put  # type: ignore[method-assign]
+        sender.take = recording_take  # type: ignore[method-assign]
         engine.run(40)
     per_batch = time_interval * cache_interval
     full = formed[1:-1]  # first and last are partial by nature

@@ -270,7 +270,7 @@ class OutputWorker:
         self.ticks = 0
         self.waiting_at_stop: int | None = None
         self._seen: dict[str, int] = {}  # input -> arrival number of the last row taken
-        self._durable: dict[str, int] = {}  # input -> arrival number of the last row in the outbox
+        self._durable: dict[str, int] = {}  # input -> last row number in the sink or outbox
         self._pending: list[Row] = []
         self._gathered = 0
         delivery = spec.item.delivery
@@ -279,11 +279,13 @@ class OutputWorker:
                                          delivery.auth_retry),
                              drain_rows=delivery.drain_rows,
                              drain_interval=delivery.drain_interval)
+        self.sender.on_durable = self._durable.update
 
     def start(self) -> None:
         """Open the outbox and start the sender; rows added to the cache from now on are gathered."""
         self._seen = dict.fromkeys(self.inputs, self.cache.seq)
-        self._durable = dict(self._seen)
+        self._durable.clear()  # the same dict: the sender's on_durable updates it
+        self._durable.update(self._seen)
         self.outbox.open()
         self.sender.start()
 
@@ -318,31 +320,32 @@ class OutputWorker:
         return self._seen.get(name, 0)
 
     def durable(self, name: str) -> int:
-        """Return the arrival number of the last row of input ``name`` in the outbox."""
+        """Return the arrival number of the last row of input ``name`` in the sink or outbox."""
         return self._durable.get(name, 0)
 
     def flush(self) -> None:
         """Store what was gathered as one batch in the outbox (nothing when empty).
 
-        Every row taken is then in the outbox: :meth:`durable` moves up to :meth:`taken`
-        (an acknowledging input may then acknowledge them). When the outbox cannot
-        store a batch, those rows are lost with an ERROR, and said so.
+        Every row taken is then in the sender's hands: :meth:`durable` moves up to
+        :meth:`taken` once they are in the sink or in the outbox (an acknowledging input
+        may then acknowledge them). When the outbox cannot store a batch, those rows are
+        lost with an ERROR, and said so.
         """
         self._gathered = 0
         if not self._pending:
-            self._durable.update(self._seen)
+            self.sender.mark(dict(self._seen))
             return
         rows = tuple(sorted(self._pending, key=lambda r: (r.time, r.input)))
         self._pending = []
         try:
-            self.outbox.put(Batch(self.spec.name, rows), self.clock.now())
+            # In memory while the sink is healthy, else in the outbox (vemonitor.delivery);
+            # the rows count as stored (durable) once in the sink or in the outbox.
+            self.sender.take(Batch(self.spec.name, rows), self.clock.now(), dict(self._seen))
         except OutboxError as err:
             # Disk full or read-only: the rows cannot be kept; say so, keep running.
             self.sender.stats.errors += 1
             log.error("output %s: %s; %d rows lost", self.spec.name, err, len(rows))
             return
-        self._durable.update(self._seen)
-        self.sender.notify()
 
     def stop(self, timeout: float) -> None:
         """Let the sender deliver what it can within ``timeout``, then close sink and outbox."""
