@@ -56,6 +56,8 @@ IDENTITY_REQUESTS: tuple[tuple[str, Request], ...] = (
     ("firmware", get(0x0102)),
 )
 SERIAL_REQUEST = IDENTITY_REQUESTS[1][1]
+# Which identity answer a request is: one dict look-up per HEX reply, not four comparisons.
+IDENTITY_KEY: dict[Request, str] = {request: key for key, request in IDENTITY_REQUESTS}
 
 
 def hex_columns(input_name: str, columns: Iterable[str]) -> list[str]:
@@ -135,17 +137,17 @@ class HexColumns:
 
     def _identity(self, outcome: Outcome) -> None:
         """Remember the identity answers (product id word, serial, model, firmware)."""
+        key = IDENTITY_KEY.get(outcome.request)
+        if key is None:
+            return  # a polled register or history: the common case, settled in one look-up
         if outcome.request == SERIAL_REQUEST:
             self.serial_pending = False  # answered, refused, timed out or skipped
         if outcome.status != "ok":
             return
-        for key, request in IDENTITY_REQUESTS:
-            if outcome.request != request:
-                continue
-            if outcome.word is not None:
-                self.identity[key] = f"0x{outcome.word:04X}"
-            elif outcome.reading is not None and outcome.reading.value is not None:
-                self.identity[key] = outcome.reading.value
+        if outcome.word is not None:
+            self.identity[key] = f"0x{outcome.word:04X}"
+        elif outcome.reading is not None and outcome.reading.value is not None:
+            self.identity[key] = outcome.reading.value
 
     def merged(self, values: dict[str, Value], now: float, stale_after: float) -> dict[str, Value]:
         """Return ``values`` plus the fresh, available polled values (a new dict)."""
