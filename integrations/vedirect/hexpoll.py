@@ -92,6 +92,7 @@ class HexColumns:
     values: dict[str, tuple[Value, float]] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
     polled_at: float | None = None
+    requests: list[Request] = field(default_factory=list)  # the Gets of ``names``, built once
     serial_pending: bool = False  # the serial number was asked and has not been settled
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -100,6 +101,7 @@ class HexColumns:
         if not names:
             return
         self.names.update(dict.fromkeys(names))
+        self.requests = [get(REGISTER_BY_NAME[name].id) for name in self.names]
         self.every = interval if self.every is None else min(self.every, interval)
 
     def due(self, now: float) -> list[Request]:
@@ -118,7 +120,7 @@ class HexColumns:
         if self.polled_at is not None and now - self.polled_at < self.every - early:
             return []
         self.polled_at = now
-        return [get(REGISTER_BY_NAME[name].id) for name in self.names]
+        return list(self.requests)
 
     def take(self, item: Outcome | h.Reading, now: float) -> None:
         """Keep what a reply or an async line says about a polled column or the identity."""
