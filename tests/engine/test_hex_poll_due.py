@@ -7,8 +7,9 @@ a 1 s column must be asked at every one of them, not every other one.
 
 from __future__ import annotations
 
-from vemonitor.hex_session import get
 from vemonitor_integrations.vedirect.hexpoll import HexColumns
+
+from vemonitor.hex_session import get
 from vemonitor.vedirect.hex_registers import REGISTER_BY_NAME
 
 NAMES = ["current_high_res", "soc"]
