@@ -7,8 +7,8 @@ outage, counted, and not asked again before a pause that doubles from 1 s to
 60 s (:data:`RETRY_DELAYS`); reads return nothing until it is back.
 
 The rows are data from outside, under the rules every input follows (issue 25,
-:mod:`vemonitor.outside`): a hash value longer than ``MAX_TEXT`` is measured with
-HSTRLEN and never fetched; depth and string bounds are checked before parsing; a
+:mod:`vemonitor.outside`): a hash value longer than ``MAX_ROW_TEXT`` (vemonitor.api) is
+measured with HSTRLEN and never fetched; depth and string bounds are checked before parsing; a
 bad row costs only itself, is counted by kind and said once an hour per kind
 (:data:`BAD_LOG_EVERY`); a run of bad rows is stepped over, each looked at once.
 """
@@ -30,8 +30,7 @@ from vemonitor_integrations.redis import layout
 from vemonitor_integrations.redis.client import RedisUnavailable, connect, select_db, translate
 from vemonitor_integrations.redis.schema import RedisConnector, RedisInput, Structure
 
-from vemonitor.api import BadRow, Context, Row
-from vemonitor.outside import MAX_TEXT
+from vemonitor.api import MAX_ROW_TEXT, BadRow, Context, Row
 from vemonitor.vedirect.fields import Value
 
 log = logging.getLogger(__name__)
@@ -117,7 +116,7 @@ class _Reader:
         return [row for row in rows if row is not None]
 
     def _small_enough(self, client: redis.Redis, stamps: list[str]) -> list[str]:
-        """Return the stamps whose text is at most MAX_TEXT bytes; the others are rejected
+        """Return the stamps whose text is at most MAX_ROW_TEXT bytes; the others are rejected
         unread (HSTRLEN answers the length without sending the value: a 500 MB value
         written by anyone never crosses the wire, let alone reaches the parser)."""
         pipe = client.pipeline(transaction=False)
@@ -125,7 +124,7 @@ class _Reader:
             pipe.hstrlen(self._hash(), stamp)
         kept = []
         for stamp, size in zip(stamps, pipe.execute(), strict=True):
-            if size > MAX_TEXT:
+            if size > MAX_ROW_TEXT:
                 self._reject(stamp, BadRow("too_large", f"{size} bytes"))
             else:
                 kept.append(stamp)
