@@ -143,6 +143,13 @@ def _rows(store: Path) -> list[tuple[str, float]]:
     return rows
 
 
+def _set_offset(path: Path, seconds: float) -> None:
+    """Write the wall clock offset whole (a rename): the process never reads half a write."""
+    part = path.with_suffix(".part")
+    part.write_text(f"{seconds}")
+    os.replace(part, path)
+
+
 def _wait_for(predicate: object, seconds: float) -> None:
     end = time.monotonic() + seconds
     while not predicate():  # type: ignore[operator]
@@ -156,7 +163,7 @@ def test_a_demo_process_whose_wall_clock_steps_back_and_forward(tmp_path: Path) 
     one a second per input across both steps, each step is ONE warning and counted in
     summary.json, no tick is called skipped, and the run's seconds are real seconds."""
     offset = tmp_path / "wall_offset"
-    offset.write_text("0")
+    _set_offset(offset, 0)
     state = tmp_path / "state"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(WALLCLOCK), str(REPO)]),
                VEMONITOR_TEST_WALL_OFFSET=str(offset), HOME=str(tmp_path / "home"),
@@ -169,9 +176,9 @@ def test_a_demo_process_whose_wall_clock_steps_back_and_forward(tmp_path: Path) 
     store = state / "store.sqlite"
     try:
         _wait_for(lambda: len(_rows(store)) >= 6, 90)
-        offset.write_text("-120")
+        _set_offset(offset, -120)
         time.sleep(6)
-        offset.write_text("480")  # -120 + 600: a step forward of 600 s
+        _set_offset(offset, 480)  # -120 + 600: a step forward of 600 s
         time.sleep(6)
     finally:
         process.send_signal(signal.SIGTERM)

@@ -29,6 +29,10 @@ from vemonitor.engine.workers import InputWorker, OutputWorker
 from vemonitor.registry import Registry
 
 STOP_TIMEOUT = 10.0  # seconds given to senders to flush at shutdown
+# Reading the wall and monotonic clocks "together": within this many real seconds (a
+# tenth of Schedule's STEP_REAL), else read again, at most READ_TRIES times.
+READ_TOGETHER = 0.05
+READ_TRIES = 5
 log = logging.getLogger(__name__)
 
 
@@ -132,8 +136,8 @@ class Engine:
                 self._wake.clear()
                 if self.stop_event.is_set() or supervise.FATAL.is_set():  # never run on with
                     break  # a thread that ended for good (vemonitor.supervise)
-                now = self.clock.now()
-                step = self._schedule.observe(now, self.clock.monotonic())
+                now, monotonic = self._readings()
+                step = self._schedule.observe(now, monotonic)
                 if step:
                     self._stepped(step)
                 if self._schedule.ended(now, due):
@@ -142,6 +146,22 @@ class Engine:
                 self._schedule.fire_early(now)
         finally:
             self.shutdown()
+
+    def _readings(self) -> tuple[float, float]:
+        """Return the wall and monotonic clocks read together.
+
+        A pair whose monotonic brackets lie more than READ_TOGETHER real seconds apart
+        (the thread was preempted between the readings, on a loaded machine) is read again,
+        so a preemption is never taken for a step of the wall clock.
+        """
+        limit = READ_TOGETHER * self.spec.runtime.speed
+        for _ in range(READ_TRIES):
+            before = self.clock.monotonic()
+            wall = self.clock.now()
+            after = self.clock.monotonic()
+            if after - before <= limit:
+                break
+        return wall, (before + after) / 2
 
     def _stepped(self, seconds: float) -> None:
         """Say a step of the wall clock, once (the schedule has followed and counted it);

@@ -21,9 +21,13 @@ if _PATH:
     _offset = [0.0]
 
     def _read() -> None:
+        """Take the offset written in the file; keep the last one if the file is being
+        written (the test replaces it whole, but an empty read must never mean 0)."""
         try:
             with open(_PATH, encoding="ascii") as file:
-                _offset[0] = float(file.read().strip() or 0)
+                text = file.read().strip()
+            if text:
+                _offset[0] = float(text)
         except (OSError, ValueError):
             pass
 
