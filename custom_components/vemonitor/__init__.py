@@ -4,11 +4,20 @@ One config entry = one device on one serial port. A :class:`SerialReader` thread
 (from the vemonitor core) reads the port; each complete snapshot is handed to the
 event loop with ``loop.call_soon_threadsafe`` and dispatched to the entities. The
 event loop never touches the port.
+
+HEX (issue 22, :mod:`.hexdata`): the same reader thread carries the HEX requests the
+event loop hands it (identity at each connection, the registers of enabled HEX
+sensors, the MPPT's day record); their outcomes come back to the event loop the same
+way. The identity fills the device registry and checks that the port still carries
+the configured device: another device there raises a repair issue and makes the
+entities unavailable until the right device is back (no value of a stranger is ever
+shown under this device's name).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any, TypeAlias
 
@@ -19,11 +28,14 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_track_time_interval
 
+from vemonitor.hex_session import Outcome
 from vemonitor.serial_reader import SERIAL_SETTINGS, SerialReader
+from vemonitor.vedirect.hex import Reading
 from vemonitor.vedirect.snapshot import Snapshot
 
 from .config_flow import OPTIONS_FLOW_RELOADS
@@ -31,7 +43,9 @@ from .const import (
     AVAILABILITY_POLL_SECONDS,
     CONF_FIELDS,
     CONF_FIRMWARE,
+    CONF_HEX_SERIAL,
     CONF_LABELS,
+    CONF_MODEL,
     CONF_PID,
     CONF_PORT,
     CONF_PRODUCT,
@@ -41,7 +55,9 @@ from .const import (
     DOMAIN,
     MANUFACTURER,
     exposable_labels,
+    normalized_pid,
 )
+from .hexdata import HexSensor, HexState, identity_mismatch, sensors_for
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -64,6 +80,11 @@ class VEDevice:
             self.unique_id, self.port,
             stale_after=float(entry.options.get(CONF_STALE_AFTER, DEFAULT_STALE_AFTER)))
         self.reader.subscribe(self._on_snapshot)
+        self.reader.subscribe_hex(self._on_hex)
+        self.hex = HexState()
+        self._hex_session: object | None = None  # the reader's session identity was asked on
+        self._day_seq: str | None = None  # TEXT HSDS: a change means the device's day rolled
+        self.mismatch: str | None = None  # why the port's device is not this entry's
         self.snapshot: Snapshot | None = None
         self.available = False
         self._was_available = False
@@ -79,6 +100,21 @@ class VEDevice:
         return known if chosen is None else [label for label in known if label in chosen]
 
     @property
+    def hex_sensors(self) -> list[HexSensor]:
+        """Return the HEX sensors of this device's family (none without HEX)."""
+        return sensors_for(self.entry.data.get(CONF_PID))
+
+    @property
+    def entity_keys(self) -> set[str]:
+        """Return the unique_id suffixes of every entity this entry may have."""
+        return set(self.labels) | {sensor.key for sensor in self.hex_sensors}
+
+    @property
+    def shows_values(self) -> bool:
+        """Return True while the entities may show values (data flows, the right device)."""
+        return self.available and self.mismatch is None
+
+    @property
     def device_info(self) -> DeviceInfo:
         """Return the device registry entry shared by all entities."""
         data = self.entry.data
@@ -86,10 +122,11 @@ class VEDevice:
             identifiers={(DOMAIN, self.unique_id)},
             manufacturer=MANUFACTURER,
             name=data.get(CONF_PRODUCT) or "VE.Direct device",
-            model=data.get(CONF_PRODUCT),
+            # The device's own model name (HEX 0x010B) once known, else the PID's name.
+            model=data.get(CONF_MODEL) or data.get(CONF_PRODUCT),
             model_id=data.get(CONF_PID),
-            sw_version=data.get(CONF_FIRMWARE),
-            serial_number=data.get(CONF_SERIAL),
+            sw_version=self._firmware,
+            serial_number=data.get(CONF_SERIAL) or data.get(CONF_HEX_SERIAL),
         )
 
     # -------------------------------------------------------------- reader thread
@@ -98,15 +135,120 @@ class VEDevice:
         if snapshot.complete and not self._closed:
             self.hass.loop.call_soon_threadsafe(self._async_on_snapshot, snapshot)
 
+    def _on_hex(self, name: str, item: Outcome | Reading) -> None:
+        """Called in the reader thread: hand HEX outcomes and async lines to the event loop."""
+        if not self._closed:
+            self.hass.loop.call_soon_threadsafe(self._async_on_hex, item)
+
     # -------------------------------------------------------------- event loop
     @callback
     def _async_on_snapshot(self, snapshot: Snapshot) -> None:
         if self._closed:
             return
         self.snapshot = snapshot
-        self._async_update_firmware(snapshot.firmware)
+        self._async_hex_step(snapshot)
+        self._async_check_identity()
+        if self.mismatch is None:
+            self._async_update_firmware(snapshot.firmware)
         self._async_set_available(self.reader.available)
         async_dispatcher_send(self.hass, self.signal)
+
+    @callback
+    def _async_hex_step(self, snapshot: Snapshot) -> None:
+        """Ask identity at a new connection, the enabled registers when due, the day record
+        when the device's day rolled (the reader writes them in the gaps)."""
+        requests = []
+        if self.reader.hex is not None and self.reader.hex is not self._hex_session:
+            self._hex_session = self.reader.hex  # a new connection: maybe another device
+            requests += self.hex.connect()
+        day_seq = snapshot.raw.get("HSDS")
+        if day_seq is not None and self._day_seq is not None and day_seq != self._day_seq:
+            requests += self.hex.day_requests()
+        self._day_seq = day_seq or self._day_seq
+        requests += self.hex.due(time.monotonic())
+        for request in requests:
+            self.reader.request_hex(request)
+
+    @callback
+    def async_want_hex(self, sensor: HexSensor, wanted: bool) -> None:
+        """An enabled HEX sensor was added (or removed): ask its register (or stop)."""
+        if wanted:
+            first = self.hex.want(sensor.register)
+            if first and sensor.record_field is not None and self._hex_session is not None:
+                for request in self.hex.day_requests():  # a day sensor enabled mid-run
+                    self.reader.request_hex(request)
+        else:
+            self.hex.unwant(sensor.register)
+
+    @callback
+    def _async_on_hex(self, item: Outcome | Reading) -> None:
+        if self._closed:
+            return
+        if self.hex.take(item, time.monotonic()):
+            self._async_check_identity()
+            if self.mismatch is None:  # never a stranger's identity under this device
+                self._async_store_identity()
+        async_dispatcher_send(self.hass, self.signal)
+
+    @callback
+    def _async_store_identity(self) -> None:
+        """Keep the HEX model name and (for a device without SER#) serial in the entry.
+
+        Kept in the entry's data so the device registry shows them from the start of
+        the next run too, and the serial number checks the device after a renumbering.
+        """
+        found = self.hex.identity
+        data = dict(self.entry.data)
+        if found.get("model"):
+            data[CONF_MODEL] = found["model"]
+        if found.get("serial") and not data.get(CONF_SERIAL):
+            data.setdefault(CONF_HEX_SERIAL, found["serial"])
+        if data != dict(self.entry.data):
+            self.hass.config_entries.async_update_entry(self.entry, data=data)
+        dr.async_get(self.hass).async_get_or_create(
+            config_entry_id=self.entry.entry_id, identifiers={(DOMAIN, self.unique_id)},
+            model=data.get(CONF_MODEL) or data.get(CONF_PRODUCT),
+            serial_number=data.get(CONF_SERIAL) or data.get(CONF_HEX_SERIAL))
+        self._async_update_firmware(found.get("firmware"))
+
+    @callback
+    def _async_check_identity(self) -> None:
+        """Raise (or clear) the repair issue when the port carries another device.
+
+        Known values only are compared: the configured serial (TEXT SER#, else the HEX
+        serial stored at the first answer) with TEXT SER# and HEX 0x010A; the configured
+        PID with TEXT PID and HEX ``:4``.
+        """
+        data = self.entry.data
+        serial = data.get(CONF_SERIAL) or data.get(CONF_HEX_SERIAL)
+        snapshot = self.snapshot
+        found_pid = normalized_pid(snapshot) if snapshot is not None and snapshot.pid else None
+        reasons = [
+            identity_mismatch(serial, snapshot.serial if snapshot is not None else None,
+                              "serial number (SER#)"),
+            identity_mismatch(serial, self.hex.identity.get("serial"),
+                              "serial number (HEX 0x010A)"),
+            identity_mismatch(data.get(CONF_PID), found_pid, "product id"),
+            identity_mismatch(data.get(CONF_PID), self.hex.identity.get("pid"),
+                              "product id (HEX)"),
+        ]
+        mismatch = next((reason for reason in reasons if reason is not None), None)
+        if mismatch == self.mismatch:
+            return
+        self.mismatch = mismatch
+        issue_id = f"wrong_device_{self.entry.entry_id}"
+        if mismatch is None:
+            _LOGGER.info("%s on %s is the configured device again", self.entry.title, self.port)
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            return
+        _LOGGER.warning("%s: %s carries another device (%s); its entities are unavailable "
+                        "until the configured device is back", self.entry.title, self.port,
+                        mismatch)
+        ir.async_create_issue(
+            self.hass, DOMAIN, issue_id, is_fixable=False, severity=ir.IssueSeverity.ERROR,
+            translation_key="wrong_device",
+            translation_placeholders={"title": self.entry.title, "port": self.port,
+                                      "reason": mismatch})
 
     @callback
     def async_poll_availability(self, _now: Any = None) -> None:
@@ -144,6 +286,8 @@ class VEDevice:
         if self._closed:
             return
         self._closed = True
+        # The issue is about this run's port: a new load judges the device again.
+        ir.async_delete_issue(self.hass, DOMAIN, f"wrong_device_{self.entry.entry_id}")
         await self.hass.async_add_executor_job(self.reader.close)
 
 
@@ -189,7 +333,7 @@ def _async_remove_deselected_entities(hass: HomeAssistant, entry: ConfigEntry, d
     """Drop registry entries of fields no longer exposed (options changed)."""
     registry = er.async_get(hass)
     prefix = f"{device.unique_id}_"
-    keep = set(device.labels)
+    keep = device.entity_keys
     for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
         if entity.unique_id.removeprefix(prefix) not in keep:
             registry.async_remove(entity.entity_id)

@@ -10,10 +10,11 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
 from . import VEMonitorConfigEntry
-from .const import CONF_SERIAL
+from .const import CONF_HEX_SERIAL, CONF_SERIAL
 
 REDACTED = "**REDACTED**"
-TO_REDACT = {CONF_SERIAL, "SER#", "unique_id", "identifiers"}
+# (the mismatch line names both serial numbers)
+TO_REDACT = {CONF_SERIAL, CONF_HEX_SERIAL, "SER#", "unique_id", "identifiers", "mismatch"}
 _CABLE = re.compile(r"(VE_Direct_cable_)[A-Za-z0-9]+", re.IGNORECASE)
 # udev's by-id names end "<vendor>_<model>_<USB serial>-if<NN>[-port<N>]" (any adapter).
 _BY_ID = re.compile(r"(usb-[^/]*_)([^_/]+)(-if[0-9]+[^/]*)$")
@@ -43,6 +44,10 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: VEMonit
         "reader_available": device.reader.available,
         "stats": stats,
         "exposed_labels": device.labels,
+        # HEX: what the device told (serial redacted) and the session's counters.
+        "hex": {"answered": device.hex.answered, "identity": dict(device.hex.identity),
+                "mismatch": device.mismatch, "registers_asked": sorted(device.hex.wanted),
+                "session": dict(device.reader.hex.counters) if device.reader.hex else None},
         "snapshot": None if snapshot is None else {
             "raw": dict(snapshot.raw), "complete": snapshot.complete,
             "blocks": snapshot.blocks, "received_at": snapshot.received_at},

@@ -54,6 +54,10 @@ def test_every_entity_has_a_translated_name_and_known_icon_keys() -> None:
         platform = _platform(spec.kind)
         if platform and spec.label not in IDENTITY_LABELS:
             expected[platform].add(translation_key(spec.label))
+    # HEX sensors (registers and the day record), hexdata.HEX_SENSORS.
+    from custom_components.vemonitor.hexdata import HEX_SENSOR_KEYS
+
+    expected["sensor"] |= set(HEX_SENSOR_KEYS)
     for platform, keys in expected.items():
         names = strings["entity"][platform]
         assert set(names) == keys, platform
@@ -71,3 +75,4 @@ def test_every_form_field_has_a_description() -> None:
     for step in steps:
         assert set(step.get("data_description", {})) == set(step.get("data", {})), step["title"]
     assert strings["exceptions"]["port_unavailable"]["message"]
+    assert strings["issues"]["wrong_device"]["title"]
