@@ -206,6 +206,7 @@ class HexCounters:
     ignored: int = 0  # lines dropped by the ignore-HEX fault
     flooded: int = 0  # lines beyond MAX_INPUT_LINES in one read, dropped
     async_lines: int = 0
+    dropped_sets: int = 0  # Sets lost to the drop_sets fault
 
 
 class HexDevice:
@@ -219,6 +220,10 @@ class HexDevice:
         self.family, self.pid, self.firmware, self.serial = family, pid, firmware, serial
         self.charger = charger
         self.ignore_hex = False  # fault: the device ignores HEX (RX used for remote on/off)
+        self.drop_sets = False  # fault: Sets are lost on the line (no reply, not stored)
+        self.link_ttl_s = LINK_REGISTER_TTL_S  # when 0x2015 falls back (tests may shorten it)
+        self.sets: list[tuple[int, bytes]] = []  # every Set stored, in order (tests read it)
+        self.expired: list[tuple[int, float]] = []  # (register, when) volatile fall-backs
         self.settings: dict[int, bytes] = dict(
             MPPT_SETTINGS if family == MPPT else MONITOR_SETTINGS)
         if family == BMV:
@@ -305,7 +310,7 @@ class HexDevice:
             return h.encode_register_reply(h.GET_REPLY, register, h.FLAG_UNKNOWN_ID)
         return h.encode_register_reply(h.GET_REPLY, register, h.FLAG_OK, value)
 
-    def _set(self, register: int, value: bytes, now: float) -> bytes:
+    def _set(self, register: int, value: bytes, now: float) -> bytes | None:
         """Answer a Set: store and echo, or flags 01 / 02 / 04."""
         spec = REGISTER_BY_ID.get(register)
         if spec is None or self.value(register, now) is None:
@@ -314,19 +319,39 @@ class HexDevice:
             return h.encode_register_reply(h.SET_REPLY, register, h.FLAG_NOT_SUPPORTED)
         if len(value) != spec.size:
             return h.encode_register_reply(h.SET_REPLY, register, h.FLAG_PARAMETER_ERROR)
+        if self.drop_sets:
+            self.counters.dropped_sets += 1
+            return None  # fault: the Set is lost (no reply, nothing stored)
         self.settings[register] = value
         if register in VOLATILE:
             self._set_at[register] = now
         if spec.nv:
             self.nv_writes[register] += 1
+        self._apply(register, value)
+        self.sets.append((register, value))
         return h.encode_register_reply(h.SET_REPLY, register, h.FLAG_OK, value)
+
+    def _apply(self, register: int, value: bytes) -> None:
+        """Make a stored setting act on the simulated charger (issue 23's effects)."""
+        charger = self.charger
+        if charger is None:
+            return
+        raw = int.from_bytes(value, "little")
+        if register == 0xEDAB:
+            charger.load_mode = raw & 0x0F  # bits 0-3 mode (VR)
+        elif register == 0x0200:
+            charger.mode_on = raw != 4 and raw != 0  # MPPT: 1 on, 4 (or 0) off (HEX.md §3.2)
+        elif register == 0x2015:
+            charger.current_limit_a = None if raw == 0xFFFF else raw / 10.0
 
     # ------------------------------------------------------------ registers
     def value(self, register: int, now: float) -> bytes | None:
         """Return a register's wire value now, or None when this device has no such register."""
-        if register in VOLATILE and now - self._set_at.get(register, now) > LINK_REGISTER_TTL_S:
+        if register in VOLATILE and now - self._set_at.get(register, now) > self.link_ttl_s:
             self.settings[register] = _u(2, 0xFFFF)  # expired: back to "not available"
             self._set_at.pop(register, None)
+            self.expired.append((register, now))
+            self._apply(register, self.settings[register])
         if register in self.settings:
             return self.settings[register]
         identity = self._identity(register, now)
@@ -415,6 +440,8 @@ class HexDevice:
         if self._started_at is None:
             self._started_at = now
         self.fields.update(records)
+        for register in VOLATILE & self._set_at.keys():
+            self.value(register, now)  # a lapsed link register falls back now, not when read
         if self.family != MPPT or "HSDS" not in dict(records):
             return
         seq = _num(self.fields, "HSDS")

@@ -39,6 +39,7 @@ CS_OFF, CS_BULK, CS_ABSORPTION, CS_FLOAT = 0, 3, 4, 5
 # MPPT tracker codes.
 MPPT_OFF, MPPT_LIMITED, MPPT_TRACKING = 0, 1, 2
 OR_NO_INPUT_POWER = 0x00000001
+OR_DEVICE_MODE = 0x00000004  # "switched off (device mode register)" (PROTOCOL.md OR bits)
 
 # Start and stop of a charger by panel voltage: it starts when the PV voltage is 5 V
 # above the battery voltage and, once running, stops when it falls below battery + 1 V
@@ -186,6 +187,10 @@ class Charger:
     dark_s: float = 0.0  # seconds without charging (a new day after NEW_DAY_DARK_S)
     absorption_left_s: float = ABSORPTION_HOURS_DEFAULT * 3600.0
     limit_a: float = 0.0  # the most it could deliver this step (panel, rating)
+    # What a host set over HEX (issue 23; hw_sim/hex_device.py applies the Sets):
+    load_mode: int = 1  # 0xEDAB: 0 off, 1 auto (the low-voltage logic below), 4 on
+    mode_on: bool = True  # 0x0200: 1 on, 4 off (OR bit 0x004 while off by it)
+    current_limit_a: float | None = None  # 0x2015 while it holds (None: not set / expired)
 
     @property
     def running(self) -> bool:
@@ -426,6 +431,10 @@ class World:
         if not charger.spec.has_load_output:
             charger.load_on, charger.load_a = False, 0.0
             return
+        if charger.load_mode in (0, 4):  # forced off / on by 0xEDAB
+            charger.load_on = charger.load_mode == 4
+            charger.load_a = LOAD_OUTPUT_A[int(hour) % 24] if charger.load_on else 0.0
+            return
         # Load output's own low-voltage disconnect, with hysteresis.
         charger.load_on = self.voltage_v > 12.5 or (charger.load_on and self.voltage_v > 11.5)
         charger.load_a = LOAD_OUTPUT_A[int(hour) % 24] if charger.load_on else 0.0
@@ -436,6 +445,15 @@ class World:
         volts = max(self.voltage_v, 11.0)
         charger.limit_a = min(charger.spec.max_current_a,
                               charger.spec.panel_peak_w * sun * charger.spec.efficiency / volts)
+        if charger.current_limit_a is not None:  # 0x2015: effective = min(0x2015, 0xEDF0)
+            charger.limit_a = min(charger.limit_a, charger.current_limit_a)
+        if not charger.mode_on:  # switched off by its device mode register (0x0200 = 4)
+            charger.cs, charger.mppt, charger.off_reason = CS_OFF, MPPT_OFF, OR_DEVICE_MODE
+            charger.current_a, charger.ppv_w = -SELF_CONSUMPTION_A, 0.0
+            charger.vpv_v = max(voc, 0.01)
+            return
+        if charger.off_reason == OR_DEVICE_MODE:  # switched on again: off for want of sun
+            charger.off_reason = OR_NO_INPUT_POWER
         if not charger.running:
             charger.vpv_v = max(voc, 0.01)
             if voc <= volts + START_MARGIN_V:

@@ -30,6 +30,8 @@ LAYERS: dict[str, int] = {
     "vemonitor.hex_session": CODEC,  # one port's HEX conversation (pure logic, issue 22)
     "vemonitor.scan": CODEC,  # probing ports for a device (no engine, no contract)
     "vemonitor.portsafety": CODEC,  # is a port free to probe (issue 25)
+    "vemonitor.controltypes": CODEC,  # the control contract's types (stdlib only; api re-exports)
+    "vemonitor.control": CODEC,  # device controls over HEX (issue 23): beside the serial reader
     "vemonitor": CONTRACT,  # the package itself holds only __version__
     "vemonitor.api": CONTRACT,
     "vemonitor.errors": CONTRACT,
@@ -69,13 +71,14 @@ LAYERS: dict[str, int] = {
     "vemonitor.cli_strict": COMMAND,  # the command line checked before a run (issue 13)
     "vemonitor.report": COMMAND,  # `vemonitor report` (issue 13)
     "vemonitor.hex_cli": COMMAND,  # `vemonitor hex get` (issue 22)
+    "vemonitor.control_cli": COMMAND,  # `vemonitor hex set|lease|log` (issue 23)
     "vemonitor.history_cli": COMMAND,  # `vemonitor history` (issue 22)
     "vemonitor.decode_cli": COMMAND,
     "vemonitor.__main__": COMMAND,
 }
 # What integrations and hw_sim may import of vemonitor: the contract and the codec.
 PLUGIN_ALLOWED = ("vemonitor.api", "vemonitor.vedirect", "vemonitor.serial_reader",
-                  "vemonitor.hex_session", "vemonitor.scan")
+                  "vemonitor.hex_session", "vemonitor.scan", "vemonitor.control")
 HW_SIM_ALLOWED = ("vemonitor.api", "vemonitor.vedirect", "vemonitor.clock")
 
 

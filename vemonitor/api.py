@@ -25,6 +25,9 @@ What is here:
 * the error taxonomy (:mod:`vemonitor.errors`): integrations subclass
   :class:`SinkUnavailable`, :class:`SinkAuthFailed`, :class:`SinkRejected`,
   :class:`BatchRejected`; the sender decides by class, never by name;
+* control (issue 23, docs/control.md): :class:`Controls`, :class:`ControlView`,
+  :class:`ControlResult`; a surface (the MQTT sink) uses only ``Context.controls``;
+  a source that owns device controls says so with :class:`ProvidesControls`;
 * services (the simulator): :class:`ServiceSpec`, found through the
   ``vemonitor.services`` entry points and started around a run.
 """
@@ -38,12 +41,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from vemonitor import __version__ as __version__
 from vemonitor.clock import Clock as Clock
-from vemonitor.schema import Connector as Connector
-from vemonitor.schema import DeliveryConfig as DeliveryConfig
-from vemonitor.schema import FieldError as FieldError
-from vemonitor.schema import InputItem as InputItem
-from vemonitor.schema import OutputItem as OutputItem
-from vemonitor.schema import load_item as load_item
+from vemonitor.controltypes import ControlKind as ControlKind
+from vemonitor.controltypes import ControlResult as ControlResult
+from vemonitor.controltypes import Controls as Controls
+from vemonitor.controltypes import ControlView as ControlView
+from vemonitor.controltypes import ResultKind as ResultKind
 from vemonitor.datacache import DataCache as DataCache
 from vemonitor.errors import BatchRejected as BatchRejected
 from vemonitor.errors import ConfigError as ConfigError
@@ -62,6 +64,12 @@ from vemonitor.outside import BadRow as BadRow
 from vemonitor.outside import loads as load_json  # noqa: F401 (re-exported)
 from vemonitor.outside import parse_fields as parse_fields
 from vemonitor.outside import parse_values as parse_values
+from vemonitor.schema import Connector as Connector
+from vemonitor.schema import DeliveryConfig as DeliveryConfig
+from vemonitor.schema import FieldError as FieldError
+from vemonitor.schema import InputItem as InputItem
+from vemonitor.schema import OutputItem as OutputItem
+from vemonitor.schema import load_item as load_item
 from vemonitor.secretpolicy import check_host as check_host
 from vemonitor.secretpolicy import check_host_port as check_host_port
 from vemonitor.secretpolicy import check_http_url as check_http_url
@@ -164,6 +172,14 @@ class DescribesDevice(Protocol):
 
 
 @runtime_checkable
+class ProvidesControls(Protocol):
+    """A source whose device has controls enabled (the VE.Direct source, issue 23): the
+    engine gathers them into ``Context.controls`` before the sinks are built."""
+
+    def controls(self) -> Controls | None: ...
+
+
+@runtime_checkable
 class KeepsStats(Protocol):
     """A sink that counts what it did (requests, points, values left out...): exported as
     ``vemonitor_integration_stat`` on the metrics endpoint. Numbers only count."""
@@ -207,6 +223,8 @@ class Context:
     ``port_globs`` are serial ports a service (the simulator) adds to every scan;
     ``shared`` holds per-run state an integration shares between its workers,
     under its domain (the vedirect integration keeps its port scanner there).
+    ``controls`` is every device control of the run (issue 23, docs/control.md), None
+    when no serial device has a control enabled; set before the sinks are built.
     """
 
     clock: Clock
@@ -218,6 +236,7 @@ class Context:
     block: str = ""
     inputs: dict[str, InputInfo] = field(default_factory=dict)  # filled before sinks are built
     shared: dict[str, Any] = field(default_factory=dict)
+    controls: Controls | None = None
 
 
 # Factories receive their own integration's typed item/connector (hence Any here).

@@ -1,5 +1,8 @@
 """``vemonitor hex get NAME|0xID --port PATH [--json]``: read one HEX register from a device.
 
+(``hex set``, ``hex lease`` and ``hex log``, the control surface of issue 23, live in
+:mod:`vemonitor.control_cli`; this module dispatches them.)
+
 It opens the port (a real serial port or a simulator's link), waits for a TEXT block,
 sends one Get in the gap after it through :class:`vemonitor.hex_session.HexSession`
 (the same rules as the daemon: reply matched by code and register, 1 s timeout,
@@ -23,8 +26,8 @@ from typing import Any, NoReturn
 
 import serial
 
+from vemonitor import control_cli
 from vemonitor import hex_session as hs
-from vemonitor.serial_reader import SERIAL_SETTINGS
 from vemonitor.vedirect import hex as h
 from vemonitor.vedirect.decoder import Decoder
 from vemonitor.vedirect.hex_registers import REGISTER_BY_NAME, RegisterSpec, lookup
@@ -59,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("--json", action="store_true", help="print one JSON object")
     get.add_argument("--timeout", type=float, default=hs.TIMEOUT_S,
                      help="seconds to wait for the reply (default: %(default)s)")
+    control_cli.add_parsers(sub)
     return parser
 
 
@@ -84,9 +88,9 @@ def resolve(key: str) -> tuple[int, RegisterSpec | None]:
 def read_register(port: str, register: int, timeout: float) -> hs.Outcome:
     """Open ``port``, ask for ``register`` in a TEXT gap, return the outcome; raise HexError."""
     try:
-        link = serial.Serial(port, **SERIAL_SETTINGS, timeout=0)
-    except (serial.SerialException, OSError) as err:
-        raise HexError(f"cannot open {port}: {err}") from err
+        link = control_cli.open_exclusive(port)  # never beside the daemon on one port
+    except control_cli.ControlCliError as err:
+        raise HexError(str(err)) from err
     try:
         return _converse(link, port, register, timeout)
     finally:
@@ -151,12 +155,14 @@ def hex_command(args: list[str]) -> int:
     """Run ``vemonitor hex ...``; print the result or one error line; return the exit status."""
     try:
         opts = _parser().parse_args(args)
+        if opts.action != "get":
+            return control_cli.run(opts)
         register, spec = resolve(opts.register)
         label = f"0x{register:04X}" if spec is None else f"{spec.name} (0x{register:04X})"
         outcome = read_register(opts.port, register, opts.timeout)
         if outcome.status != "ok":
             raise HexError(_explain(outcome, opts.port, label))
-    except HexError as err:
+    except (HexError, control_cli.ControlCliError) as err:
         print(str(err), file=sys.stderr)
         return err.status
     result = _result(outcome, register)

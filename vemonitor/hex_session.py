@@ -208,6 +208,18 @@ class HexSession:
             self._queue.append(request)  # a poll already waiting is not queued twice
         return True
 
+    def cancel(self, request: Request) -> bool:
+        """Drop ``request`` if it still waits to be sent; return True when it was dropped.
+
+        A control gives up on a request that found no gap in time (no TEXT flowing):
+        it must not go out later, after its caller was told it did not (issue 23).
+        """
+        try:
+            self._queue.remove(request)
+        except ValueError:
+            return False
+        return True
+
     @property
     def busy(self) -> bool:
         """Return True while a request is in flight or waiting."""

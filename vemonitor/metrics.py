@@ -37,6 +37,7 @@ class EngineCollector:
         yield from self._inputs()
         yield from self._outputs()
         yield from self._integration_stats()
+        yield from self._controls()
         yield from self._threads()
 
     def _threads(self) -> Iterator[Metric]:
@@ -142,6 +143,38 @@ class EngineCollector:
                     oldest.add_metric([name], max(now - waiting["oldest"], 0.0))
         yield from (*families.values(), depth, oldest, dropped, dead, moved, latency)
 
+
+    def _controls(self) -> Iterator[Metric]:
+        """Yield the device controls' numbers (issue 23): results, NV budget, rate limits,
+        lease. The budget and rate-limit times are the persisted ones (state dir)."""
+        from vemonitor.control import ControlHub
+
+        hub = self.engine.context.controls
+        if not isinstance(hub, ControlHub):
+            return
+        results = CounterMetricFamily("vemonitor_control_results",
+                                      "Control requests by result (all surfaces)",
+                                      labels=["device", "control", "result"])
+        nv_used = GaugeMetricFamily("vemonitor_control_nv_writes_today",
+                                    "Non-volatile writes sent today (UTC), persisted",
+                                    labels=["device"])
+        nv_budget = GaugeMetricFamily("vemonitor_control_nv_budget",
+                                      "Non-volatile writes allowed per day", labels=["device"])
+        wait = GaugeMetricFamily("vemonitor_control_rate_limit_wait_seconds",
+                                 "Seconds until the rate limit allows the next write",
+                                 labels=["device", "control"])
+        lease = GaugeMetricFamily("vemonitor_control_lease_remaining_seconds",
+                                  "Seconds left of the charge-current lease (0: none)",
+                                  labels=["device"])
+        for device, stats in hub.stats().items():
+            for (control, result), count in stats["results"].items():
+                results.add_metric([device, control, result], count)
+            nv_used.add_metric([device], stats["nv_writes_today"])
+            nv_budget.add_metric([device], stats["nv_budget"])
+            for control, seconds in stats["rate_limit_wait_s"].items():
+                wait.add_metric([device, control], seconds)
+            lease.add_metric([device], stats["lease_remaining_s"])
+        yield from (results, nv_used, nv_budget, wait, lease)
 
     def _integration_stats(self) -> Iterator[Metric]:
         """Yield the counters integrations keep themselves (sink and source ``stats``).

@@ -124,8 +124,10 @@ class SerialReader:
         self._lock = threading.Lock()
         self._available = False
         self._last_valid = 0.0  # monotonic time of the last valid block
+        self._last_block: float | None = None  # the same, None until a block arrived
         # HEX: requests from any thread, handled by the reader thread (one session per open).
         self._hex_requests: queue.SimpleQueue[hex_session.Request] = queue.SimpleQueue()
+        self._hex_cancels: queue.SimpleQueue[hex_session.Request] = queue.SimpleQueue()
         self._hex_subscribers: list[HexCallback] = []
         self.hex: hex_session.HexSession | None = None
 
@@ -139,8 +141,24 @@ class SerialReader:
         self._hex_subscribers.append(callback)
 
     def request_hex(self, request: hex_session.Request) -> None:
-        """Ask for one HEX request (thread-safe); its outcome goes to HEX subscribers."""
+        """Ask for one HEX request (thread-safe); its outcome goes to HEX subscribers.
+
+        The reader thread is woken, so a request made right after a reply goes out in
+        that reply's gap, not a block later (a control's transaction is several requests).
+        """
         self._hex_requests.put(request)
+        if not self._stop.is_set():
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"r")
+
+    def cancel_hex(self, request: hex_session.Request) -> None:
+        """Drop ``request`` if it was not sent yet (thread-safe; see HexSession.cancel)."""
+        self._hex_cancels.put(request)
+
+    def block_age(self) -> float | None:
+        """Return the seconds since the last valid TEXT block (None: none yet)."""
+        last = self._last_block
+        return None if last is None else time.monotonic() - last
 
     @property
     def available(self) -> bool:
@@ -212,7 +230,9 @@ class SerialReader:
             mono = time.monotonic()
             if self._stop.is_set():
                 return
-            if ready:
+            if self._wake_r in ready:  # a HEX request: send it while the gap is open
+                os.read(self._wake_r, 512)
+            if fd in ready:
                 data = port.read(port.in_waiting or 1)
                 if not data:
                     raise serial.SerialException("device disconnected")
@@ -241,7 +261,7 @@ class SerialReader:
                     log.debug("%s: rejected block (%s) at bytes %d-%d %s", self.name,
                               event.reason, event.start, event.end, event.detail)
         if any(isinstance(event, Block) for event in events):
-            self._last_valid = mono
+            self._last_valid = self._last_block = mono
             self.stats.last_frame_at = self.clock.now()
             self._set_available(True, "")
         for snapshot in assembler.feed(events, now=self.clock.now()):
@@ -257,6 +277,8 @@ class SerialReader:
         """Feed the HEX session, write its request in a block gap, publish what it settled."""
         while not self._hex_requests.empty():
             session.submit(self._hex_requests.get_nowait(), mono)
+        while not self._hex_cancels.empty():
+            session.cancel(self._hex_cancels.get_nowait())
         session.on_events(events, mono, idle=idle)
         line = session.outgoing(mono)
         if line is not None:

@@ -28,6 +28,35 @@ class SerialTest:
 
 
 @dataclass
+class ControlConfig:
+    """One control of the device (docs/control.md): off unless enabled; an enabled control
+    only shows what it would write until ``dry_run: false`` is given as well."""
+
+    enabled: bool = False
+    dry_run: bool = True
+
+
+@dataclass
+class ControlsConfig:
+    """``controls:`` of a serial connector (issue 23, docs/control.md "Configuration")."""
+
+    charger: ControlConfig = field(default_factory=ControlConfig)
+    charge_current_limit: ControlConfig = field(default_factory=ControlConfig)
+    load_output: ControlConfig = field(default_factory=ControlConfig)
+    relay: ControlConfig = field(default_factory=ControlConfig)
+    # The serial number the controls are for; None = the first device read on the port
+    # (a device with another serial is then refused: ttyUSB numbers move).
+    serial: str | None = None
+    nv_writes_per_day: int = 20  # at most 20 (HEX.md §8.7); lower is allowed
+    lease_s: float = 600.0  # default lease of the charge-current limit (30 .. 86400 s)
+
+    def enabled(self) -> dict[str, ControlConfig]:
+        """Return the configured controls by name."""
+        return {name: getattr(self, name) for name in
+                ("charger", "charge_current_limit", "load_output", "relay")}
+
+
+@dataclass
 class VedirectConnector(Connector):
     """A serial port given by path (``serialPort``) or found by scanning (``serialTest``).
 
@@ -56,6 +85,8 @@ class VedirectConnector(Connector):
     # Not "full" by default: a device whose RX pin is set to remote on/off would take
     # our bytes as a switch (HEX.md Q4).
     hex: str = "auto"
+    # Control (issue 23): every control off by default; see ControlsConfig.
+    controls: ControlsConfig = field(default_factory=ControlsConfig)
 
     def validate(self) -> None:
         """Check the connector can find its port (no I/O)."""
@@ -63,6 +94,13 @@ class VedirectConnector(Connector):
             raise ValueError("needs serialPort or serialTest (or both)")
         if self.hex not in HEX_MODES:
             raise ValueError(f"hex must be one of {', '.join(HEX_MODES)}, got {self.hex!r}")
+        if self.hex == "never" and any(c.enabled for c in self.controls.enabled().values()):
+            raise ValueError("controls need HEX, but hex is never")
+        if not 0 <= self.controls.nv_writes_per_day <= 20:
+            raise ValueError("controls.nv_writes_per_day must be 0..20 (HEX.md §8.7), got "
+                             f"{self.controls.nv_writes_per_day}")
+        if not 30.0 <= self.controls.lease_s <= 86400.0:
+            raise ValueError(f"controls.lease_s must be 30..86400 s, got {self.controls.lease_s}")
         if self.baud != 19200:
             raise ValueError(f"VE.Direct runs at 19200 baud, got baud={self.baud}")
         for name, test in self.serialTest.items():

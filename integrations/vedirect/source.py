@@ -14,7 +14,8 @@ from vemonitor_integrations.vedirect.history import PAST_SPAN, Anchors, History
 from vemonitor_integrations.vedirect.scanner import scanner_for
 from vemonitor_integrations.vedirect.schema import VedirectConnector
 
-from vemonitor.api import ConfigError, Context, InputItem, Row, supervised
+from vemonitor.api import ConfigError, Context, Controls, InputItem, Row, supervised
+from vemonitor.control import ControlSetting, DeviceControls, DeviceSettings
 from vemonitor.hex_session import Outcome, get
 from vemonitor.scan import matches
 from vemonitor.serial_reader import SerialReader
@@ -76,10 +77,37 @@ class VedirectSource:
         self.history = History(Anchors(context.state_dir))
         self._last_snapshot_at: float | None = None
         self._last_hsds: str | None = None
+        # Device controls (issue 23): built once the device key (its input's name) is known.
+        self._device_key_name: str | None = None
+        self._controls: DeviceControls | None = None
+
+    # ------------------------------------------------------------------ controls
+    def controls(self) -> Controls | None:
+        """Return this device's controls, None when the connector enables none."""
+        cfg = self.config.controls
+        wanted = {name: ControlSetting(c.enabled, c.dry_run)
+                  for name, c in cfg.enabled().items() if c.enabled}
+        if not wanted:
+            return None
+        if self._controls is None:
+            key = self._device_key_name or self.name
+            settings = DeviceSettings(controls=wanted, serial=cfg.serial,
+                                      nv_writes_per_day=cfg.nv_writes_per_day,
+                                      lease_s=cfg.lease_s)
+            self._controls = DeviceControls(self.reader, settings, self.context.state_dir,
+                                            device=key, share_consent=True)
+        return self._controls
 
     # ------------------------------------------------------------------ contract
     def start(self) -> None:
         """Open the configured port, or scan for the device; keep searching in the background."""
+        if self._controls is not None:
+            for name, setting in self._controls.settings.controls.items():
+                log.warning("%s: control %s is ENABLED%s: vemonitor may switch this device "
+                            "when asked (docs/control.md)", self._controls.device, name,
+                            " in dry-run (nothing is written until dry_run: false)"
+                            if setting.dry_run else "")
+            self._controls.start()
         path = self._initial_path()
         if path is not None:
             self._attach(path, self._found)
@@ -94,6 +122,8 @@ class VedirectSource:
         self._stop.set()
         if self._supervisor is not None:
             self._supervisor.join(2.0)
+        if self._controls is not None:
+            self._controls.close()
         with self._lock:
             if self.reader is not None:
                 self.reader.close()
@@ -156,6 +186,8 @@ class VedirectSource:
 
     def subscribe(self, item: InputItem) -> None:
         """Learn an input's columns, to name those neither the field table nor the device has."""
+        if not getattr(item, "history", False) and self._device_key_name is None:
+            self._device_key_name = item.name  # the key rows, MQTT topics and controls use
         if getattr(item, "history", False):
             if self.config.hex == "never":
                 raise ConfigError(f"input {item.name}: history: true needs HEX, but connector "
@@ -216,6 +248,8 @@ class VedirectSource:
         reader.subscribe_hex(self._hex_update)
         with self._lock:
             old, self.reader = self.reader, reader
+        if self._controls is not None:
+            self._controls.attach(reader)  # identity is read again on the new port
         if old is not None:
             old.close()
             self._reconnects += 1

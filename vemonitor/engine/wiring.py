@@ -16,6 +16,7 @@ from vemonitor.api import (
     Context,
     InputInfo,
     IntegrationError,
+    ProvidesControls,
     PushesUpdates,
     ServesItems,
     Sink,
@@ -62,6 +63,7 @@ def wire(spec: RunSpec, registry: Registry, clock: Clock, port_globs: tuple[str,
         wiring.cache = _cache_backend(spec, registry, context)
     _sources(wiring, spec, registry, wake)
     _inputs(wiring, spec, clock)
+    _controls(wiring)
     _outputs(wiring, spec, registry, clock)
     return wiring
 
@@ -107,6 +109,15 @@ def _inputs(wiring: Wiring, spec: RunSpec, clock: Clock) -> None:
         wiring.context.inputs[item.name] = InputInfo(
             item.name, item.domain, item.connector, item.columns,
             {col: std for std, col in item.ref_cols}, source)
+
+
+def _controls(wiring: Wiring) -> None:
+    """Gather the sources' device controls into ``Context.controls`` (None when none)."""
+    from vemonitor.control import ControlHub, DeviceControls
+
+    found = [c for s in wiring.sources.values() if isinstance(s, ProvidesControls)
+             and isinstance(c := s.controls(), DeviceControls)]
+    wiring.context.controls = ControlHub(found) if found else None
 
 
 def _outputs(wiring: Wiring, spec: RunSpec, registry: Registry, clock: Clock) -> None:
