@@ -12,6 +12,12 @@ way. The identity fills the device registry and checks that the port still carri
 the configured device: another device there raises a repair issue and makes the
 entities unavailable until the right device is back (no value of a stranger is ever
 shown under this device's name).
+
+Control (issue 23, :mod:`.controldata`): when the options enable a control, a
+:class:`vemonitor.control.DeviceControls` (the core's checks, write transaction, lease
+and audit log) is built around the same reader; its views become switch / select /
+number entities, its requests run in the executor (they block for 1-3 s), and each
+result is fired as a ``vemonitor_control_result`` event.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import serial
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.exceptions import ConfigEntryNotReady, HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
@@ -33,6 +39,8 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_track_time_interval
 
+from vemonitor.control import DeviceControls
+from vemonitor.controltypes import ControlResult, ControlView
 from vemonitor.hex_session import Outcome
 from vemonitor.serial_reader import SERIAL_SETTINGS, SerialReader
 from vemonitor.vedirect.hex import Reading
@@ -41,6 +49,7 @@ from vemonitor.vedirect.snapshot import Snapshot
 from .config_flow import OPTIONS_FLOW_RELOADS
 from .const import (
     AVAILABILITY_POLL_SECONDS,
+    CONF_CONTROLS,
     CONF_FIELDS,
     CONF_FIRMWARE,
     CONF_HEX_SERIAL,
@@ -57,11 +66,20 @@ from .const import (
     exposable_labels,
     normalized_pid,
 )
+from .controldata import (
+    EVENT_CONTROL_RESULT,
+    STATE_FOLDER,
+    SURFACE,
+    controls_for,
+    device_settings,
+    event_data,
+)
 from .hexdata import HexSensor, HexState, identity_mismatch, sensors_for
 
 _LOGGER = logging.getLogger(__name__)
 
-PLATFORMS = [Platform.SENSOR, Platform.BINARY_SENSOR]
+PLATFORMS = [Platform.SENSOR, Platform.BINARY_SENSOR, Platform.SWITCH, Platform.SELECT,
+             Platform.NUMBER]
 
 # (no PEP 695 ``type`` statement: the repo lints for Python 3.11)
 VEMonitorConfigEntry: TypeAlias = "ConfigEntry[VEDevice]"
@@ -85,6 +103,8 @@ class VEDevice:
         self._hex_session: object | None = None  # the reader's session identity was asked on
         self._day_seq: str | None = None  # TEXT HSDS: a change means the device's day rolled
         self.mismatch: str | None = None  # why the port's device is not this entry's
+        self.controls: DeviceControls | None = None  # built by start() when one is enabled
+        self._unsubscribe_results: Any = None
         self.snapshot: Snapshot | None = None
         self.available = False
         self._was_available = False
@@ -98,6 +118,64 @@ class VEDevice:
         known = exposable_labels(self.entry.data.get(CONF_LABELS, []))
         chosen = self.entry.options.get(CONF_FIELDS)
         return known if chosen is None else [label for label in known if label in chosen]
+
+    def start(self) -> None:
+        """Start the reader, then the controls when one is enabled (executor: opens files)."""
+        self.reader.start()
+        modes = {name: mode for name, mode in self.entry.options.get(CONF_CONTROLS, {}).items()
+                 if name in controls_for(self.entry.data.get(CONF_PID))}
+        data = self.entry.data
+        settings = device_settings(modes, data.get(CONF_SERIAL) or data.get(CONF_HEX_SERIAL))
+        if settings.any_enabled:
+            self.controls = DeviceControls(self.reader, settings,
+                                           self.hass.config.path(STATE_FOLDER),
+                                           device=self.unique_id)
+            self._unsubscribe_results = self.controls.subscribe(self._on_result)
+            self.controls.start()
+
+    def stop(self) -> None:
+        """Stop the controls (a held lease ends), then the reader (executor)."""
+        if self.controls is not None:
+            self._unsubscribe_results()
+            self.controls.close()
+        self.reader.close()
+
+    def control_views(self) -> dict[str, ControlView]:
+        """Return the enabled controls' views by name (no I/O)."""
+        return {} if self.controls is None else {
+            view.name: view for view in self.controls.views(self.unique_id)}
+
+    async def async_request(self, control: str, value: str | float, caller: str) -> ControlResult:
+        """Write a control (in the executor: it blocks); raise when it was not done.
+
+        A dry run is no error: its result (the frame that would be sent) is logged and
+        fired as an event like every result.
+        """
+        assert self.controls is not None
+        result = await self.hass.async_add_executor_job(
+            lambda: self.controls.request(  # type: ignore[union-attr]
+                self.unique_id, control, value, surface=SURFACE, caller=caller))
+        if result.result == "dry_run":
+            _LOGGER.info("%s: %s", self.entry.title, result.reason)
+        elif result.result != "ok":
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="control_failed",
+                translation_placeholders={"control": control, "value": str(value),
+                                          "result": result.result, "reason": result.reason})
+        return result
+
+    def _on_result(self, result: ControlResult) -> None:
+        """Any thread: every control result goes to the event loop."""
+        if not self._closed:
+            self.hass.loop.call_soon_threadsafe(self._async_on_result, result)
+
+    @callback
+    def _async_on_result(self, result: ControlResult) -> None:
+        # The entry's one device (no lookup by identifier: deprecated since HA 2026.8).
+        devices = dr.async_entries_for_config_entry(dr.async_get(self.hass), self.entry.entry_id)
+        self.hass.bus.async_fire(EVENT_CONTROL_RESULT, event_data(
+            result, self.entry.entry_id, devices[0].id if devices else None))
+        async_dispatcher_send(self.hass, self.signal)
 
     @property
     def hex_sensors(self) -> list[HexSensor]:
@@ -288,7 +366,7 @@ class VEDevice:
         self._closed = True
         # The issue is about this run's port: a new load judges the device again.
         ir.async_delete_issue(self.hass, DOMAIN, f"wrong_device_{self.entry.entry_id}")
-        await self.hass.async_add_executor_job(self.reader.close)
+        await self.hass.async_add_executor_job(self.stop)
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: VEMonitorConfigEntry) -> bool:
@@ -300,7 +378,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: VEMonitorConfigEntry) ->
                                                             "reason": reason})
     device = VEDevice(hass, entry)
     _async_remove_deselected_entities(hass, entry, device)
-    await hass.async_add_executor_job(device.reader.start)
+    await hass.async_add_executor_job(device.start)
     entry.runtime_data = device
 
     async def _async_stop(_event: Event) -> None:
