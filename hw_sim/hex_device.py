@@ -20,6 +20,11 @@ What it answers (HEX.md §2.2, §3, §4; the behaviour each line copies is named
   (no public recording: a simulator decision). 0x2015 expires 60 s after its last
   Set (HEX.md Q1: "reset to NA ... after 50 seconds"; VR "60s timeout"); every Set
   of a non-volatile register is counted in :attr:`HexDevice.nv_writes` (Q2).
+  A stored Set acts on the simulated charger (issue 23): 0xEDAB forces the load output
+  off (0) / on (4) or leaves it to its low-voltage logic (1); 0x0200 = 4 switches the
+  charger off (CS 0, OR bit 0x004), 1 on; 0x2015 caps the charge current until it lapses
+  (:attr:`HexDevice.link_ttl_s`). :attr:`HexDevice.sets` and :attr:`HexDevice.expired`
+  record what happened; the fault :attr:`HexDevice.drop_sets` loses every Set (no reply).
 * A line it cannot parse -> ``:4AAAAFD`` (OpenDTU#436); a well-formed unknown
   command -> ``:3`` (KR, OD name the code; the payload is not recorded: none sent).
 * After HEX activity, a burst of ``:A`` lines with live registers comes *before*

@@ -120,6 +120,8 @@ class SerialReader:
         self._stop = threading.Event()
         # close() writes a byte here so a select() waiting on a silent port returns at once.
         self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)  # a full pipe already wakes the thread
+        self._wake_lock = threading.Lock()  # no write to a wake fd once close() closed it
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._available = False
@@ -147,9 +149,10 @@ class SerialReader:
         that reply's gap, not a block later (a control's transaction is several requests).
         """
         self._hex_requests.put(request)
-        if not self._stop.is_set():
-            with contextlib.suppress(OSError):
-                os.write(self._wake_w, b"r")
+        with self._wake_lock:
+            if not self._stop.is_set():
+                with contextlib.suppress(OSError):  # full: the thread wakes anyway
+                    os.write(self._wake_w, b"r")
 
     def cancel_hex(self, request: hex_session.Request) -> None:
         """Drop ``request`` if it was not sent yet (thread-safe; see HexSession.cancel)."""
@@ -174,10 +177,12 @@ class SerialReader:
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop the thread and close the port (idempotent)."""
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        os.write(self._wake_w, b"x")
+        with self._wake_lock:
+            if self._stop.is_set():
+                return
+            self._stop.set()
+            with contextlib.suppress(BlockingIOError):  # full: the thread wakes anyway
+                os.write(self._wake_w, b"x")
         if self._thread is not None:
             self._thread.join(timeout)
         if self._thread is None or not self._thread.is_alive():

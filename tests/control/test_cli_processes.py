@@ -247,3 +247,28 @@ def test_daemon_holding_the_port_refuses_the_cli(tmp_path: Path) -> None:
             daemon.kill()
     assert daemon.returncode == 0, err
     assert "control load_output is ENABLED in dry-run" in err and err.count("is ENABLED") == 1
+
+
+def test_lease_command_stopped_by_sigterm_ends_the_lease(sim: Simulator, tmp_path: Path) -> None:
+    """SIGTERM to `hex lease --for 10m`: the lease ends at once, said on stdout, exit 0, and
+    the audit log has the lease's end; nothing keeps the limit alive afterwards."""
+    state, port = tmp_path / "state", str(sim.path("mppt"))
+    proc = _popen(tmp_path, "hex", "lease", "charge_current_limit", "3", "--for", "10m",
+                  "--port", port, "--state-dir", str(state), "--enable")
+    try:
+        def leased() -> bool:
+            try:
+                with sqlite3.connect(state / "control.sqlite", timeout=5) as db:
+                    return bool(db.execute("SELECT 1 FROM audit WHERE result='ok'"
+                                           " AND event='write'").fetchone())
+            except sqlite3.OperationalError:
+                return False
+        assert wait_until(leased, 30.0)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "lease ended (the command was stopped)" in out and "falls back" in out
+    assert [r["event"] for r in _log(tmp_path, state)] == ["write", "lease_end"]

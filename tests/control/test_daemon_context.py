@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.engine.helpers import Recorder, block_config, registry_with_recorders, running
 from tests.servers import free_port
 from tests.shared import wait_until
-from vemonitor.api import ConfigError, Controls, ControlResult
+from vemonitor.api import ConfigError, ControlResult, Controls
 from vemonitor.config.build import build_run
 from vemonitor.metrics import serve
 from vemonitor.registry import Registry

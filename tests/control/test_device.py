@@ -172,3 +172,56 @@ def test_lost_set_nv_is_not_retried_volatile_once(sim: Simulator, make: Make,
     assert charger.result == "timeout" and after_charger - after_load == 2
     rows = ControlStore(tmp_path / "lost").rows()  # type: ignore[operator]
     assert [r["result"] for r in rows[-2:]] == ["timeout", "timeout"]
+
+
+def test_relay_needs_capability_and_remote_mode(sim: Simulator, make: Make) -> None:
+    """Relay: an MPPT without relay capability bits is refused; a BMV whose relay mode is
+    not 2 (remote) is refused by the condition (HEX.md §8.2, B4)."""
+    relay = DeviceSettings(controls={"relay": ON})
+    mppt = make(settings=relay)
+    result = _ask(mppt, "relay", "on")
+    assert result.result == "refused" and result.reason.startswith("capability: ")
+    mppt.reader.close()
+    bmvdev = sim.devices["bmv700"].hex
+    assert bmvdev is not None
+    saved = bmvdev.settings[0x034F]
+    bmvdev.settings[0x034F] = b"\x00"
+    try:
+        bmv = make("bmv700", relay, device="bmv700")
+        result = _ask(bmv, "relay", "on", device="bmv700")
+    finally:
+        bmvdev.settings[0x034F] = saved
+    assert result.result == "refused"
+    assert result.reason == "condition: relay mode (0x034F) is 0, not 2 (remote)"
+
+
+def test_no_recent_frame_is_refused(sim: Simulator, make: Make) -> None:
+    """A device silent for more than 5 s: refused before anything is sent."""
+    controls = make()
+    sim.stall("mppt", 8.0)
+    assert wait_until(lambda: (controls.reader.block_age() or 0) > 5.5, 10.0)
+    result = _ask(controls, "load_output", "on")
+    assert result.result == "refused" and result.reason.startswith("no recent frame: ")
+
+
+def test_old_firmware_is_refused(tmp_path: object, make: Make) -> None:
+    """MPPT firmware 1.23 pauses TEXT during HEX (HEX.md T1): writes are refused."""
+    from pathlib import Path
+
+    from vemonitor.control import DeviceControls
+    from vemonitor.serial_reader import SerialReader
+
+    folder = Path(str(tmp_path)) / "old"
+    with Simulator(["mppt_fw123"], folder) as old:
+        reader = SerialReader("old", str(old.path("mppt_fw123")))
+        reader.start()
+        controls = DeviceControls(reader, DeviceSettings(controls={"charger": ON}),
+                                  folder / "state", device="old")
+        try:
+            assert wait_until(lambda: controls.ensure_identity() is None, 15.0)
+            result = controls.request("old", "charger", "off", surface="test", caller="t")
+        finally:
+            controls.close()
+            reader.close()
+    assert result.result == "refused"
+    assert result.reason.startswith("firmware: MPPT firmware 1.23 is below 1.53")

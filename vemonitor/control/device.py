@@ -141,6 +141,7 @@ class DeviceControls:
 
     def close(self) -> None:
         """Stop the thread (a held lease ends: the device falls back within ~60 s)."""
+        self.end_lease("lease ended (vemonitor stopped)")
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5.0)
@@ -176,8 +177,16 @@ class DeviceControls:
                 lease_s: float | None = None) -> ControlResult:
         """Write one control; every refusal is one line naming its check."""
         with self._io:
-            result = self._request(device, control, value, surface=surface, caller=caller,
-                                   dry_run=dry_run, lease_s=lease_s)
+            try:
+                result = self._request(device, control, value, surface=surface,
+                                       caller=caller, dry_run=dry_run, lease_s=lease_s)
+            except Exception as err:  # a bug or a broken state dir: still one result
+                log.exception("%s: %s request failed", self.device, control)
+                result = ControlResult(self.device, control, "refused",
+                                       f"internal error: {type(err).__name__}: {err} (see the "
+                                       "log; an audit row may stay pending)", None,
+                                       _jsonable(value), "", "", None, surface, caller,
+                                       time.time())
         self._publish(result)
         return result
 
@@ -313,7 +322,8 @@ class DeviceControls:
             return result_of.record("ok", f"unchanged: {spec.name} is already {new}; nothing "
                                     "sent", frame="")
         assert self.serial is not None
-        self.store.note_write(self.serial, spec.name, now, spec.nv)
+        if event == "write":  # the keep-alive neither waits for nor delays a user's change
+            self.store.note_write(self.serial, spec.name, now, spec.nv)
         row = self.store.begin(time=now, serial=self.serial, register=f"0x{spec.register:04X}",
                                event=event, old=old, new=new, frame=frame, result="pending",
                                reason="", **base)
@@ -518,6 +528,10 @@ class DeviceControls:
         if self._identity_error:
             return self._identity_error
         session = self.reader.hex
+        pid_now = session.identity.get("PID") if session is not None else None
+        if pid_now is not None and self.pid is not None and _hex_int(pid_now) != self.pid:
+            return (f"identity: product id {pid_now} now, 0x{self.pid:04X} at connect "
+                    "(another device on the port?)")
         family = family_of(self.pid) if self.pid is not None else None
         if family not in spec.families:
             return (f"device: {spec.name} is not a control of this device "
@@ -688,6 +702,13 @@ class _Result:
         self.owner.store.finish(row, result=result, reason=reason, reply=reply,
                                 readback=readback)
         return self._make(result, reason, self.frame, reply, readback)
+
+
+def _hex_int(text: str) -> int | None:
+    try:
+        return int(text, 16)
+    except ValueError:
+        return None
 
 
 def _ok(outcome: hs.Outcome | None) -> bool:
