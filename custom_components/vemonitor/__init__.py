@@ -136,8 +136,8 @@ class VEDevice:
     def stop(self) -> None:
         """Stop the controls (a held lease ends), then the reader (executor)."""
         if self.controls is not None:
+            self.controls.close()  # its lease end is still a result (event) of this entry
             self._unsubscribe_results()
-            self.controls.close()
         self.reader.close()
 
     def control_views(self) -> dict[str, ControlView]:
@@ -165,9 +165,9 @@ class VEDevice:
         return result
 
     def _on_result(self, result: ControlResult) -> None:
-        """Any thread: every control result goes to the event loop."""
-        if not self._closed:
-            self.hass.loop.call_soon_threadsafe(self._async_on_result, result)
+        """Any thread: every control result goes to the event loop (also while closing:
+        the end of a held lease is reported)."""
+        self.hass.loop.call_soon_threadsafe(self._async_on_result, result)
 
     @callback
     def _async_on_result(self, result: ControlResult) -> None:
@@ -175,7 +175,8 @@ class VEDevice:
         devices = dr.async_entries_for_config_entry(dr.async_get(self.hass), self.entry.entry_id)
         self.hass.bus.async_fire(EVENT_CONTROL_RESULT, event_data(
             result, self.entry.entry_id, devices[0].id if devices else None))
-        async_dispatcher_send(self.hass, self.signal)
+        if not self._closed:
+            async_dispatcher_send(self.hass, self.signal)
 
     @property
     def hex_sensors(self) -> list[HexSensor]:

@@ -140,6 +140,13 @@ async def test_each_control_end_to_end(hass: HomeAssistant, scan_sim: Simulator,
     assert writes[1]["caller"] == limit
     assert (state_dir / "control.sqlite").is_file()  # the audit log
 
+    # Unloading ends the held lease (the device falls back to its maximum): an event.
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    ends = [e.data for e in events if e.data["event"] == "lease_end"]
+    assert [(d["control"], d["new"]) for d in ends] == [("charge_current_limit", None)]
+    assert "lease ended" in ends[0]["reason"]
+
 
 async def test_dry_run_writes_nothing_and_a_refusal_is_an_error(
         hass: HomeAssistant, scan_sim: Simulator, state_dir: Path, entries) -> None:

@@ -34,7 +34,13 @@ def test_translations_match_and_cover_flow() -> None:
     assert aborts <= set(strings["config"]["abort"])
     assert {"already_configured", "reconfigure_successful"} <= set(strings["config"]["abort"])
     assert steps - {"init"} <= set(strings["config"]["step"])
-    assert set(strings["options"]["step"]["init"]["data"]) == {"stale_after", "fields"}
+    # stale_after, fields, and one choice per control of the core's allow-list
+    from vemonitor.control import CONTROLS
+
+    assert set(strings["options"]["step"]["init"]["data"]) == {"stale_after", "fields", *CONTROLS}
+    assert set(strings["selector"]["control_mode"]["options"]) == {"disabled", "dry_run",
+                                                                   "enabled"}
+    assert "dry run" in strings["options"]["step"]["init"]["description"].lower()
 
 
 def _platform(kind: str) -> str | None:
