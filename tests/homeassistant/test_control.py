@@ -186,13 +186,17 @@ async def test_a_failed_precondition_makes_the_entity_unavailable(
     form = await _enable(hass, entry, relay="enabled")
     assert [str(key) for key in form["data_schema"].schema][2:] == ["relay"]  # BMV: relay only
     relay = "switch.bmv_700_relay_control"
-    controls = entry.runtime_data.controls
-    await wait_for(hass, lambda: (controls.views()[0].unavailable or "").startswith("condition"),
-                   timeout=30, what="the relay's precondition to be judged")
-    await hass.async_block_till_done()
+
+    def reasons() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "relay unavailable" in r.getMessage()]
+
+    # First "identity: not read on this connection yet", then the relay mode's condition.
+    await wait_for(hass, lambda: any("not 2 (remote)" in line for line in reasons()),
+                   timeout=30, what="the relay's precondition to be judged and logged")
     assert hass.states.get(relay).state == STATE_UNAVAILABLE
-    lines = [r.getMessage() for r in caplog.records if "relay unavailable" in r.getMessage()]
-    assert any("not 2 (remote)" in line for line in lines), lines
+    assert reasons()[-1] == ("BMV-700: relay unavailable: condition: relay mode (0x034F) is 0, "
+                             "not 2 (remote)")
+    assert len(reasons()) == len(set(reasons()))  # each reason logged once
 
 
 async def test_no_control_enabled_means_no_control_entity(hass: HomeAssistant,
