@@ -12,6 +12,10 @@ Decisions (docs/home-assistant.md repeats them for users):
   frame that would be sent, in the event and the log) or ``enabled`` (writes for
   real). Only the controls of the device's family are offered (the core's allow-list:
   ``vemonitor.control.CONTROLS``).
+* **No hidden step from "disabled" to "writes"**: the core's rule "dry run is the
+  default for the first enable" becomes two explicit words here: ``dry_run`` is listed
+  before ``enabled``, and only ``enabled`` writes (the form's description says to start
+  with a dry run).
 * **The charge-current limit is a lease** of :data:`LEASE_S` seconds: setting the
   number holds the limit that long (the core re-sends it every 25 s); an automation
   that wants to keep it sets it again before the lease ends. Not renewed, or Home

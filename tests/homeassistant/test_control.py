@@ -139,6 +139,15 @@ async def test_each_control_end_to_end(hass: HomeAssistant, scan_sim: Simulator,
     assert writes[2]["frame"] == ":80002000447"  # HEX.md §2.3's charger-off frame
     assert writes[1]["caller"] == limit
     assert (state_dir / "control.sqlite").is_file()  # the audit log
+    from custom_components.vemonitor.diagnostics import async_get_config_entry_diagnostics
+
+    diag = (await async_get_config_entry_diagnostics(hass, entry))["controls"]
+    assert diag["stats"]["results"] == {"load_output/ok": 1, "charge_current_limit/ok": 1,
+                                        "charger/ok": 1}
+    assert diag["stats"]["nv_writes_today"] == 1  # the load output's mode (NV)
+    assert {v["name"] for v in diag["views"]} == {"load_output", "charge_current_limit",
+                                                 "charger"}
+    assert all(v["device"] == "**REDACTED**" for v in diag["views"])
 
     # Unloading ends the held lease (the device falls back to its maximum): an event.
     assert await hass.config_entries.async_unload(entry.entry_id)

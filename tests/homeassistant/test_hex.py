@@ -233,3 +233,20 @@ async def test_another_device_on_the_port_raises_a_repair_issue(hass: HomeAssist
         await wait_for(hass, lambda: _has_value(hass, volt), what="voltage again")
         assert issues.async_get_issue(DOMAIN, issue_id) is None
         assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_day_roll_reads_the_day_record_again(hass: HomeAssistant, scan_sim: Simulator,
+                                                     unload) -> None:
+    """When TEXT's HSDS moves on (the device's day rolled), yesterday is read again."""
+    entry = await _setup(hass, scan_sim, "mppt")
+    unload(entry)
+    device = entry.runtime_data
+    bulk = entity_id(hass, "sensor", entry.unique_id, "day_bulk_min")
+    await wait_for(hass, lambda: _has_value(hass, bulk), what="the day record")
+    asked: list[object] = []
+    real = device.reader.request_hex
+    device.reader.request_hex = lambda request: (asked.append(request), real(request))[1]
+    device._day_seq = "364"  # as if the last block had shown another device day
+    await wait_for(hass, lambda: any(getattr(r, "register", None) == 0x1051 for r in asked),
+                   what="the day record asked again")
+    device.reader.request_hex = real
