@@ -44,6 +44,7 @@ from vemonitor.control.store import FILE_NAME, ControlStore
 from vemonitor.controltypes import ControlResult
 from vemonitor.serial_reader import SERIAL_SETTINGS, SerialReader
 
+LEASED = frozenset(name for name, spec in CONTROLS.items() if spec.lease)
 IDENTITY_WAIT_S = 15.0  # a first block, then serial, capabilities and limits over HEX
 FAILED, USAGE = 1, 2
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -120,6 +121,10 @@ def run(opts: argparse.Namespace) -> int:
         if opts.action == "set":
             result = session.request(opts.control, opts.value, dry_run=opts.dry_run)
             _print(result, opts.json)
+            if result.result == "ok" and result.control in LEASED and not opts.json:
+                print(f"{result.control}: held only while a lease runs; the device falls "
+                      "back to its own maximum within ~60 s (use vemonitor hex lease to "
+                      "hold it)", flush=True)
             return 0 if result.result in ("ok", "dry_run") else FAILED
         return _lease(session, opts)
 

@@ -68,13 +68,19 @@ def test_each_control_from_the_cli(sim: Simulator, tmp_path: Path) -> None:
                     "--enable")
         assert done.returncode == 0, done.stderr
         assert f"-> {value}: ok   sent :8" in done.stdout and f"read back {value}" in done.stdout
+        if control == "charge_current_limit":
+            assert "use vemonitor hex lease to hold it" in done.stdout
     assert hexdev.settings[0x2015] == (125).to_bytes(2, "little")
     assert bmvdev.settings[0x034E] == (b"\x01" if relay == "on" else b"\x00")
     rows = _log(tmp_path, state)
-    assert [(r["control"], r["result"]) for r in rows] == [(c, "ok") for c, _, _ in cases]
+    # `hex set` of the limit holds no lease past the command: its end is logged at once
+    assert [(r["control"], r["event"], r["result"]) for r in rows] == [
+        ("load_output", "write", "ok"), ("charger", "write", "ok"),
+        ("charge_current_limit", "write", "ok"), ("charge_current_limit", "lease_end", "ok"),
+        ("relay", "write", "ok")]
     assert rows[2]["frame"] == ":81520007D009B"  # HEX.md §2.3 example 2 (12.5 A)
     text = _hex(tmp_path, "log", "--state-dir", str(state))
-    assert text.returncode == 0 and text.stdout.count("\n") == 4 and "cli:" in text.stdout
+    assert text.returncode == 0 and text.stdout.count("\n") == 5 and "cli:" in text.stdout
 
 
 def test_consent_rules(sim: Simulator, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from vemonitor.control import ControlHub
 from vemonitor.fieldpolicy import FieldDrops
 from vemonitor.metrics import EngineCollector
 from vemonitor.vedirect.events import REJECT_REASONS
@@ -42,7 +43,8 @@ def _fake_engine() -> SimpleNamespace:
                              sender=SimpleNamespace(stats=sender_stats, sink=sink), outbox=outbox)
     return SimpleNamespace(clock=SimpleNamespace(now=lambda: 100.0),
                            sources={"vedirect:bmv700": source}, inputs=[input_worker],
-                           outputs=[output])
+                           outputs=[output],
+                           context=SimpleNamespace(controls=ControlHub([])))  # issue 23
 
 
 def exposed_metric_names() -> set[str]:
