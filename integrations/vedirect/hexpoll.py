@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vemonitor.api import ConfigError
-from vemonitor.hex_session import Outcome, Request, get
+from vemonitor.hex_session import IDENTITY_REQUESTS, SERIAL_REQUEST, Outcome, Request, get
 from vemonitor.vedirect import hex as h
 from vemonitor.vedirect.fields import FIELD_BY_LABEL, Value
 from vemonitor.vedirect.hex_registers import HEX_FIELD_BY_NAME, REGISTER_BY_NAME
@@ -49,14 +49,8 @@ _SNAKE = re.compile(r"[a-z][a-z0-9_]*\Z")
 FRESH_INTERVALS = 3  # a polled value lives this many intervals (plus stale_after)
 POLL_EARLY_S = 0.25  # a poll is due this early (at most half an interval; see due())
 
-# Identity registers asked once per connection (HEX.md §3.1; :4 is the reliable PID, Q5).
-IDENTITY_REQUESTS: tuple[tuple[str, Request], ...] = (
-    ("pid", Request(h.PRODUCT_ID)),
-    ("serial", get(0x010A)),
-    ("model", get(0x010B)),
-    ("firmware", get(0x0102)),
-)
-SERIAL_REQUEST = IDENTITY_REQUESTS[1][1]
+# Identity registers asked once per connection: hex_session.IDENTITY_REQUESTS (shared
+# with the Home Assistant component).
 # Which identity answer a request is: one dict look-up per HEX reply, not four comparisons.
 IDENTITY_KEY: dict[Request, str] = {request: key for key, request in IDENTITY_REQUESTS}
 
