@@ -208,6 +208,32 @@ async def test_a_failed_precondition_makes_the_entity_unavailable(
     assert len(reasons()) == len(set(reasons()))  # each reason logged once
 
 
+async def test_the_relay_in_remote_mode_switches(hass: HomeAssistant, scan_sim: Simulator,
+                                                 state_dir: Path, entries) -> None:
+    """A BMV-700 whose relay mode is remote (0x034F = 2, set on the device's own menu):
+    the relay switch writes 0x034E, reads it back, shows it and fires the event
+    (HEX.md §8.2: the relay only in remote mode, on a BMV or a charger with a relay)."""
+    bmv = scan_sim.devices["bmv700"].hex
+    assert bmv is not None
+    bmv.settings[0x034F] = b"\x02"
+    entry = await _setup(hass, scan_sim, "bmv700")
+    entries(entry)
+    await _enable(hass, entry, relay="enabled")
+    relay = "switch.bmv_700_relay_control"
+    events = async_capture_events(hass, EVENT)
+    await wait_for(hass, lambda: _available(hass, relay), timeout=30,
+                   what="the relay to be usable")
+    target = "off" if hass.states.get(relay).state == "on" else "on"
+    await hass.services.async_call("switch", f"turn_{target}", {"entity_id": relay},
+                                   blocking=True)
+    assert bmv.settings[0x034E] == (b"\x01" if target == "on" else b"\x00")
+    assert hass.states.get(relay).state == target
+    await hass.async_block_till_done()
+    writes = [e.data for e in events if e.data["event"] == "write"]
+    assert [(d["control"], d["result"], d["new"]) for d in writes] == [("relay", "ok", target)]
+    assert writes[0]["readback"] == target and writes[0]["frame"].startswith(":84E03")
+
+
 async def test_no_control_enabled_means_no_control_entity(hass: HomeAssistant,
                                                           scan_sim: Simulator,
                                                           state_dir: Path, entries) -> None:
