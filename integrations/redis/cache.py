@@ -25,16 +25,17 @@ import json
 import logging
 import threading
 from collections import deque
-from typing import cast
+from typing import Any, cast
 
-import redis
 from vemonitor_integrations.redis import layout
 from vemonitor_integrations.redis.client import (
+    Client,
     RedisAuthError,
     RedisForeignDb,
     RedisUnavailable,
     claim_db,
-    connect,
+    errors,
+    open_client,
     select_db,
     translate,
 )
@@ -57,8 +58,8 @@ class RedisCache:
         self.clock = ctx.clock
         self.namespace = namespace
         self.dropped = 0
-        self.client: redis.Redis | None = None
-        self._script: redis.commands.core.Script | None = None
+        self.client: Client | None = None
+        self._script: Any = None  # resp.Script, or redis-py's on a cluster
         self._pending: dict[str, deque[Row]] = {}  # per input, while Redis is unreachable
         self._lock = threading.Lock()
         self._failing = False
@@ -92,7 +93,7 @@ class RedisCache:
         except RedisUnavailable as err:  # unreachable now: chosen when it answers
             self._fail(err)
             return
-        self.client = connect(self.connector, client_name="vemonitor-cache")
+        self.client = open_client(self.connector, client_name="vemonitor-cache")
         self._script = self.client.register_script(self.names.script(layout.CACHE_ADD))
         try:
             claim_db(self.client, self.connector, self.clock.now())
@@ -128,7 +129,7 @@ class RedisCache:
                 assert self.client is not None
                 members = cast(list[str], self.client.zrangebyscore(
                     self.key(input_name), f"({after!r}", repr(upto)))
-            except redis.RedisError as err:
+            except errors() as err:
                 self._fail(err)
                 return pending
             rows = {row.time: row for row in (_decode(m, input_name) for m in members)}
@@ -145,7 +146,7 @@ class RedisCache:
             self.dropped += int(self._script(
                 keys=[self.names.meta(f"{self.namespace}:{row.input}"), self.key(row.input)],
                 args=[str(int(self.clock.now())), self.max_points, repr(row.time), member]))
-        except redis.RedisError as err:
+        except errors() as err:
             typed = translate(err, self.connector, "adding a row to the cache")
             if isinstance(typed, RedisAuthError | RedisForeignDb):
                 raise typed from err  # a configuration problem, not an outage
