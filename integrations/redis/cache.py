@@ -211,7 +211,7 @@ class RedisCache:
             if attempt or not any(isinstance(r, resp.NoScriptError) for r in replies):
                 break
             # NOSCRIPT fails before the script runs: nothing was written, send all again.
-            self.client.execute_command("SCRIPT", "LOAD", self._script.lua)
+            self._script.load()
         return replies
 
     def _flush_one_by_one(self) -> bool:

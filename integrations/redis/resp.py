@@ -32,7 +32,6 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from hashlib import sha1
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -220,19 +219,35 @@ class Pipeline:
 
 
 class Script:
-    """A Lua script called by EVALSHA, loaded (SCRIPT LOAD) when the server lacks it."""
+    """A Lua script called by EVALSHA, loaded (SCRIPT LOAD) when the server lacks it.
+
+    Its SHA1 is the one SCRIPT LOAD answers (loaded at the first call), not computed
+    here: ``hashlib`` loads OpenSSL's libcrypto, about 4 MiB of RSS.
+    """
 
     def __init__(self, client: RespClient, lua: str) -> None:
         self.client = client
         self.lua = lua
-        self.sha = sha1(lua.encode(), usedforsecurity=False).hexdigest()
+        self._sha: str | None = None
+
+    @property
+    def sha(self) -> str:
+        """Return the script's SHA1, loading the script into the server the first time."""
+        if self._sha is None:
+            self.load()
+        assert self._sha is not None
+        return self._sha
+
+    def load(self) -> None:
+        """SCRIPT LOAD (after a restart or SCRIPT FLUSH the server holds no script)."""
+        self._sha = str(self.client.execute_command("SCRIPT", "LOAD", self.lua))
 
     def __call__(self, keys: Sequence[Arg] = (), args: Sequence[Arg] = ()) -> Reply:
         try:
             return self.client.evalsha(self.sha, keys, args)
         except NoScriptError:
             # A restarted or flushed server: load it once and run it again (as redis-py).
-            self.client.execute_command("SCRIPT", "LOAD", self.lua)
+            self.load()
             return self.client.evalsha(self.sha, keys, args)
 
 
