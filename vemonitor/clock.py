@@ -1,9 +1,15 @@
 """Injected time: the engine, the readers and the simulator ask a Clock, never ``time``.
 
+Two readings: ``now()`` is the wall clock (epoch seconds: what rows are stamped with),
+``monotonic()`` never steps (what the engine schedules ticks on, so an NTP step,
+``date -s`` or an RTC correction moves the stamps, never the rate; see
+:mod:`vemonitor.engine.schedule`). Both run at the clock's speed.
+
 ``SystemClock`` is wall time; ``ScaledClock`` runs ``speed`` times faster than a
 base clock from a chosen origin, so the simulator and the engine can share one
 accelerated timeline (an hour of device time in 30 s at speed 120);
-``ManualClock`` only moves when told to (unit tests).
+``ManualClock`` only moves when told to (unit tests; ``step`` moves its wall clock alone,
+as ``date -s`` does).
 
 ``sleep(seconds, stop)`` returns True as soon as the optional ``stop`` event is
 set, so a long wait never delays a shutdown.
@@ -26,6 +32,10 @@ class Clock(Protocol):
         """Return the current time as epoch seconds."""
         ...
 
+    def monotonic(self) -> float:
+        """Return a time that never steps (its origin means nothing; only differences do)."""
+        ...
+
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
         """Wait ``seconds`` of this clock's time; return True early when ``stop`` is set."""
         ...
@@ -37,6 +47,10 @@ class SystemClock:
     def now(self) -> float:
         """Return ``time.time()``."""
         return time.time()
+
+    def monotonic(self) -> float:
+        """Return ``time.monotonic()`` (CLOCK_MONOTONIC: no steps, no suspend time)."""
+        return time.monotonic()
 
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
         """Wait for real, waking early when ``stop`` is set."""
@@ -52,12 +66,23 @@ class ManualClock:
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
+        self._monotonic = start
         self._lock = threading.Lock()
 
     def now(self) -> float:
         """Return the manual time."""
         with self._lock:
             return self._now
+
+    def monotonic(self) -> float:
+        """Return the manual monotonic time (it starts at ``start``; ``step`` leaves it)."""
+        with self._lock:
+            return self._monotonic
+
+    def step(self, seconds: float) -> None:
+        """Step the wall clock alone by ``seconds``, either way (an NTP step, ``date -s``)."""
+        with self._lock:
+            self._now += seconds
 
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
         """Advance time instead of waiting."""
@@ -68,6 +93,7 @@ class ManualClock:
         """Move time forward by ``seconds`` (never backwards)."""
         with self._lock:
             self._now += max(0.0, seconds)
+            self._monotonic += max(0.0, seconds)
 
 
 class ScaledClock:
@@ -79,11 +105,16 @@ class ScaledClock:
         self.base: Clock = base or SystemClock()
         self.speed = speed
         self._base0 = self.base.now()
+        self._monotonic0 = self.base.monotonic()
         self._origin = self._base0 if origin is None else origin
 
     def now(self) -> float:
         """Return scaled time: origin + elapsed base time x speed."""
         return self._origin + (self.base.now() - self._base0) * self.speed
+
+    def monotonic(self) -> float:
+        """Return scaled monotonic time, equal to ``now()`` until the base's wall steps."""
+        return self._origin + (self.base.monotonic() - self._monotonic0) * self.speed
 
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
         """Wait ``seconds`` of scaled time (``seconds / speed`` of base time)."""

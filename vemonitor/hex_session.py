@@ -99,6 +99,38 @@ def get(register: int, on_demand: bool = False) -> Request:
     return Request(h.GET, register, on_demand=on_demand)
 
 
+# The device's identity, asked once per connection by every owner of a reader (the
+# daemon's serial source, the Home Assistant component): HEX.md §3.1; ``:4`` is the
+# reliable product id (Q5). Keys: what each answer is (pid word, serial number 0x010A,
+# model name 0x010B, firmware 0x0102).
+IDENTITY_REQUESTS: tuple[tuple[str, Request], ...] = (
+    ("pid", Request(h.PRODUCT_ID)),
+    ("serial", get(0x010A)),
+    ("model", get(0x010B)),
+    ("firmware", get(0x0102)),
+)
+SERIAL_REQUEST = IDENTITY_REQUESTS[1][1]
+
+
+def identity_of(outcome: Outcome) -> tuple[str, str] | None:
+    """Return (key, value) when ``outcome`` answers an identity request, else None.
+
+    The product id word reads ``0xA053``; a BMV's 0x010A may hold two serial numbers
+    separated by a comma (the second is the VS input's): only the first is the device's.
+    """
+    if outcome.status != "ok":
+        return None
+    for key, request in IDENTITY_REQUESTS:
+        if outcome.request != request:
+            continue
+        if outcome.word is not None:
+            return key, f"0x{outcome.word:04X}"
+        if outcome.reading is not None and outcome.reading.value is not None:
+            value = str(outcome.reading.value)
+            return key, value.split(",")[0].strip() if key == "serial" else value
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one request (``status``: a key of STATUSES)."""

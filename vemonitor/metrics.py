@@ -39,6 +39,16 @@ class EngineCollector:
         yield from self._integration_stats()
         yield from self._controls()
         yield from self._threads()
+        yield from self._clock()
+
+    def _clock(self) -> Iterator[Metric]:
+        steps = CounterMetricFamily("vemonitor_clock_steps",
+                                    "Wall clock steps the schedule followed (NTP step, date -s)",
+                                    labels=["direction"])
+        summary = self.engine.clock_steps()
+        for direction, count in summary.items():
+            steps.add_metric([direction], count)
+        yield steps
 
     def _threads(self) -> Iterator[Metric]:
         from vemonitor import supervise

@@ -1,7 +1,8 @@
 """One reader thread per serial port: bytes -> decoder -> snapshots, surviving unplugs.
 
-How it reads: it waits in ``select`` until the port has data (an idle port costs
-no CPU), then reads everything waiting in one call, so intake is never capped
+How it reads: it waits in ``poll`` until the port has data (an idle port costs
+no CPU), then reads everything waiting in one ``read`` (up to ``READ_CHUNK``; more
+waiting wakes it again at once), so intake is never capped
 and data never goes stale in the OS buffer. The buffer is drained at every
 (re)open, because what sat there was received while nobody was listening.
 
@@ -52,6 +53,7 @@ SERIAL_SETTINGS: dict[str, Any] = {
 READ_CHUNK = 4096
 POLL_SECONDS = 1.0  # how often a silent port is checked for staleness and stop requests (a
 # flowing port wakes the reader itself; fewer idle wake-ups cost less CPU on a Pi)
+POLL_MS = int(POLL_SECONDS * 1000)
 
 
 @dataclass
@@ -229,24 +231,25 @@ class SerialReader:
         self.hex = session = hex_session.HexSession()  # a reopened port may be another device
         port.reset_input_buffer()
         fd = port.fileno()
+        # One poll object for the connection: each wake-up is one poll() and one read().
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
         self._last_valid = time.monotonic()
         while not self._stop.is_set():
-            ready, _, _ = select.select([fd, self._wake_r], [], [], POLL_SECONDS)
+            ready = poller.poll(POLL_MS)
             mono = time.monotonic()
             if self._stop.is_set():
                 return
-            if self._wake_r in ready:  # a HEX request: send it while the gap is open
+            woken = {ready_fd for ready_fd, _ in ready}
+            if self._wake_r in woken:  # a HEX request: send it while the gap is open
                 os.read(self._wake_r, 512)
-            if fd in ready:
-                data = port.read(port.in_waiting or 1)
-                if not data:
-                    raise serial.SerialException("device disconnected")
+            data = _read_available(fd) if fd in woken else b""
+            if data:
                 self.stats.bytes += len(data)
-                events = decoder.feed(data, now=mono)
-            else:
-                events = decoder.feed(b"", now=mono)
+            events = decoder.feed(data, now=mono)
             self._handle(events, assembler, mono)
-            self._hex_step(session, port, events, mono, idle=decoder.pending == 0)
+            self._hex_step(session, port, fd, events, mono, idle=decoder.pending == 0)
             if mono - self._last_valid > self.stale_after:
                 self._set_available(False, f"no valid block for {self.stale_after:g} s")
 
@@ -256,6 +259,8 @@ class SerialReader:
         if not events:
             return
         self.stats.count(events)
+        if all(type(event) is HexMessage for event in events):
+            return  # HEX lines (a reply, an async line) make no snapshot and change no state
         for event in events:
             if isinstance(event, Block) and event.out_of_range:
                 for label, raw in event.out_of_range:
@@ -277,7 +282,7 @@ class SerialReader:
             for callback in self._subscribers:
                 callback(self.name, snapshot)
 
-    def _hex_step(self, session: hex_session.HexSession, port: serial.Serial,
+    def _hex_step(self, session: hex_session.HexSession, port: serial.Serial, fd: int,
                   events: list[Block | HexMessage | Rejected], mono: float, idle: bool) -> None:
         """Feed the HEX session, write its request in a block gap, publish what it settled."""
         while not self._hex_requests.empty():
@@ -287,7 +292,7 @@ class SerialReader:
         session.on_events(events, mono, idle=idle)
         line = session.outgoing(mono)
         if line is not None:
-            port.write(line)
+            _write_line(port, fd, line)
         settled: list[hex_session.Outcome | Reading] = [*session.take_outcomes(),
                                                          *session.take_async()]
         for item in settled:
@@ -312,6 +317,38 @@ def _shown(label: str, raw: str) -> str:
     """Return a wire value as a log line shows it: in user units, with the wire text."""
     value = decode_value(label, raw)
     return raw if str(value) == raw else f"{value} (wire {raw})"
+
+
+def _read_available(fd: int) -> bytes:
+    """Return what the port holds (poll() said it is readable), in one ``read``.
+
+    Straight on the descriptor pyserial opened non-blocking, not through
+    ``Serial.read``: that costs an ioctl (``in_waiting``), a ``select`` and a timeout
+    object per wake-up, and a HEX reply is one wake-up of ~19 bytes (docs/hex.md
+    "Numbers"). End of file (the pty or USB adapter went away) raises like pyserial.
+    """
+    try:
+        data = os.read(fd, READ_CHUNK)
+    except BlockingIOError:
+        return b""  # a spurious wake-up: nothing to read after all
+    if not data:
+        raise serial.SerialException("device disconnected")
+    return data
+
+
+def _write_line(port: serial.Serial, fd: int, line: bytes) -> None:
+    """Write one HEX request line: one ``write`` on the descriptor, pyserial for the rest.
+
+    A request is 11 to ~20 bytes and the output buffer is empty between requests (one
+    at a time), so one ``write`` takes it all; only if the driver takes part of it
+    (a full buffer) does pyserial's blocking write wait for room and send the rest.
+    """
+    try:
+        done = os.write(fd, line)
+    except BlockingIOError:
+        done = 0
+    if done < len(line):
+        port.write(line[done:])
 
 
 def _open_serial(path: str) -> serial.Serial:

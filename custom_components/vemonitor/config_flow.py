@@ -30,6 +30,7 @@ from vemonitor.scan import ProbeResult
 from vemonitor.vedirect.fields import FIELD_BY_LABEL
 
 from .const import (
+    CONF_CONTROLS,
     CONF_FIELDS,
     CONF_FIRMWARE,
     CONF_LABELS,
@@ -46,6 +47,7 @@ from .const import (
     normalized_pid,
     same_port,
 )
+from .controldata import DISABLED, MODES, controls_for
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -234,12 +236,19 @@ class VEMonitorConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class VEMonitorOptionsFlow(_OptionsFlowBase):
-    """Stale timeout and which fields become entities."""
+    """Stale timeout, which fields become entities, and the controls (issue 23).
+
+    Each control of the device's family is one choice: disabled (default), dry run
+    (shows the frame that would be sent) or enabled (writes); the form's description
+    carries the warning (strings.json options.step.init.description).
+    """
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show and store the options."""
+        names = controls_for(self.config_entry.data.get(CONF_PID))
         if user_input is not None:
             user_input[CONF_STALE_AFTER] = float(user_input[CONF_STALE_AFTER])
+            user_input[CONF_CONTROLS] = {name: user_input.pop(name, DISABLED) for name in names}
             return self.async_create_entry(data=user_input)
         entry = self.config_entry
         labels = exposable_labels(entry.data.get(CONF_LABELS, []))
@@ -256,4 +265,11 @@ class VEMonitorOptionsFlow(_OptionsFlowBase):
                 SelectSelector(SelectSelectorConfig(options=options, multiple=True,
                                                     mode=SelectSelectorMode.LIST)),
         })
+        modes = entry.options.get(CONF_CONTROLS, {})
+        schema = schema.extend({
+            vol.Required(name, default=modes.get(name, DISABLED)):
+                SelectSelector(SelectSelectorConfig(options=list(MODES),
+                                                    translation_key="control_mode",
+                                                    mode=SelectSelectorMode.DROPDOWN))
+            for name in names})
         return self.async_show_form(step_id="init", data_schema=schema)

@@ -19,6 +19,9 @@ CONF_FIRMWARE = "firmware"
 CONF_LABELS = "labels"  # labels the device sent when it was configured
 CONF_STALE_AFTER = "stale_after"
 CONF_FIELDS = "fields"  # labels exposed as entities (options)
+CONF_CONTROLS = "controls"  # options: control name -> disabled | dry_run | enabled
+CONF_MODEL = "model"  # the device's own model name (HEX 0x010B), once it answered
+CONF_HEX_SERIAL = "hex_serial"  # HEX 0x010A of a device without SER# in TEXT (BMV-700)
 
 DEFAULT_STALE_AFTER = 3.0
 AVAILABILITY_POLL_SECONDS = 1.0

@@ -34,8 +34,9 @@ class VEMonitorEntity(Entity):
 
     @property
     def available(self) -> bool:
-        """Return False while the device is unplugged or silent."""
-        return self._device.available
+        """Return False while the device is unplugged or silent, or the port carries
+        another device."""
+        return self._device.shows_values
 
     @property
     def value(self) -> Value:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, SensorStateClass
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
-from vemonitor.vedirect.fields import Code, FieldSpec, Flags
+from vemonitor.vedirect.fields import Code, FieldSpec, Flags, Value
 
 from . import VEDevice, VEMonitorConfigEntry
-from .const import exposable_specs
+from .const import CONF_LABELS, exposable_specs
 from .entity import VEMonitorEntity
+from .hexdata import HexSensor, enabled_by_default
 
 # Entities are pushed by the reader (should_poll False): no update calls to limit.
 PARALLEL_UPDATES = 0
@@ -24,8 +26,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: VEMonitorConfigEntry,
                             async_add_entities: AddEntitiesCallback) -> None:
     """Add one sensor per numeric, code or bitmask field the device sends."""
     device = entry.runtime_data
-    async_add_entities(VEMonitorSensor(device, spec) for spec in exposable_specs(device.labels)
-                       if spec.kind in SENSOR_KINDS)
+    entities: list[VEMonitorSensor] = [
+        VEMonitorSensor(device, spec) for spec in exposable_specs(device.labels)
+        if spec.kind in SENSOR_KINDS]
+    entities += [VEMonitorHexSensor(device, sensor) for sensor in device.hex_sensors]
+    async_add_entities(entities)
 
 
 class VEMonitorSensor(VEMonitorEntity, SensorEntity):
@@ -68,3 +73,42 @@ class VEMonitorSensor(VEMonitorEntity, SensorEntity):
         if isinstance(value, Flags):
             attrs["flags"] = list(value.names)
         return attrs
+
+
+class VEMonitorHexSensor(VEMonitorSensor):
+    """One value read over HEX: a register, or a field of the last closed day's record.
+
+    Unavailable while the device has not answered HEX on this connection (a device
+    that never answers keeps only its TEXT entities). Registered disabled by default
+    when the TEXT block carries the same value (hexdata's decision); its register is
+    asked only while the entity is enabled.
+    """
+
+    def __init__(self, device: VEDevice, sensor: HexSensor) -> None:
+        super().__init__(device, sensor.spec)
+        self._sensor = sensor
+        self._attr_entity_registry_enabled_default = enabled_by_default(
+            sensor, device.entry.data.get(CONF_LABELS, []))
+        self._attr_extra_state_attributes = {"register": f"0x{sensor.register:04X}"}
+
+    @property
+    def available(self) -> bool:
+        """Return False while the device is silent, another device, or answers no HEX."""
+        return super().available and self._device.hex.answered
+
+    @property
+    def value(self) -> Value:
+        """Return the HEX value (None: unknown, refused, not available or too old)."""
+        return self._device.hex.value(self._sensor, time.monotonic(),
+                                      self._device.reader.stale_after)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return the register the value comes from."""
+        return {"register": f"0x{self._sensor.register:04X}"}
+
+    async def async_added_to_hass(self) -> None:
+        """Ask the register while this entity is enabled (added)."""
+        await super().async_added_to_hass()
+        self._device.async_want_hex(self._sensor, True)
+        self.async_on_remove(lambda: self._device.async_want_hex(self._sensor, False))

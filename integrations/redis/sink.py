@@ -1,8 +1,19 @@
-"""The Redis output: one EVALSHA per batch, idempotent by row time, trimmed to max_items."""
+"""The Redis output: one EVALSHA per batch, idempotent by row time, trimmed to max_items.
+
+A stream entry's id is ``<ms>-0``, and Redis refuses ``0-0`` and anything not a
+positive integer (XADD: "The ID specified in XADD must be greater than 0-0"): a row
+stamped ``"time": 0``, before 1970 or absurdly far ahead would make the whole
+script fail, and the batch be sent again for ever. The engine refuses such rows
+upstream (``max_time_skew``, per row, counted); should one reach this sink anyway,
+it is left out of the stream, counted (``refused``) and said once an hour, and the
+batch's other rows are written (issue 25).
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 
 from vemonitor_integrations.redis import layout
@@ -24,6 +35,11 @@ log = logging.getLogger(__name__)
 
 Args = list[str | int]
 Command = tuple[list[str], Args]
+# The stream ids the script can write: ms > 0 (0-0 is refused by XADD), and at most
+# 2**53, the largest integer the script's Lua numbers compare exactly (Redis ids are
+# 64-bit; 2**53 ms is the year 287,396, so no real row is refused by this bound).
+STREAM_MS = (1, 2 ** 53)
+REFUSED_LOG_EVERY = 3600.0  # seconds between two lines about refused rows
 
 
 class RedisSink:
@@ -39,6 +55,8 @@ class RedisSink:
         self.names = layout.Names(connector.is_cluster(), connector.db_selector)
         self.trimmed = 0  # hash fields removed to stay within max_items
         self.skipped = 0  # stream rows already present (retries) or older than the stream
+        self.refused = 0  # rows whose time no stream id can carry (STREAM_MS)
+        self._refused_logged_at = -math.inf  # monotonic time of the last line about them
         self._db_chosen = False  # vemonitor_m8's db selector ran (connector db_selector)
 
     def __repr__(self) -> str:
@@ -102,7 +120,7 @@ class RedisSink:
 
     def stats(self) -> dict[str, int]:
         """Return what the sink counted."""
-        return {"trimmed": self.trimmed, "skipped": self.skipped}
+        return {"trimmed": self.trimmed, "skipped": self.skipped, "refused": self.refused}
 
     # ------------------------------------------------------------------ encoding
     def _commands(self, batch: Batch) -> list[Command]:
@@ -139,7 +157,8 @@ class RedisSink:
         first = layout.row_node(batch.rows[0]) if batch.rows else ""
         keys = [self.names.stream_meta(prefix, first)]
         for node, rows in by_node(batch.rows).items():
-            unique = [r for r in layout.one_per_stamp(rows, layout.stream_ms) if r.values]
+            unique = [r for r in layout.one_per_stamp(self._stream_rows(rows), layout.stream_ms)
+                      if r.values]
             if not unique:
                 continue
             keys.append(self.names.stream(prefix, node))
@@ -147,6 +166,26 @@ class RedisSink:
             for row in unique:
                 args += _stream_entry(row)
         return keys, args
+
+    def _stream_rows(self, rows: list[Row]) -> list[Row]:
+        """Return the rows a stream id can carry; count and say (once an hour) the others."""
+        kept = [row for row in rows if _stream_id_ok(row.time)]
+        refused = len(rows) - len(kept)
+        if refused:
+            self.refused += refused
+            now = time.monotonic()
+            if now - self._refused_logged_at >= REFUSED_LOG_EVERY:
+                self._refused_logged_at = now
+                bad = next(row for row in rows if not _stream_id_ok(row.time))
+                log.warning("output %s: a row stamped %r cannot be a stream entry (ids are "
+                            "positive ms); such rows are left out and counted (%d so far)",
+                            self.name, bad.time, self.refused)
+        return kept
+
+
+def _stream_id_ok(stamp: float) -> bool:
+    """Return True when a row time is a stream id the script can write (STREAM_MS)."""
+    return math.isfinite(stamp) and STREAM_MS[0] <= layout.stream_ms(stamp) <= STREAM_MS[1]
 
 
 def by_node(rows: tuple[Row, ...]) -> dict[str, list[Row]]:

@@ -2,8 +2,15 @@
 
 One source per connector, shared by every input item naming it (as for serial
 ports); each item is attached with :meth:`RedisSource.subscribe`. Reading never
-raises into the engine: a server that is down is logged once, counted, and
-reads return nothing until it is back.
+raises into the engine: a server (or cluster) that is down is logged once per
+outage, counted, and not asked again before a pause that doubles from 1 s to
+60 s (:data:`RETRY_DELAYS`); reads return nothing until it is back.
+
+The rows are data from outside, under the rules every input follows (issue 25,
+:mod:`vemonitor.outside`): a hash value longer than ``MAX_ROW_TEXT`` (vemonitor.api) is
+measured with HSTRLEN and never fetched; depth and string bounds are checked before parsing; a
+bad row costs only itself, is counted by kind and said once an hour per kind
+(:data:`BAD_LOG_EVERY`); a run of bad rows is stepped over, each looked at once.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from vemonitor_integrations.redis import layout
 from vemonitor_integrations.redis.client import RedisUnavailable, connect, select_db, translate
 from vemonitor_integrations.redis.schema import RedisConnector, RedisInput, Structure
 
-from vemonitor.api import BadRow, Context, Row
+from vemonitor.api import MAX_ROW_TEXT, BadRow, Context, Row
 from vemonitor.vedirect.fields import Value
 
 log = logging.getLogger(__name__)
@@ -36,6 +43,7 @@ MAX_ROWS = 10_000  # rows returned per rows_since() call; call again from the la
 # lost mid-run): doubling from the first to the second, in seconds.
 RETRY_DELAYS = (1.0, 60.0)
 EPSILON = 1e-6  # makes ``since`` inclusive while reads use exclusive bounds
+BAD_LOG_EVERY = 3600.0  # seconds between two log lines of one kind of bad row (as MQTT's)
 
 
 class _Reader:
@@ -47,6 +55,7 @@ class _Reader:
         self.node = item.remote_node()
         self.floor = -math.inf  # set from ``since`` (or the start time) when started
         self.rejected: Counter[str] = Counter()  # rows dropped by reason (data from outside)
+        self._bad_logged_at: dict[str, float] = {}  # monotonic time of each kind's last line
         # The time of the last row of a fetch that found only bad rows: the caller's
         # ``after`` (its last good row) does not move then, so without this a run of
         # ``limit`` bad rows would be read again at every call, for ever (issue 25).
@@ -98,29 +107,57 @@ class _Reader:
     def _hmap_rows(self, client: redis.Redis, stamps: list[str]) -> list[Row]:
         if not stamps:
             return []
+        stamps = self._small_enough(client, stamps)
+        if not stamps:
+            return []
         texts = cast(list[str | None], client.hmget(self._hash(), stamps))
         rows = [self._checked(stamp, functools.partial(layout.decode_values, text))
                 for stamp, text in zip(stamps, texts, strict=True) if text is not None]
         return [row for row in rows if row is not None]
 
+    def _small_enough(self, client: redis.Redis, stamps: list[str]) -> list[str]:
+        """Return the stamps whose text is at most MAX_ROW_TEXT bytes; the others are rejected
+        unread (HSTRLEN answers the length without sending the value: a 500 MB value
+        written by anyone never crosses the wire, let alone reaches the parser)."""
+        pipe = client.pipeline(transaction=False)
+        for stamp in stamps:
+            pipe.hstrlen(self._hash(), stamp)
+        kept = []
+        for stamp, size in zip(stamps, pipe.execute(), strict=True):
+            if size > MAX_ROW_TEXT:
+                self._reject(stamp, BadRow("too_large", f"{size} bytes"))
+            else:
+                kept.append(stamp)
+        return kept
+
     def _checked(self, stamp: str | float, values: Callable[[], dict[str, Value]]) -> Row | None:
-        """Return a row from outside, or None (counted by reason, said once) when it is bad."""
+        """Return a row from outside, or None (counted by reason) when it is bad."""
         try:
             time = float(stamp)
             if not math.isfinite(time):
                 raise BadRow("non_finite", "row time")
             return Row(time, self.item.name, values())
         except (ValueError, OverflowError) as err:
-            reason = err.reason if isinstance(err, BadRow) else "bad_time"
-            self.rejected[reason] += 1
-            if self.rejected[reason] == 1:
-                log.warning("input %s: row %s rejected (%s); such rows are dropped and "
-                            "counted", self.item.name, str(stamp)[:40], err)
+            self._reject(stamp, err)
             return None
+
+    def _reject(self, stamp: str | float, err: Exception) -> None:
+        """Count a bad row by kind; say each kind once an hour (the count goes on)."""
+        reason = err.reason if isinstance(err, BadRow) else "bad_time"
+        self.rejected[reason] += 1
+        now = time.monotonic()
+        if now - self._bad_logged_at.get(reason, -math.inf) < BAD_LOG_EVERY:
+            return
+        self._bad_logged_at[reason] = now
+        log.warning("input %s: row %s rejected (%s); such rows are dropped and counted "
+                    "(%d so far, said once an hour)", self.item.name, str(stamp)[:40], err,
+                    self.rejected[reason])
 
     # ------------------------------------------------------------------ streams
     def _stream_fetch(self, client: redis.Redis, after: float, limit: int) -> list[Row]:
         start = str(math.floor(after * 1000) + 1) if math.isfinite(after) else "-"
+        # A stream entry comes whole (XRANGE has no per-field length): its fields are
+        # bounded after reading and before parsing (vemonitor.outside.parse_fields).
         entries = cast(list[Entry], client.xrange(self._stream(), min=start, max="+", count=limit))
         if entries:
             self._examined = int(entries[-1][0].split("-", 1)[0]) / 1000.0
@@ -239,7 +276,13 @@ class RedisSource:
         return True
 
     def _guard(self, read: Callable[[redis.Redis], T], default: T) -> T:
-        """Run a read; on a Redis error log the state change once and return ``default``."""
+        """Run a read; on a Redis error log the state change once and return ``default``.
+
+        While failing, the server is not asked again before the pause is over: a read per
+        tick would be a connection attempt per tick (and its timeout) for the whole outage.
+        """
+        if self._failing and time.monotonic() < self._retry_at:
+            return default
         if self.client is None and not self._reconnect_due():
             return default
         assert self.client is not None

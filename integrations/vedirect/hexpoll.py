@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vemonitor.api import ConfigError
-from vemonitor.hex_session import Outcome, Request, get
+from vemonitor.hex_session import IDENTITY_REQUESTS, SERIAL_REQUEST, Outcome, Request, get
 from vemonitor.vedirect import hex as h
 from vemonitor.vedirect.fields import FIELD_BY_LABEL, Value
 from vemonitor.vedirect.hex_registers import HEX_FIELD_BY_NAME, REGISTER_BY_NAME
@@ -47,15 +47,12 @@ from vemonitor.vedirect.hex_registers import HEX_FIELD_BY_NAME, REGISTER_BY_NAME
 SEED_OTHER_COLUMNS = frozenset({"t_bat", "t_int"})
 _SNAKE = re.compile(r"[a-z][a-z0-9_]*\Z")
 FRESH_INTERVALS = 3  # a polled value lives this many intervals (plus stale_after)
+POLL_EARLY_S = 0.25  # a poll is due this early (at most half an interval; see due())
 
-# Identity registers asked once per connection (HEX.md §3.1; :4 is the reliable PID, Q5).
-IDENTITY_REQUESTS: tuple[tuple[str, Request], ...] = (
-    ("pid", Request(h.PRODUCT_ID)),
-    ("serial", get(0x010A)),
-    ("model", get(0x010B)),
-    ("firmware", get(0x0102)),
-)
-SERIAL_REQUEST = IDENTITY_REQUESTS[1][1]
+# Identity registers asked once per connection: hex_session.IDENTITY_REQUESTS (shared
+# with the Home Assistant component).
+# Which identity answer a request is: one dict look-up per HEX reply, not four comparisons.
+IDENTITY_KEY: dict[Request, str] = {request: key for key, request in IDENTITY_REQUESTS}
 
 
 def hex_columns(input_name: str, columns: Iterable[str]) -> list[str]:
@@ -89,6 +86,7 @@ class HexColumns:
     values: dict[str, tuple[Value, float]] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
     polled_at: float | None = None
+    requests: list[Request] = field(default_factory=list)  # the Gets of ``names``, built once
     serial_pending: bool = False  # the serial number was asked and has not been settled
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -97,16 +95,26 @@ class HexColumns:
         if not names:
             return
         self.names.update(dict.fromkeys(names))
+        self.requests = [get(REGISTER_BY_NAME[name].id) for name in self.names]
         self.every = interval if self.every is None else min(self.every, interval)
 
     def due(self, now: float) -> list[Request]:
-        """Return the Gets to ask now (at most once per interval); [] when not due."""
+        """Return the Gets to ask now; [] when not due.
+
+        It is asked at each complete TEXT cycle, and cycles come about one interval
+        apart, a few ms early or late (a device's clock, the reader's wake-up). So a
+        poll is due ``POLL_EARLY_S`` before its interval is over (at most half an
+        interval). A strict ``>= every`` missed every cycle that came early: a "1 s"
+        column of the benchmark's BMV-700 was asked 0.6 times a second (docs/hex.md
+        "Numbers").
+        """
         if not self.names or self.every is None:
             return []
-        if self.polled_at is not None and now - self.polled_at < self.every:
+        early = min(POLL_EARLY_S, self.every / 2)
+        if self.polled_at is not None and now - self.polled_at < self.every - early:
             return []
         self.polled_at = now
-        return [get(REGISTER_BY_NAME[name].id) for name in self.names]
+        return list(self.requests)
 
     def take(self, item: Outcome | h.Reading, now: float) -> None:
         """Keep what a reply or an async line says about a polled column or the identity."""
@@ -135,17 +143,17 @@ class HexColumns:
 
     def _identity(self, outcome: Outcome) -> None:
         """Remember the identity answers (product id word, serial, model, firmware)."""
+        key = IDENTITY_KEY.get(outcome.request)
+        if key is None:
+            return  # a polled register or history: the common case, settled in one look-up
         if outcome.request == SERIAL_REQUEST:
             self.serial_pending = False  # answered, refused, timed out or skipped
         if outcome.status != "ok":
             return
-        for key, request in IDENTITY_REQUESTS:
-            if outcome.request != request:
-                continue
-            if outcome.word is not None:
-                self.identity[key] = f"0x{outcome.word:04X}"
-            elif outcome.reading is not None and outcome.reading.value is not None:
-                self.identity[key] = outcome.reading.value
+        if outcome.word is not None:
+            self.identity[key] = f"0x{outcome.word:04X}"
+        elif outcome.reading is not None and outcome.reading.value is not None:
+            self.identity[key] = outcome.reading.value
 
     def merged(self, values: dict[str, Value], now: float, stale_after: float) -> dict[str, Value]:
         """Return ``values`` plus the fresh, available polled values (a new dict)."""

@@ -43,7 +43,7 @@ def _fake_engine() -> SimpleNamespace:
                              sender=SimpleNamespace(stats=sender_stats, sink=sink), outbox=outbox)
     return SimpleNamespace(clock=SimpleNamespace(now=lambda: 100.0),
                            sources={"vedirect:bmv700": source}, inputs=[input_worker],
-                           outputs=[output],
+                           outputs=[output], clock_steps=lambda: {"back": 1, "forward": 0},
                            context=SimpleNamespace(controls=ControlHub([])))  # issue 23
 
 

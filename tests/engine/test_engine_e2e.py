@@ -159,7 +159,13 @@ def test_accelerated_hour_runs_in_seconds_with_real_time_semantics(tmp_path: Pat
             engine, _sim):
         engine.run(3600)
     rows = recorders["out"].rows("bmv")
-    assert len(rows) >= 355  # 360 ticks less start-up
+    # 360 ticks less start-up. The start-up (the simulator's first complete cycle) costs
+    # real time, which speed 300 turns into device minutes on a machine loaded 30 deep:
+    # the cadence (one row per tick, below) is what is tested, so the allowance is the
+    # first row within 2 device minutes (0.4 s of real time) and no tick missed after it.
+    assert rows[0].time - engine.started_at <= 120
+    assert engine.stopped_at - rows[-1].time <= 20
+    assert len(rows) >= 348
     assert {b - a for a, b in zip([r.time for r in rows], [r.time for r in rows][1:])} == {10}
     assert len(recorders["out"].rows("solar")) >= 58
     assert engine.summary()["skipped_ticks"] == 0

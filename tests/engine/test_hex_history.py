@@ -37,6 +37,9 @@ class JumpClock:
     def now(self) -> float:
         return self.base.now() + self.offset
 
+    def monotonic(self) -> float:
+        return self.base.monotonic()  # the offset is a wall clock's step: not here
+
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
         return self.base.sleep(seconds, stop)
 

@@ -223,4 +223,5 @@ async def test_options_flow(hass: HomeAssistant) -> None:
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"stale_after": 10, "fields": ["V", "H19"]})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert entry.options == {"stale_after": 10.0, "fields": ["V", "H19"]}
+    # No PID in the data: no control of a known family to offer.
+    assert entry.options == {"stale_after": 10.0, "fields": ["V", "H19"], "controls": {}}

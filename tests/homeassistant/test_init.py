@@ -133,7 +133,9 @@ async def test_bmv700_entities(hass: HomeAssistant, bmv, scan_sim: Simulator) ->
     assert device.model == "BMV-700"
     assert device.model_id == "0x0203"
     assert device.sw_version == "3.08"
-    assert device.serial_number is None
+    # No SER# in a BMV-700's TEXT: the serial number comes from HEX 0x010A (test_hex.py),
+    # or is absent until the device answered.
+    assert device.serial_number in (None, scan_sim.devices["bmv700"].hex.serial)
     assert {e.device_id for e in ents} == {device.id}
 
 
@@ -237,14 +239,18 @@ async def test_options_limit_fields(hass: HomeAssistant, mppt) -> None:
     # Entities of deselected fields are removed from the registry.
     assert er.async_get(hass).async_get_entity_id("sensor", DOMAIN, f"{uid}_CS") is None
     ents = er.async_entries_for_config_entry(er.async_get(hass), mppt.entry_id)
-    assert sorted(e.unique_id for e in ents) == sorted(f"{uid}_{x}" for x in ("V", "LOAD", "H19"))
+    # (the option chooses TEXT fields; HEX sensors are enabled or disabled one by one)
+    hex_keys = {f"{uid}_{s.key}" for s in mppt.runtime_data.hex_sensors}
+    assert sorted(e.unique_id for e in ents if e.unique_id not in hex_keys) == sorted(
+        f"{uid}_{x}" for x in ("V", "LOAD", "H19"))
 
 
 async def test_diagnostics_redacts_serial(hass: HomeAssistant, mppt, scan_sim: Simulator) -> None:
     from custom_components.vemonitor.diagnostics import async_get_config_entry_diagnostics
 
     uid = mppt.unique_id
-    await wait_for(hass, lambda: mppt.runtime_data.snapshot is not None, what="a snapshot")
+    await wait_for(hass, lambda: mppt.runtime_data.snapshot is not None
+                   and "firmware" in mppt.runtime_data.hex.identity, what="a snapshot and HEX identity")
     diag = await async_get_config_entry_diagnostics(hass, mppt)
     serial = scan_sim.devices["mppt"].written_fields["SER#"]
     assert serial not in repr(diag)
@@ -255,6 +261,9 @@ async def test_diagnostics_redacts_serial(hass: HomeAssistant, mppt, scan_sim: S
     assert diag["stats"]["frames_ok"] > 0
     assert diag["stats"]["fields"] == {}  # no field left out of range
     assert uid == serial
+    assert diag["hex"]["identity"]["serial"] == "**REDACTED**"
+    assert diag["hex"]["identity"]["model"] == "SmartSolar Charger MPPT 75/15"
+    assert diag["hex"]["answered"] is True and diag["hex"]["session"]["sent"] >= 4
 
 
 async def test_homeassistant_stop_closes_reader(hass: HomeAssistant, bmv,

@@ -34,7 +34,13 @@ def test_translations_match_and_cover_flow() -> None:
     assert aborts <= set(strings["config"]["abort"])
     assert {"already_configured", "reconfigure_successful"} <= set(strings["config"]["abort"])
     assert steps - {"init"} <= set(strings["config"]["step"])
-    assert set(strings["options"]["step"]["init"]["data"]) == {"stale_after", "fields"}
+    # stale_after, fields, and one choice per control of the core's allow-list
+    from vemonitor.control import CONTROLS
+
+    assert set(strings["options"]["step"]["init"]["data"]) == {"stale_after", "fields", *CONTROLS}
+    assert set(strings["selector"]["control_mode"]["options"]) == {"disabled", "dry_run",
+                                                                   "enabled"}
+    assert "dry run" in strings["options"]["step"]["init"]["description"].lower()
 
 
 def _platform(kind: str) -> str | None:
@@ -54,6 +60,10 @@ def test_every_entity_has_a_translated_name_and_known_icon_keys() -> None:
         platform = _platform(spec.kind)
         if platform and spec.label not in IDENTITY_LABELS:
             expected[platform].add(translation_key(spec.label))
+    # HEX sensors (registers and the day record), hexdata.HEX_SENSORS.
+    from custom_components.vemonitor.hexdata import HEX_SENSOR_KEYS
+
+    expected["sensor"] |= set(HEX_SENSOR_KEYS)
     for platform, keys in expected.items():
         names = strings["entity"][platform]
         assert set(names) == keys, platform
@@ -71,3 +81,4 @@ def test_every_form_field_has_a_description() -> None:
     for step in steps:
         assert set(step.get("data_description", {})) == set(step.get("data", {})), step["title"]
     assert strings["exceptions"]["port_unavailable"]["message"]
+    assert strings["issues"]["wrong_device"]["title"]

@@ -112,6 +112,12 @@ EVIDENCE: dict[str, Callable[[], bool]] = {
     and "exceptions" in json.loads(_source("strings.json")),
     "icon-translations": lambda: bool(json.loads(_source("icons.json"))["entity"]),
     "reconfiguration-flow": lambda: "async_step_reconfigure" in _source("config_flow.py"),
+    # The control entities' actions raise a translated HomeAssistantError (issue 23).
+    "action-exceptions": lambda: "raise HomeAssistantError(" in _source("__init__.py")
+    and "control_failed" in json.loads(_source("strings.json"))["exceptions"],
+    # Another device on the entry's port (issue 22): a repair issue.
+    "repair-issues": lambda: "ir.async_create_issue(" in _source("__init__.py")
+    and "wrong_device" in json.loads(_source("strings.json"))["issues"],
 }
 
 

@@ -29,9 +29,10 @@ from vemonitor.engine.workers import InputWorker, OutputWorker
 from vemonitor.registry import Registry
 
 STOP_TIMEOUT = 10.0  # seconds given to senders to flush at shutdown
-# A clock reading this much earlier than the previous one is a step back (an NTP step,
-# date -s), not thread jitter: the schedule follows it (Schedule.step_back).
-STEP_BACK = 0.5
+# Reading the wall and monotonic clocks "together": within this many real seconds (a
+# tenth of Schedule's STEP_REAL), else read again, at most READ_TRIES times.
+READ_TOGETHER = 0.05
+READ_TRIES = 5
 log = logging.getLogger(__name__)
 
 
@@ -51,6 +52,8 @@ class Engine:
         self.wiring = wire(spec, registry, clock, port_globs, self._wake.set)
         self.started_at = 0.0
         self.stopped_at = 0.0
+        self._started_mono = 0.0  # the monotonic clock at start and stop: the run's length
+        self._stopped_mono = 0.0
         self._schedule = Schedule([], speed=spec.runtime.speed)
 
     @property
@@ -80,13 +83,18 @@ class Engine:
 
     @property
     def skipped_ticks(self) -> int:
-        """Return the ticks skipped after long delays (suspend, clock jump)."""
+        """Return the ticks skipped after long delays of the scheduler (a stalled machine)."""
         return self._schedule.skipped
+
+    def clock_steps(self) -> dict[str, int]:
+        """Return the wall clock's steps the schedule followed, by direction."""
+        return {"back": self._schedule.stepped_back, "forward": self._schedule.stepped_forward}
 
     # ------------------------------------------------------------------ running
     def start(self) -> None:
         """Start the cache, sources and sinks."""
         self.started_at = self.clock.now()
+        self._started_mono = self.clock.monotonic()
         self._start_cache()
         for source in self.sources.values():
             source.start()
@@ -109,23 +117,29 @@ class Engine:
             raise IntegrationError(f"{section}: {err}{fix}") from err
 
     def run(self, duration: float | None = None) -> None:
-        """Run ticks until ``stop()`` is called or ``duration`` seconds of clock time pass."""
+        """Run ticks until ``stop()`` is called or ``duration`` seconds of clock time pass.
+
+        Ticks are scheduled on the clock's monotonic reading and stamped with its wall
+        reading (:mod:`vemonitor.engine.schedule`): a step of the wall clock moves the
+        stamps, never the rate, and is said once and counted.
+        """
         self.start()
         end = self.started_at + duration if duration else math.inf
         self._schedule = Schedule(self._timers(self.started_at), end, self.spec.runtime.speed)
-        previous = self.started_at
+        self._schedule.anchor(self.started_at, self._started_mono)
         try:
             while not self.stop_event.is_set():
                 due = self._schedule.next_due()
-                self.clock.sleep(due - self.clock.now(), self._wake)
+                self.clock.sleep(self._schedule.wake_at(due) - self.clock.monotonic(),
+                                 self._wake)
                 # Cleared before looking, so a snapshot arriving meanwhile wakes us again.
                 self._wake.clear()
                 if self.stop_event.is_set() or supervise.FATAL.is_set():  # never run on with
                     break  # a thread that ended for good (vemonitor.supervise)
-                now = self.clock.now()
-                if now < previous - STEP_BACK * self.spec.runtime.speed:
-                    self._stepped_back(previous - now, now)
-                previous = now
+                now, monotonic = self._readings()
+                step = self._schedule.observe(now, monotonic)
+                if step:
+                    self._stepped(step)
                 if self._schedule.ended(now, due):
                     break
                 self._schedule.fire_due(now)
@@ -133,12 +147,33 @@ class Engine:
         finally:
             self.shutdown()
 
-    def _stepped_back(self, seconds: float, now: float) -> None:
-        """Follow a step back of the clock: ticks keep coming; one line, counted."""
-        self._schedule.step_back(seconds, now)
-        log.warning("the clock stepped back %.1f s (an NTP step, date -s, an RTC fix?): ticks "
-                    "follow it, rows keep their clock times (%d step(s) back so far)",
-                    seconds, self._schedule.stepped_back)
+    def _readings(self) -> tuple[float, float]:
+        """Return the wall and monotonic clocks read together.
+
+        A pair whose monotonic brackets lie more than READ_TOGETHER real seconds apart
+        (the thread was preempted between the readings, on a loaded machine) is read again,
+        so a preemption is never taken for a step of the wall clock.
+        """
+        limit = READ_TOGETHER * self.spec.runtime.speed
+        for _ in range(READ_TRIES):
+            before = self.clock.monotonic()
+            wall = self.clock.now()
+            after = self.clock.monotonic()
+            if after - before <= limit:
+                break
+        return wall, (before + after) / 2
+
+    def _stepped(self, seconds: float) -> None:
+        """Say a step of the wall clock, once (the schedule has followed and counted it);
+        the outputs take the rows made before it at their next tick."""
+        for output in self.outputs:
+            output.clock_stepped()
+        schedule = self._schedule
+        way, count = (("back", schedule.stepped_back) if seconds < 0
+                      else ("forward", schedule.stepped_forward))
+        log.warning("the wall clock stepped %s %.1f s (an NTP step, date -s, an RTC fix, a "
+                    "resume?): ticks keep their rate, rows are stamped with the new time "
+                    "(%d step(s) %s so far)", way, abs(seconds), count, way)
 
     def stop(self) -> None:
         """Ask the run loop to end (from another thread; never from a signal handler, which
@@ -151,6 +186,7 @@ class Engine:
         if self.stopped_at:
             return
         self.stopped_at = self.clock.now()
+        self._stopped_mono = self.clock.monotonic()
         deadline = time.monotonic() + STOP_TIMEOUT
         for output in self.outputs:
             output.tick(self.stopped_at)
@@ -175,11 +211,11 @@ class Engine:
     # ------------------------------------------------------------------ reporting
     def summary(self) -> dict[str, Any]:
         """Return the run's counts (printed at exit and written to summary.json)."""
-        # Seconds the clock stepped back were lived too: the run lasted them.
-        elapsed = ((self.stopped_at or self.clock.now()) - self.started_at
-                   + self._schedule.back_seconds)
+        # On the monotonic clock: wall clock steps during the run do not change its length.
+        elapsed = (self._stopped_mono or self.clock.monotonic()) - self._started_mono
         summary = summarise(self.spec.block, self.wiring, elapsed, self.skipped_ticks)
-        summary["clock_steps_back"] = self._schedule.stepped_back
+        steps = self.clock_steps()
+        summary["clock_steps_back"], summary["clock_steps_forward"] = steps["back"], steps["forward"]
         return summary
 
 

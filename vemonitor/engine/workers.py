@@ -270,6 +270,7 @@ class OutputWorker:
         self.ticks = 0
         self.waiting_at_stop: int | None = None
         self._seen: dict[str, int] = {}  # input -> arrival number of the last row taken
+        self._before_step = 0  # arrival number of the last row made before a clock step
         self._durable: dict[str, int] = {}  # input -> last row number in the sink or outbox
         self._pending: list[Row] = []
         self._gathered = 0
@@ -305,11 +306,22 @@ class OutputWorker:
         """Return True when the next tick sends a batch."""
         return self._gathered + 1 >= self.spec.cache_interval
 
+    def clock_stepped(self) -> None:
+        """The wall clock stepped: rows that arrived before are taken whatever their stamp.
+
+        After a step back, rows made just before it are stamped later than this output's
+        next ticks (stamped with the new time): without this they, and every row behind
+        them, would wait as many seconds as the step (vemonitor.engine.schedule).
+        """
+        self._before_step = self.cache.seq
+
     def _new_rows(self, name: str, at: float) -> list[Row]:
         """Return the rows of input ``name`` stamped before ``at`` not taken yet, by arrival."""
         taken: list[Row] = []
         for seq, row in self.cache.arrived_after(name, self._seen.get(name, 0)):
-            if row.time >= at:  # a slot this tick does not cover yet: the next tick takes it
+            # A slot this tick does not cover yet (a row of an input tick fired early):
+            # the next tick takes it; a row made before a clock step is due now.
+            if row.time >= at and seq > self._before_step:
                 break
             taken.append(row)
             self._seen[name] = seq

@@ -20,6 +20,7 @@ Pure functions over bytes (HEX.md §2, §4); no I/O. What it follows:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 
@@ -147,6 +148,7 @@ def encode(code: int, payload: bytes = b"") -> bytes:
     return encode_hex(code, payload)
 
 
+@functools.lru_cache(maxsize=1024)  # a poller asks the same few registers every second
 def encode_get(register: int) -> bytes:
     """Return a Get request line (flags byte 00 is mandatory: VC 49788)."""
     return encode(GET, register.to_bytes(2, "little") + b"\x00")

@@ -1,0 +1,95 @@
+"""The reader's own read and write of the port's descriptor (serial_reader._read_available,
+_write_line): what pyserial did for it, kept. Real pipes and a real pty, no port mock;
+only the pyserial fallback of a partial write is a recorder (a unit edge)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tty
+
+import pytest
+import serial
+
+from vemonitor import serial_reader
+
+
+def _nonblocking_pipe() -> tuple[int, int]:
+    read_fd, write_fd = os.pipe()
+    for fd in (read_fd, write_fd):
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+    return read_fd, write_fd
+
+
+class _Recorder:
+    """Stands for pyserial's blocking write: records what it was given."""
+
+    def __init__(self) -> None:
+        self.written = b""
+
+    def write(self, data: bytes) -> int:
+        self.written += data
+        return len(data)
+
+
+def test_everything_waiting_is_read_in_one_call() -> None:
+    read_fd, write_fd = _nonblocking_pipe()
+    try:
+        os.write(write_fd, b":7FF0F00401FE1\n\r\nPID\t0x203")
+        assert serial_reader._read_available(read_fd) == b":7FF0F00401FE1\n\r\nPID\t0x203"
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def test_a_spurious_wake_up_reads_nothing_and_is_no_error() -> None:
+    read_fd, write_fd = _nonblocking_pipe()
+    try:
+        assert serial_reader._read_available(read_fd) == b""
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def test_end_of_file_is_a_disconnected_device() -> None:
+    read_fd, write_fd = _nonblocking_pipe()
+    os.close(write_fd)
+    try:
+        with pytest.raises(serial.SerialException, match="disconnected"):
+            serial_reader._read_available(read_fd)
+    finally:
+        os.close(read_fd)
+
+
+def test_a_request_goes_out_in_one_write_on_a_pty() -> None:
+    master, slave = os.openpty()
+    tty.setraw(slave)  # as pyserial sets the port: no newline translation
+    try:
+        port = _Recorder()
+        serial_reader._write_line(port, slave, b":78CED00D5\n")  # type: ignore[arg-type]
+        assert os.read(master, 64) == b":78CED00D5\n"
+        assert port.written == b""  # pyserial was not needed
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_request_the_full_buffer_refuses_goes_through_pyserial() -> None:
+    read_fd, write_fd = _nonblocking_pipe()
+    try:
+        with pytest.raises(BlockingIOError):
+            while True:
+                os.write(write_fd, b"x" * 4096)
+        port = _Recorder()
+        line = b":78CED00D5\n"
+        serial_reader._write_line(port, write_fd, line)  # type: ignore[arg-type]
+        drained = b""
+        with pytest.raises(BlockingIOError):
+            while True:
+                drained += os.read(read_fd, 65536)
+        # nothing lost, nothing doubled: what the pipe did not take, pyserial got
+        assert drained.replace(b"x", b"") + port.written == line
+        assert port.written == line  # a pipe takes a short write whole or not at all
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
