@@ -57,7 +57,13 @@ class Client(Protocol):
     def hget(self, name: str, key: str) -> Any: ...
     def hsetnx(self, name: str, key: str, value: Any) -> Any: ...
     def hset(self, name: str, mapping: Any) -> Any: ...
-    def zrangebyscore(self, name: str, min: Any, max: Any) -> Any: ...  # noqa: A002
+    def zrangebyscore(self, name: str, min: Any, max: Any, **options: Any) -> Any: ...  # noqa: A002
+    def zrevrange(self, name: str, start: int, end: int) -> Any: ...
+    def hkeys(self, name: str) -> Any: ...
+    def hmget(self, name: str, keys: Any) -> Any: ...
+    def hstrlen(self, name: str, key: str) -> Any: ...
+    def xrange(self, name: str, min: str = ..., max: str = ..., count: int | None = ...) -> Any: ...  # noqa: A002,E501
+    def xrevrange(self, name: str, max: str = ..., min: str = ..., count: int | None = ...) -> Any: ...  # noqa: A002,E501
     def close(self) -> None: ...
 
 
@@ -70,6 +76,18 @@ def errors() -> tuple[type[BaseException], ...]:
         library = sys.modules["redis"]
         found += (library.RedisError, library.exceptions.RedisClusterException)
     return found
+
+
+def cluster_error(err: BaseException) -> bool:
+    """Return True for redis-py's cluster errors (all nodes lost, no slot map); False
+    without importing redis-py when nothing loaded it (no cluster in this run)."""
+    library = sys.modules.get("redis")
+    return library is not None and isinstance(err, library.exceptions.RedisClusterException)
+
+
+def lost_connection(err: BaseException) -> bool:
+    """Return True when a client's connection is gone (either client), not a server's answer."""
+    return cluster_error(err) or isinstance(err, _kinds()[1])
 
 
 def open_client(config: RedisConnector, client_name: str = APP) -> Client:

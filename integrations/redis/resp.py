@@ -182,40 +182,107 @@ def _raise_nested(reply: Reply | ResponseError) -> Reply:
     return reply
 
 
-class Pipeline:
+Convert = Callable[[Reply], Any]
+
+
+def _same(reply: Reply) -> Reply:
+    return reply
+
+
+def _pairs(reply: Reply) -> list[tuple[str, float]]:
+    """WITHSCORES: [member, score, ...] -> [(member, float score)] (as redis-py)."""
+    return [(reply[i], float(reply[i + 1])) for i in range(0, len(reply), 2)]
+
+
+def _entries(reply: Reply) -> list[tuple[str, dict[str, str]]]:
+    """XRANGE: [[id, [field, value, ...]], ...] -> [(id, {field: value})] (as redis-py)."""
+    return [(entry_id, dict(zip(fields[::2], fields[1::2], strict=True)))
+            for entry_id, fields in reply or ()]
+
+
+class Commands:
+    """The commands the integration sends, with redis-py's argument names and results
+    (decode_responses=True); a client runs each at once, a pipeline queues it."""
+
+    def _run(self, args: tuple[Arg, ...], convert: Convert = _same) -> Any:
+        raise NotImplementedError
+
+    def execute_command(self, *args: Arg) -> Any:
+        return self._run(args)
+
+    def evalsha(self, sha: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+        return self._run(("EVALSHA", sha, len(keys), *keys, *args))
+
+    def exists(self, *names: str) -> Any:
+        return self._run(("EXISTS", *names))
+
+    def dbsize(self) -> Any:
+        return self._run(("DBSIZE",))
+
+    def hget(self, name: str, key: str) -> Any:
+        return self._run(("HGET", name, key))
+
+    def hsetnx(self, name: str, key: str, value: Arg) -> Any:
+        return self._run(("HSETNX", name, key, value), bool)
+
+    def hset(self, name: str, mapping: dict[str, Arg]) -> Any:
+        return self._run(("HSET", name, *(item for pair in mapping.items() for item in pair)))
+
+    def hkeys(self, name: str) -> Any:
+        return self._run(("HKEYS", name))
+
+    def hmget(self, name: str, keys: Sequence[str]) -> Any:
+        return self._run(("HMGET", name, *keys))
+
+    def hstrlen(self, name: str, key: str) -> Any:
+        return self._run(("HSTRLEN", name, key))
+
+    def zrangebyscore(self, name: str, min: Arg, max: Arg,  # noqa: A002
+                      start: int | None = None, num: int | None = None,
+                      withscores: bool = False) -> Any:
+        args: tuple[Arg, ...] = ("ZRANGEBYSCORE", name, min, max)
+        if withscores:
+            args += ("WITHSCORES",)
+        if start is not None and num is not None:
+            args += ("LIMIT", start, num)
+        return self._run(args, _pairs if withscores else _same)
+
+    def zrevrange(self, name: str, start: int, end: int) -> Any:
+        return self._run(("ZREVRANGE", name, start, end))
+
+    def xrange(self, name: str, min: str = "-", max: str = "+",  # noqa: A002
+               count: int | None = None) -> Any:
+        count_args: tuple[Arg, ...] = ("COUNT", count) if count is not None else ()
+        return self._run(("XRANGE", name, min, max, *count_args), _entries)
+
+    def xrevrange(self, name: str, max: str = "+", min: str = "-",  # noqa: A002
+                  count: int | None = None) -> Any:
+        count_args: tuple[Arg, ...] = ("COUNT", count) if count is not None else ()
+        return self._run(("XREVRANGE", name, max, min, *count_args), _entries)
+
+
+class Pipeline(Commands):
     """Commands queued, then sent in one write and answered in one read (no MULTI)."""
 
     def __init__(self, client: RespClient) -> None:
         self._client = client
-        self._commands: list[tuple[Arg, ...]] = []
+        self._commands: list[tuple[tuple[Arg, ...], Convert]] = []
 
-    def execute_command(self, *args: Arg) -> Pipeline:
-        """Queue one command."""
-        self._commands.append(args)
+    def _run(self, args: tuple[Arg, ...], convert: Convert = _same) -> Pipeline:
+        self._commands.append((args, convert))
         return self
 
-    def exists(self, *names: str) -> Pipeline:
-        return self.execute_command("EXISTS", *names)
-
-    def dbsize(self) -> Pipeline:
-        return self.execute_command("DBSIZE")
-
-    def hget(self, name: str, key: str) -> Pipeline:
-        return self.execute_command("HGET", name, key)
-
-    def evalsha(self, sha: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Pipeline:
-        return self.execute_command("EVALSHA", sha, len(keys), *keys, *args)
-
-    def execute(self, raise_on_error: bool = True) -> list[Reply | ResponseError]:
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
         """Send every queued command, read every reply; raise the first error reply
         (after all replies are read, so the connection stays in step) unless told not to."""
         commands, self._commands = self._commands, []
-        replies = self._client.round_trip(commands)
+        replies = self._client.round_trip([args for args, _ in commands])
         if raise_on_error:
             for reply in replies:
                 if isinstance(reply, ResponseError):
                     raise reply
-        return replies
+        return [reply if isinstance(reply, ResponseError) else convert(reply)
+                for reply, (_, convert) in zip(replies, commands, strict=True)]
 
 
 class Script:
@@ -251,7 +318,7 @@ class Script:
             return self.client.evalsha(self.sha, keys, args)
 
 
-class RespClient:
+class RespClient(Commands):
     """One connection to one Redis server, with the commands the integration uses."""
 
     def __init__(self, settings: Settings) -> None:
@@ -336,9 +403,9 @@ class RespClient:
         return self._exchange(commands)
 
     # ------------------------------------------------------------------ commands
-    def execute_command(self, *args: Arg) -> Reply:
+    def _run(self, args: tuple[Arg, ...], convert: Convert = _same) -> Any:
         """Send one command and return its reply; an error reply is raised."""
-        return _raise_nested(self.round_trip([args])[0])
+        return convert(_raise_nested(self.round_trip([args])[0]))
 
     def pipeline(self, transaction: bool = False) -> Pipeline:
         """Return a pipeline (never a MULTI transaction: the scripts are the atomic unit)."""
@@ -349,24 +416,8 @@ class RespClient:
     def register_script(self, lua: str) -> Script:
         return Script(self, lua)
 
-    def evalsha(self, sha: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Reply:
-        return self.execute_command("EVALSHA", sha, len(keys), *keys, *args)
-
     def ping(self) -> bool:
         return self.execute_command("PING") == "PONG"
-
-    def hget(self, name: str, key: str) -> str | None:
-        return self.execute_command("HGET", name, key)  # type: ignore[no-any-return]
-
-    def hsetnx(self, name: str, key: str, value: Arg) -> bool:
-        return bool(self.execute_command("HSETNX", name, key, value))
-
-    def hset(self, name: str, mapping: dict[str, Arg]) -> int:
-        flat = [item for pair in mapping.items() for item in pair]
-        return self.execute_command("HSET", name, *flat)  # type: ignore[no-any-return]
-
-    def zrangebyscore(self, name: str, min: Arg, max: Arg) -> list[str]:  # noqa: A002
-        return self.execute_command("ZRANGEBYSCORE", name, min, max)  # type: ignore[no-any-return]
 
 
 def _wrap_tls(sock: socket.socket, s: Settings) -> socket.socket:
