@@ -104,8 +104,8 @@ def open_client(config: RedisConnector, client_name: str = APP) -> Client:
 def connect(config: RedisConnector, client_name: str = APP) -> redis.Redis:
     """Return a redis-py client for the connector (no I/O yet); its own retries are off.
 
-    Used for a cluster (by :func:`open_client`) and by the Redis input (source.py), which
-    moves to :func:`open_client` once issue 25c's changes to it are merged.
+    Used for a cluster only (through :func:`open_client`); kept public for the TLS
+    option test (tests/faults/test_issue14_tls.py reads its connection kwargs).
 
     For a cluster this is a RedisCluster (routing by key slot, refreshing its slot map
     after a failed node); it answers every command the integration uses like a Redis.
