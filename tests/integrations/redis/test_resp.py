@@ -284,3 +284,20 @@ def test_plain_redis_loads_neither_redis_py_nor_ssl(redis_server: RedisServer) -
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+def test_commands_answer_as_redis_py_did(client: resp.RespClient, raw: redis.Redis) -> None:
+    """The source's commands give redis-py's (decode_responses=True) results, alone and
+    in a pipeline: stream entries as (id, {field: value}), WITHSCORES as (member, float)."""
+    raw.xadd("s", {"V": "12.5", "SOC": "90"}, id="1000-0")
+    raw.xadd("s", {"V": "12.6"}, id="2000-0")
+    raw.zadd("z", {"10": 10, "20": 20, "30": 30})
+    raw.hset("h", mapping={"10": "abc", "20": "de"})
+    assert client.xrange("s", min="1001", max="+", count=5) == raw.xrange("s", min="1001", count=5)
+    assert client.xrevrange("s", count=1) == raw.xrevrange("s", count=1) == [("2000-0", {"V": "12.6"})]
+    assert client.zrevrange("z", 0, 0) == ["30"]
+    assert client.hkeys("h") == raw.hkeys("h") and client.hmget("h", ["10", "x"]) == ["abc", None]
+    pipe = client.pipeline(transaction=False)
+    pipe.exists("z").zrangebyscore("z", "(10", "+inf", start=0, num=1, withscores=True)
+    pipe.hstrlen("h", "10").xrange("missing")
+    assert pipe.execute() == [1, [("20", 20.0)], 3, []]
