@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import secrets
 import shutil
 import stat
 import tempfile
@@ -31,7 +30,9 @@ def fresh_name() -> str:
 
     Cached: every interpolation of ``${simulator.dir}`` must name the same folder.
     """
-    return os.path.join(tempfile.gettempdir(), f"{PREFIX}{secrets.token_hex(8)}")
+    # os.urandom is what secrets.token_hex reads; importing secrets loads hmac/hashlib
+    # (OpenSSL libcrypto, ~4 MiB of RSS in every daemon: docs/performance.md).
+    return os.path.join(tempfile.gettempdir(), f"{PREFIX}{os.urandom(8).hex()}")
 
 
 @contextlib.contextmanager

@@ -22,7 +22,6 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata, resources
 from types import ModuleType
 from typing import Any
 
@@ -147,6 +146,8 @@ class Registry:
         return self
 
     def _discover_builtin(self) -> None:
+        from importlib import resources  # noqa: PLC0415 (see _discover_entry_points)
+
         root = resources.files(BUILTIN_PACKAGE)
         for folder in sorted(root.iterdir(), key=lambda p: p.name):
             manifest_file = folder / "manifest.json"
@@ -157,6 +158,11 @@ class Registry:
                                folder.name)
 
     def _discover_entry_points(self) -> None:
+        # Imported where used: importlib.metadata (with email) is ~4.6 MiB of RSS, and the
+        # daemon imports this module only to unpickle the Registry its configuration
+        # child discovered (docs/performance.md).
+        from importlib import metadata, resources  # noqa: PLC0415
+
         for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
             origin = f"package {entry.dist.name if entry.dist else '?'} ({entry.value})"
             try:
@@ -253,6 +259,8 @@ def discover_services() -> dict[str, ServiceSpec]:
     A service that cannot be loaded is an IntegrationError naming it: its config
     section would otherwise be reported as an unknown key.
     """
+    from importlib import metadata  # noqa: PLC0415 (see Registry._discover_entry_points)
+
     found: dict[str, ServiceSpec] = {}
     for entry in metadata.entry_points(group=SERVICE_GROUP):
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import ssl
 from typing import Protocol, runtime_checkable
 
 from vemonitor.config.build import RunSpec
@@ -23,6 +22,8 @@ from vemonitor.config.build import RunSpec
 log = logging.getLogger("vemonitor")
 
 CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
+# The system's bundle on Debian and Raspberry Pi OS (ca-certificates), always trusted.
+DEBIAN_TRUST_PATHS = ("/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs")
 
 
 @runtime_checkable
@@ -44,10 +45,17 @@ def is_loopback(host: str) -> bool:
 
 
 def _system_trust_paths() -> set[str]:
-    """Return the system's own CA bundle paths (pointing a variable at them changes nothing)."""
+    """Return the system's own CA bundle paths (pointing a variable at them changes nothing).
+
+    ssl is imported here, only when a CA-bundle variable names another path than Debian's
+    own: ``import ssl`` costs about 5 MiB of RSS, which a daemon without TLS should not
+    carry (docs/performance.md).
+    """
+    import ssl  # noqa: PLC0415
+
     paths = ssl.get_default_verify_paths()
     candidates = (paths.cafile, paths.capath, paths.openssl_cafile, paths.openssl_capath,
-                  "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs")
+                  *DEBIAN_TRUST_PATHS)
     return {os.path.realpath(p) for p in candidates if p}
 
 
@@ -65,10 +73,13 @@ def risks(spec: RunSpec) -> list[str]:
         found.append(f"metrics on {metrics.host}:{metrics.port} are reachable beyond this "
                      f"machine (metrics.host); they name devices and outputs, without "
                      f"authentication")
-    system = _system_trust_paths()
-    for name in CA_BUNDLE_VARIABLES:
-        value = os.environ.get(name)
-        if value and os.path.realpath(value) not in system:
+    # Debian's own bundle paths first: asking ssl for the others imports it (~5 MiB).
+    usual = {os.path.realpath(p) for p in DEBIAN_TRUST_PATHS}
+    unusual = [name for name in CA_BUNDLE_VARIABLES
+               if os.environ.get(name) and os.path.realpath(os.environ[name]) not in usual]
+    system = _system_trust_paths() if unusual else set()
+    for name in unusual:
+        if os.path.realpath(os.environ[name]) not in system:
             found.append(f"{name}={os.environ[name]} from the environment decides which TLS "
                          f"servers are trusted")
     return found

@@ -4,7 +4,11 @@ Same interface as :class:`vemonitor.engine.DataCache` (``add``, ``seq``,
 ``arrived_after``, ``between``, ``dropped``). Each input is a ZSET
 ``<namespace>:<input>`` scored by row time, whose members are JSON
 ``[time, values, age]``; one EVALSHA per ``add`` (which also claims the db, see
-:mod:`vemonitor_integrations.redis.layout`) and one ZRANGEBYSCORE per ``between``. Unlike
+:mod:`vemonitor_integrations.redis.layout`; the engine adds each row as its input's
+tick makes it, one row per input and tick, so there is no batch of a tick to pipeline
+without changing the Cache protocol: with the RESP client each is one small write and
+one read) and one ZRANGEBYSCORE per ``between``; rows kept through an outage are written in one
+pipelined round trip when it ends. Unlike
 vemonitor_m8 the cache is not wiped at start: other readers (and ``between``)
 still find the rows after a restart. Rows not yet sent wait in each output's
 durable outbox, not here.
@@ -25,16 +29,17 @@ import json
 import logging
 import threading
 from collections import deque
-from typing import cast
+from typing import Any, cast
 
-import redis
-from vemonitor_integrations.redis import layout
+from vemonitor_integrations.redis import layout, resp
 from vemonitor_integrations.redis.client import (
+    Client,
     RedisAuthError,
     RedisForeignDb,
     RedisUnavailable,
     claim_db,
-    connect,
+    errors,
+    open_client,
     select_db,
     translate,
 )
@@ -57,8 +62,8 @@ class RedisCache:
         self.clock = ctx.clock
         self.namespace = namespace
         self.dropped = 0
-        self.client: redis.Redis | None = None
-        self._script: redis.commands.core.Script | None = None
+        self.client: Client | None = None
+        self._script: Any = None  # resp.Script, or redis-py's on a cluster
         self._pending: dict[str, deque[Row]] = {}  # per input, while Redis is unreachable
         self._lock = threading.Lock()
         self._failing = False
@@ -92,7 +97,7 @@ class RedisCache:
         except RedisUnavailable as err:  # unreachable now: chosen when it answers
             self._fail(err)
             return
-        self.client = connect(self.connector, client_name="vemonitor-cache")
+        self.client = open_client(self.connector, client_name="vemonitor-cache")
         self._script = self.client.register_script(self.names.script(layout.CACHE_ADD))
         try:
             claim_db(self.client, self.connector, self.clock.now())
@@ -128,7 +133,7 @@ class RedisCache:
                 assert self.client is not None
                 members = cast(list[str], self.client.zrangebyscore(
                     self.key(input_name), f"({after!r}", repr(upto)))
-            except redis.RedisError as err:
+            except errors() as err:
                 self._fail(err)
                 return pending
             rows = {row.time: row for row in (_decode(m, input_name) for m in members)}
@@ -139,25 +144,77 @@ class RedisCache:
     def _store(self, row: Row) -> bool:
         """Write one row; return False when Redis is unreachable."""
         assert self._script is not None
+        keys, args = self._call(row)
+        try:
+            self.dropped += int(self._script(keys=keys, args=args))
+        except errors() as err:
+            return self._failed(err)
+        self._recovered()
+        return True
+
+    def _call(self, row: Row) -> tuple[list[str], list[str | int]]:
+        """Return the cache script's KEYS and ARGV for one row (layout.CACHE_ADD)."""
         member = json.dumps([row.time, {k: layout.clean(v) for k, v in row.values.items()},
                              row.age], separators=(",", ":"), allow_nan=False)
-        try:
-            self.dropped += int(self._script(
-                keys=[self.names.meta(f"{self.namespace}:{row.input}"), self.key(row.input)],
-                args=[str(int(self.clock.now())), self.max_points, repr(row.time), member]))
-        except redis.RedisError as err:
-            typed = translate(err, self.connector, "adding a row to the cache")
-            if isinstance(typed, RedisAuthError | RedisForeignDb):
-                raise typed from err  # a configuration problem, not an outage
-            self._fail(err)
-            return False
+        return ([self.names.meta(f"{self.namespace}:{row.input}"), self.key(row.input)],
+                [str(int(self.clock.now())), self.max_points, repr(row.time), member])
+
+    def _failed(self, err: BaseException) -> bool:
+        """Raise a configuration error; note an outage and return False."""
+        typed = translate(cast(Exception, err), self.connector, "adding a row to the cache")
+        if isinstance(typed, RedisAuthError | RedisForeignDb):
+            raise typed from err  # a configuration problem, not an outage
+        self._fail(cast(Exception, err))
+        return False
+
+    def _recovered(self) -> None:
         if self._failing:
             log.info("cache: redis %s available again", self.connector.address())
             self._failing = False
-        return True
 
     def _flush(self) -> bool:
-        """Write the rows kept in memory; return False if Redis is still unreachable."""
+        """Write the rows kept in memory; return False if Redis is still unreachable.
+
+        On one server all of them go in one pipelined round trip (an outage of an hour
+        is 3600 rows per input: one write, not 3600 waits); a row is taken out of the
+        buffer only once its reply says it is stored. The script is idempotent per row
+        time, so rows re-sent after a connection lost mid-pipeline are stored once.
+        A cluster (redis-py) writes them one by one (each row's key has its own slot).
+        """
+        if not any(self._pending.values()):
+            return True
+        if not isinstance(self.client, resp.RespClient):
+            return self._flush_one_by_one()
+        assert self._script is not None
+        queued = [(rows, row) for rows in self._pending.values() for row in rows]
+        try:
+            replies = self._pipelined([self._call(row) for _, row in queued])
+        except errors() as err:
+            return self._failed(err)
+        for (rows, row), reply in zip(queued, replies, strict=True):
+            if isinstance(reply, resp.ResponseError):
+                return self._failed(reply)
+            self.dropped += int(reply)
+            rows.popleft()  # queued in each buffer's order: this row is its first
+        self._recovered()
+        return True
+
+    def _pipelined(self, calls: list[tuple[list[str], list[str | int]]]) -> list[object]:
+        """Run the cache script once per call in one round trip (loading it first if the
+        server answers NOSCRIPT: a restarted server knows no scripts)."""
+        assert isinstance(self.client, resp.RespClient) and self._script is not None
+        for attempt in range(2):
+            pipe = self.client.pipeline()
+            for keys, args in calls:
+                pipe.evalsha(self._script.sha, keys, args)
+            replies = pipe.execute(raise_on_error=False)
+            if attempt or not any(isinstance(r, resp.NoScriptError) for r in replies):
+                break
+            # NOSCRIPT fails before the script runs: nothing was written, send all again.
+            self._script.load()
+        return replies
+
+    def _flush_one_by_one(self) -> bool:
         for rows in self._pending.values():
             while rows:
                 if not self._store(rows[0]):

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import sys
 import time
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-import redis
-from redis.backoff import NoBackoff
-from redis.cluster import ClusterNode, RedisCluster
-from redis.retry import Retry
-from vemonitor_integrations.redis import layout
+from vemonitor_integrations.redis import layout, resp
 from vemonitor_integrations.redis.schema import SELECTOR_DBS, RedisConnector
 
 from vemonitor.api import SinkAuthFailed, SinkError, SinkRejected, SinkUnavailable, __version__
+
+if TYPE_CHECKING:
+    import redis
 
 META_KEY = "vemonitor_meta"
 APP = "vemonitor"
@@ -47,12 +47,74 @@ class RedisWriteError(RedisIntegrationError):
     """The server rejected a command (wrong key type, script error...)."""
 
 
+class Client(Protocol):
+    """The thin surface both clients offer (resp.RespClient and redis-py's RedisCluster):
+    all that the cache, the sink and the db rules use."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any: ...
+    def pipeline(self, transaction: bool = ...) -> Any: ...
+    def register_script(self, script: str) -> Any: ...
+    def hget(self, name: str, key: str) -> Any: ...
+    def hsetnx(self, name: str, key: str, value: Any) -> Any: ...
+    def hset(self, name: str, mapping: Any) -> Any: ...
+    def zrangebyscore(self, name: str, min: Any, max: Any, **options: Any) -> Any: ...  # noqa: A002
+    def zrevrange(self, name: str, start: int, end: int) -> Any: ...
+    def hkeys(self, name: str) -> Any: ...
+    def hmget(self, name: str, keys: Any) -> Any: ...
+    def hstrlen(self, name: str, key: str) -> Any: ...
+    def xrange(self, name: str, min: str = ..., max: str = ..., count: int | None = ...) -> Any: ...  # noqa: A002,E501
+    def xrevrange(self, name: str, max: str = ..., min: str = ..., count: int | None = ...) -> Any: ...  # noqa: A002,E501
+    def close(self) -> None: ...
+
+
+def errors() -> tuple[type[BaseException], ...]:
+    """Return the exceptions a client call may raise: this package's RESP client's, plus
+    redis-py's once something loaded it (a cluster, or the Redis input). Used as
+    ``except errors() as err`` (evaluated only when an exception is raised)."""
+    found: tuple[type[BaseException], ...] = (resp.RespError,)
+    if "redis" in sys.modules:
+        library = sys.modules["redis"]
+        found += (library.RedisError, library.exceptions.RedisClusterException)
+    return found
+
+
+def cluster_error(err: BaseException) -> bool:
+    """Return True for redis-py's cluster errors (all nodes lost, no slot map); False
+    without importing redis-py when nothing loaded it (no cluster in this run)."""
+    library = sys.modules.get("redis")
+    return library is not None and isinstance(err, library.exceptions.RedisClusterException)
+
+
+def lost_connection(err: BaseException) -> bool:
+    """Return True when a client's connection is gone (either client), not a server's answer."""
+    return cluster_error(err) or isinstance(err, _kinds()[1])
+
+
+def open_client(config: RedisConnector, client_name: str = APP) -> Client:
+    """Return the client of the connector (no I/O yet): the small RESP2 client for one
+    server, redis-py's RedisCluster (imported only then) for a cluster.
+
+    Why two: docs/performance.md, "A RESP2 client of our own" (import redis costs ~20 MiB).
+    """
+    if config.is_cluster():
+        return cast(Client, connect(config, client_name))
+    return resp.RespClient(resp.Settings.of(config, client_name))
+
+
 def connect(config: RedisConnector, client_name: str = APP) -> redis.Redis:
-    """Return a client for the connector (no I/O yet); redis-py's own retries are off.
+    """Return a redis-py client for the connector (no I/O yet); its own retries are off.
+
+    Used for a cluster only (through :func:`open_client`); kept public for the TLS
+    option test (tests/faults/test_issue14_tls.py reads its connection kwargs).
 
     For a cluster this is a RedisCluster (routing by key slot, refreshing its slot map
     after a failed node); it answers every command the integration uses like a Redis.
     """
+    import redis  # noqa: PLC0415 (lazily: ~20 MiB, not needed for one plain server)
+    from redis.backoff import NoBackoff  # noqa: PLC0415
+    from redis.cluster import ClusterNode, RedisCluster  # noqa: PLC0415
+    from redis.retry import Retry  # noqa: PLC0415
+
     options: dict[str, Any] = {
         "username": config.username, "password": config.password,
         "socket_timeout": config.socket_timeout,
@@ -79,7 +141,7 @@ def connect(config: RedisConnector, client_name: str = APP) -> redis.Redis:
     return redis.Redis(host=config.host, port=config.port, db=config.db, **options)
 
 
-def wait_replicas(client: redis.Redis, config: RedisConnector, key: str, doing: str) -> None:
+def wait_replicas(client: Client, config: RedisConnector, key: str, doing: str) -> None:
     """Return once ``wait_replicas`` replicas hold the writes to ``key`` (WAIT), else raise.
 
     Replication is asynchronous: a master that dies before its replica copied a write
@@ -91,12 +153,12 @@ def wait_replicas(client: redis.Redis, config: RedisConnector, key: str, doing: 
         return
     args = ("WAIT", wanted, int(config.wait_timeout * 1000))
     try:
-        if isinstance(client, RedisCluster):
-            node = client.get_node_from_key(key)
+        if config.is_cluster():
+            node = client.get_node_from_key(key)  # type: ignore[attr-defined]
             acked = client.execute_command(*args, target_nodes=node)
         else:
-            acked = client.execute_command(*args)  # type: ignore[no-untyped-call]
-    except redis.RedisError as err:
+            acked = client.execute_command(*args)
+    except errors() as err:
         raise translate(err, config, doing) from err
     if int(acked) < wanted:
         raise RedisUnavailable(f"redis {config.address()}: {doing}: only {acked} of "
@@ -105,20 +167,38 @@ def wait_replicas(client: redis.Redis, config: RedisConnector, key: str, doing: 
 
 
 def translate(err: Exception, config: RedisConnector, doing: str) -> RedisIntegrationError:
-    """Return the typed error for a redis-py error, naming the server but never the secret."""
+    """Return the typed error for a client's error (resp's or redis-py's), naming the
+    server but never the secret."""
     where = config.address()
     if isinstance(err, RedisIntegrationError):
         return err
-    if isinstance(err, redis.AuthenticationError | redis.exceptions.NoPermissionError) or (
-            isinstance(err, redis.ResponseError) and _is_auth_error(str(err))):
+    auth, unavailable, response = _kinds()
+    if isinstance(err, auth) or (isinstance(err, response) and _is_auth_error(str(err))):
         return RedisAuthError(f"redis {where}: authentication failed while {doing} "
                               f"(check username/password)")
-    if isinstance(err, redis.ConnectionError | redis.TimeoutError | socket.error | TimeoutError):
+    if isinstance(err, unavailable):
         return RedisUnavailable(f"redis {where}: unavailable while {doing}: "
                                 f"{_scrub(str(err), config)}")
-    if isinstance(err, redis.ResponseError) and "vemonitor_foreign_db" in str(err):
+    if isinstance(err, response) and "vemonitor_foreign_db" in str(err):
         return RedisForeignDb(foreign_message(config))
     return RedisWriteError(f"redis {where}: {doing} failed: {_scrub(str(err), config)}")
+
+
+Kinds = tuple[type[BaseException], ...]
+
+
+def _kinds() -> tuple[Kinds, Kinds, Kinds]:
+    """Return (auth, unavailable, response) error classes of both clients (redis-py's
+    only if it is loaded: checking must not import it)."""
+    auth: Kinds = (resp.AuthenticationError,)
+    unavailable: Kinds = (resp.ConnectionError, socket.error, TimeoutError)
+    response: Kinds = (resp.ResponseError,)
+    library = sys.modules.get("redis")
+    if library is not None:
+        auth += (library.AuthenticationError, library.exceptions.NoPermissionError)
+        unavailable += (library.ConnectionError, library.TimeoutError)
+        response += (library.ResponseError,)
+    return auth, unavailable, response
 
 
 def _is_auth_error(text: str) -> bool:
@@ -139,7 +219,7 @@ def foreign_message(config: RedisConnector) -> str:
             f"choose an empty db{neighbour}")
 
 
-def claim_db(client: redis.Redis, config: RedisConnector, created: float | None = None) -> None:
+def claim_db(client: Client, config: RedisConnector, created: float | None = None) -> None:
     """Mark an empty database as vemonitor's, or raise RedisForeignDb if another app uses it.
 
     A cluster has no database to own (DBSIZE is per node, and clusters are shared): each
@@ -163,12 +243,12 @@ def claim_db(client: redis.Redis, config: RedisConnector, created: float | None 
         # HSETNX: two starting instances may race; whichever is first, the marker is the same.
         client.hsetnx(META_KEY, "app", APP)
         client.hsetnx(META_KEY, "created", stamp)
-    except redis.RedisError as err:
+    except errors() as err:
         raise translate(err, config, "checking database ownership") from err
 
 
 # ------------------------------------------------------------ vemonitor_m8's db rules
-def seed_db_usable(client: redis.Redis) -> bool:
+def seed_db_usable(client: Client) -> bool:
     """Return True for a db the seed's RedisApi.control_current_db accepts.
 
     Its rule: a db without keys is initialised; a db with keys is accepted only when
@@ -193,11 +273,11 @@ def select_db(config: RedisConnector) -> RedisConnector:
     order = [config.db, *(db for db in range(SELECTOR_DBS) if db != config.db)]
     for db in order:
         candidate = dataclasses.replace(config, db=db)
-        client = connect(candidate, client_name="vemonitor-db-selector")
+        client = open_client(candidate, client_name="vemonitor-db-selector")
         try:
             if seed_db_usable(client):
                 return candidate
-        except redis.RedisError as err:
+        except errors() as err:
             raise translate(err, candidate, "choosing a db (vemonitor_m8 db selector)") from err
         finally:
             client.close()
@@ -206,7 +286,7 @@ def select_db(config: RedisConnector) -> RedisConnector:
                          f"vemonitor")
 
 
-def _claim_seed_db(client: redis.Redis, config: RedisConnector, created: float | None) -> None:
+def _claim_seed_db(client: Client, config: RedisConnector, created: float | None) -> None:
     """Mark an empty db the way the seed's RedisApi.init_db_meta does (plus vemonitor's fields)."""
     if not seed_db_usable(client):
         raise RedisForeignDb(foreign_message(config))

@@ -16,12 +16,13 @@ import math
 import time
 from typing import Any
 
-import redis
 from vemonitor_integrations.redis import layout
 from vemonitor_integrations.redis.client import (
+    Client,
     RedisUnavailable,
     claim_db,
-    connect,
+    errors,
+    open_client,
     select_db,
     translate,
     wait_replicas,
@@ -49,7 +50,7 @@ class RedisSink:
         self.connector = connector
         self.clock = ctx.clock
         self.name = item.name or "redis"
-        self.client: redis.Redis | None = None
+        self.client: Client | None = None
         self._script: Any = None
         self.names = layout.Names(connector.is_cluster(), connector.db_selector)
         self.trimmed = 0  # hash fields removed to stay within max_items
@@ -72,7 +73,7 @@ class RedisSink:
             log.warning("output %s: %s (will retry)", self.name, err)
 
     def _connect(self) -> None:
-        self.client = connect(self.connector, client_name=f"vemonitor-{self.name}")
+        self.client = open_client(self.connector, client_name=f"vemonitor-{self.name}")
         lua = (layout.HMAP_WRITE if self.item.structure is Structure.HmapTimeSeries
                else layout.STREAM_WRITE)
         self._script = self.client.register_script(self.names.script(lua))
@@ -102,7 +103,7 @@ class RedisSink:
         for keys, args in self._commands(batch):
             try:
                 result = int(self._script(keys=keys, args=args))
-            except redis.RedisError as err:
+            except errors() as err:
                 raise translate(err, self.connector, doing) from err
             assert self.client is not None
             wait_replicas(self.client, self.connector, keys[-1], doing)

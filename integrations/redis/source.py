@@ -24,10 +24,17 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-import redis
-from redis.exceptions import RedisClusterException
 from vemonitor_integrations.redis import layout
-from vemonitor_integrations.redis.client import RedisUnavailable, connect, select_db, translate
+from vemonitor_integrations.redis.client import (
+    Client,
+    RedisUnavailable,
+    cluster_error,
+    errors,
+    lost_connection,
+    open_client,
+    select_db,
+    translate,
+)
 from vemonitor_integrations.redis.schema import RedisConnector, RedisInput, Structure
 
 from vemonitor.api import MAX_ROW_TEXT, BadRow, Context, Row
@@ -62,7 +69,7 @@ class _Reader:
         self.skipped_to = -math.inf
         self._examined = -math.inf  # the last row time the current fetch looked at
 
-    def fetch(self, client: redis.Redis, after: float, limit: int) -> list[Row]:
+    def fetch(self, client: Client, after: float, limit: int) -> list[Row]:
         """Return up to ``limit`` rows with time > after, oldest first; a run of bad rows
         is stepped over (each bad row is looked at once)."""
         after = max(after, self.floor - EPSILON, self.skipped_to)
@@ -75,7 +82,7 @@ class _Reader:
             self.skipped_to = self._examined  # only bad rows up to there: start after them
         return rows
 
-    def newest(self, client: redis.Redis) -> Row | None:
+    def newest(self, client: Client) -> Row | None:
         """Return the newest row written, or None."""
         if self.item.structure is Structure.Stream:
             entries = cast(list[Entry], client.xrevrange(self._stream(), count=1))
@@ -85,7 +92,7 @@ class _Reader:
         return self._hmap_rows(client, stamps[-1:])[0] if stamps else None
 
     # ------------------------------------------------------------------ hashes
-    def _hmap_fetch(self, client: redis.Redis, after: float, limit: int) -> list[Row]:
+    def _hmap_fetch(self, client: Client, after: float, limit: int) -> list[Row]:
         pipe = client.pipeline(transaction=False)
         pipe.exists(self._index())
         pipe.zrangebyscore(self._index(), f"({after!r}" if math.isfinite(after) else "-inf",
@@ -100,11 +107,11 @@ class _Reader:
                 self._examined = float(stamps[-1])
         return self._hmap_rows(client, stamps)
 
-    def _legacy_stamps(self, client: redis.Redis, after: float) -> list[str]:
+    def _legacy_stamps(self, client: Client, after: float) -> list[str]:
         fields = cast(list[str], client.hkeys(self._hash()))
         return sorted((f for f in fields if f.isdigit() and int(f) > after), key=int)
 
-    def _hmap_rows(self, client: redis.Redis, stamps: list[str]) -> list[Row]:
+    def _hmap_rows(self, client: Client, stamps: list[str]) -> list[Row]:
         if not stamps:
             return []
         stamps = self._small_enough(client, stamps)
@@ -115,7 +122,7 @@ class _Reader:
                 for stamp, text in zip(stamps, texts, strict=True) if text is not None]
         return [row for row in rows if row is not None]
 
-    def _small_enough(self, client: redis.Redis, stamps: list[str]) -> list[str]:
+    def _small_enough(self, client: Client, stamps: list[str]) -> list[str]:
         """Return the stamps whose text is at most MAX_ROW_TEXT bytes; the others are rejected
         unread (HSTRLEN answers the length without sending the value: a 500 MB value
         written by anyone never crosses the wire, let alone reaches the parser)."""
@@ -154,7 +161,7 @@ class _Reader:
                     self.rejected[reason])
 
     # ------------------------------------------------------------------ streams
-    def _stream_fetch(self, client: redis.Redis, after: float, limit: int) -> list[Row]:
+    def _stream_fetch(self, client: Client, after: float, limit: int) -> list[Row]:
         start = str(math.floor(after * 1000) + 1) if math.isfinite(after) else "-"
         # A stream entry comes whole (XRANGE has no per-field length): its fields are
         # bounded after reading and before parsing (vemonitor.outside.parse_fields).
@@ -180,7 +187,7 @@ class _Reader:
         return self.names.stream(self.item.stream_prefix, self.node)
 
 
-def _fetch(reader: _Reader, client: redis.Redis, after: float) -> list[Row]:
+def _fetch(reader: _Reader, client: Client, after: float) -> list[Row]:
     """Return a reader's rows after a time (bound with functools.partial for _guard)."""
     return reader.fetch(client, after, MAX_ROWS)
 
@@ -192,7 +199,7 @@ class RedisSource:
         self.name = name
         self.connector = connector
         self.clock = ctx.clock
-        self.client: redis.Redis | None = None
+        self.client: Client | None = None
         self.readers: dict[str, _Reader] = {}
         self._started_at: float | None = None
         self._failing = False
@@ -269,13 +276,13 @@ class RedisSource:
         """Make the client; on failure (a cluster client asks its nodes at once) count it,
         say it once and try again after a growing pause (:data:`RETRY_DELAYS`)."""
         try:
-            self.client = connect(self.connector, client_name=f"vemonitor-in-{self.name}")
-        except (redis.RedisError, RedisClusterException, OSError) as err:
+            self.client = open_client(self.connector, client_name=f"vemonitor-in-{self.name}")
+        except (*errors(), OSError) as err:
             self._failed(err)
             return False
         return True
 
-    def _guard(self, read: Callable[[redis.Redis], T], default: T) -> T:
+    def _guard(self, read: Callable[[Client], T], default: T) -> T:
         """Run a read; on a Redis error log the state change once and return ``default``.
 
         While failing, the server is not asked again before the pause is over: a read per
@@ -288,10 +295,9 @@ class RedisSource:
         assert self.client is not None
         try:
             result = read(self.client)
-        except (redis.RedisError, RedisClusterException, ValueError) as err:
+        except (*errors(), ValueError) as err:
             self._failed(err)
-            if isinstance(err, RedisClusterException | redis.ConnectionError) \
-                    and self.connector.is_cluster():
+            if lost_connection(err) and self.connector.is_cluster():
                 # A cluster client that lost its nodes is rebuilt (a fresh slot map),
                 # after the pause: no storm against a cluster that is down.
                 client, self.client = self.client, None
@@ -325,7 +331,7 @@ class RedisSource:
         doing = f"reading input connector {self.name}"
         if isinstance(err, ValueError):
             return err
-        if isinstance(err, RedisClusterException):
+        if cluster_error(err):
             return RedisUnavailable(f"redis {self.connector.address()}: unavailable while "
                                     f"{doing}: {err.__class__.__name__}")
         return translate(err, self.connector, doing)

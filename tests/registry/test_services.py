@@ -36,7 +36,7 @@ def test_a_broken_service_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     def entry_points(group: str, **_: Any) -> list[metadata.EntryPoint]:
         return [broken] if group == registry.SERVICE_GROUP else []
 
-    monkeypatch.setattr(registry.metadata, "entry_points", entry_points)
+    monkeypatch.setattr(metadata, "entry_points", entry_points)  # registry imports it lazily
     with pytest.raises(IntegrationError, match="service 'sim2' .* failed to load: "
                                                "ModuleNotFoundError"):
         registry.discover_services()

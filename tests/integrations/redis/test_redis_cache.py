@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections import deque
+from typing import Any
+
+import pytest
 import redis
-from vemonitor_integrations.redis import create_cache
+from vemonitor_integrations.redis import create_cache, resp
 from vemonitor_integrations.redis.cache import RedisCache
 from vemonitor_integrations.redis.client import META_KEY
 from vemonitor_integrations.redis.schema import RedisConnector
@@ -72,5 +76,40 @@ def test_outage_keeps_rows_in_memory_then_catches_up(ctx: Context) -> None:
         client = redis.Redis(host=LOOPBACK, port=server.port, decode_responses=True)
         assert client.zcard("vemonitor:cache:bmv700") == 3  # data[0] was lost with the server
         assert cache.between("bmv700", 0, NOW + 10) == data[1:]
+        client.close()
+        cache.close()
+
+
+def test_rows_kept_through_an_outage_go_in_one_round_trip(
+        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an outage the buffered rows of every input are written by one pipelined
+    round trip (plus SCRIPT LOAD: the restarted server knows no script), then the new row."""
+    with RedisServer() as server:
+        conn = RedisConnector(host=LOOPBACK, port=server.port, socket_timeout=1,
+                              socket_connect_timeout=1)
+        cache = RedisCache(conn, 100, ctx)
+        cache.add(rows("bmv700", NOW - 100, 1)[0])
+        server.stop()
+        kept = rows("bmv700", NOW, 30) + rows("mppt", NOW, 30)
+        for row in kept:
+            cache.add(row)
+        server.start()
+        trips: list[int] = []
+        original = resp.RespClient.round_trip
+
+        def counting(self: resp.RespClient, commands: Any) -> Any:
+            trips.append(len(commands))
+            return original(self, commands)
+
+        monkeypatch.setattr(resp.RespClient, "round_trip", counting)
+        cache.add(rows("bmv700", NOW + 100, 1)[0])
+        # 60 EVALSHA -> NOSCRIPT, SCRIPT LOAD, 60 EVALSHA, the new row (the connection's
+        # own handshake is not a round_trip call)
+        assert trips == [60, 1, 60, 1]
+        client = redis.Redis(host=LOOPBACK, port=server.port, decode_responses=True)
+        assert client.zcard("vemonitor:cache:bmv700") == 31
+        assert client.zcard("vemonitor:cache:mppt") == 30
+        assert cache.between("mppt", 0, NOW + 1000) == kept[30:]
+        assert cache._pending == {"bmv700": deque(), "mppt": deque()}
         client.close()
         cache.close()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import redis
+from vemonitor_integrations.redis import resp
 from vemonitor_integrations.redis.client import META_KEY, RedisForeignDb, RedisUnavailable
 from vemonitor_integrations.redis.schema import RedisConnector
 from vemonitor_integrations.redis.sink import RedisSink
@@ -89,18 +90,18 @@ def test_hmap_one_round_trip_per_batch(make_sink: MakeSink, raw: redis.Redis,
     sink = make_sink(max_items=50)
     sent: list[int] = []
     writer = threading.current_thread()  # sink.write runs in the test's own thread
-    original = redis.connection.Connection.send_packed_command
+    original = resp.RespClient.round_trip
     # Steady state: the first batch on a server that does not know the script yet also
     # loads it (NOSCRIPT, then the script): without this write the count depended on
     # whether an earlier test had loaded it into this worker's server.
     sink.write(batch(rows("bmv700", NOW - 10_000, 1), rows("mppt", NOW - 10_000, 1)))
 
-    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+    def counting(self: Any, commands: Any) -> Any:  # one write, then its replies
         if threading.current_thread() is writer:  # not a thread left by an earlier test
             sent.append(1)                         # in the same (parallel) worker
-        original(self, command, check_health)
+        return original(self, commands)
 
-    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
+    monkeypatch.setattr(resp.RespClient, "round_trip", counting)
     sink.write(batch(rows("bmv700", NOW, 120), rows("mppt", NOW, 120)))  # overflows and trims
     assert len(sent) == 1
     assert raw.hlen("bmv700_bmv700") == 50 and raw.hlen("bmv700_mppt") == 50
@@ -156,18 +157,18 @@ def test_stream_one_round_trip_per_batch(make_sink: MakeSink,
     sink = make_sink(structure="Stream", redis_node=None)
     sent: list[int] = []
     writer = threading.current_thread()  # sink.write runs in the test's own thread
-    original = redis.connection.Connection.send_packed_command
+    original = resp.RespClient.round_trip
     # Steady state: the first batch on a server that does not know the script yet also
     # loads it (NOSCRIPT, then the script): without this write the count depended on
     # whether an earlier test had loaded it into this worker's server.
     sink.write(batch(rows("bmv700", NOW - 10_000, 1), rows("mppt", NOW - 10_000, 1)))
 
-    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+    def counting(self: Any, commands: Any) -> Any:  # one write, then its replies
         if threading.current_thread() is writer:  # not a thread left by an earlier test
             sent.append(1)                         # in the same (parallel) worker
-        original(self, command, check_health)
+        return original(self, commands)
 
-    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
+    monkeypatch.setattr(resp.RespClient, "round_trip", counting)
     sink.write(batch(rows("bmv700", NOW, 60), rows("mppt", NOW, 60)))
     assert len(sent) == 1
 
