@@ -97,6 +97,21 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None,
     # waits on it would let a third lock a new file and run beside the second.
 
 
+@pytest.hookimpl(trylast=True)  # after conftests that add the marker themselves
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the tests marked ``cpu_heavy`` first, in their collection order.
+
+    They run one at a time (above), so together they are the run's longest chain: about
+    half the wall time under load (docs/performance.md, "The test suite"). worksteal hands
+    each worker a contiguous slice of the collection at the start and idle workers steal
+    from the end of a busy one's queue; first in the collection, the chain starts at once
+    on one worker (no lock waits) while the others take the rest, instead of starting
+    wherever its files sort and ending after everything else. The order changes nothing
+    else: every test starts its own servers or uses its worker's.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("cpu_heavy") is None)  # stable
+
+
 def _parallel_by_default(args: list[str]) -> bool:
     """Return whether to add the default: xdist installed, not a worker, nothing chosen."""
     if os.environ.get("PYTEST_XDIST_WORKER") or importlib.util.find_spec("xdist") is None:

@@ -104,3 +104,30 @@ def test_cpu_heavy_tests_never_overlap_in_a_parallel_run(tmp_path: Path) -> None
         tuple(map(float, line.split())) for line in log.read_text().splitlines())
     assert "2 workers [2 items]" in result.stdout
     assert second_start >= first_end > first_start
+
+
+def test_cpu_heavy_tests_are_collected_first_in_their_order(tmp_path: Path) -> None:
+    """The one-at-a-time chain starts at once (tests/parallel.py); the rest keep their order."""
+    (tmp_path / "test_order.py").write_text(textwrap.dedent("""
+        import pytest
+
+        def test_a(): pass
+
+        @pytest.mark.cpu_heavy
+        def test_b(): pass
+
+        def test_c(): pass
+
+        @pytest.mark.cpu_heavy
+        def test_d(): pass
+    """))
+    (tmp_path / "conftest.py").write_text(
+        "def pytest_configure(config):\n"
+        "    config.addinivalue_line('markers', 'cpu_heavy: test')\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.parallel",
+                             "-p", "no:cacheprovider", "--collect-only", "-q", str(tmp_path)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:]
+    names = [line.rsplit("::", 1)[1] for line in result.stdout.splitlines() if "::" in line]
+    assert names == ["test_b", "test_d", "test_a", "test_c"]
