@@ -269,6 +269,40 @@ def test_tls_without_verification_connects(tls_server: TlsRedisServer) -> None:
         made.close()
 
 
+def test_tls_certificate_for_another_host_is_refused(tmp_path: Path) -> None:
+    """The host name is checked (as redis-py's ssl_check_hostname does, on by default):
+    the server's certificate names 127.0.0.1 and localhost, not ::1, so a connector to
+    ::1 is refused, one line, nothing sent; with ssl_check_hostname: false it connects."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine's loopback")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("::1 is not configured on this machine's loopback")
+    certs = make_certs(tmp_path / "certs")
+
+    class BothLoopbacks(TlsRedisServer):
+        def command(self) -> list[str]:
+            cmd = super().command()
+            at = cmd.index("--bind")
+            cmd[at:at + 2] = ["--bind", LOOPBACK, "::1"]
+            return cmd
+
+    with BothLoopbacks(tmp_path / "redis", certs) as server:
+        conn = RedisConnector(host="::1", port=server.port, ssl=True, ssl_ca_certs=certs[0],
+                              socket_connect_timeout=2.0)
+        with pytest.raises(resp.ConnectionError, match="TLS handshake") as info:
+            open_client(conn).execute_command("PING")
+        assert isinstance(translate(info.value, conn, "connecting"), RedisUnavailable)
+        unchecked = open_client(RedisConnector(host="::1", port=server.port, ssl=True,
+                                               ssl_ca_certs=certs[0], ssl_check_hostname=False))
+        try:
+            assert unchecked.execute_command("PING") == "PONG"
+        finally:
+            unchecked.close()
+
+
 # ---------------------------------------------------------------- what is loaded
 def test_plain_redis_loads_neither_redis_py_nor_ssl(redis_server: RedisServer) -> None:
     """The cache and sink of one plain server never import redis-py (~20 MiB) or ssl."""
