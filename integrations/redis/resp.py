@@ -30,6 +30,7 @@ retries: the outbox owns retries):
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -325,6 +326,7 @@ class RespClient(Commands):
         self.settings = settings
         self._sock: socket.socket | None = None
         self._reader: Reader | None = None
+        self._deadline = 0.0  # monotonic end of the current request (issue 25 point 4)
 
     def __repr__(self) -> str:
         return f"RespClient({self.settings.host}:{self.settings.port}/{self.settings.db})"
@@ -346,7 +348,7 @@ class RespClient(Commands):
         except OSError as err:
             sock.close()
             raise ConnectionError(f"TLS handshake with {s.host}:{s.port} failed: {err}") from err
-        self._sock, self._reader = sock, Reader(sock.recv)
+        self._sock, self._reader = sock, Reader(self._recv)
         try:
             self._handshake()
         except BaseException:
@@ -377,11 +379,27 @@ class RespClient(Commands):
             except OSError:
                 pass
 
+    def _left(self) -> float:
+        """Seconds left of the request's deadline; socket.timeout once it has passed."""
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("the request's deadline passed")
+        return left
+
+    def _recv(self, size: int) -> bytes:
+        # One deadline for the whole request, not one timeout per read: a server that
+        # trickles a byte every few seconds would otherwise hold the caller for ever.
+        assert self._sock is not None
+        self._sock.settimeout(self._left())
+        return self._sock.recv(size)
+
     def _exchange(self, commands: Sequence[Sequence[Arg]]) -> list[Reply | ResponseError]:
         assert self._sock is not None and self._reader is not None
         if not commands:
             return []
+        self._deadline = time.monotonic() + self.settings.socket_timeout
         try:
+            self._sock.settimeout(self._left())
             self._sock.sendall(b"".join(encode(c) for c in commands))
             return [self._reader.reply() for _ in commands]
         except socket.timeout as err:

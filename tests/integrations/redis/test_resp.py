@@ -203,6 +203,43 @@ def test_refused_connection_is_unavailable() -> None:
     assert isinstance(translate(info.value, conn, "connecting"), RedisUnavailable)
 
 
+def test_a_trickling_server_is_cut_at_the_request_deadline() -> None:
+    """Issue 25 point 4: one deadline per request (socket_timeout), not per read. A server
+    that answers a GET with one byte every 0.2 s (a 30-byte value: 6 s) never lets a single
+    read wait 1 s, so a per-read timeout would wait it out; the request fails instead, the
+    connection is closed, and the caller sees RedisUnavailable."""
+    import threading
+
+    done = threading.Event()
+    with socket.create_server((LOOPBACK, 0)) as server:
+        port = server.getsockname()[1]
+
+        def trickle() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(1024)
+                for byte in b"$30\r\n" + b"x" * 30 + b"\r\n":
+                    if done.wait(0.2):
+                        return
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        return
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        conn = RedisConnector(host=LOOPBACK, port=port, socket_timeout=1.0)
+        client = open_client(conn)
+        try:
+            with pytest.raises(resp.TimeoutError) as info:
+                client.execute_command("GET", "slow")
+            assert isinstance(translate(info.value, conn, "reading"), RedisUnavailable)
+        finally:
+            done.set()
+            client.close()
+            thread.join(5)
+
+
 # ---------------------------------------------------------------- TLS
 class TlsRedisServer(RedisServer):
     """A redis-server listening with TLS only (Debian's is built with TLS)."""
