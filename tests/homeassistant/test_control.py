@@ -20,19 +20,10 @@ from pytest_homeassistant_custom_component.common import async_capture_events
 
 from hw_sim import Simulator
 
-from .helpers import DOMAIN, wait_for
+from .helpers import setup_entry as _setup
+from .helpers import wait_for
 
 EVENT = "vemonitor_control_result"
-
-
-async def _setup(hass: HomeAssistant, sim: Simulator, name: str) -> config_entries.ConfigEntry:
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": config_entries.SOURCE_USER})
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"port": str(sim.path(name))})
-    assert result["type"] == "create_entry", result
-    await hass.async_block_till_done()
-    return result["result"]
 
 
 async def _enable(hass: HomeAssistant, entry: config_entries.ConfigEntry,

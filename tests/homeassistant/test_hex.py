@@ -19,32 +19,14 @@ from homeassistant.const import (
     STATE_UNKNOWN,
 )
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 
 from hw_sim import Simulator
 
 from .helpers import DOMAIN, entity_id, wait_for
-
-
-async def _setup(hass: HomeAssistant, sim: Simulator, name: str) -> config_entries.ConfigEntry:
-    """Add a device through the real config flow (which sets the entry up)."""
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": config_entries.SOURCE_USER})
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"port": str(sim.path(name))})
-    assert result["type"] == "create_entry", result
-    entry = result["result"]
-    await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.LOADED
-    return entry
-
-
-def _device(hass: HomeAssistant, entry: config_entries.ConfigEntry) -> dr.DeviceEntry:
-    devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
-    assert len(devices) == 1, devices
-    return devices[0]
+from .helpers import setup_entry as _setup
+from .helpers import the_device as _device
 
 
 def _has_value(hass: HomeAssistant, eid: str) -> bool:
