@@ -191,7 +191,7 @@ class RedisCache:
             replies = self._pipelined([self._call(row) for _, row in queued])
         except errors() as err:
             return self._failed(err)
-        for (rows, row), reply in zip(queued, replies, strict=True):
+        for (rows, _row), reply in zip(queued, replies, strict=True):
             if isinstance(reply, resp.ResponseError):
                 return self._failed(reply)
             self.dropped += int(reply)

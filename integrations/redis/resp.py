@@ -29,6 +29,8 @@ retries: the outbox owns retries):
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -336,7 +338,7 @@ class RespClient(Commands):
         s = self.settings
         try:
             sock = socket.create_connection((s.host, s.port), timeout=s.socket_connect_timeout)
-        except socket.timeout as err:
+        except builtins.TimeoutError as err:
             raise TimeoutError(f"timeout connecting to {s.host}:{s.port}") from err
         except OSError as err:
             raise ConnectionError(f"error connecting to {s.host}:{s.port}: {err}") from err
@@ -374,16 +376,14 @@ class RespClient(Commands):
         """Close the connection (idempotent); the next command opens a new one."""
         sock, self._sock, self._reader = self._sock, None, None
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
 
     def _left(self) -> float:
         """Seconds left of the request's deadline; socket.timeout once it has passed."""
         left = self._deadline - time.monotonic()
         if left <= 0:
-            raise socket.timeout("the request's deadline passed")
+            raise builtins.TimeoutError("the request's deadline passed")
         return left
 
     def _recv(self, size: int) -> bytes:
@@ -402,7 +402,7 @@ class RespClient(Commands):
             self._sock.settimeout(self._left())
             self._sock.sendall(b"".join(encode(c) for c in commands))
             return [self._reader.reply() for _ in commands]
-        except socket.timeout as err:
+        except builtins.TimeoutError as err:
             self.close()
             raise TimeoutError(f"timeout reading from {self.settings.host}:"
                                f"{self.settings.port}") from err

@@ -294,8 +294,8 @@ class RedisSource:
             return default
         assert self.client is not None
         try:
-            result = read(self.client)
-        except (*errors(), ValueError) as err:
+            result = self._within_deadline(read, self.client)
+        except (*errors(), ValueError, TimeoutError) as err:
             self._failed(err)
             if lost_connection(err) and self.connector.is_cluster():
                 # A cluster client that lost its nodes is rebuilt (a fresh slot map),
@@ -310,6 +310,41 @@ class RedisSource:
             self._stats["reconnects"] += 1
             self._pause = 0.0
         return result
+
+    def _within_deadline(self, read: Callable[[Client], T], client: Client) -> T:
+        """Run ``read`` within one deadline (socket_timeout) for the whole request.
+
+        One server: the RESP client keeps that deadline itself (resp.py). A Cluster client
+        is redis-py's, whose timeout is per read: a node trickling its answer would hold
+        the input for ever. So the read runs on a short-lived thread; past the deadline
+        the client is closed (its sockets shut down, which ends the blocked read) and
+        the read counts as failed: TimeoutError, retried after the usual pause.
+        """
+        if not self.connector.is_cluster():
+            return read(client)
+        import threading  # noqa: PLC0415 (cluster inputs only)
+
+        outcome: list[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, read(client)))
+            except BaseException as err:  # handed to the caller's thread, raised there
+                outcome.append((False, err))
+
+        worker = threading.Thread(target=run, name=f"redis-in-{self.name}", daemon=True)
+        worker.start()
+        worker.join(self.connector.socket_timeout)
+        if not outcome:
+            self.client = None
+            with contextlib.suppress(Exception):
+                client.close()
+            raise TimeoutError(f"no whole answer within socket_timeout "
+                               f"({self.connector.socket_timeout:g} s)")
+        done, value = outcome[0]
+        if not done:
+            raise value
+        return cast(T, value)
 
     def _reconnect_due(self) -> bool:
         """Try to make the client again when its pause is over; return True when made."""
@@ -331,6 +366,9 @@ class RedisSource:
         doing = f"reading input connector {self.name}"
         if isinstance(err, ValueError):
             return err
+        if isinstance(err, TimeoutError) and not isinstance(err, errors()):
+            return RedisUnavailable(f"redis {self.connector.address()}: unavailable while "
+                                    f"{doing}: {err}")
         if cluster_error(err):
             return RedisUnavailable(f"redis {self.connector.address()}: unavailable while "
                                     f"{doing}: {err.__class__.__name__}")

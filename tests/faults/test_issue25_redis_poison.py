@@ -193,3 +193,40 @@ def test_redis_output_leaves_out_a_row_stamped_0(raw: redis.Redis,
     assert ids == [f"{int(NOW * 1000) + i * 1000}-0" for i in range(3)]
     assert sink.stats()["refused"] == 6  # 3 rows, each write
 
+
+
+class _TricklingClusterClient:
+    """A cluster client whose read never completes until it is closed, as redis-py's does
+    against a node that sends a byte just inside each per-read timeout (unit edge: a real
+    cluster node cannot be made to trickle)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.closed = threading.Event()
+
+    def read(self) -> list[Row]:
+        self.closed.wait(30)  # the socket shut down by close() ends the blocked read
+        raise redis.ConnectionError("connection closed while reading")
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def test_a_cluster_read_has_one_deadline_per_request(tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 25 point 4 for the Redis Cluster input: redis-py times out per read, so the
+    input gives the whole request socket_timeout: past it the client is closed (which ends
+    the blocked read), the read is an outage said once, and the input goes on after the
+    pause with a new client, never held by the node."""
+    connector = RedisConnector(startup_nodes=[f"{LOOPBACK}:{free_port()}"], socket_timeout=0.5)
+    source = RedisSource("fleet", connector, Context(clock=FakeClock(), state_dir=str(tmp_path)))
+    client = _TricklingClusterClient()
+    source.client = client  # type: ignore[assignment]
+    with caplog.at_level(logging.WARNING):
+        got = source._guard(lambda c: c.read(), ["default"])  # type: ignore[attr-defined]
+    assert got == ["default"]
+    assert client.closed.is_set() and source.client is None
+    assert source.stats()["errors"] == 1 and source.stats()["available"] is False
+    lines = [r.getMessage() for r in caplog.records if "input fleet" in r.getMessage()]
+    assert len(lines) == 1 and "socket_timeout (0.5 s)" in lines[0]

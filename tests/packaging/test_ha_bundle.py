@@ -9,7 +9,6 @@ Python: no Home Assistant needed (tests/homeassistant runs the bundle inside HA)
 from __future__ import annotations
 
 import ast
-
 import importlib.util
 import json
 import re
@@ -93,11 +92,13 @@ def _absolute_core_imports(source: str | bytes) -> list[int]:
     """
     lines: list[int] = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import) and any(
-                a.name.split(".")[0] == "vemonitor" for a in node.names):
-            lines.append(node.lineno)
-        elif (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
-              and node.module.split(".")[0] == "vemonitor"):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        if any(name.split(".")[0] == "vemonitor" for name in names):
             lines.append(node.lineno)
     return lines
 
