@@ -133,6 +133,21 @@ def test_gap_inside_a_block_resynchronises() -> None:
     assert events[0].start == 0 and events[0].end == 30
 
 
+def test_empty_feeds_do_not_hide_a_gap() -> None:
+    """The gap is the time between bytes. The reader also feeds nothing when it wakes
+    for another reason (to send a HEX request, every few ms while a controller or a
+    poller asks; a poll timeout): those wake-ups must not restart the gap clock, or a
+    block the device abandoned half-way merges with the next one and both are lost
+    (seen in the HEX soak: one BMV block lost per minute with requests waking the reader)."""
+    decoder = Decoder(gap_timeout=0.5)
+    assert decoder.feed(encode_block(MAIN)[:30], now=100.0) == []
+    events: list[Event] = []
+    for tick in range(1, 10):  # woken every 0.1 s, no byte: the gap shows at 100.6
+        events += decoder.feed(b"", now=100.0 + tick * 0.1)
+    assert _kinds(events) == ["gap_timeout"]
+    assert _kinds(decoder.feed(encode_block(MAIN), now=101.0)) == ["Block"]
+
+
 def test_short_pauses_inside_a_block_do_not_resynchronise() -> None:
     """Bytes arriving 0.1 s apart keep building the same block."""
     decoder = Decoder(gap_timeout=0.5)

@@ -261,7 +261,8 @@ class Decoder:
                     and self._in_block()):
                 self._drain_stash(events)
                 self._reject_partial(events, self._error_reason or "gap_timeout")
-            self._last_time = now
+            if data:  # the gap is the time between bytes: an empty feed (a reader woken
+                self._last_time = now  # to send HEX, a poll timeout) must not restart it
         if data:
             self._consume(bytes(data), events)
         return events
