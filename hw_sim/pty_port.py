@@ -144,6 +144,15 @@ class PtyPort:
                 self._input += chunk
         del self._input[:-INPUT_KEEP]
 
+    def wait_input(self, timeout: float) -> None:
+        """Return when a reader has written to the device, or after ``timeout`` real s."""
+        master = self.master
+        if master is None:
+            time.sleep(timeout)
+            return
+        with contextlib.suppress(OSError, ValueError):  # closed meanwhile (an unplug)
+            select.select([master], [], [], timeout)
+
     def take_input(self) -> bytes:
         """Return and forget what readers wrote since the last call (the HEX requests)."""
         with self._lock:

@@ -125,6 +125,7 @@ class SerialReader:
         os.set_blocking(self._wake_w, False)  # a full pipe already wakes the thread
         self._wake_lock = threading.Lock()  # no write to a wake fd once close() closed it
         self._thread: threading.Thread | None = None
+        self._thread_id: int | None = None  # the reader thread's ident, once it runs
         self._lock = threading.Lock()
         self._available = False
         self._last_valid = 0.0  # monotonic time of the last valid block
@@ -149,8 +150,13 @@ class SerialReader:
 
         The reader thread is woken, so a request made right after a reply goes out in
         that reply's gap, not a block later (a control's transaction is several requests).
+        A request made on the reader thread itself (a poll asked from a snapshot callback,
+        a day asked from a reply) needs no wake-up: the thread takes its queue before it
+        writes (``_hex_step``), so it would only poll once more for nothing.
         """
         self._hex_requests.put(request)
+        if threading.get_ident() == self._thread_id:
+            return
         with self._wake_lock:
             if not self._stop.is_set():
                 with contextlib.suppress(OSError):  # full: the thread wakes anyway
@@ -194,6 +200,7 @@ class SerialReader:
     # ------------------------------------------------------------------ internals
     def _run(self) -> None:
         """Open, read until an error, back off, repeat until stopped."""
+        self._thread_id = threading.get_ident()
         attempt = 0
         opened_before = False
         while not self._stop.is_set():
@@ -284,20 +291,34 @@ class SerialReader:
 
     def _hex_step(self, session: hex_session.HexSession, port: serial.Serial, fd: int,
                   events: list[Block | HexMessage | Rejected], mono: float, idle: bool) -> None:
-        """Feed the HEX session, write its request in a block gap, publish what it settled."""
+        """Feed the HEX session, write its request in a block gap, publish what it settled.
+
+        A subscriber may ask for more while it is told (the history total asks for its
+        days, a control reads back what it set): those requests are queued on this
+        thread without a wake-up (``request_hex``), so they are taken and offered the
+        same gap here, at most twice more (each round settles what it sent).
+        """
+        self._take_requests(session, mono)
+        session.on_events(events, mono, idle=idle)
+        for _round in range(3):
+            line = session.outgoing(mono)
+            if line is not None:
+                _write_line(port, fd, line)
+            settled: list[hex_session.Outcome | Reading] = [*session.take_outcomes(),
+                                                             *session.take_async()]
+            for item in settled:
+                for callback in self._hex_subscribers:
+                    callback(self.name, item)
+            if self._hex_requests.empty():
+                return
+            self._take_requests(session, mono)
+
+    def _take_requests(self, session: hex_session.HexSession, mono: float) -> None:
+        """Hand the session what other threads (or callbacks) asked for or gave up."""
         while not self._hex_requests.empty():
             session.submit(self._hex_requests.get_nowait(), mono)
         while not self._hex_cancels.empty():
             session.cancel(self._hex_cancels.get_nowait())
-        session.on_events(events, mono, idle=idle)
-        line = session.outgoing(mono)
-        if line is not None:
-            _write_line(port, fd, line)
-        settled: list[hex_session.Outcome | Reading] = [*session.take_outcomes(),
-                                                         *session.take_async()]
-        for item in settled:
-            for callback in self._hex_subscribers:
-                callback(self.name, item)
 
     def _set_available(self, available: bool, why: str, quiet: bool = False) -> None:
         """Record availability and log each change once (``quiet``: already logged)."""

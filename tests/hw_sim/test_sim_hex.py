@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import threading
 import time
 import tty
 from collections.abc import Iterator
@@ -344,3 +345,27 @@ def test_the_simulated_device_answers_any_bytes_with_valid_lines(chunks: list[by
         for item in h.LineSplitter().feed(device.output(float(i))):
             assert isinstance(item, bytes)
             assert not isinstance(h.parse_response(item), h.Malformed)
+
+
+def test_a_request_is_answered_within_the_gap_not_at_the_next_stop_check(
+        sim_dir: Path) -> None:
+    """A real device answers in its gap within milliseconds (OpenDTU-OnBattery #1692's
+    serial log: five replies within 40 ms at 19200 baud). The simulator's writer waits
+    between blocks on the pty itself, so a request ends its wait: the pause it was in
+    (a whole 10 s here, long enough that the old 50 ms sleeps would not matter, and a
+    plain sleep would not end) returns as soon as the host writes."""
+    with Simulator(["mppt"], sim_dir, speed=1.0) as sim:
+        device = sim.devices["mppt"]
+        with connect(sim, "mppt") as client:
+            done = threading.Event()
+
+            def pause() -> None:
+                device._pause(10.0)
+                done.set()
+
+            worker = threading.Thread(target=pause, daemon=True)
+            worker.start()
+            time.sleep(0.2)
+            assert not done.is_set()  # nothing written: it waits
+            os.write(client.fd, hs.Request(h.PING).line)
+            assert done.wait(5.0), "the pause did not end when the host wrote"

@@ -6,9 +6,11 @@ block is lost to HEX traffic, whether the device answers or ignores HEX.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -99,3 +101,36 @@ def test_no_text_block_is_lost_to_hex_traffic(tmp_path: Path, ignore_hex: bool) 
         assert "timeout" in statuses and statuses <= {"timeout", "skipped_unresponsive"}
     else:
         assert statuses == {"ok"} and len(collector.outcomes) >= 20
+
+
+def test_requests_made_on_the_reader_thread_go_out_without_a_wake_up(tmp_path: Path) -> None:
+    """A subscriber that asks for more from the reader thread (the history total asks
+    for its days; a control reads back) needs no wake-up write: the reader takes the
+    request in the same step and sends it in the gap its reply opened. So the reader
+    never writes to its own wake pipe, and the follow-up is answered."""
+    collector = Collector()
+    with Simulator(["mppt"], tmp_path / "sim", speed=5) as sim:
+        reader = SerialReader("mppt", str(sim.path("mppt")))
+        wake_writes: list[bytes] = []
+        real_write = os.write
+
+        def counting_write(fd: int, data: bytes) -> int:
+            if fd == reader._wake_w:
+                wake_writes.append(bytes(data))
+            return real_write(fd, data)
+
+        def follow_up(name: str, item: hs.Outcome | h.Reading) -> None:
+            if isinstance(item, hs.Outcome) and item.request == hs.get(0xEDDC):
+                reader.request_hex(hs.Request(h.PRODUCT_ID))  # on the reader thread
+
+        reader.subscribe_hex(collector)
+        reader.subscribe_hex(follow_up)
+        reader.start()
+        assert wait_until(lambda: reader.stats.frames_ok >= 1, 20)
+        with mock.patch("vemonitor.serial_reader.os.write", counting_write):
+            reader.request_hex(hs.get(0xEDDC))  # from this (test) thread: one wake-up
+            assert wait_until(lambda: len(collector.outcomes) >= 2, 20)
+        reader.close()
+    assert [o.status for o in collector.outcomes] == ["ok", "ok"]
+    assert collector.outcomes[1].word == 0xA053
+    assert wake_writes == [b"r"]  # the test thread's request only
