@@ -204,7 +204,8 @@ class HexSession:
         if skip is not None:
             self._finish(request, skip, at=now)
             return False
-        if request != self._in_flight and request not in self._queue:
+        in_flight = self._in_flight
+        if request not in self._queue and (in_flight is None or request != in_flight):
             self._queue.append(request)  # a poll already waiting is not queued twice
         return True
 
@@ -240,12 +241,12 @@ class HexSession:
         """Take the decoder's events received at ``now``; ``idle``: no partial block is held."""
         last_opened = False
         for event in events:
-            if isinstance(event, Block):
-                self._learn_identity(event.fields)
-                last_opened = True
-            elif isinstance(event, HexMessage):
+            if type(event) is HexMessage:  # the usual event: a reply or an async line
                 # an async line after a block keeps the gap; our reply opens one
                 last_opened = self._on_line(event.raw, now) or last_opened
+            elif isinstance(event, Block):
+                self._learn_identity(event.fields)
+                last_opened = True
             else:
                 last_opened = False
         self.tick(now)
@@ -340,7 +341,8 @@ class HexSession:
         self.tick(now)
         if self._in_flight is not None or not self._gap:
             return None
-        self._maybe_probe(now)
+        if self.unresponsive:
+            self._maybe_probe(now)
         while self._queue:
             request = self._queue.popleft()
             skip = self._skip_reason(request)
@@ -369,6 +371,11 @@ class HexSession:
 
     def _count(self, key: str) -> None:
         self.counters[key] = self.counters.get(key, 0) + 1
+
+    @property
+    def settled(self) -> bool:
+        """Return True when outcomes or async readings wait to be taken."""
+        return bool(self._outcomes or self._async)
 
     def take_outcomes(self) -> list[Outcome]:
         """Return and forget the outcomes settled since the last call."""

@@ -1,6 +1,6 @@
 """One reader thread per serial port: bytes -> decoder -> snapshots, surviving unplugs.
 
-How it reads: it waits in ``poll`` until the port has data (an idle port costs
+How it reads: it waits in ``epoll`` until the port has data (an idle port costs
 no CPU), then reads everything waiting in one ``read`` (up to ``READ_CHUNK``; more
 waiting wakes it again at once), so intake is never capped
 and data never goes stale in the OS buffer. The buffer is drained at every
@@ -53,7 +53,6 @@ SERIAL_SETTINGS: dict[str, Any] = {
 READ_CHUNK = 4096
 POLL_SECONDS = 1.0  # how often a silent port is checked for staleness and stop requests (a
 # flowing port wakes the reader itself; fewer idle wake-ups cost less CPU on a Pi)
-POLL_MS = int(POLL_SECONDS * 1000)
 
 
 @dataclass
@@ -71,17 +70,22 @@ class DeviceStats:
     # Fields the decoder left out of valid blocks (out of range), per label.
     fields: FieldDrops = field(default_factory=lambda: FieldDrops("device"))
 
-    def count(self, events: list[Block | HexMessage | Rejected]) -> None:
-        """Add decoder events to the counters."""
+    def count(self, events: list[Block | HexMessage | Rejected]) -> bool:
+        """Add decoder events to the counters; return True when any was not a HEX line."""
+        text = False
         for event in events:
-            if isinstance(event, Block):
-                self.frames_ok += 1
-            elif isinstance(event, Rejected):
+            if type(event) is HexMessage:
+                if event.valid:
+                    self.hex_ok += 1
+                else:
+                    self.hex_invalid += 1
+                continue
+            text = True
+            if isinstance(event, Rejected):
                 self.rejected[event.reason] += 1
-            elif event.valid:
-                self.hex_ok += 1
             else:
-                self.hex_invalid += 1
+                self.frames_ok += 1
+        return text
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,7 @@ class SerialReader:
         # HEX: requests from any thread, handled by the reader thread (one session per open).
         self._hex_requests: queue.SimpleQueue[hex_session.Request] = queue.SimpleQueue()
         self._hex_cancels: queue.SimpleQueue[hex_session.Request] = queue.SimpleQueue()
+        self._hex_waiting: queue.SimpleQueue[hex_session.Request] = queue.SimpleQueue()
         self._hex_subscribers: list[HexCallback] = []
         self.hex: hex_session.HexSession | None = None
 
@@ -145,8 +150,12 @@ class SerialReader:
         """Call ``callback(name, outcome_or_reading)`` for HEX outcomes and async readings."""
         self._hex_subscribers.append(callback)
 
-    def request_hex(self, request: hex_session.Request) -> None:
+    def request_hex(self, request: hex_session.Request, *, after_block: bool = False) -> None:
         """Ask for one HEX request (thread-safe); its outcome goes to HEX subscribers.
+
+        ``after_block``: hold it until the next TEXT block has arrived, and send it in
+        that block's gap (a poll asked at the end of a two-block cycle goes out in the
+        middle of the next one, away from the row the engine makes at the cycle's end).
 
         The reader thread is woken, so a request made right after a reply goes out in
         that reply's gap, not a block later (a control's transaction is several requests).
@@ -154,6 +163,9 @@ class SerialReader:
         a day asked from a reply) needs no wake-up: the thread takes its queue before it
         writes (``_hex_step``), so it would only poll once more for nothing.
         """
+        if after_block:
+            self._hex_waiting.put(request)
+            return  # the reader takes it with the next block: no wake-up now
         self._hex_requests.put(request)
         if threading.get_ident() == self._thread_id:
             return
@@ -238,36 +250,37 @@ class SerialReader:
         self.hex = session = hex_session.HexSession()  # a reopened port may be another device
         port.reset_input_buffer()
         fd = port.fileno()
-        # One poll object for the connection: each wake-up is one poll() and one read().
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        self._last_valid = time.monotonic()
-        while not self._stop.is_set():
-            ready = poller.poll(POLL_MS)
-            mono = time.monotonic()
-            if self._stop.is_set():
-                return
-            woken = {ready_fd for ready_fd, _ in ready}
-            if self._wake_r in woken:  # a HEX request: send it while the gap is open
-                os.read(self._wake_r, 512)
-            data = _read_available(fd) if fd in woken else b""
-            if data:
-                self.stats.bytes += len(data)
-            events = decoder.feed(data, now=mono)
-            self._handle(events, assembler, mono)
-            self._hex_step(session, port, fd, events, mono, idle=decoder.pending == 0)
-            if mono - self._last_valid > self.stale_after:
-                self._set_available(False, f"no valid block for {self.stale_after:g} s")
+        wake_r = self._wake_r
+        # One epoll set for the connection: each wake-up is one epoll_wait and one read
+        # (poll() would register both descriptors again at every call; a HEX reply is a
+        # wake-up of its own, four a second when four registers are polled).
+        with select.epoll(2) as waiter:
+            waiter.register(fd, select.EPOLLIN)
+            waiter.register(wake_r, select.EPOLLIN)
+            self._last_valid = time.monotonic()
+            while not self._stop.is_set():
+                ready = waiter.poll(POLL_SECONDS)
+                mono = time.monotonic()
+                if self._stop.is_set():
+                    return
+                data = b""
+                for ready_fd, _mask in ready:
+                    if ready_fd == fd:
+                        data = _read_available(fd)
+                        self.stats.bytes += len(data)
+                    else:  # a HEX request from another thread: send it while the gap is open
+                        os.read(wake_r, 512)
+                events = decoder.feed(data, now=mono)
+                if events and self.stats.count(events):  # TEXT: a block, or a rejected one
+                    self._release_waiting()
+                    self._handle(events, assembler, mono)
+                self._hex_step(session, port, fd, events, mono, idle=decoder.pending == 0)
+                if mono - self._last_valid > self.stale_after:
+                    self._set_available(False, f"no valid block for {self.stale_after:g} s")
 
     def _handle(self, events: list[Block | HexMessage | Rejected], assembler: SnapshotAssembler,
                 mono: float) -> None:
-        """Count events, assemble snapshots and publish them."""
-        if not events:
-            return
-        self.stats.count(events)
-        if all(type(event) is HexMessage for event in events):
-            return  # HEX lines (a reply, an async line) make no snapshot and change no state
+        """Assemble snapshots from TEXT events (already counted) and publish them."""
         for event in events:
             if isinstance(event, Block) and event.out_of_range:
                 for label, raw in event.out_of_range:
@@ -304,14 +317,20 @@ class SerialReader:
             line = session.outgoing(mono)
             if line is not None:
                 _write_line(port, fd, line)
-            settled: list[hex_session.Outcome | Reading] = [*session.take_outcomes(),
-                                                             *session.take_async()]
-            for item in settled:
-                for callback in self._hex_subscribers:
-                    callback(self.name, item)
+            if session.settled:
+                settled: list[hex_session.Outcome | Reading] = [*session.take_outcomes(),
+                                                                 *session.take_async()]
+                for item in settled:
+                    for callback in self._hex_subscribers:
+                        callback(self.name, item)
             if self._hex_requests.empty():
                 return
             self._take_requests(session, mono)
+
+    def _release_waiting(self) -> None:
+        """A block arrived: the requests that waited for one may go out in its gap."""
+        while not self._hex_waiting.empty():
+            self._hex_requests.put(self._hex_waiting.get_nowait())
 
     def _take_requests(self, session: hex_session.HexSession, mono: float) -> None:
         """Hand the session what other threads (or callbacks) asked for or gave up."""

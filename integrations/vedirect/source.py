@@ -256,16 +256,23 @@ class VedirectSource:
         reader.start()
 
     def _hex_update(self, _name: str, item: Outcome | Reading) -> None:
-        """Keep a HEX reply or async line (reader thread)."""
+        """Keep a HEX reply or async line (reader thread).
+
+        Called for every reply (four a second when four columns are polled), so a
+        reply that is not history leaves after one type test and two comparisons.
+        """
         now = self.context.clock.now()
         self.hex.take(item, now)
-        reading = item.reading if isinstance(item, Outcome) else item
-        register = item.request.register if isinstance(item, Outcome) else None
+        outcome: Outcome | None
+        reading: Reading | None
+        outcome, reading = (item, item.reading) if isinstance(item, Outcome) else (None, item)
+        register = outcome.request.register if outcome is not None else None
         if register is not None and HISTORY_DAY0 <= register < HISTORY_DAY0 + HISTORY_DAYS:
             self.history.settle(register - HISTORY_DAY0)  # replied, refused or timed out
-        if reading is None or reading.error:
+        if (reading is None or reading.error
+                or not HISTORY_TOTAL <= reading.register < HISTORY_DAY0 + HISTORY_DAYS):
             return
-        if isinstance(reading.value, TotalRecord) and isinstance(item, Outcome):
+        if isinstance(reading.value, TotalRecord) and outcome is not None:
             self._read_days(reading.value.days)
         elif isinstance(reading.value, DayRecord):
             self._take_day(reading.register - HISTORY_DAY0, reading.value, now)
@@ -325,8 +332,17 @@ class VedirectSource:
         """Return the day rows newer than ``after`` (history inputs only)."""
         return self.history.since(after, input_name)
 
-    def _poll_hex(self) -> None:
-        """Ask for identity once per connection and the HEX columns when due (reader thread)."""
+    def _poll_hex(self, after_block: bool = False) -> None:
+        """Ask for identity once per connection and the HEX columns when due (reader thread).
+
+        ``after_block`` (a device whose cycle has several blocks, a BMV): the columns are
+        asked in the gap after the next block, mid-cycle, not at the cycle's end where
+        the engine makes its row: there the HEX exchange and the row's work contend for
+        the interpreter (measured: ~3 more thread switches a second, docs/hex.md
+        "Numbers"), and mid-cycle the values are half a cycle fresher when the next row
+        is made. A one-block device (an MPPT) is asked at once: its next block is the
+        next cycle's end.
+        """
         reader = self.reader
         if reader is None or not self.speaks_hex:
             return
@@ -337,7 +353,7 @@ class VedirectSource:
                 reader.request_hex(request)
             self._read_history(reader, "connect")
         for request in self.hex.due(self.context.clock.now()):
-            reader.request_hex(request)
+            reader.request_hex(request, after_block=after_block)
 
     def _history_triggers(self, snapshot: Snapshot) -> None:
         """Read the history again after a gap in the stream and when the device's day rolls."""
@@ -382,7 +398,7 @@ class VedirectSource:
     def _updated(self, _name: str, snapshot: Snapshot) -> None:
         """Tell the listeners about a new complete snapshot."""
         if snapshot.complete:
-            self._poll_hex()
+            self._poll_hex(after_block=snapshot.blocks > 1)
             self._history_triggers(snapshot)
         if snapshot.complete and self._unknown_columns:
             self._warn_unknown_columns(snapshot)

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from tests.shared import CAPTURES
 from vemonitor.vedirect import Block, Decoder, decode_bytes
+from vemonitor.vedirect.decoder import Limits
 from vemonitor.vedirect.encoder import encode_block, encode_hex
 
 _SAMPLE = (CAPTURES / "smartsolar_100_20_fw139.dump")
@@ -65,6 +66,8 @@ def test_mutated_real_stream_never_emits_a_bad_block(mutations: list[tuple[int, 
     encode_block([("H1", "-100"), ("H2", "0"), ("H17", "6843")]),
     encode_hex(0xA, b"\x4f\xed\x00"), b":A00\n", b"\x00", b"\r\n", b"Checksum\t", b":",
     b"\xff\xfe", b"\t", b"V\t1\r\n",
+    # HEX lines at the decoder's line cap and one byte over it (the fast path's bound)
+    b":" + b"A" * Limits().hex_line + b"\n", b":" + b"A" * (Limits().hex_line + 1) + b"\n",
 ]), max_size=40), st.lists(st.integers(0, 4000), max_size=20))
 def test_spliced_fragments_decode_identically_on_both_paths(pieces: list[bytes],
                                                             cuts: list[int]) -> None:

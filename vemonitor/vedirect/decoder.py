@@ -393,6 +393,11 @@ class Decoder:
         """
         n = len(data)
         base = self._offset - i
+        if data[i] == 0x3A and (after := self._hex_line(data, i, base, events)) > i:
+            if after == n:  # a reply alone (the usual HEX wake-up): no text to match
+                self._offset = base + n
+                return n
+            i = after
         limit = min(self.limits.block, 256)  # the expected-layout step sums by adler32
         text = self._latin1(data)
         view = memoryview(data)
@@ -429,6 +434,23 @@ class Decoder:
         self._expect, self._last, self._block_start = expect, last, start
         self._offset = base + i
         return n
+
+    def _hex_line(self, data: bytes, i: int, base: int, events: list[Event]) -> int:
+        """Take a whole HEX line at data[i] == ':' between blocks; return the index after it.
+
+        Return ``i`` when its ``\\n`` is not within the line cap in ``data`` (a line cut
+        by the chunk, or an oversize one): the state machine takes it from the ':', byte
+        by byte, with the same result. This is the path of every HEX reply and async
+        line, so it does only what :meth:`_on_hex` would: one event, the next block
+        starting after the line.
+        """
+        end = data.find(b"\n", i + 1, i + 2 + self.limits.hex_line)
+        if end == -1:
+            return i
+        raw = data[i + 1:end]
+        events.append(HexMessage(raw, _hex_valid(raw), base + i, base + end + 1))
+        self._block_start = base + end + 1
+        return end + 1
 
     def _take_block(self, data: bytes, text: str, i: int, base: int,
                     events: list[Event]) -> int:
@@ -547,6 +569,7 @@ def _judge(records: list[tuple[bytes, bytes]], total: int) -> tuple[str | None, 
     return None, ""
 
 
+@functools.lru_cache(maxsize=256)  # a device repeats its lines (hex.parse_response)
 def _hex_valid(raw: bytes) -> bool:
     """Return True when a HEX line body is well formed and sums to 0x55."""
     if _HEX_OK.fullmatch(raw) is None:

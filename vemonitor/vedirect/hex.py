@@ -178,6 +178,13 @@ def _register_message(frame: Frame) -> RegisterMessage | Malformed:
     return RegisterMessage(frame.code, reg, frame.payload[2], frame.payload[3:])
 
 
+# A device answers the same bytes again and again (a polled register that did not
+# change: a flag, a state of charge, a capacity), and every message and reading is
+# immutable: the same line is parsed and decoded once, not at every poll.
+REPEATED_LINES = 256
+
+
+@functools.lru_cache(maxsize=REPEATED_LINES)
 def parse_response(body: bytes) -> Response:
     """Return what a device line means (device -> host direction)."""
     frame = parse_frame(body)
@@ -439,6 +446,7 @@ class Reading:
         return self.spec.name if self.spec is not None else f"0x{self.register:04X}"
 
 
+@functools.lru_cache(maxsize=REPEATED_LINES)  # see parse_response
 def reading_of(message: RegisterMessage) -> Reading:
     """Decode a Get/Set/Async reply into a Reading; never raises."""
     spec = REGISTER_BY_ID.get(message.register)
