@@ -10,7 +10,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from vemonitor.api import (
     AcknowledgesRows,
@@ -247,6 +247,17 @@ class InputWorker:
         return row
 
 
+@runtime_checkable
+class WritesLater(Protocol):
+    """A cache that buffers its writes (the Redis cache: one round trip per flush).
+
+    An output flushes it before handing a batch to its sender, so the cache's store holds
+    every row an output has sent (integrations/redis/cache.py, issue 24f).
+    """
+
+    def flush(self) -> None: ...
+
+
 class OutputWorker:
     """Gathers rows at its ticks; every cache_interval ticks stores a batch in its outbox.
 
@@ -258,6 +269,7 @@ class OutputWorker:
                  input_names: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.spec = spec
         self.cache = cache
+        self._cache_flush = cache.flush if isinstance(cache, WritesLater) else None
         self.inputs = list(spec.columns) or inputs
         # Standard names (ref_cols, device column -> standard name): the output's own
         # if it has any, else each input's.
@@ -349,6 +361,8 @@ class OutputWorker:
             return
         rows = tuple(sorted(self._pending, key=lambda r: (r.time, r.input)))
         self._pending = []
+        if self._cache_flush is not None:  # the cache's store first holds what is sent
+            self._cache_flush()
         try:
             # In memory while the sink is healthy, else in the outbox (vemonitor.delivery);
             # the rows count as stored (durable) once in the sink or in the outbox.
