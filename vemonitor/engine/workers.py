@@ -96,6 +96,7 @@ class InputWorker:
         self._period = DEVICE_PERIOD  # learned time between two snapshots
         self._seen_at: float | None = None  # receive time of the newest snapshot seen
         self._used_at: float | None = None  # receive time of the snapshot of the last row
+        self._judged: tuple[Mapping[str, Any], float] | None = None  # see ready()
         self._encode = ENCODERS[spec.item.value_format]
 
     def tick(self, at: float) -> Row | None:
@@ -105,7 +106,9 @@ class InputWorker:
         """
         if self.forwards:
             return self._forward(at)
-        latest = self.source.latest()
+        # The snapshot ready() just judged, when this tick fires early (no second look-up;
+        # a snapshot arriving in between belongs to the next slot anyway).
+        latest, self._judged = self._judged or self.source.latest(), None
         if latest is None or at - latest[1] > self.stale_after:
             self.stats.missed += 1
             return None
@@ -129,8 +132,11 @@ class InputWorker:
             return False
         received = latest[1]
         self._observe(received)
-        return (received != self._used_at and received >= due - self.spec.time_interval
-                and received + self._period > due)
+        if (received != self._used_at and received >= due - self.spec.time_interval
+                and received + self._period > due):
+            self._judged = latest  # the early tick that follows uses this snapshot
+            return True
+        return False
 
     def _observe(self, received: float) -> None:
         """Learn the device's period from two consecutive snapshots.
@@ -312,11 +318,6 @@ class OutputWorker:
         self.ticks += 1
         if self._gathered >= self.spec.cache_interval:
             self.flush()
-
-    @property
-    def flushes_next(self) -> bool:
-        """Return True when the next tick sends a batch."""
-        return self._gathered + 1 >= self.spec.cache_interval
 
     def clock_stepped(self) -> None:
         """The wall clock stepped: rows that arrived before are taken whatever their stamp.
