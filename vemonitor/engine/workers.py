@@ -291,6 +291,7 @@ class OutputWorker:
         self._before_step = 0  # arrival number of the last row made before a clock step
         self._durable: dict[str, int] = {}  # input -> last row number in the sink or outbox
         self._pending: list[Row] = []
+        self._views: dict[str, tuple[list[str], dict[str, str]]] = {}  # input -> _view()
         self._gathered = 0
         delivery = spec.item.delivery
         self.sender = Sender(spec.name, sink, outbox, clock,
@@ -311,9 +312,8 @@ class OutputWorker:
     def tick(self, at: float) -> None:
         """Take the rows produced since the previous tick; store a batch every cache_interval."""
         for name in self.inputs:
-            columns = self.spec.columns.get(name, ())
             for row in self._new_rows(name, at):
-                self._pending.append(self._select(row, columns))
+                self._pending.append(self._select(row))
         self._gathered += 1
         self.ticks += 1
         if self._gathered >= self.spec.cache_interval:
@@ -382,18 +382,26 @@ class OutputWorker:
             self.waiting_at_stop = self.outbox.depth()["rows"]
         self.outbox.close()
 
-    def _select(self, row: Row, columns: tuple[str, ...]) -> Row:
-        """Return the row with the output's columns, under their standard names.
+    def _select(self, row: Row) -> Row:
+        """Return the row with the output's columns, under their standard names."""
+        view = self._views.get(row.input)
+        if view is None:  # once per input, not per row (issue 24f)
+            view = self._views[row.input] = self._view(row.input)
+        wanted, names = view
+        values = project(row.values, wanted)
+        return Row(row.time, row.input, {names.get(k, k): v for k, v in values.items()}, row.age)
+
+    def _view(self, name: str) -> tuple[list[str], dict[str, str]]:
+        """Return the device columns the output keeps from input ``name``'s rows (none
+        listed: all) and their standard names.
 
         Rows in the cache keep device column names; a column may be asked for by
         its device name or its standard name. ``time_ref`` (the seed's name for the
         row time) is not a value: every row carries its time.
         """
-        names = self.names.get(row.input, {})
-        if columns:
-            devices = {std: col for col, std in names.items()}
-            wanted = [devices.get(c, c) for c in columns if c != "time_ref"]
-            values = project(row.values, wanted)
-        else:
-            values = dict(row.values)
-        return Row(row.time, row.input, {names.get(k, k): v for k, v in values.items()}, row.age)
+        names = self.names.get(name, {})
+        columns = self.spec.columns.get(name, ())
+        if not columns:
+            return [], names
+        devices = {std: col for col, std in names.items()}
+        return [devices.get(c, c) for c in columns if c != "time_ref"], names
