@@ -1,14 +1,26 @@
 """A data cache kept in Redis: bounded per input, and still there after a restart.
 
 Same interface as :class:`vemonitor.engine.DataCache` (``add``, ``seq``,
-``arrived_after``, ``between``, ``dropped``). Each input is a ZSET
+``arrived_after``, ``between``, ``dropped``), plus ``flush``. Each input is a ZSET
 ``<namespace>:<input>`` scored by row time, whose members are JSON
-``[time, values, age]``; one EVALSHA per ``add`` (which also claims the db, see
-:mod:`vemonitor_integrations.redis.layout`; the engine adds each row as its input's
-tick makes it, one row per input and tick, so there is no batch of a tick to pipeline
-without changing the Cache protocol: with the RESP client each is one small write and
-one read) and one ZRANGEBYSCORE per ``between``; rows kept through an outage are written in one
-pipelined round trip when it ends. Unlike
+``[time, values, age]``, written by the cache script (one EVALSHA per row, which also
+claims the db, see :mod:`vemonitor_integrations.redis.layout`); one ZRANGEBYSCORE per
+``between``.
+
+Writes are batched (issue 24f, the lead's decision): the cache is not a durability
+mechanism (rows not yet sent wait in each output's durable outbox, and outputs take rows
+from the in-memory arrival index), so ``add`` only buffers the row, and the buffer goes
+to Redis in ONE pipelined round trip (one EVALSHA per row) when
+
+* an output takes a batch (the engine calls ``flush`` before handing it to the sender:
+  Redis then holds every row any output has sent),
+* the cache is closed (the engine's stop),
+* the buffer holds :data:`FLUSH_ROWS` rows (an output with a long ``cache_interval``
+  does not leave other readers of the ZSETs minutes behind),
+* and, during an outage, at every ``add`` (catch-up as soon as Redis answers).
+
+``between`` serves buffered rows with the stored ones. On a Redis Cluster (redis-py)
+a flush writes row by row (each input's key has its own slot). Unlike
 vemonitor_m8 the cache is not wiped at start: other readers (and ``between``)
 still find the rows after a restart. Rows not yet sent wait in each output's
 durable outbox, not here.
@@ -50,6 +62,11 @@ from vemonitor.api import Context, DataCache, Row
 log = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "vemonitor:cache"
+# Rows buffered before a flush is forced (issue 24f): the sample's output takes a batch
+# of 5 rows every 5 s, so its flushes come from the output; 64 bounds a pipeline (a few
+# KiB) and how far the ZSETs lag behind when outputs take rows rarely (8 devices and a
+# cache_interval of 60 would otherwise buffer 480 rows).
+FLUSH_ROWS = 64
 
 
 class RedisCache:
@@ -67,6 +84,7 @@ class RedisCache:
         self._pending: dict[str, deque[Row]] = {}  # per input, while Redis is unreachable
         self._lock = threading.Lock()
         self._failing = False
+        self._buffered = 0  # rows added since the last write that emptied the buffer
         self._arrivals = DataCache(max_points)  # this process's rows, in arrival order
         self.names = layout.Names(connector.is_cluster(), connector.db_selector)
 
@@ -102,25 +120,40 @@ class RedisCache:
         try:
             claim_db(self.client, self.connector, self.clock.now())
         except (RedisAuthError, RedisForeignDb):
-            self.close()
+            self._release()  # a refused db: nothing may be written to it
             raise
         except Exception as err:  # unreachable now: rows wait in memory until it answers
             self._fail(err)
 
     def close(self) -> None:
-        """Release the connection (idempotent)."""
+        """Write the buffered rows, then release the connection (idempotent).
+
+        Rows Redis cannot take now are lost from the cache only: every row not yet sent
+        is in its output's outbox."""
+        with self._lock:
+            self._write()
+        self._release()
+
+    def _release(self) -> None:
         client, self.client, self._script = self.client, None, None
         if client is not None:
             client.close()
 
     def add(self, row: Row) -> None:
-        """Store a row (in memory while Redis is unreachable)."""
+        """Buffer a row; write the buffer when it is full, or at once during an outage."""
         with self._lock:
             self.start()
-            # After an outage, catch up oldest first before writing the new row.
-            if self.client is None or not (self._flush() and self._store(row)):
-                self._keep(row)
+            self._keep(row)
+            self._buffered += 1
+            if self._failing or self._buffered >= FLUSH_ROWS:
+                self._write()
         self._arrivals.add(row)
+
+    def flush(self) -> None:
+        """Write the buffered rows to Redis (one round trip); kept in memory while it is down."""
+        with self._lock:
+            self.start()  # the db selector may still be waiting for the server
+            self._write()
 
     def between(self, input_name: str, after: float, upto: float) -> list[Row]:
         """Return the rows of ``input_name`` with after < time <= upto, oldest first."""
@@ -141,6 +174,11 @@ class RedisCache:
             return [rows[t] for t in sorted(rows)]
 
     # ------------------------------------------------------------------ helpers
+    def _write(self) -> None:
+        """Write the buffer if there is a client (under the lock)."""
+        if self.client is not None and self._flush():
+            self._buffered = 0
+
     def _store(self, row: Row) -> bool:
         """Write one row; return False when Redis is unreachable."""
         assert self._script is not None

@@ -26,8 +26,9 @@ Semantics (the seed's, made to hold for any pair of intervals):
   snapshot is in the open slot and the device's next one is not expected before
   the slot ends (VE.Direct sends once a second; the period is learned), no later
   data can change the slot's row: the slot closes now, with the snapshot it would
-  have used at its end. An output whose next tick sends a batch fires early the
-  same way once every input's slots before it have closed. Rows, times and batches
+  have used at its end. An output's tick (gathering, or sending a batch) fires
+  early the same way once every input's slots before it have closed, in the same
+  wake: a batch goes at the moment its last row is made. Rows, times and batches
   stay the same; only the wait goes. A wrong guess (the device was early) only
   means the row used the previous snapshot.
 * An output ticks at multiples of its own ``time_interval`` and takes every row

@@ -220,10 +220,11 @@ class Engine:
 
 
 def output_ready(output: OutputWorker, inputs: Mapping[str, Timer], due: float) -> bool:
-    """Return True when the output's tick at ``due`` sends a batch all of whose rows exist.
+    """Return True when every row the output's tick at ``due`` takes exists.
 
-    Its inputs' ticks up to ``due`` have all fired (early or not), so the batch
-    can hold nothing more.
+    Its inputs' ticks up to ``due`` have all fired (early or not), so the tick can
+    take nothing more. Every tick, not only a batch's last (issue 24f): a tick that
+    only gathers fires in the same wake as its inputs' early ticks, so the engine no
+    longer wakes a second time each interval to gather rows it already has.
     """
-    return output.flushes_next and all(
-        name in inputs and inputs[name].due > due for name in output.inputs)
+    return all(name in inputs and inputs[name].due > due for name in output.inputs)

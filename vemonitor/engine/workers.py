@@ -10,7 +10,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from vemonitor.api import (
     AcknowledgesRows,
@@ -96,6 +96,7 @@ class InputWorker:
         self._period = DEVICE_PERIOD  # learned time between two snapshots
         self._seen_at: float | None = None  # receive time of the newest snapshot seen
         self._used_at: float | None = None  # receive time of the snapshot of the last row
+        self._judged: tuple[Mapping[str, Any], float] | None = None  # see ready()
         self._encode = ENCODERS[spec.item.value_format]
 
     def tick(self, at: float) -> Row | None:
@@ -105,7 +106,9 @@ class InputWorker:
         """
         if self.forwards:
             return self._forward(at)
-        latest = self.source.latest()
+        # The snapshot ready() just judged, when this tick fires early (no second look-up;
+        # a snapshot arriving in between belongs to the next slot anyway).
+        latest, self._judged = self._judged or self.source.latest(), None
         if latest is None or at - latest[1] > self.stale_after:
             self.stats.missed += 1
             return None
@@ -129,8 +132,11 @@ class InputWorker:
             return False
         received = latest[1]
         self._observe(received)
-        return (received != self._used_at and received >= due - self.spec.time_interval
-                and received + self._period > due)
+        if (received != self._used_at and received >= due - self.spec.time_interval
+                and received + self._period > due):
+            self._judged = latest  # the early tick that follows uses this snapshot
+            return True
+        return False
 
     def _observe(self, received: float) -> None:
         """Learn the device's period from two consecutive snapshots.
@@ -247,6 +253,17 @@ class InputWorker:
         return row
 
 
+@runtime_checkable
+class WritesLater(Protocol):
+    """A cache that buffers its writes (the Redis cache: one round trip per flush).
+
+    An output flushes it before handing a batch to its sender, so the cache's store holds
+    every row an output has sent (integrations/redis/cache.py, issue 24f).
+    """
+
+    def flush(self) -> None: ...
+
+
 class OutputWorker:
     """Gathers rows at its ticks; every cache_interval ticks stores a batch in its outbox.
 
@@ -258,6 +275,7 @@ class OutputWorker:
                  input_names: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.spec = spec
         self.cache = cache
+        self._cache_flush = cache.flush if isinstance(cache, WritesLater) else None
         self.inputs = list(spec.columns) or inputs
         # Standard names (ref_cols, device column -> standard name): the output's own
         # if it has any, else each input's.
@@ -273,6 +291,7 @@ class OutputWorker:
         self._before_step = 0  # arrival number of the last row made before a clock step
         self._durable: dict[str, int] = {}  # input -> last row number in the sink or outbox
         self._pending: list[Row] = []
+        self._views: dict[str, tuple[list[str], dict[str, str]]] = {}  # input -> _view()
         self._gathered = 0
         delivery = spec.item.delivery
         self.sender = Sender(spec.name, sink, outbox, clock,
@@ -293,18 +312,12 @@ class OutputWorker:
     def tick(self, at: float) -> None:
         """Take the rows produced since the previous tick; store a batch every cache_interval."""
         for name in self.inputs:
-            columns = self.spec.columns.get(name, ())
             for row in self._new_rows(name, at):
-                self._pending.append(self._select(row, columns))
+                self._pending.append(self._select(row))
         self._gathered += 1
         self.ticks += 1
         if self._gathered >= self.spec.cache_interval:
             self.flush()
-
-    @property
-    def flushes_next(self) -> bool:
-        """Return True when the next tick sends a batch."""
-        return self._gathered + 1 >= self.spec.cache_interval
 
     def clock_stepped(self) -> None:
         """The wall clock stepped: rows that arrived before are taken whatever their stamp.
@@ -349,6 +362,8 @@ class OutputWorker:
             return
         rows = tuple(sorted(self._pending, key=lambda r: (r.time, r.input)))
         self._pending = []
+        if self._cache_flush is not None:  # the cache's store first holds what is sent
+            self._cache_flush()
         try:
             # In memory while the sink is healthy, else in the outbox (vemonitor.delivery);
             # the rows count as stored (durable) once in the sink or in the outbox.
@@ -367,18 +382,26 @@ class OutputWorker:
             self.waiting_at_stop = self.outbox.depth()["rows"]
         self.outbox.close()
 
-    def _select(self, row: Row, columns: tuple[str, ...]) -> Row:
-        """Return the row with the output's columns, under their standard names.
+    def _select(self, row: Row) -> Row:
+        """Return the row with the output's columns, under their standard names."""
+        view = self._views.get(row.input)
+        if view is None:  # once per input, not per row (issue 24f)
+            view = self._views[row.input] = self._view(row.input)
+        wanted, names = view
+        values = project(row.values, wanted)
+        return Row(row.time, row.input, {names.get(k, k): v for k, v in values.items()}, row.age)
+
+    def _view(self, name: str) -> tuple[list[str], dict[str, str]]:
+        """Return the device columns the output keeps from input ``name``'s rows (none
+        listed: all) and their standard names.
 
         Rows in the cache keep device column names; a column may be asked for by
         its device name or its standard name. ``time_ref`` (the seed's name for the
         row time) is not a value: every row carries its time.
         """
-        names = self.names.get(row.input, {})
-        if columns:
-            devices = {std: col for col, std in names.items()}
-            wanted = [devices.get(c, c) for c in columns if c != "time_ref"]
-            values = project(row.values, wanted)
-        else:
-            values = dict(row.values)
-        return Row(row.time, row.input, {names.get(k, k): v for k, v in values.items()}, row.age)
+        names = self.names.get(name, {})
+        columns = self.spec.columns.get(name, ())
+        if not columns:
+            return [], names
+        devices = {std: col for col, std in names.items()}
+        return [devices.get(c, c) for c in columns if c != "time_ref"], names
