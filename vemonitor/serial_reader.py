@@ -306,26 +306,28 @@ class SerialReader:
                   events: list[Block | HexMessage | Rejected], mono: float, idle: bool) -> None:
         """Feed the HEX session, write its request in a block gap, publish what it settled.
 
-        A subscriber may ask for more while it is told (the history total asks for its
-        days, a control reads back what it set): those requests are queued on this
-        thread without a wake-up (``request_hex``), so they are taken and offered the
-        same gap here, at most twice more (each round settles what it sent).
+        What settled is published before the next request is written: a subscriber
+        may ask for more while it is told (the history total asks for its days, a
+        control reads back what it set), and those requests, queued on this thread
+        without a wake-up (``request_hex``), are taken and offered this same gap. The
+        write comes last: on a pty it wakes a kernel worker that may preempt this
+        thread there, and nothing of the step is left to run after it.
         """
         self._take_requests(session, mono)
         session.on_events(events, mono, idle=idle)
         for _round in range(3):
-            line = session.outgoing(mono)
-            if line is not None:
-                _write_line(port, fd, line)
             if session.settled:
                 settled: list[hex_session.Outcome | Reading] = [*session.take_outcomes(),
                                                                  *session.take_async()]
                 for item in settled:
                     for callback in self._hex_subscribers:
                         callback(self.name, item)
-            if self._hex_requests.empty():
+                self._take_requests(session, mono)
+            line = session.outgoing(mono)
+            if line is not None:
+                _write_line(port, fd, line)
+            if not session.settled:  # requests skipped or timed out: publish them too
                 return
-            self._take_requests(session, mono)
 
     def _release_waiting(self) -> None:
         """A block arrived: the requests that waited for one may go out in its gap."""

@@ -52,7 +52,9 @@ POLL_EARLY_S = 0.25  # a poll is due this early (at most half an interval; see d
 # Identity registers asked once per connection: hex_session.IDENTITY_REQUESTS (shared
 # with the Home Assistant component).
 # Which identity answer a request is: one dict look-up per HEX reply, not four comparisons.
-IDENTITY_KEY: dict[Request, str] = {request: key for key, request in IDENTITY_REQUESTS}
+# Keyed by (command, register): a tuple hashes in C, a Request's dataclass hash in Python.
+IDENTITY_KEY: dict[tuple[int, int | None], str] = {
+    (request.command, request.register): key for key, request in IDENTITY_REQUESTS}
 
 
 def hex_columns(input_name: str, columns: Iterable[str]) -> list[str]:
@@ -143,10 +145,11 @@ class HexColumns:
 
     def _identity(self, outcome: Outcome) -> None:
         """Remember the identity answers (product id word, serial, model, firmware)."""
-        key = IDENTITY_KEY.get(outcome.request)
+        request = outcome.request
+        key = IDENTITY_KEY.get((request.command, request.register))
         if key is None:
             return  # a polled register or history: the common case, settled in one look-up
-        if outcome.request == SERIAL_REQUEST:
+        if request == SERIAL_REQUEST:
             self.serial_pending = False  # answered, refused, timed out or skipped
         if outcome.status != "ok":
             return
