@@ -351,12 +351,15 @@ def test_a_request_is_answered_within_the_gap_not_at_the_next_stop_check(
         sim_dir: Path) -> None:
     """A real device answers in its gap within milliseconds (OpenDTU-OnBattery #1692's
     serial log: five replies within 40 ms at 19200 baud). The simulator's writer waits
-    between blocks on the pty itself, so a request ends its wait: the pause it was in
-    (a whole 10 s here, long enough that the old 50 ms sleeps would not matter, and a
-    plain sleep would not end) returns as soon as the host writes."""
-    with Simulator(["mppt"], sim_dir, speed=1.0) as sim:
+    between blocks on the pty itself, so a request ends its wait: the pause it is in
+    (10 s here, long enough that the old 50 ms sleeps would not matter, and a plain sleep
+    would not end) returns as soon as the host writes. The writer thread is not started,
+    so this test's pause is the only one reading the pty."""
+    with Simulator(["mppt"], sim_dir, speed=1.0, autostart=False) as sim:
         device = sim.devices["mppt"]
-        with connect(sim, "mppt") as client:
+        sim.open_ports()
+        fd = os.open(sim.path("mppt"), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
             done = threading.Event()
 
             def pause() -> None:
@@ -365,7 +368,8 @@ def test_a_request_is_answered_within_the_gap_not_at_the_next_stop_check(
 
             worker = threading.Thread(target=pause, daemon=True)
             worker.start()
-            time.sleep(0.2)
-            assert not done.is_set()  # nothing written: it waits
-            os.write(client.fd, hs.Request(h.PING).line)
+            assert not done.wait(0.2)  # nothing written: it waits
+            os.write(fd, hs.Request(h.PING).line)
             assert done.wait(5.0), "the pause did not end when the host wrote"
+        finally:
+            os.close(fd)
