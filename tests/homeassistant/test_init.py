@@ -160,10 +160,14 @@ async def test_mppt_entities(hass: HomeAssistant, mppt, scan_sim: Simulator) -> 
     off_reason = hass.states.get(entity_id(hass, "sensor", uid, "OR"))
     assert "code" in off_reason.attributes
 
+    # The registry shows the PID's name (TEXT) until the device's own model name (HEX
+    # 0x010B) arrives, then that one (test_hex.py): wait for the final state, whose
+    # timing depends on how soon the device answers HEX.
+    await wait_for(hass, lambda: _device(hass, mppt).model == "SmartSolar Charger MPPT 75/15",
+                   what="the device's own model name")
     device = _device(hass, mppt)
     assert (DOMAIN, uid) in device.identifiers
     assert device.manufacturer == "Victron Energy"
-    assert device.model == "SmartSolar MPPT 75/15"
     assert device.sw_version == "1.59"
     assert device.serial_number == serial
 
