@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -58,22 +59,33 @@ BLOCK = encode_block([("PID", "0xA053"), ("FW", "159"), ("SER#", "HQ2210ABCDE"),
 POLLED = (0xEDD5, 0xEDD7, 0xEDBB, 0xEDAD)  # 4 registers, as the issue's number says
 
 
-def codec_rates(min_time: float = 0.5) -> tuple[float, float]:
-    """Return (HEX replies decoded per second, TEXT blocks decoded per second)."""
+def hex_rate(min_time: float, parse: Any, reading: Any) -> float:
+    """Return HEX replies decoded per second with these two functions."""
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < min_time:
         for body in REPLIES:
-            msg = h.parse_response(body)
+            msg = parse(body)
             if isinstance(msg, h.RegisterMessage):
-                h.reading_of(msg)
+                reading(msg)
         n += len(REPLIES)
-    hex_rate = n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start)
+
+
+def codec_rates(min_time: float = 0.5) -> tuple[float, float, float]:
+    """Return (new HEX replies decoded per second, repeated ones, TEXT blocks per second).
+
+    ``parse_response`` and ``reading_of`` keep the lines they saw (a polled register
+    answers the same bytes again and again): the first figure calls the functions they
+    wrap, as for a reply never seen before; the second is a repeated line's cost.
+    """
+    new = hex_rate(min_time, h.parse_response.__wrapped__, h.reading_of.__wrapped__)
+    repeated = hex_rate(min_time, h.parse_response, h.reading_of)
     stream = BLOCK * 200
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < min_time:
         Decoder().feed(stream)
         n += 200
-    return hex_rate, n / (time.perf_counter() - start)
+    return new, repeated, n / (time.perf_counter() - start)
 
 
 def reader_cpu(seconds: float, poll: bool) -> float:
@@ -106,8 +118,9 @@ def reader_cpu(seconds: float, poll: bool) -> float:
             sim.wait(10)
 
 
-def backfill_seconds() -> tuple[float, int, int]:
-    """Return (wall seconds for 0x104F + 31 days, day records read, TEXT blocks lost)."""
+def backfill_seconds() -> tuple[float, float, int, int]:
+    """Return (wall seconds for 0x104F + 31 days, their bytes' time on a 19200 baud line,
+    day records read, TEXT blocks lost)."""
     with tempfile.TemporaryDirectory() as tmp:
         sim = Simulator(["mppt"], Path(tmp), speed=1.0, autostart=False)
         with sim:
@@ -143,27 +156,33 @@ def backfill_seconds() -> tuple[float, int, int]:
             lost = sum(b.clean for b in device.history) - reader.stats.frames_ok
             # Day records answered: 0x1050 (today) + the 30 seeded days = 31.
             days = sum(o.status == "ok" and o.request.register != 0x104F for o in done)
-            return elapsed, days, lost
+            # The pty carries bytes at once; a real port at 19200 8N1 carries 1920 a
+            # second, one way. The requests and replies exchanged take this long on it.
+            wire = sum(len(o.request.line) + len(o.raw) + 2 for o in done) / 1920
+            return elapsed, wire, days, lost
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each CPU run")
     opts = parser.parse_args()
-    hex_rate, text_rate = codec_rates()
-    print(f"codec: {hex_rate:,.0f} HEX replies/s, {text_rate:,.0f} TEXT blocks/s "
-          f"(one reply costs {text_rate / hex_rate:.2f} blocks)")
+    new_rate, repeated_rate, text_rate = codec_rates()
+    print(f"codec: {new_rate:,.0f} new HEX replies/s ({repeated_rate:,.0f}/s for a repeated "
+          f"line), {text_rate:,.0f} TEXT blocks/s (one new reply costs "
+          f"{text_rate / new_rate:.2f} blocks)")
     base = reader_cpu(opts.seconds, poll=False)
     polled = reader_cpu(opts.seconds, poll=True)
     print(f"reader CPU over {opts.seconds:g} s: {base * 1000:.0f} ms without HEX, "
           f"{polled * 1000:.0f} ms polling 4 registers at 1 s "
           f"(+{(polled / base - 1) * 100:.0f} %, issue target <= +20 % of the whole daemon)")
-    elapsed, days, lost = backfill_seconds()
-    print(f"back-fill: total + {days} day records in {elapsed:.2f} s at real speed "
-          f"(issue target <= 10 s per MPPT); TEXT blocks lost: {lost}")
+    elapsed, wire, days, lost = backfill_seconds()
+    print(f"back-fill: total + {days} day records in {elapsed:.2f} s on the simulator's pty "
+          f"(device time at speed 1; the pty has no line rate), {elapsed + wire:.2f} s with "
+          f"the {wire:.2f} s its bytes take at 19200 baud (issue target <= 10 s per MPPT); "
+          f"TEXT blocks lost: {lost}")
     # The issue's number is a bound: miss it (or read fewer than the 31 records the
     # simulated MPPT holds, or lose a block) and the benchmark fails.
-    if elapsed > 10.0 or days != 31 or lost != 0:
+    if elapsed + wire > 10.0 or days != 31 or lost != 0:
         print("back-fill: target missed", file=sys.stderr)
         return 1
     return 0
