@@ -251,15 +251,11 @@ class SerialReader:
         port.reset_input_buffer()
         fd = port.fileno()
         wake_r = self._wake_r
-        # One epoll set for the connection: each wake-up is one epoll_wait and one read
-        # (poll() would register both descriptors again at every call; a HEX reply is a
-        # wake-up of its own, four a second when four registers are polled).
-        with select.epoll(2) as waiter:
-            waiter.register(fd, select.EPOLLIN)
-            waiter.register(wake_r, select.EPOLLIN)
+        waiter, timeout = _waiter(fd, wake_r)
+        try:
             self._last_valid = time.monotonic()
             while not self._stop.is_set():
-                ready = waiter.poll(POLL_SECONDS)
+                ready = waiter.poll(timeout)
                 mono = time.monotonic()
                 if self._stop.is_set():
                     return
@@ -277,6 +273,9 @@ class SerialReader:
                 self._hex_step(session, port, fd, events, mono, idle=decoder.pending == 0)
                 if mono - self._last_valid > self.stale_after:
                     self._set_available(False, f"no valid block for {self.stale_after:g} s")
+        finally:
+            if hasattr(waiter, "close"):
+                waiter.close()
 
     def _handle(self, events: list[Block | HexMessage | Rejected], assembler: SnapshotAssembler,
                 mono: float) -> None:
@@ -359,6 +358,25 @@ def _shown(label: str, raw: str) -> str:
     """Return a wire value as a log line shows it: in user units, with the wire text."""
     value = decode_value(label, raw)
     return raw if str(value) == raw else f"{value} (wire {raw})"
+
+
+def _waiter(*fds: int) -> tuple[Any, float]:
+    """Return a readiness waiter on ``fds`` and its timeout for ``POLL_SECONDS``.
+
+    One epoll set for the connection where the OS has it (Linux: the Pi, Home Assistant
+    OS): each wake-up is one ``epoll_wait``, where ``poll`` registers every descriptor
+    again at each call, and a HEX reply is a wake-up of its own (four a second when four
+    registers are polled). Elsewhere ``poll``, whose timeout is in milliseconds.
+    """
+    if hasattr(select, "epoll"):
+        waiter: Any = select.epoll(len(fds))
+        for fd in fds:
+            waiter.register(fd, select.EPOLLIN)
+        return waiter, POLL_SECONDS
+    waiter = select.poll()
+    for fd in fds:
+        waiter.register(fd, select.POLLIN)
+    return waiter, POLL_SECONDS * 1000
 
 
 def _read_available(fd: int) -> bytes:

@@ -134,3 +134,22 @@ def test_requests_made_on_the_reader_thread_go_out_without_a_wake_up(tmp_path: P
     assert [o.status for o in collector.outcomes] == ["ok", "ok"]
     assert collector.outcomes[1].word == 0xA053
     assert wake_writes == [b"r"]  # the test thread's request only
+
+
+def test_a_system_without_epoll_reads_with_poll(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """epoll is Linux's (the Pi, Home Assistant OS); elsewhere the reader waits in poll(),
+    whose timeout is in milliseconds: blocks and a HEX reply still arrive."""
+    import select
+
+    monkeypatch.delattr(select, "epoll")
+    collector = Collector()
+    with Simulator(["mppt"], tmp_path / "sim", speed=5) as sim:
+        reader = SerialReader("mppt", str(sim.path("mppt")))
+        reader.subscribe_hex(collector)
+        reader.start()
+        assert wait_until(lambda: reader.stats.frames_ok >= 3, 20)
+        reader.request_hex(hs.Request(h.PRODUCT_ID))
+        assert wait_until(lambda: len(collector.outcomes) >= 1, 20)
+        reader.close()
+    assert (collector.outcomes[0].status, collector.outcomes[0].word) == ("ok", 0xA053)
