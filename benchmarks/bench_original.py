@@ -11,7 +11,18 @@ machine's load is the same for both. Printed for both, and the ratio vemonitor/o
 - RSS start-up peak, MiB: the largest sum of the tree's RSS, sampled every 20 ms from the
   start to the end of the warm-up (vemonitor's configuration child included where it forks one);
 - row age when it appears, median s: how long after its time stamp a row's field shows in
-  the sample's HmapTimeSeries hash (``bmv700_bmv700`` in db 3), polled every 50 ms.
+  the sample's HmapTimeSeries hash (``bmv700_bmv700`` in db 3), polled every 50 ms (the
+  issue's figure);
+- beside it, for vemonitor, the phase-free figure: the median wait from the moment the
+  device's data of a row was complete to the moment the row shows (the batch's wait plus
+  what vemonitor adds). The age above also holds the device's phase: where in each second
+  the simulated BMV completes its cycle, set by the moment its simulator started and
+  chosen by neither program. Each simulator (``benchmarks/phased_sim.py``) says when its
+  first cycle was complete; that modulo 1 s is the phase, printed for both devices. A
+  vemonitor row keeps its slot's start as its time stamp and holds the cycle completed
+  ``phase`` s into the slot, so its wait is its age less the phase. (The original stamps
+  a row with its own loop's time, truncated to the second in the hash, so the same cannot
+  be worked out for it from outside.)
 
 Then the cost of one and of eight devices for vemonitor (a generated legacy block: N BMVs,
 one Redis output), so the per-device cost shows.
@@ -63,6 +74,8 @@ class Figures:
     rss_mb: float = 0.0
     peak_mb: float = 0.0
     age_s: float = float("nan")
+    phase_s: float = float("nan")  # the device's phase (see the module's docstring)
+    wait_s: float = float("nan")  # the median age less the phase (vemonitor)
     rows: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -126,9 +139,11 @@ class AgeWatcher(threading.Thread):
                 stamp = int(float(name))
                 self.seen.setdefault(stamp, now)
 
-    def median_age(self, since: float, until: float) -> tuple[float, int]:
-        """Return the median age of the rows first seen in [since, until], and their count."""
-        ages = [seen - stamp for stamp, seen in self.seen.items() if since <= seen <= until]
+    def median_age(self, since: float, until: float, phase: float = 0.0) -> tuple[float, int]:
+        """Return the median age of the rows first seen in [since, until], less ``phase``,
+        and their count."""
+        ages = [seen - stamp - phase for stamp, seen in self.seen.items()
+                if since <= seen <= until]
         return (statistics.median(ages) if ages else float("nan")), len(ages)
 
 
@@ -143,6 +158,7 @@ class Program:
     redis_port: int
     process: subprocess.Popen[bytes] | None = None
     watcher: AgeWatcher | None = None
+    phase: float = float("nan")  # its device's phase, s into each second
     peak: int = 0
     samples: list[int] = field(default_factory=list)
 
@@ -226,10 +242,11 @@ def measure(programs: list[Program], seconds: float, warm_up: float) -> dict[str
     for program in programs:
         assert program.watcher is not None
         age, rows = program.watcher.median_age(wall_start, wall_end)
+        wait = program.watcher.median_age(wall_start, wall_end, program.phase)[0]
         results[program.name] = Figures(
             cpu_percent=100 * (end_cpu[program.name] - start_cpu[program.name]) / elapsed,
             rss_mb=statistics.median(program.samples) / 2**20, peak_mb=program.peak / 2**20,
-            age_s=age, rows=rows)
+            age_s=age, phase_s=program.phase, wait_s=wait, rows=rows)
         program.stop()
     return results
 
@@ -240,8 +257,8 @@ def side_by_side(checkout: Path, python: str, seconds: float, warm_up: float,
     with tempfile.TemporaryDirectory() as tmp_o, tempfile.TemporaryDirectory() as tmp_v, \
             RedisServer(workdir=Path(tmp_o) / "redis") as redis_o, \
             RedisServer(workdir=Path(tmp_v) / "redis") as redis_v:
-        sim_o = _start_sim(["bmv700"], Path(tmp_o) / "sim")
-        sim_v = _start_sim(["bmv700"], Path(tmp_v) / "sim")
+        sim_o, phase_o = _start_phased_sim(Path(tmp_o) / "sim")
+        sim_v, phase_v = _start_phased_sim(Path(tmp_v) / "sim")
         try:
             overrides = (() if cache_interval is None else
                          (f"block.outputs.redis.0.cache_interval={cache_interval}",))
@@ -249,6 +266,7 @@ def side_by_side(checkout: Path, python: str, seconds: float, warm_up: float,
                                           redis_o.port, cache_interval),
                         _vemonitor_program(Path(tmp_v), Path(tmp_v) / "sim", redis_v.port,
                                            overrides=overrides)]
+            programs[0].phase, programs[1].phase = phase_o, phase_v
             try:
                 return measure(programs, seconds, warm_up)
             finally:
@@ -257,6 +275,21 @@ def side_by_side(checkout: Path, python: str, seconds: float, warm_up: float,
         finally:
             _stop(sim_o)
             _stop(sim_v)
+
+
+def _start_phased_sim(directory: Path) -> tuple[subprocess.Popen[str], float]:
+    """Start a simulated BMV-700 (benchmarks/phased_sim.py); return it and its phase (s).
+
+    The phase is where in each second its cycles complete: the end of its first cycle
+    modulo 1 s (the simulator keeps a steady 1 s schedule from it).
+    """
+    sim = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "phased_sim.py"),
+                            str(directory), "bmv700"], stdout=subprocess.PIPE, text=True,
+                           cwd=ROOT)
+    assert sim.stdout is not None
+    sim.stdout.readline()  # the device's path
+    line = sim.stdout.readline().split()  # "cycle NAME WALL", "" if it never completed one
+    return sim, (float(line[2]) % 1.0 if len(line) == 3 else float("nan"))
 
 
 def device_cost(devices: int, seconds: float, warm_up: float) -> Figures:
@@ -289,6 +322,11 @@ def report(figures: dict[str, Figures]) -> list[str]:
     for label, name, fmt in rows:
         a, b = getattr(ours, name), getattr(theirs, name)
         lines.append(f"| {label} | {fmt.format(a)} | {fmt.format(b)} | {_ratio(a, b)} |")
+    lines.append(f"| device phase (its cycles complete this far into each second), s | "
+                 f"{ours.phase_s:.3f} | {theirs.phase_s:.3f} | |")
+    lines.append(f"| phase-free: data complete -> row shows (the batch's wait + vemonitor's), "
+                 f"median s | {ours.wait_s:.3f} "
+                 f"| n/a | |")
     lines.append(f"| rows seen in the window | {ours.rows} | {theirs.rows} | |")
     return lines
 

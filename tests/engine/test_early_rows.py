@@ -69,6 +69,62 @@ def test_a_faster_device_is_learned_so_no_snapshot_is_skipped() -> None:
     assert worker.ready(100.0)
 
 
+def _learn(worker: InputWorker, source: FakeSource, received: list[float]) -> None:
+    """Show the worker snapshots at ``received`` (it learns the period from their gaps)
+    at wakes whose slot is another's (so none is judged ready)."""
+    for at in received:
+        source.snapshot = ({"V": 12.5}, at)
+        assert not worker.ready(at + 10.0)
+
+
+def test_a_snapshot_just_after_the_slot_start_closes_it_early() -> None:
+    """A device whose cycles complete just after each second (issue 24g, traced: 0.2 ms
+    after) and a learned period a little short of 1 s (the smallest recent gap: 0.9985
+    here): the snapshot is the slot's only one and its row is made at once, not a whole
+    period later at the slot's end."""
+    source = FakeSource()
+    worker, cache = _worker(source, 1)
+    _learn(worker, source, [97.0010, 97.9995])  # gap 0.9985 s
+    source.snapshot = ({"V": 12.6}, 99.0003)
+    assert worker.ready(100.0)
+    worker.tick(100.0)
+    assert [(row.time, row.values["V"]) for _, row in cache.arrived_after("dev", 0)] == [
+        (99.0, 12.6)]
+
+
+def test_a_tick_after_its_due_keeps_the_next_slots_snapshot_for_the_next_slot() -> None:
+    """A device learned at 0.5 s whose cycle at 99.5 did not come: the snapshot of 99.0002
+    waited for the slot's end. The tick of [99, 100) fires at 100.0004 and finds the
+    device's next cycle (received 100.0002) already in: the row of [99, 100) takes the
+    snapshot received in it, the next cycle's is the row of [100, 101). Nothing is lost,
+    none is used twice, each row holds its own slot's values (before issue 24g the first
+    row took the next cycle's values and the 99.0002 snapshot was never used)."""
+    source = FakeSource()
+    worker, cache = _worker(source, 1)
+    _learn(worker, source, [98.0, 98.5])
+    source.snapshot = ({"V": 12.0}, 99.0002)
+    assert not worker.ready(100.0)  # another cycle is expected at 99.5
+    source.snapshot = ({"V": 13.0}, 100.0002)
+    worker.tick(100.0)
+    worker.ready(101.0)
+    worker.tick(101.0)
+    rows = [(row.time, row.values["V"]) for _, row in cache.arrived_after("dev", 0)]
+    assert rows == [(99.0, 12.0), (100.0, 13.0)]
+
+
+def test_a_stale_earlier_snapshot_gives_way_to_the_next_cycle() -> None:
+    """After a gap longer than stale_after (5 s here) the tick takes the newest snapshot,
+    as before: a row rather than a missed one (at an accelerated speed such a gap is a
+    scheduling delay)."""
+    source = FakeSource()
+    worker, cache = _worker(source, 1)
+    source.snapshot = ({"V": 12.0}, 90.5)
+    assert not worker.ready(100.0)  # seen at a wake, not in the slot [99, 100)
+    source.snapshot = ({"V": 13.0}, 100.0002)
+    worker.tick(100.0)
+    assert [row.values["V"] for _, row in cache.arrived_after("dev", 0)] == [13.0]
+
+
 def test_a_polled_source_waits_for_the_slot_end() -> None:
     source = PolledSource()
     worker, _ = _worker(source, 1)

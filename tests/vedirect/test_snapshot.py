@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from vemonitor.vedirect import Block, Rejected
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from vemonitor.vedirect import Block, Rejected, snapshot
 from vemonitor.vedirect.snapshot import SnapshotAssembler
 
 MAIN = {"PID": "0x203", "V": "12800", "SOC": "950"}
@@ -86,3 +91,29 @@ def test_first_cycle_ends_at_a_cycle_end_label_without_waiting_for_the_next_pid(
     assert len(out) == 1 and out[0].complete and "H18" in out[0].raw
     solar = SnapshotAssembler().feed([_block({"PID": "0xA053", "PPV": "5", "HSDS": "12"})])
     assert len(solar) == 1 and solar[0].complete
+
+
+def test_fields_are_decoded_as_decode_fields_does_only_when_their_text_changed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Snapshots hold exactly ``decode_fields(raw)``, in the wire's order, cycle after
+    cycle (a value changing, becoming "---" and coming back), while only the fields whose
+    text changed are decoded again (issue 24g: decoding was half of a block's handling)."""
+    decoded: list[str] = []
+    real = snapshot.decode_fields
+
+    def counting(raw: Mapping[str, str]) -> dict[str, Any]:
+        decoded.extend(raw)
+        return real(raw)
+
+    monkeypatch.setattr(snapshot, "decode_fields", counting)
+    asm = SnapshotAssembler()
+    cycles = [MAIN, {**MAIN, "V": "12810"}, {**MAIN, "V": "---"}, {**MAIN, "SOC": "949"},
+              MAIN]
+    out = []
+    for main in cycles:
+        out += asm.feed([_block(main), _block(HIST)])
+    assert [s.values for s in out] == [real({**main, **HIST}) for main in cycles]
+    assert [list(s.values) for s in out][0] == list({**MAIN, **HIST})
+    assert "V" not in out[2].values  # not available: absent, never a stale value
+    # First cycle: all 5 fields; then V; V; V and SOC; SOC.
+    assert sorted(decoded) == sorted([*MAIN, *HIST, "V", "V", "V", "SOC", "SOC"])

@@ -36,6 +36,16 @@ log = logging.getLogger(__name__)
 
 PENDING = -1  # an _inflight cell of a row still waiting in the backlog
 DEVICE_PERIOD = 1.0  # VE.Direct text frames come once a second: the period assumed until learned
+# How much earlier than the learned period the next snapshot may come and still be taken
+# for the next slot's, as a fraction of the period. The learned period is the smallest
+# recent gap, so it is a little short of the true one (measured on the simulated BMV-700:
+# 0.9980 to 0.9999 s for a 1.000 s cycle; on a loaded host or a USB adapter the gaps
+# jitter by tens of ms). Without this margin a snapshot arriving in a slot's first
+# milliseconds looked as if another would follow before the slot's end, and its row
+# waited a whole period (issue 24g: traced, every row of a run whose device completed
+# its cycles 0.2 ms after each second). A tenth of the period is beyond any jitter seen
+# and well under half of it, so a device sending twice per slot is still waited for.
+PERIOD_MARGIN = 0.1
 
 
 @dataclass
@@ -97,6 +107,11 @@ class InputWorker:
         self._seen_at: float | None = None  # receive time of the newest snapshot seen
         self._used_at: float | None = None  # receive time of the snapshot of the last row
         self._judged: tuple[Mapping[str, Any], float] | None = None  # see ready()
+        # The two newest snapshots seen (ready() and tick() look at each wake): a tick
+        # firing just after its due may find the next slot's snapshot already in, and
+        # takes the one before it (see _own).
+        self._newest: tuple[Mapping[str, Any], float] | None = None
+        self._before: tuple[Mapping[str, Any], float] | None = None
         self._encode = ENCODERS[spec.item.value_format]
 
     def tick(self, at: float) -> Row | None:
@@ -108,12 +123,11 @@ class InputWorker:
             return self._forward(at)
         # The snapshot ready() just judged, when this tick fires early (no second look-up;
         # a snapshot arriving in between belongs to the next slot anyway).
-        latest, self._judged = self._judged or self.source.latest(), None
+        latest, self._judged = self._judged or self._own(at), None
         if latest is None or at - latest[1] > self.stale_after:
             self.stats.missed += 1
             return None
         values, received = latest
-        self._observe(received)
         self._used_at = received
         # The age of the data when its row is made (early or at the tick).
         return self._store(at - self.spec.time_interval, values,
@@ -123,20 +137,50 @@ class InputWorker:
         """Return True when the slot ending at ``due`` can close now.
 
         That is when the newest snapshot is unused, falls in the slot
-        [due - interval, due), and the next one is not expected before ``due``.
+        [due - interval, due), and the next one is not expected before ``due`` (less a
+        margin for the learned period's error: PERIOD_MARGIN).
         """
         if not self.pushes or self.forwards:
             return False  # polled sources (Redis) and forwarded rows are read at ticks only
-        latest = self.source.latest()
+        latest = self._see()
         if latest is None:
             return False
         received = latest[1]
-        self._observe(received)
         if (received != self._used_at and received >= due - self.spec.time_interval
-                and received + self._period > due):
+                and received + self._period * (1.0 + PERIOD_MARGIN) > due):
             self._judged = latest  # the early tick that follows uses this snapshot
             return True
         return False
+
+    def _see(self) -> tuple[Mapping[str, Any], float] | None:
+        """Return the source's newest snapshot; note it (and learn the period) if new."""
+        latest = self.source.latest()
+        if latest is not None and (self._newest is None or latest[1] != self._newest[1]):
+            self._before, self._newest = self._newest, latest
+            self._observe(latest[1])
+        return latest
+
+    def _own(self, at: float) -> tuple[Mapping[str, Any], float] | None:
+        """Return the snapshot for the slot ending at ``at``: the newest received before it.
+
+        A pushing source's snapshot received at or after ``at`` (the tick fired a
+        moment after its due, the device's next cycle already in) belongs to the next
+        slot: putting it here would stamp values a slot before they were measured and
+        leave the next slot to wait for a later one. Polled sources are read at the
+        tick, their newest snapshot is the slot's. Without a fresh earlier snapshot
+        (the run's first; a gap longer than ``stale_after``, which at an accelerated
+        speed is a scheduling delay of a few ms) or after a step of the wall clock back
+        (snapshots stamped an interval or more ahead), the newest is taken, as before:
+        a row of the next cycle's values rather than a missed row.
+        """
+        latest = self._see()
+        if (not self.pushes or latest is None
+                or not at <= latest[1] < at + self.spec.time_interval):
+            return latest
+        before = self._before
+        if before is not None and at - self.stale_after <= before[1] < at:
+            return before
+        return latest
 
     def _observe(self, received: float) -> None:
         """Learn the device's period from two consecutive snapshots.

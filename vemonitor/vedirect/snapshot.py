@@ -35,6 +35,12 @@ from vemonitor.vedirect.fields import Value, decode_fields
 # they let the very first cycle after opening a port be emitted without waiting
 # for the next PID block.
 CYCLE_END_LABELS = frozenset({"H18", "HSDS"})
+# The decoded values of the last snapshot, by label, are reused while the wire text is the
+# same (issue 24g: decoding was half of a block's handling; of a BMV-700's 26 fields only
+# V, I, P, CE, SOC and a few history counters change from one second to the next).
+# A device sends a few dozen labels; more than this (a stream of odd labels) starts afresh.
+MEMO_LABELS = 256
+_ABSENT = object()  # a "not available" value: left out of the decoded fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,7 @@ class SnapshotAssembler:
         self._cycle: _Cycle | None = None
         self._cycle_length: int | None = None
         self.orphan_blocks = 0
+        self._memo: dict[str, tuple[str, object]] = {}  # label -> (wire text, decoded)
 
     def feed(self, events: list[Event], now: float | None = None) -> list[Snapshot]:
         """Consume decoder events received at ``now`` and return finished snapshots."""
@@ -156,9 +163,28 @@ class SnapshotAssembler:
             complete = not cycle.damaged and cycle.blocks == self._cycle_length
             out.append(self._snapshot(cycle, complete=complete))
 
-    @staticmethod
-    def _snapshot(cycle: _Cycle, complete: bool) -> Snapshot:
+    def _snapshot(self, cycle: _Cycle, complete: bool) -> Snapshot:
         """Build an immutable snapshot of a cycle."""
         raw = dict(cycle.raw)
-        return Snapshot(raw, decode_fields(raw), cycle.received_at, cycle.start, cycle.end,
+        return Snapshot(raw, self._decode(raw), cycle.received_at, cycle.start, cycle.end,
                         cycle.blocks, complete, dict(cycle.out_of_range))
+
+    def _decode(self, raw: dict[str, str]) -> dict[str, Value]:
+        """Return ``decode_fields(raw)``, decoding only the fields whose text changed.
+
+        Decoding is a pure function of (label, text) and its values are immutable
+        (numbers, strings, Code and Flags tuples), so a value may be shared between
+        snapshots. The fields keep the wire's order.
+        """
+        memo = self._memo
+        changed = {label: text for label, text in raw.items()
+                   if label not in memo or memo[label][0] != text}
+        if changed:
+            if len(memo) + len(changed) > MEMO_LABELS:
+                memo.clear()
+                changed = raw
+            decoded = decode_fields(changed)
+            for label, text in changed.items():
+                memo[label] = (text, decoded.get(label, _ABSENT))
+        return {label: value for label in raw  # type: ignore[misc]
+                if (value := memo[label][1]) is not _ABSENT}
