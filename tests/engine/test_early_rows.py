@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from tests.engine.helpers import Recorder, block_config, running
 from vemonitor.clock import ManualClock
 from vemonitor.config.build import InputSpec
 from vemonitor.datacache import DataCache
+from vemonitor.engine.core import Engine
 from vemonitor.engine.workers import InputWorker
 from vemonitor.middlewares import chain
 from vemonitor.model import Batch
@@ -146,17 +149,25 @@ class TimedRecorder(Recorder):
             self.written_at.append((self.clock.now(), batch))
 
 
-def test_rows_reach_the_sink_within_their_own_slot(tmp_path: Path) -> None:
-    """Real time, real pty: each 1 s row is sent before its slot ends (a tick design would
-    send it at least one interval after its stamp), and no stamp is in the future."""
+@contextmanager
+def _timed_bmv_run(tmp_path: Path, cache_interval: int) -> Iterator[tuple[Engine, TimedRecorder]]:
+    """Run the engine on a real-time simulated BMV-700 (1 s rows of V and SOC) into a
+    TimedRecorder with batches of ``cache_interval``; yield the engine and the recorder."""
     recorders: dict[str, Recorder] = {"out": TimedRecorder()}
     inputs = {"bmv": {"source": "bmv700", "time_interval": 1, "columns": ["V", "SOC"]}}
-    outputs = {"record": {"out": {"time_interval": 1, "cache_interval": 1}}}
+    outputs = {"record": {"out": {"time_interval": 1, "cache_interval": cache_interval}}}
     config = block_config(tmp_path / "sim", inputs, outputs, tmp_path / "state")
     with running(config, recorders, ["bmv700"], tmp_path / "sim") as (engine, _sim):
         recorder = recorders["out"]
         assert isinstance(recorder, TimedRecorder)
         recorder.clock = engine.clock
+        yield engine, recorder
+
+
+def test_rows_reach_the_sink_within_their_own_slot(tmp_path: Path) -> None:
+    """Real time, real pty: each 1 s row is sent before its slot ends (a tick design would
+    send it at least one interval after its stamp), and no stamp is in the future."""
+    with _timed_bmv_run(tmp_path, cache_interval=1) as (engine, recorder):
         engine.run(8)
     sent = [(at - row.time, row) for at, batch in recorder.written_at for row in batch.rows]
     assert len(sent) >= 5
@@ -194,14 +205,7 @@ def test_gathering_and_sending_ticks_fire_in_the_wake_of_the_early_row(tmp_path:
     as its input's early tick (issue 24f), so the engine wakes about once a second (each
     new snapshot), not twice (the snapshot, then the output's gathering tick at its due),
     and each batch leaves when its last row is made."""
-    recorders: dict[str, Recorder] = {"out": TimedRecorder()}
-    inputs = {"bmv": {"source": "bmv700", "time_interval": 1, "columns": ["V", "SOC"]}}
-    outputs = {"record": {"out": {"time_interval": 1, "cache_interval": 3}}}
-    config = block_config(tmp_path / "sim", inputs, outputs, tmp_path / "state")
-    with running(config, recorders, ["bmv700"], tmp_path / "sim") as (engine, _sim):
-        recorder = recorders["out"]
-        assert isinstance(recorder, TimedRecorder)
-        recorder.clock = engine.clock
+    with _timed_bmv_run(tmp_path, cache_interval=3) as (engine, recorder):
         output = engine.outputs[0]
         fired: list[tuple[float, float]] = []  # (tick's due, clock when it fired)
         original = output.tick

@@ -34,6 +34,15 @@ class Collector:
             (self.outcomes if isinstance(item, hs.Outcome) else self.asyncs).append(item)
 
 
+def _started(sim: Simulator, collector: Collector, blocks: int = 1) -> SerialReader:
+    """Start a reader on the simulated MPPT, its HEX told to ``collector``; wait for blocks."""
+    reader = SerialReader("mppt", str(sim.path("mppt")))
+    reader.subscribe_hex(collector)
+    reader.start()
+    assert wait_until(lambda: reader.stats.frames_ok >= blocks, 20)
+    return reader
+
+
 def test_a_reader_nobody_asks_writes_nothing(tmp_path: Path) -> None:
     """Without a request the port stays receive-only, exactly as before HEX existed."""
     with Simulator(["mppt"], tmp_path / "sim", speed=5) as sim:
@@ -48,10 +57,7 @@ def test_a_requested_get_is_answered(tmp_path: Path) -> None:
     """request_hex: the outcome reaches HEX subscribers; the value agrees with TEXT."""
     collector = Collector()
     with Simulator(["mppt"], tmp_path / "sim", speed=5) as sim:
-        reader = SerialReader("mppt", str(sim.path("mppt")))
-        reader.subscribe_hex(collector)
-        reader.start()
-        assert wait_until(lambda: reader.stats.frames_ok >= 1, 20)
+        reader = _started(sim, collector)
         reader.request_hex(hs.get(0xEDDC))  # yield_user = H19
         reader.request_hex(hs.Request(h.PRODUCT_ID))
         assert wait_until(lambda: len(collector.outcomes) >= 2, 20)
@@ -145,10 +151,7 @@ def test_a_system_without_epoll_reads_with_poll(tmp_path: Path,
     monkeypatch.delattr(select, "epoll")
     collector = Collector()
     with Simulator(["mppt"], tmp_path / "sim", speed=5) as sim:
-        reader = SerialReader("mppt", str(sim.path("mppt")))
-        reader.subscribe_hex(collector)
-        reader.start()
-        assert wait_until(lambda: reader.stats.frames_ok >= 3, 20)
+        reader = _started(sim, collector, blocks=3)
         reader.request_hex(hs.Request(h.PRODUCT_ID))
         assert wait_until(lambda: len(collector.outcomes) >= 1, 20)
         reader.close()
