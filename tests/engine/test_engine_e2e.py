@@ -165,8 +165,11 @@ def test_accelerated_hour_runs_in_seconds_with_real_time_semantics(tmp_path: Pat
     # first row within 2 device minutes (0.4 s of real time) and no tick missed after it.
     assert rows[0].time - engine.started_at <= 120
     assert engine.stopped_at - rows[-1].time <= 20
-    assert len(rows) >= 348
+    # No tick missed between the first row and the last: with those two allowances, at
+    # least (run - 140 s) / 10 + 1 rows (347 for a whole hour; the run's own end may come
+    # a scheduling delay early on a loaded machine, so it is measured, not assumed).
     assert {b - a for a, b in zip([r.time for r in rows], [r.time for r in rows][1:])} == {10}
+    assert len(rows) >= (engine.stopped_at - engine.started_at - 140) // 10 + 1
     assert len(recorders["out"].rows("solar")) >= 58
     assert engine.summary()["skipped_ticks"] == 0
     sizes = [len(b.rows) for b in recorders["out"].batches[1:-1]]
