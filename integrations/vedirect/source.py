@@ -31,6 +31,10 @@ from vemonitor.vedirect.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 GUIDANCE_EVERY = 300.0  # seconds between two warnings of a device still not found
+# How often the supervisor looks at a connector's device (real seconds): while it is there
+# and passes serialTest, and while it is missing or unavailable (then a rescan is near).
+HEALTHY_LOOK_S = 5.0
+SICK_LOOK_S = 1.0
 
 NOT_FIELDS = ("time_ref",)  # the seed's name for the row time, never a device field
 
@@ -41,6 +45,16 @@ def describe_unknown(column: str, known: list[str]) -> str:
     nearest = difflib.get_close_matches(column.upper(), list(by_upper), n=1, cutoff=0.5)
     hint = f" (nearest known label: '{by_upper[nearest[0]]}')" if nearest else ""
     return f"'{column}'{hint}"
+
+
+def _unavailable_from(reader: SerialReader | None, now: float) -> float:
+    """Return when ``reader``'s device became unavailable (monotonic s), at the latest ``now``.
+
+    Its last valid block plus the reader's ``stale_after``: the supervisor may notice it
+    up to HEALTHY_LOOK_S later, and ``rescan_after`` still counts from the moment itself.
+    """
+    age = reader.block_age() if reader is not None else None
+    return now if age is None or reader is None else min(now, now - age + reader.stale_after)
 
 
 def _first_serial(value: object) -> str | None:
@@ -60,6 +74,8 @@ class VedirectSource:
         self.scanner = scanner_for(context)  # one per run, shared by the serial connectors
         self.reader: SerialReader | None = None
         self._stop = threading.Event()
+        # Wakes the supervisor before its next look: a snapshot failing serialTest, or close.
+        self._wake = threading.Event()
         self._lock = threading.Lock()
         self._supervisor: threading.Thread | None = None
         self._reconnects = 0
@@ -120,6 +136,7 @@ class VedirectSource:
     def close(self) -> None:
         """Stop reading and release the port (idempotent)."""
         self._stop.set()
+        self._wake.set()
         if self._supervisor is not None:
             self._supervisor.join(2.0)
         if self._controls is not None:
@@ -400,6 +417,8 @@ class VedirectSource:
         if snapshot.complete:
             self._poll_hex(after_block=snapshot.blocks > 1)
             self._history_triggers(snapshot)
+            if self._supervisor is not None and not self._identity_ok(snapshot):
+                self._wake.set()  # another device on the port: the supervisor acts now
         if snapshot.complete and self._unknown_columns:
             self._warn_unknown_columns(snapshot)
         if snapshot.complete:
@@ -430,10 +449,22 @@ class VedirectSource:
         self.scanner.release(self.name)
 
     def _supervise(self) -> None:
-        """Search again when the device is missing, stays unavailable, or is not ours any more."""
+        """Search again when the device is missing, stays unavailable, or is not ours any more.
+
+        While the device is there and passes serialTest it looks every HEALTHY_LOOK_S
+        (issue 24: a look a second was a tenth of the daemon's CPU); a snapshot that
+        fails serialTest wakes it at once (``_updated``), and how long the device has
+        been unavailable is taken from its last valid block, not from when it was noticed.
+        """
         unavailable_since: float | None = None
         warned_at: float | None = None
-        while not self._stop.wait(1.0):
+        pause = SICK_LOOK_S
+        while not self._stop.is_set():
+            self._wake.wait(pause)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            pause = SICK_LOOK_S
             reader = self.reader
             if reader is not None and not self._identity_ok(reader.latest):
                 log.warning("%s: the device on %s no longer passes serialTest (%s); searching "
@@ -443,9 +474,10 @@ class VedirectSource:
                 reader = None
             if reader is not None and reader.available:
                 unavailable_since = None
+                pause = HEALTHY_LOOK_S
                 continue
             now = time.monotonic()
-            unavailable_since = unavailable_since or now
+            unavailable_since = unavailable_since or _unavailable_from(reader, now)
             waited = now - unavailable_since
             if reader is not None and waited < self.config.rescan_after:
                 continue

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
+import pytest
+from vemonitor_integrations.vedirect import source as vedirect_source
 from vemonitor_integrations.vedirect.scanner import Scanner
 
 from hw_sim import FaultConfig, Simulator
@@ -94,3 +98,40 @@ def test_a_claimed_port_is_not_given_to_another_connector(tmp_path: Path) -> Non
         assert scanner.find("a", tests) is not None
         assert scanner.find("b", tests) is None
         assert candidate_ports((f"{tmp_path}/sim/ttyVE_*",)) == [f"{tmp_path}/sim/ttyVE_bmv700"]
+
+
+def test_another_device_on_the_port_is_noticed_from_its_first_snapshot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The BMV's port now carries an MPPT: its first snapshot wakes the supervisor.
+
+    The supervisor looks at a healthy device only every HEALTHY_LOOK_S (issue 24: a look
+    a second was a tenth of the daemon's CPU); here every look is an hour away once the
+    BMV is read, so only the wake-up from the failing snapshot can detach the port.
+    """
+    sim_dir = tmp_path / "sim"
+    recorders: dict[str, Recorder] = {}
+    registry = registry_with_recorders(recorders)
+    config = _scan_config(tmp_path, f"{sim_dir}/ttyVE_*")
+    block = config["block"]
+    assert isinstance(block, dict)
+    block["inputs"] = {"serial": {"house": {"source": "house", "columns": ["V"]}}}
+    spec = build_run(config, registry)
+    first = Simulator(["bmv700:usb0"], sim_dir)
+    first.__enter__()
+    engine = Engine(spec, registry, SystemClock())
+    engine.start()
+    source = engine.sources["vedirect:house"]
+    try:
+        assert wait_until(lambda: source.stats()["available"], 30)
+        monkeypatch.setattr(vedirect_source, "HEALTHY_LOOK_S", 3600.0)
+        monkeypatch.setattr(vedirect_source, "SICK_LOOK_S", 3600.0)
+        time.sleep(1.5)  # the look due within a second (before the patch) goes by first
+        first.__exit__(None, None, None)
+        caplog.set_level(logging.WARNING, logger=vedirect_source.__name__)
+        with Simulator(["mppt:usb0"], sim_dir):
+            assert wait_until(lambda: "no longer passes serialTest" in caplog.text, 30)
+            assert source.stats()["port"] != f"{sim_dir}/ttyVE_usb0" or not \
+                source.stats()["available"]
+    finally:
+        engine.shutdown()
