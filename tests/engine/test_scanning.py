@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from vemonitor_integrations.vedirect import source as vedirect_source
 from vemonitor_integrations.vedirect.scanner import Scanner
+from vemonitor_integrations.vedirect.source import VedirectSource
 
 from hw_sim import FaultConfig, Simulator
 from tests.engine.helpers import Recorder, registry_with_recorders
@@ -58,6 +61,20 @@ def test_each_connector_claims_the_device_that_passes_its_tests(tmp_path: Path) 
 def test_a_device_that_moves_to_another_port_is_found_again(tmp_path: Path) -> None:
     """The BMV disappears from one port and shows up on another: the connector follows it."""
     sim_dir = tmp_path / "sim"
+    with _house_on_usb0(tmp_path, sim_dir) as (source, first):
+        assert source.stats()["port"] == f"{sim_dir}/ttyVE_usb0"
+        first.__exit__(None, None, None)
+        with Simulator(["bmv700:usb1"], sim_dir):
+            assert wait_until(lambda: source.stats()["port"] == f"{sim_dir}/ttyVE_usb1"
+                         and source.stats()["available"], 30)
+
+
+@contextmanager
+def _house_on_usb0(tmp_path: Path, sim_dir: Path) -> Iterator[tuple[VedirectSource, Simulator]]:
+    """Yield the started 'house' connector (serialTest: a BMV-700) and the BMV on usb0.
+
+    The caller stops that simulator when it wants the device gone; the engine stops here.
+    """
     recorders: dict[str, Recorder] = {}
     registry = registry_with_recorders(recorders)
     config = _scan_config(tmp_path, f"{sim_dir}/ttyVE_*")
@@ -70,14 +87,12 @@ def test_a_device_that_moves_to_another_port_is_found_again(tmp_path: Path) -> N
     engine = Engine(spec, registry, SystemClock())
     engine.start()
     source = engine.sources["vedirect:house"]
+    assert isinstance(source, VedirectSource)
     try:
-        assert source.stats()["port"] == f"{sim_dir}/ttyVE_usb0"
-        first.__exit__(None, None, None)
-        with Simulator(["bmv700:usb1"], sim_dir):
-            assert wait_until(lambda: source.stats()["port"] == f"{sim_dir}/ttyVE_usb1"
-                         and source.stats()["available"], 30)
+        yield source, first
     finally:
         engine.shutdown()
+        first.__exit__(None, None, None)
 
 
 def test_corrupted_blocks_while_probing_do_not_fail_the_scan(tmp_path: Path) -> None:
@@ -110,19 +125,7 @@ def test_another_device_on_the_port_is_noticed_from_its_first_snapshot(
     BMV is read, so only the wake-up from the failing snapshot can detach the port.
     """
     sim_dir = tmp_path / "sim"
-    recorders: dict[str, Recorder] = {}
-    registry = registry_with_recorders(recorders)
-    config = _scan_config(tmp_path, f"{sim_dir}/ttyVE_*")
-    block = config["block"]
-    assert isinstance(block, dict)
-    block["inputs"] = {"serial": {"house": {"source": "house", "columns": ["V"]}}}
-    spec = build_run(config, registry)
-    first = Simulator(["bmv700:usb0"], sim_dir)
-    first.__enter__()
-    engine = Engine(spec, registry, SystemClock())
-    engine.start()
-    source = engine.sources["vedirect:house"]
-    try:
+    with _house_on_usb0(tmp_path, sim_dir) as (source, first):
         assert wait_until(lambda: source.stats()["available"], 30)
         monkeypatch.setattr(vedirect_source, "HEALTHY_LOOK_S", 3600.0)
         monkeypatch.setattr(vedirect_source, "SICK_LOOK_S", 3600.0)
@@ -133,5 +136,3 @@ def test_another_device_on_the_port_is_noticed_from_its_first_snapshot(
             assert wait_until(lambda: "no longer passes serialTest" in caplog.text, 30)
             assert source.stats()["port"] != f"{sim_dir}/ttyVE_usb0" or not \
                 source.stats()["available"]
-    finally:
-        engine.shutdown()
