@@ -53,6 +53,16 @@ SERIAL_SETTINGS: dict[str, Any] = {
 READ_CHUNK = 4096
 POLL_SECONDS = 1.0  # how often a silent port is checked for staleness and stop requests (a
 # flowing port wakes the reader itself; fewer idle wake-ups cost less CPU on a Pi)
+# A block in two reads, not seven (issue 24, on the wire a user has). At 19200 baud 8N1 a
+# block of ~150 to 200 B takes 80 to 105 ms on the line (PROTOCOL.md), and the VE.Direct
+# USB cable (an FTDI bridge) hands it on in reads of ~30 B, one per 16 ms latency period
+# (hw_sim/wire.py; victronenergy/venus#972's log of a BMV-712 shows its lines 16-17 ms
+# apart): 5 to 7 wake-ups a block, each costing more than the block's decoding. So when a
+# read ends inside a TEXT block, the reader lets the rest arrive (see settle_time) before
+# it looks again. A bare pty or a whole block in one read never waits.
+LINE_BYTES_PER_S = 1920.0  # 19200 baud, 10 bits a byte
+BRIDGE_LATENCY_S = 0.016  # FTDI's default latency timer: the last chunk's extra delay
+SETTLE_MAX_S = 0.15  # a block is at most ~200 B (105 ms on the line): never wait longer
 
 
 @dataclass
@@ -66,6 +76,8 @@ class DeviceStats:
     hex_invalid: int = 0
     snapshots: int = 0
     reconnects: int = 0
+    reads: int = 0  # reads that returned bytes (wake-ups with data)
+    settles: int = 0  # waits for the rest of a block (settle_time)
     last_frame_at: float | None = None
     # Fields the decoder left out of valid blocks (out of range), per label.
     fields: FieldDrops = field(default_factory=lambda: FieldDrops("device"))
@@ -252,6 +264,7 @@ class SerialReader:
         fd = port.fileno()
         wake_r = self._wake_r
         waiter, timeout = _waiter(fd, wake_r)
+        sizes = [0, 0]  # the byte sizes of the last two valid blocks (a BMV alternates two)
         try:
             self._last_valid = time.monotonic()
             while not self._stop.is_set():
@@ -264,6 +277,7 @@ class SerialReader:
                     if ready_fd == fd:
                         data = _read_available(fd)
                         self.stats.bytes += len(data)
+                        self.stats.reads += 1
                     else:  # a HEX request from another thread: send it while the gap is open
                         os.read(wake_r, 512)
                 events = decoder.feed(data, now=mono)
@@ -273,9 +287,22 @@ class SerialReader:
                 self._hex_step(session, port, fd, events, mono, idle=decoder.pending == 0)
                 if mono - self._last_valid > self.stale_after:
                     self._set_available(False, f"no valid block for {self.stale_after:g} s")
+                if data:
+                    self._settle(events, sizes, decoder.text_pending)
         finally:
             if hasattr(waiter, "close"):
                 waiter.close()
+
+    def _settle(self, events: list[Block | HexMessage | Rejected], sizes: list[int],
+                pending: int) -> None:
+        """Learn the blocks' sizes; inside a block, wait for its rest (``settle_time``)."""
+        for event in events:
+            if type(event) is Block:
+                sizes[0], sizes[1] = sizes[1], event.end - event.start
+        wait = settle_time(pending, max(sizes))
+        if wait:
+            self.stats.settles += 1
+            self._stop.wait(wait)
 
     def _handle(self, events: list[Block | HexMessage | Rejected], assembler: SnapshotAssembler,
                 mono: float) -> None:
@@ -377,6 +404,20 @@ def _waiter(*fds: int) -> tuple[Any, float]:
     for fd in fds:
         waiter.register(fd, select.POLLIN)
     return waiter, POLL_SECONDS * 1000
+
+
+def settle_time(pending: int, expected: int) -> float:
+    """Return how long to let the rest of a TEXT block arrive before reading again.
+
+    ``pending``: bytes of the unfinished block already read; ``expected``: the longest
+    of the device's last blocks (0 before the first). The rest's line time plus one
+    latency period, at most SETTLE_MAX_S; 0 when no block is open or the block is
+    already as long as expected (then the next read may end it: wait for data as usual).
+    """
+    remaining = expected - pending
+    if pending <= 0 or remaining <= 0:
+        return 0.0
+    return min(remaining / LINE_BYTES_PER_S + BRIDGE_LATENCY_S, SETTLE_MAX_S)
 
 
 def _read_available(fd: int) -> bytes:

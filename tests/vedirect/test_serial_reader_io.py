@@ -93,3 +93,30 @@ def test_a_request_the_full_buffer_refuses_goes_through_pyserial() -> None:
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+# -- a block in two reads (serial_reader.settle_time) --------------------------------
+
+@pytest.mark.parametrize(("pending", "expected", "wait"), [
+    (0, 180, 0.0),  # between blocks: wait for data as usual
+    (30, 0, 0.0),  # no block seen yet: nothing to expect
+    (180, 180, 0.0),  # as long as the longest block: the next read may end it
+    (200, 180, 0.0),
+    # 150 B to go at 1920 B/s (78.1 ms) plus the bridge's 16 ms latency period
+    (30, 180, 150 / 1920 + 0.016),
+    (170, 180, 10 / 1920 + 0.016),
+    (1, 4000, serial_reader.SETTLE_MAX_S),  # noise made a huge "block": capped
+])
+def test_the_wait_for_a_blocks_rest_is_its_line_time(pending: int, expected: int,
+                                                    wait: float) -> None:
+    assert serial_reader.settle_time(pending, expected) == pytest.approx(wait)
+
+
+def test_the_decoder_tells_the_bytes_of_an_unfinished_text_block_only() -> None:
+    from vemonitor.vedirect.decoder import Decoder
+
+    decoder = Decoder()
+    decoder.feed(b"\r\nPID\t0x203\r\nV\t12")
+    assert decoder.text_pending == len(b"\r\nPID\t0x203\r\nV\t12")
+    decoder.feed(b"800\r\n:A0102")  # an async HEX line started inside the block
+    assert decoder.text_pending == 0

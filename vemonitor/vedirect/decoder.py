@@ -253,6 +253,11 @@ class Decoder:
         held = self._offset - self._block_start if self._in_block() else 0
         return held
 
+    @property
+    def text_pending(self) -> int:
+        """Return how many bytes of an unfinished TEXT block are held (0 in a HEX line)."""
+        return 0 if self._hex is not None else self._offset - self._block_start
+
     def feed(self, data: bytes, now: float | None = None) -> list[Event]:
         """Consume ``data`` (received at time ``now``, if known) and return the events it completes."""
         events: list[Event] = []
