@@ -108,7 +108,6 @@ def run_simulator(config: SimulatorConfig, context: ServiceContext) -> Iterator[
         return
     from hw_sim.faults import parse_faults
     from hw_sim.simulator import LINK_PREFIX, Simulator
-
     from hw_sim.wire import check_speed, wire_named
 
     try:  # a paced wire needs real seconds: refuse a run at speed= other than 1
