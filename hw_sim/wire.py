@@ -6,7 +6,9 @@ VE.Direct USB cable is an FTDI USB-serial bridge: it enumerates as 0403:6015, pr
 "FT232EX" (victronenergy/venus#4, the kernel log of a Venus GX meeting the cable). An
 FTDI chip keeps received bytes in its buffer and hands them to the host in one USB bulk
 packet when the packet is full (64 bytes, of which 2 are modem status: 62 data bytes;
-the Linux ftdi_sio driver strips those 2 from every packet) or when its latency timer
+Linux drivers/usb/serial/ftdi_sio.h, "DATA FORMAT / IN Endpoint": "the device reserves
+the first two bytes of data on this endpoint" for the modem and line status, maximum
+packet size 0x40; ftdi_sio strips them from every packet) or when its latency timer
 expires, "16 ms by default", counting from the last packet sent (FTDI application note
 AN232B-04 "Data Throughput, Latency and Handshaking", and FTDI's knowledge base page
 "Setting a Custom Default Latency Timer Value"; Linux shows it as
