@@ -16,6 +16,11 @@ AN232B-04 "Data Throughput, Latency and Handshaking", and FTDI's knowledge base 
 16 ms carry ~30 bytes, so on a stream the timer fires first: a 200-byte block reaches
 the host in ~7 reads of <= 30 bytes, ~16 ms apart, each a reader wake-up.
 
+The model hands each chunk on once its own bytes have crossed the line (30 bytes:
+15.6 ms, about the timer's 16). A block's last, shorter chunk goes when its bytes have
+crossed; a real chip holds it until the timer fires, up to 16 ms after the previous
+packet. So the model is at most one timer period early on a block's tail, never late.
+
 ``instant`` (the default) keeps the bare pty: a whole write at once, the speed every
 test and the Demo were built on. ``usb`` paces every byte the device sends (TEXT blocks,
 HEX replies, ``:A`` lines) as above. Only at speed 1: an accelerated device cannot keep
