@@ -29,8 +29,9 @@ in a separate process, so the simulator's CPU is not counted) and its own
 
 Printed, per wire: each daemon's CPU (% of one core, its whole process tree, utime +
 stime, over the measured window after the warm-up), RSS, its wake-ups (timeslices a
-second of the whole process and of its busiest thread, the serial reader: the third
-field of /proc/PID/task/TID/schedstat), and the ratio HEX/TEXT with the issue's target
+second of the whole process; /proc/PID/task/TID/schedstat's third field) and those and
+the CPU of its most often scheduled thread, the serial reader (its first field), and
+the ratio HEX/TEXT with the issue's target
 (<= 1.20). A HEX run is void (exit 1) unless its Redis rows carry the HEX values, so a
 HEX poll that silently stopped cannot pass as "cheap".
 """
@@ -78,16 +79,18 @@ def tree_cpu(pid: int) -> tuple[float, float, int]:
     return sched, ticks, rss
 
 
-def timeslices(pid: int) -> dict[str, int]:
-    """Return each live thread's timeslices run so far (third field of its schedstat):
-    one per time it was scheduled in, so mostly one per wake-up."""
-    counts: dict[str, int] = {}
+def thread_stats(pid: int) -> dict[str, tuple[int, int]]:
+    """Return each live thread's (run time ns, timeslices) so far: the first and third
+    fields of /proc/PID/task/TID/schedstat. A timeslice is one time the thread was
+    scheduled in: one per wake-up, plus one per preemption."""
+    stats: dict[str, tuple[int, int]] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            counts[task.name] = int((task / "schedstat").read_text().split()[2])
+            fields = (task / "schedstat").read_text().split()
+            stats[task.name] = (int(fields[0]), int(fields[2]))
         except (OSError, IndexError, ValueError):
             continue
-    return counts
+    return stats
 
 
 def write_calls(pid: int) -> int:
@@ -136,8 +139,9 @@ class Daemon:
         self.process: subprocess.Popen[bytes] | None = None
         self.cpu0 = self.cpu1 = (0.0, 0.0)  # (sched, ticks) CPU seconds
         self.writes = 0  # write system calls in the measured window
-        self.slices0: dict[str, int] = {}
-        self.slices: dict[str, int] = {}  # timeslices per thread in the measured window
+        self.threads0: dict[str, tuple[int, int]] = {}
+        # per thread in the measured window: (run time ns, timeslices)
+        self.threads: dict[str, tuple[int, int]] = {}
         self.rss = 0
         self.row: dict[str, Any] = {}  # the newest row in Redis, read before the stop
 
@@ -149,15 +153,16 @@ class Daemon:
         assert self.process is not None
         self.cpu0 = tree_cpu(self.process.pid)[:2]
         self.writes = -write_calls(self.process.pid)
-        self.slices0 = timeslices(self.process.pid)
+        self.threads0 = thread_stats(self.process.pid)
 
     def finish(self) -> None:
         assert self.process is not None
         sched, ticks, self.rss = tree_cpu(self.process.pid)
         self.cpu1 = (sched, ticks)
         self.writes += write_calls(self.process.pid)
-        self.slices = {tid: n - self.slices0[tid] for tid, n in
-                       timeslices(self.process.pid).items() if tid in self.slices0}
+        self.threads = {tid: (ns - self.threads0[tid][0], n - self.threads0[tid][1])
+                        for tid, (ns, n) in thread_stats(self.process.pid).items()
+                        if tid in self.threads0}
 
     def cpu_percent(self, elapsed: float) -> tuple[float, float]:
         """Return the measured window's CPU, % of one core, by sched times and by ticks."""
@@ -222,11 +227,13 @@ def report(wire: str, text: Daemon, hexed: Daemon, elapsed: float, warm_up: floa
     cpu = {}
     for daemon in (text, hexed):
         cpu[daemon.label], by_ticks = daemon.cpu_percent(elapsed)
-        busiest = max(daemon.slices.values(), default=0)
+        # The serial reader is the thread scheduled most often (a wake-up per read).
+        run_ns, slices = max(daemon.threads.values(), key=lambda t: t[1], default=(0, 0))
+        total = sum(n for _, n in daemon.threads.values())
         print(f"  {daemon.label:<14} CPU {cpu[daemon.label]:5.3f} % of a core "
               f"(by clock ticks {by_ticks:5.2f} %), RSS {daemon.rss / 2**20:5.1f} MiB, "
-              f"wake-ups {sum(daemon.slices.values()) / elapsed:5.1f}/s "
-              f"(reader {busiest / elapsed:4.1f}/s)")
+              f"wake-ups {total / elapsed:5.1f}/s; reader thread {slices / elapsed:4.1f}/s, "
+              f"{run_ns / 1e6 / elapsed:5.3f} ms/s")
     ratio = cpu[hexed.label] / cpu[text.label] if cpu[text.label] else float("nan")
     print(f"  [wire {wire}] ratio HEX/TEXT {ratio:.2f} (+{(ratio - 1) * 100:.0f} %; "
           f"issue target <= 1.20)")

@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 
 from hw_sim.cli import main as sim_main
-from hw_sim.service import SimulatorConfig
+from hw_sim.service import SimulatorConfig, run_simulator
 from hw_sim.simulator import Simulator
 from hw_sim.wire import WIRES, Wire, check_speed, chunks
 from vemonitor import hex_session as hs
-from vemonitor.api import ConfigError
+from vemonitor.api import ConfigError, ServiceContext
+from vemonitor.clock import ScaledClock
 from vemonitor.serial_reader import SerialReader
 from vemonitor.vedirect import hex as h
 from vemonitor.vedirect.decoder import Decoder
@@ -79,6 +80,16 @@ def test_service_config_names_the_key_of_an_unknown_wire() -> None:
         SimulatorConfig(devices=["mppt"], wire="serial").validate()
     assert caught.value.key == "simulator.wire"
     SimulatorConfig(devices=["mppt"], wire="usb").validate()
+
+
+def test_a_run_at_speed_60_refuses_the_usb_wire_before_any_pty(tmp_path: Path) -> None:
+    """vemonitor ... simulator.wire=usb speed=60: a ConfigError on simulator.wire."""
+    config = SimulatorConfig(devices=["mppt"], wire="usb", dir=str(tmp_path / "sim"))
+    context = ServiceContext(clock=ScaledClock(speed=60.0), state_dir=str(tmp_path))
+    with pytest.raises(ConfigError) as caught, run_simulator(config, context):
+        pass
+    assert caught.value.key == "simulator.wire" and "needs speed 1" in str(caught.value)
+    assert not (tmp_path / "sim").exists()
 
 
 # -- a raw reader on the paced pty ----------------------------------------------
