@@ -177,39 +177,44 @@ def paced_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RawClient, list
 
 def test_a_block_arrives_in_chunks_at_the_line_rate(
         paced_run: tuple[RawClient, list[dict[str, str]]]) -> None:
-    """Several reads per block; no read holds more than the line carried since the last.
+    """A block reaches the reader in several reads of at most a packet (62 B).
 
-    The bytes of a read were all written after the previous read returned (it took
-    everything there was), and the device writes its 30-byte chunks each its own line
-    time after the last: so a read of n bytes needs n - 30 bytes of line time since the
-    previous read was called, however late either side ran. A reader on time gets at
-    most 30 bytes (<= 62, one USB packet); the bare pty gives a whole block in one read.
+    The device writes a chunk of <= 30 bytes, each its own line time after the last;
+    a reader on time gets one chunk a read. A late reader, or the pty's flush worker
+    running late (it moves written bytes to the reader's side: the kernel's tty flip
+    buffer work), merges chunks into one read, so the claims are made on the run:
+    the median read is one packet at most, and some block came in >= 3 reads. The
+    bare pty gives each whole block (~180 B) in one read and fails both.
     """
     client, _ = paced_run
     blocks = client.blocks()
     assert len(blocks) >= BLOCKS
     per_block = [len(client.reads_of(b)) for b in blocks]
-    assert max(per_block) >= 3, per_block  # a block (~180 B) is ~6 chunks; one on time
-    for before, read in zip(client.reads, client.reads[1:]):
-        line_time = (len(read.data) - USB.chunk_bytes) / RATE
-        assert read.returned - before.called >= line_time, (before, read)
-    on_time = [len(r.data) for r in client.reads if r.returned - r.called < 0.010]
-    assert on_time and min(on_time) <= USB.packet_bytes
+    assert max(per_block) >= 3, per_block  # a block (~180 B) is ~6 chunks
+    sizes = sorted(len(r.data) for r in client.reads)
+    assert sizes[len(sizes) // 2] <= USB.packet_bytes, sizes
 
 
 def test_a_block_spans_at_least_its_line_time(
         paced_run: tuple[RawClient, list[dict[str, str]]]) -> None:
     """First to last read of a block >= its bytes after the first read and one chunk / 1920.
 
-    A lower bound only (load makes it longer). It leaves out the first read's bytes and
-    one chunk: those crossed the line before the reader can see anything of the block.
+    A lower bound: the writer never catches up (each chunk waits its own line time after
+    the previous one), and a late reader only stretches the span. It leaves out the
+    first read's bytes and one chunk: those crossed the line before the reader could see
+    anything of the block, or sat unread while the first read was made. A flush worker
+    running late can still hand several chunks on at once, so the bound must hold for
+    most blocks, not each; the bare pty (one read a block) meets it for none.
     """
     client, _ = paced_run
-    for block in client.blocks():
+    blocks = client.blocks()
+    spans_ok = []
+    for block in blocks:
         reads = client.reads_of(block)
         first_bytes = min(reads[0].end, block.end) - block.start
         rest = (block.end - block.start) - first_bytes - USB.chunk_bytes
-        assert reads[-1].returned - reads[0].called >= rest / RATE, (block, reads)
+        spans_ok.append(len(reads) >= 2 and reads[-1].returned - reads[0].called >= rest / RATE)
+    assert sum(spans_ok) > len(blocks) // 2, spans_ok
 
 
 def test_hex_replies_come_after_the_block_and_every_block_decodes(
