@@ -163,8 +163,8 @@ def backfill_seconds(wire: str = "instant") -> tuple[float, float, int, int]:
             # The bare pty carries bytes at once; a real port at 19200 8N1 carries 1920
             # a second, one way. The requests and replies exchanged take this long on it
             # (already inside the elapsed time on the usb wire).
-            wire = sum(len(o.request.line) + len(o.raw) + 2 for o in done) / 1920
-            return elapsed, wire, days, lost
+            line_s = sum(len(o.request.line) + len(o.raw) + 2 for o in done) / 1920
+            return elapsed, line_s, days, lost
 
 
 def main() -> int:
