@@ -24,6 +24,11 @@ machine's load is the same for both. Printed for both, and the ratio vemonitor/o
   a row with its own loop's time, truncated to the second in the hash, so the same cannot
   be worked out for it from outside.)
 
+``--wire usb`` runs both simulated BMVs of the side by side on hw_sim's usb wire (19200
+baud 8N1 in an FTDI cable's chunks, hw_sim/wire.py: how a Pi receives the bytes); the
+default ``instant`` is the bare pty of the earlier rounds. The device costs below stay
+on the instant wire.
+
 Then the cost of one and of eight devices for vemonitor (a generated legacy block: N BMVs,
 one Redis output), so the per-device cost shows.
 
@@ -252,13 +257,14 @@ def measure(programs: list[Program], seconds: float, warm_up: float) -> dict[str
 
 
 def side_by_side(checkout: Path, python: str, seconds: float, warm_up: float,
-                 cache_interval: int | None = None) -> dict[str, Figures]:
+                 cache_interval: int | None = None, wire: str = "instant"
+                 ) -> dict[str, Figures]:
     """Run the original and vemonitor on the sample at the same time; return their figures."""
     with tempfile.TemporaryDirectory() as tmp_o, tempfile.TemporaryDirectory() as tmp_v, \
             RedisServer(workdir=Path(tmp_o) / "redis") as redis_o, \
             RedisServer(workdir=Path(tmp_v) / "redis") as redis_v:
-        sim_o, phase_o = _start_phased_sim(Path(tmp_o) / "sim")
-        sim_v, phase_v = _start_phased_sim(Path(tmp_v) / "sim")
+        sim_o, phase_o = _start_phased_sim(Path(tmp_o) / "sim", wire)
+        sim_v, phase_v = _start_phased_sim(Path(tmp_v) / "sim", wire)
         try:
             overrides = (() if cache_interval is None else
                          (f"block.outputs.redis.0.cache_interval={cache_interval}",))
@@ -277,14 +283,15 @@ def side_by_side(checkout: Path, python: str, seconds: float, warm_up: float,
             _stop(sim_v)
 
 
-def _start_phased_sim(directory: Path) -> tuple[subprocess.Popen[str], float]:
+def _start_phased_sim(directory: Path, wire: str = "instant"
+                      ) -> tuple[subprocess.Popen[str], float]:
     """Start a simulated BMV-700 (benchmarks/phased_sim.py); return it and its phase (s).
 
     The phase is where in each second its cycles complete: the end of its first cycle
     modulo 1 s (the simulator keeps a steady 1 s schedule from it).
     """
     sim = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "phased_sim.py"),
-                            str(directory), "bmv700"], stdout=subprocess.PIPE, text=True,
+                            "--wire", wire, str(directory), "bmv700"], stdout=subprocess.PIPE, text=True,
                            cwd=ROOT)
     assert sim.stdout is not None
     sim.stdout.readline()  # the device's path
@@ -345,10 +352,13 @@ def main() -> int:
     parser.add_argument("--devices", type=int, nargs="*", default=[1, 8])
     parser.add_argument("--cache-interval", type=int, default=None,
                         help="set the sample output's cache_interval in both programs")
+    parser.add_argument("--wire", choices=("instant", "usb"), default="instant",
+                        help="the side by side's simulated wire (hw_sim/wire.py): instant "
+                             "(bare pty) or usb (19200 baud through an FTDI cable)")
     opts = parser.parse_args()
     checkout = Path(opts.original) if opts.original else None
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-          f"warm-up {opts.warm_up:g} s, window {opts.seconds:g} s")
+          f"warm-up {opts.warm_up:g} s, window {opts.seconds:g} s, wire {opts.wire}")
     if checkout is None or not (checkout / "vemonitor_m8" / "__init__.py").is_file():
         print("skipped: no checkout of the original vemonitor_m8 (give --original PATH or "
               "VEMONITOR_ORIGINAL)")
@@ -358,7 +368,7 @@ def main() -> int:
         if opts.cache_interval is not None:
             print(f"the sample's output with cache_interval: {opts.cache_interval}")
         for line in report(side_by_side(checkout, opts.original_python, opts.seconds,
-                                        opts.warm_up, opts.cache_interval)):
+                                        opts.warm_up, opts.cache_interval, opts.wire)):
             print(line)
     costs = [device_cost(n, opts.seconds, opts.warm_up) for n in opts.devices]
     for n, cost in zip(opts.devices, costs):

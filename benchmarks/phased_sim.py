@@ -1,7 +1,8 @@
 """Run simulated devices as ``python -m hw_sim.cli`` does, and say when each device's first
 cycle was complete (for bench_original.py's phase-free figure).
 
-Usage: ``python benchmarks/phased_sim.py DIR KIND[:NAME] ...``. Prints one line per device,
+Usage: ``python benchmarks/phased_sim.py [--wire usb] DIR KIND[:NAME] ...`` (``--wire``:
+hw_sim/wire.py, default instant). Prints one line per device,
 ``NAME PATH`` (as the CLI), then one per device, ``cycle NAME WALL``: the wall time just
 after the device wrote the last block of its first cycle (a BMV-700 writes two blocks a
 cycle, the second with the H fields: ``hw_sim.devices.PROFILES``). The simulator keeps its cycles
@@ -26,6 +27,9 @@ FIRST_CYCLE_TIMEOUT = 30.0  # s: a loaded machine may take a while to start the 
 
 def main(argv: list[str]) -> int:
     """Run the devices until a signal; print their paths, then their first cycles' ends."""
+    wire = "instant"
+    if argv[:1] == ["--wire"]:
+        wire, argv = argv[1], argv[2:]
     directory, kinds = Path(argv[0]), argv[1:]
     received: list[int] = []  # the handler only notes the signal (see hw_sim.cli._run)
 
@@ -34,7 +38,7 @@ def main(argv: list[str]) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    with Simulator(kinds, directory) as sim:
+    with Simulator(kinds, directory, wire=wire) as sim:
         devices = list(sim)
         for device in devices:
             print(f"{device.name} {device.path}", flush=True)

@@ -16,6 +16,7 @@ from hw_sim.devices import PROFILES
 from hw_sim.faults import parse_faults
 from hw_sim.privdir import check_given
 from hw_sim.simulator import Simulator
+from hw_sim.wire import DEFAULT_WIRE, WIRES
 from vemonitor.api import ConfigError
 
 PROG = "vemonitor-sim"
@@ -53,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="random seed of physics and faults")
     parser.add_argument("--start", default=None,
                         help="device clock start, ISO 8601 (e.g. 2024-06-21T06:00:00+00:00)")
+    parser.add_argument("--wire", choices=sorted(WIRES), default=DEFAULT_WIRE,
+                        help="instant: bytes at once (a bare pty); usb: 19200 baud 8N1 in "
+                             "an FTDI cable's chunks (<= 62 B, 16 ms timer); needs --speed 1")
     parser.add_argument("--soc", type=float, default=0.8, help="initial state of charge 0..1")
     return parser
 
@@ -92,7 +96,7 @@ def make_simulator(args: argparse.Namespace) -> Simulator:
         return Simulator(args.devices, args.dir, speed=args.speed,
                          faults=parse_faults(args.faults), replays=_replays(args.replay),
                          loop=args.loop, seed=args.seed, start_time=_start_time(args.start),
-                         soc=args.soc)
+                         soc=args.soc, wire=args.wire)
     except ValueError as err:
         raise UsageError(str(err)) from None
 

@@ -13,6 +13,8 @@ import time
 import tty
 from pathlib import Path
 
+from hw_sim.wire import WIRES, Wire, send_paced
+
 # How long a write waits for a reader to make room before stale data is thrown away.
 WRITE_TIMEOUT_S = 0.25
 # Queued bytes nobody consumed for this long (real s) are stale: a reader opening the
@@ -26,8 +28,10 @@ INPUT_KEEP = 4096
 class PtyPort:
     """One pty: the simulator writes the master, readers open ``link`` (the slave)."""
 
-    def __init__(self, link: Path, write_timeout: float = WRITE_TIMEOUT_S) -> None:
+    def __init__(self, link: Path, write_timeout: float = WRITE_TIMEOUT_S,
+                 wire: Wire = WIRES["instant"]) -> None:
         self.link = link
+        self.wire = wire  # hw_sim.wire: at once, or paced as a USB cable delivers
         self.write_timeout = write_timeout
         self.master: int | None = None
         self.slave: int | None = None
@@ -39,6 +43,7 @@ class PtyPort:
         self._queued_after_write = 0
         self._last_consumed = time.monotonic()
         self._input = bytearray()
+        self._input_seen = 0.0  # when the oldest byte of _input was first seen
 
     @property
     def is_open(self) -> bool:
@@ -86,7 +91,19 @@ class PtyPort:
                 self.link.unlink()
 
     def write(self, data: bytes) -> int:
-        """Write all of ``data`` without ever blocking for long; return bytes accepted."""
+        """Write ``data`` as the wire carries it; return bytes accepted.
+
+        Instant: all at once, never blocking for long. Paced (``usb``): in the cable's
+        chunks at the line rate, so this takes the bytes' line time (the writer thread is
+        the device's UART, which cannot send faster either); the lock is held per chunk
+        only, so an unplug meanwhile drops the rest as a pulled cable would.
+        """
+        if self.wire.paced:
+            return send_paced(data, self.wire, self._write_now)
+        return self._write_now(data)
+
+    def _write_now(self, data: bytes) -> int:
+        """Write all of ``data`` now without ever blocking for long; return bytes accepted."""
         with self._lock:
             if self.master is None:
                 self.bytes_dropped += len(data)
@@ -140,6 +157,8 @@ class PtyPort:
         assert self.master is not None
         with contextlib.suppress(BlockingIOError, OSError):
             while chunk := os.read(self.master, 4096):
+                if not self._input:
+                    self._input_seen = time.monotonic()
                 self.bytes_received += len(chunk)
                 self._input += chunk
         del self._input[:-INPUT_KEEP]
@@ -154,9 +173,17 @@ class PtyPort:
             select.select([master], [], [], timeout)
 
     def take_input(self) -> bytes:
-        """Return and forget what readers wrote since the last call (the HEX requests)."""
+        """Return and forget what readers wrote since the last call (the HEX requests).
+
+        On a paced wire the host's bytes cross the line too (19200 baud both ways): the
+        device has a request only once its last byte arrived, so this waits until the
+        bytes' line time has passed since they were first seen.
+        """
         with self._lock:
             if self.master is not None:
                 self._drain_input()
             data, self._input = bytes(self._input), bytearray()
-            return data
+            seen = self._input_seen
+        if data and self.wire.paced:
+            time.sleep(max(0.0, seen + self.wire.seconds(len(data)) - time.monotonic()))
+        return data

@@ -31,6 +31,7 @@ class SimulatorConfig:
     dir: str | None = None
     faults: str = ""
     start: str | None = None  # local time of day the simulated day starts at (HH:MM)
+    wire: str = "instant"  # hw_sim.wire: instant (a bare pty) or usb (19200 baud, FTDI)
 
     def validate(self) -> None:
         """Check the device kinds, the fault specification and the start time (no I/O)."""
@@ -43,6 +44,13 @@ class SimulatorConfig:
                 raise ConfigError(str(err), key="simulator.devices") from err
         if self.start is not None:
             start_seconds(self.start)
+        if self.wire != "instant":
+            from hw_sim.wire import wire_named
+
+            try:
+                wire_named(self.wire)
+            except ValueError as err:
+                raise ConfigError(str(err), key="simulator.wire") from err
         if not self.faults:
             return
         from hw_sim.faults import parse_faults
@@ -100,13 +108,19 @@ def run_simulator(config: SimulatorConfig, context: ServiceContext) -> Iterator[
         return
     from hw_sim.faults import parse_faults
     from hw_sim.simulator import LINK_PREFIX, Simulator
+    from hw_sim.wire import check_speed, wire_named
 
+    try:  # a paced wire needs real seconds: refuse a run at speed= other than 1
+        check_speed(wire_named(config.wire), float(getattr(context.clock, "speed", 1.0)))
+    except ValueError as err:
+        raise ConfigError(str(err), key="simulator.wire") from err
     directory = config.dir or os.path.join(context.state_dir, "sim")
     faults = parse_faults(config.faults) if config.faults else None
     # private_dir: created 0700 and removed at the end when this run made it (never
     # someone else's folder, never left behind).
     with private_dir(directory) as directory, \
-            Simulator(config.devices, directory, clock=context.clock, faults=faults) as running:
+            Simulator(config.devices, directory, clock=context.clock, faults=faults,
+                      wire=config.wire) as running:
         log.info("simulator: %s", ", ".join(f"{d.name} on {d.path}" for d in running))
         yield ServiceRun(port_globs=(os.path.join(directory, f"{LINK_PREFIX}*"),))
 

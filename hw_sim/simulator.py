@@ -18,6 +18,7 @@ from hw_sim.devices import PROFILES, Profile, Record, make_serial, render
 from hw_sim.faults import FaultConfig, FaultedBlock, apply_faults
 from hw_sim.physics import BmvReading, ChargerReading, ChargerSpec, World
 from hw_sim.replay import load_cycles, parse_records
+from hw_sim.wire import DEFAULT_WIRE, WIRES, Wire, check_speed, wire_named
 from vemonitor.vedirect.encoder import encode_block
 
 LINK_PREFIX = "ttyVE_"
@@ -126,11 +127,12 @@ class Device:
     """One simulated device: its pty, its writer thread, its faults and counters."""
 
     def __init__(self, name: str, source: FrameSource, link: Path, clock: ScaledClock,
-                 faults: FaultConfig, seed: int | None) -> None:
+                 faults: FaultConfig, seed: int | None, wire: Wire = WIRES[DEFAULT_WIRE]
+                 ) -> None:
         from hw_sim.pty_port import PtyPort
 
         self.name, self.source, self.clock = name, source, clock
-        self.port = PtyPort(link)
+        self.port = PtyPort(link, wire=wire)
         self.faults = faults
         self.counters = Counters()
         self.history: deque[WrittenBlock] = deque(maxlen=HISTORY_LEN)
@@ -362,8 +364,12 @@ class Simulator:
         soc: float = 0.8,
         utc_offset_s: float | None = None,
         autostart: bool = True,
+        wire: str = DEFAULT_WIRE,
     ) -> None:
         self.autostart = autostart
+        # hw_sim.wire: "instant" (a bare pty) or "usb" (19200 baud through an FTDI cable).
+        self.wire = wire_named(wire)
+        check_speed(self.wire, speed)
         self.directory = Path(directory)
         self.clock = ScaledClock(clock or SystemClock(), speed, start_time)
         named = name_devices(devices)
@@ -396,7 +402,8 @@ class Simulator:
         # Each device gets its own copy so runtime changes stay per device.
         own = FaultConfig(**vars(faults))
         device_seed = None if seed is None else random.Random(f"{seed}:{name}").getrandbits(32)
-        self.devices[name] = Device(name, source, link, self.clock, own, device_seed)
+        self.devices[name] = Device(name, source, link, self.clock, own, device_seed,
+                                    self.wire)
 
     def __enter__(self) -> Simulator:
         # autostart=False: only the ptys exist; open readers, then call start().
