@@ -284,3 +284,33 @@ def test_the_daemons_reader_loses_nothing_on_the_usb_wire(tmp_path: Path) -> Non
     assert not reader.stats.rejected
     assert [o.status for o in outcomes] == ["ok"] * 4
     assert all(o.reading is not None and o.reading.value is not None for o in outcomes)
+
+
+def test_the_daemons_reader_takes_a_block_in_few_reads_on_the_usb_wire(tmp_path: Path) -> None:
+    """A BMV-700 on the usb wire: ~5 chunks a block, but the reader wakes ~twice a block.
+
+    serial_reader.settle_time: a read that ends inside a block waits for the block's
+    rest. Without it every chunk is a read (5 to 7 a block). A loaded host only merges
+    reads (fewer), so the bound cannot fail under load; nothing is lost either way.
+    """
+    blocks = 12  # 6 s of a BMV (two blocks a second)
+    with Simulator(["bmv700"], tmp_path / "sim", wire="usb", autostart=False) as sim:
+        reader = SerialReader("bmv700", str(sim.path("bmv700")))
+        reader.start()
+        try:
+            assert _wait_opened(sim.devices["bmv700"].port.slave_name)
+            sim.start()
+            assert sim.devices["bmv700"].wait_blocks(blocks, WAIT_S)
+            sim.halt()
+            written = sum(b.clean for b in sim.devices["bmv700"].history)
+            end = time.monotonic() + WAIT_S
+            while reader.stats.frames_ok < written and time.monotonic() < end:
+                time.sleep(0.05)
+        finally:
+            reader.close()
+    sizes = [len(b.data) for b in sim.devices["bmv700"].history]
+    chunks_written = sum(len(chunks(b.data, USB)) for b in sim.devices["bmv700"].history)
+    assert reader.stats.frames_ok == written and not reader.stats.rejected
+    assert chunks_written >= 4 * written, sizes  # the wire did cut every block up
+    assert reader.stats.settles > 0
+    assert reader.stats.reads <= 3 * written, (reader.stats.reads, written)
