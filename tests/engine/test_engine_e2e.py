@@ -151,10 +151,12 @@ def test_accelerated_hour_runs_in_seconds_with_real_time_semantics(tmp_path: Pat
     outputs = {"record": {"out": {"time_interval": 60, "cache_interval": 5}}}
     # At speed 300 the default stale_after (5 device s) is 17 ms of real time: one
     # scheduling delay on a loaded machine would count as an outage and miss a tick.
-    # What this test checks is the cadence, so a device is stale after 3 input ticks
-    # without a complete cycle (30 device s = 100 ms real).
+    # What this test checks is the cadence, so a device is stale only after 60 input
+    # ticks without a complete cycle (600 device s = 2 s real, the scheduler's own
+    # catch-up limit): with 3 ticks (100 ms real), three whole suites at once on two
+    # cores starved the simulator long enough to miss 7 and 12 rows in a row.
     config = block_config(tmp_path / "sim", inputs, outputs, tmp_path / "state",
-                          stale_after=30.0)
+                          stale_after=600.0)
     with running(config, recorders, ["bmv700", "mppt"], tmp_path / "sim", speed=300) as (
             engine, _sim):
         engine.run(3600)
