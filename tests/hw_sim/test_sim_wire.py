@@ -14,6 +14,7 @@ import select
 import threading
 import time
 import tty
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,6 +250,32 @@ def _wait_opened(slave: str) -> bool:
     return False
 
 
+def _read_until(sim: Simulator, reader: SerialReader, blocks: int,
+                during: Callable[[], None] | None = None) -> int:
+    """Start ``reader`` on the simulated BMV, then the device; after ``blocks`` blocks stop
+    the device, wait until the reader read every clean block written, close the reader.
+
+    ``during`` runs once the first two blocks are written. Return the clean blocks written.
+    """
+    device = sim.devices["bmv700"]
+    reader.start()
+    try:
+        assert _wait_opened(device.port.slave_name), "the reader did not open the pty"
+        sim.start()  # after the reader opened it: no block is missed
+        assert device.wait_blocks(2, WAIT_S)
+        if during is not None:
+            during()
+        assert device.wait_blocks(blocks, WAIT_S)
+        sim.halt()
+        written = sum(b.clean for b in device.history)
+        end = time.monotonic() + WAIT_S
+        while reader.stats.frames_ok < written and time.monotonic() < end:
+            time.sleep(0.05)
+    finally:
+        reader.close()
+    return written
+
+
 def test_the_daemons_reader_loses_nothing_on_the_usb_wire(tmp_path: Path) -> None:
     """SerialReader (the daemon's reader) on a paced BMV-700: every block, 4 HEX values."""
     with Simulator(["bmv700"], tmp_path / "sim", wire="usb", autostart=False) as sim:
@@ -262,24 +289,13 @@ def test_the_daemons_reader_loses_nothing_on_the_usb_wire(tmp_path: Path) -> Non
                 if len(outcomes) >= 4:
                     got.set()
 
-        reader.subscribe_hex(collect)
-        reader.start()
-        try:
-            opened = _wait_opened(sim.devices["bmv700"].port.slave_name)
-            assert opened, "the reader did not open the pty"
-            sim.start()  # after the reader opened it: no block is missed
-            assert sim.devices["bmv700"].wait_blocks(2, WAIT_S)
+        def ask() -> None:
             for register in (0xED8C, 0xEEFF, 0x0FFF, 0xEEB6):  # bench_hex_daemon's 4
                 reader.request_hex(hs.get(register))
             assert got.wait(WAIT_S), outcomes
-            assert sim.devices["bmv700"].wait_blocks(BLOCKS, WAIT_S)
-            sim.halt()
-            written = sum(b.clean for b in sim.devices["bmv700"].history)
-            end = time.monotonic() + WAIT_S
-            while reader.stats.frames_ok < written and time.monotonic() < end:
-                time.sleep(0.05)
-        finally:
-            reader.close()
+
+        reader.subscribe_hex(collect)
+        written = _read_until(sim, reader, BLOCKS, during=ask)
     assert reader.stats.frames_ok == written
     assert not reader.stats.rejected
     assert [o.status for o in outcomes] == ["ok"] * 4
@@ -293,24 +309,12 @@ def test_the_daemons_reader_takes_a_block_in_few_reads_on_the_usb_wire(tmp_path:
     rest. Without it every chunk is a read (5 to 7 a block). A loaded host only merges
     reads (fewer), so the bound cannot fail under load; nothing is lost either way.
     """
-    blocks = 12  # 6 s of a BMV (two blocks a second)
     with Simulator(["bmv700"], tmp_path / "sim", wire="usb", autostart=False) as sim:
         reader = SerialReader("bmv700", str(sim.path("bmv700")))
-        reader.start()
-        try:
-            assert _wait_opened(sim.devices["bmv700"].port.slave_name)
-            sim.start()
-            assert sim.devices["bmv700"].wait_blocks(blocks, WAIT_S)
-            sim.halt()
-            written = sum(b.clean for b in sim.devices["bmv700"].history)
-            end = time.monotonic() + WAIT_S
-            while reader.stats.frames_ok < written and time.monotonic() < end:
-                time.sleep(0.05)
-        finally:
-            reader.close()
-    sizes = [len(b.data) for b in sim.devices["bmv700"].history]
-    chunks_written = sum(len(chunks(b.data, USB)) for b in sim.devices["bmv700"].history)
+        written = _read_until(sim, reader, 12)  # 6 s of a BMV (two blocks a second)
+    history = sim.devices["bmv700"].history
+    chunks_written = sum(len(chunks(b.data, USB)) for b in history)
     assert reader.stats.frames_ok == written and not reader.stats.rejected
-    assert chunks_written >= 4 * written, sizes  # the wire did cut every block up
+    assert chunks_written >= 4 * written, [len(b.data) for b in history]  # cut up by the wire
     assert reader.stats.settles > 0
     assert reader.stats.reads <= 3 * written, (reader.stats.reads, written)
